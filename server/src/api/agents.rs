@@ -1,0 +1,124 @@
+//! `/v1/agents`: the designs smiths run.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::api::extract::{Json, Path, Query};
+use crate::api::pagination::{PageParams, list_type};
+use crate::api::{Deleted, double_option};
+use crate::auth::{Caller, Scope};
+use crate::domain::agents;
+use crate::error::ApiResult;
+use crate::store::agent;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub instructions: Option<String>,
+    /// The model the agent thinks with; see docs/models.md for how a name picks a provider.
+    pub model: String,
+    /// Names of the tools the agent may use.
+    pub tools: Vec<String>,
+    pub auto_memory: bool,
+    /// The project's default agent, which smiths naming no agent land on.
+    pub is_default: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+list_type!(AgentList, Agent);
+
+impl From<agent::Model> for Agent {
+    fn from(model: agent::Model) -> Self {
+        Self {
+            tools: serde_json::from_value(model.tools).unwrap_or_default(),
+            id: model.id,
+            name: model.name,
+            instructions: model.instructions,
+            model: model.model,
+            auto_memory: model.auto_memory,
+            is_default: model.is_default,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentRequest {
+    pub name: String,
+    pub instructions: Option<String>,
+    /// Defaults to the built-in offline model `ingram/offline`.
+    pub model: Option<String>,
+    pub tools: Option<Vec<String>>,
+    pub auto_memory: Option<bool>,
+}
+
+/// Fields left out stay as they are; `instructions: null` clears them.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgentRequest {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub instructions: Option<Option<String>>,
+    pub model: Option<String>,
+    pub tools: Option<Vec<String>>,
+    pub auto_memory: Option<bool>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_agent, list_agents))
+        .routes(routes!(get_agent, update_agent, delete_agent))
+}
+
+#[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = CreateAgentRequest,
+    responses((status = 201, description = "The agent was created.", body = Agent)))]
+async fn create_agent(State(state): State<AppState>, caller: Caller, Json(request): Json<CreateAgentRequest>) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
+    caller.require(Scope::AgentsWrite)?;
+    let agent = agents::create(&state.db, &caller.project_id, request).await?;
+    Ok((StatusCode::CREATED, axum::Json(agent.into())))
+}
+
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(PageParams),
+    responses((status = 200, description = "The project's agents, newest first.", body = AgentList)))]
+async fn list_agents(State(state): State<AppState>, caller: Caller, Query(params): Query<PageParams>) -> ApiResult<axum::Json<AgentList>> {
+    caller.require(Scope::AgentsRead)?;
+    let page = agents::list(&state.db, &caller.project_id, &params.validate()?).await?;
+    Ok(axum::Json(page.map(Agent::from).into()))
+}
+
+#[utoipa::path(get, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
+    responses((status = 200, description = "The agent.", body = Agent)))]
+async fn get_agent(State(state): State<AppState>, caller: Caller, Path(aid): Path<String>) -> ApiResult<axum::Json<Agent>> {
+    caller.require(Scope::AgentsRead)?;
+    Ok(axum::Json(agents::get(&state.db, &caller.project_id, &aid).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
+    request_body = UpdateAgentRequest, responses((status = 200, description = "The updated agent.", body = Agent)))]
+async fn update_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+    Json(patch): Json<UpdateAgentRequest>,
+) -> ApiResult<axum::Json<Agent>> {
+    caller.require(Scope::AgentsWrite)?;
+    Ok(axum::Json(agents::update(&state.db, &caller.project_id, &aid, patch).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
+    responses((status = 200, description = "The agent was deleted. Refused with 409 `agent_in_use` while live smiths run on it, and `agent_is_default` for the default agent.", body = Deleted)))]
+async fn delete_agent(State(state): State<AppState>, caller: Caller, Path(aid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+    caller.require(Scope::AgentsWrite)?;
+    agents::delete(&state.db, &caller.project_id, &aid).await?;
+    Ok(axum::Json(Deleted::new(aid)))
+}

@@ -1,0 +1,120 @@
+//! The `/v1` HTTP surface: one module per resource family, and the OpenAPI document they make.
+
+pub mod agents;
+pub mod extract;
+pub mod health;
+pub mod pagination;
+pub mod projects;
+pub mod smiths;
+pub mod tokens;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+use crate::error::ErrorEnvelope;
+use crate::http::CURRENT_API_VERSION;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ingram API",
+        version = "2026-05-01",
+        description = "One AI assistant (a smith) per end-user of your app. Errors use the OpenAI envelope; match on `code`.",
+        license(name = "Apache-2.0"),
+    ),
+    components(schemas(ErrorEnvelope)),
+    tags(
+        (name = "projects", description = "Tenants, managed with the org key."),
+        (name = "tokens", description = "A project's API tokens."),
+        (name = "agents", description = "The designs smiths run."),
+        (name = "smiths", description = "One smith per end-user, with config revisions."),
+        (name = "health", description = "Liveness."),
+    )
+)]
+struct ApiDoc;
+
+/// What a DELETE answers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
+impl Deleted {
+    pub fn new(id: String) -> Self {
+        Self { id, deleted: true }
+    }
+}
+
+/// For PATCH fields where `null` (clear) differs from absent (keep).
+pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The routes that need a token, and the public ones.
+pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let authenticated = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(projects::router())
+        .merge(tokens::router())
+        .merge(agents::router())
+        .merge(smiths::router());
+    (authenticated, health::router())
+}
+
+/// The OpenAPI document, with the conventions every operation shares written into it.
+pub fn openapi() -> Value {
+    let (authenticated, public) = routers();
+    let (_, doc) = authenticated.merge(public).split_for_parts();
+    let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serializes");
+    apply_conventions(&mut doc);
+    doc
+}
+
+const PUBLIC_PATHS: &[&str] = &["/healthz"];
+
+fn apply_conventions(doc: &mut Value) {
+    doc["components"]["securitySchemes"]["bearer"] = json!({
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A tenant-admin token (tha_…), a smith token (ths_…), or for /v1/organization the org key (ik_org_…).",
+    });
+    let error = json!({
+        "description": "The OpenAI error envelope; `error.code` is a stable slug (docs/errors.md).",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorEnvelope" } } },
+    });
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, operation) in item.iter_mut() {
+            let Some(operation) = operation.as_object_mut() else { continue };
+            let responses = operation.entry("responses").or_insert_with(|| json!({}));
+            responses["4XX"] = error.clone();
+            responses["5XX"] = error.clone();
+            if PUBLIC_PATHS.contains(&path.as_str()) {
+                continue;
+            }
+            operation.insert("security".into(), json!([{ "bearer": [] }]));
+            let parameters = operation.entry("parameters").or_insert_with(|| json!([]));
+            let Some(parameters) = parameters.as_array_mut() else { continue };
+            parameters.push(json!({
+                "name": "IC-Api-Version",
+                "in": "header",
+                "required": false,
+                "description": format!("The API version; absent means the current one, {CURRENT_API_VERSION}."),
+                "schema": { "type": "string", "enum": [CURRENT_API_VERSION] },
+            }));
+            if method == "post" {
+                parameters.push(json!({
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": false,
+                    "description": "Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.",
+                    "schema": { "type": "string", "minLength": 1, "maxLength": 255 },
+                }));
+            }
+        }
+    }
+}

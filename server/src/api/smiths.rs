@@ -1,0 +1,329 @@
+//! `/v1/smiths`: one smith per end-user, and its config revisions.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::api::extract::{Json, Path, Query};
+use crate::api::pagination::{PageParams, decode_cursor, encode_cursor, list_type};
+use crate::api::{Deleted, double_option};
+use crate::auth::{Caller, Scope};
+use crate::domain::agents::validate;
+use crate::domain::smiths::{self, SmithWithAgent, Upserted};
+use crate::error::{ApiError, ApiResult};
+use crate::store::smith_revision;
+
+/// A smith's own config: each field set here overrides its agent's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SmithConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_memory: Option<bool>,
+}
+
+impl SmithConfig {
+    pub fn validated(self) -> ApiResult<Self> {
+        if let Some(instructions) = &self.instructions {
+            validate::instructions(instructions)?;
+        }
+        if let Some(model) = &self.model {
+            validate::model(model)?;
+        }
+        if let Some(tools) = &self.tools {
+            validate::tools(tools)?;
+        }
+        Ok(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The config a smith runs with: its agent's, with the smith's overrides on top.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EffectiveConfig {
+    pub instructions: Option<String>,
+    pub model: String,
+    pub tools: Vec<String>,
+    pub auto_memory: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigSource {
+    /// The smith runs its agent's config unchanged.
+    Agent,
+    /// The smith carries overrides on top of its agent.
+    Override,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Smith {
+    pub id: String,
+    /// Your own id for the end-user.
+    pub external_id: String,
+    pub agent_id: String,
+    pub customer_id: Option<String>,
+    pub display_name: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub config_source: ConfigSource,
+    pub overrides: SmithConfig,
+    pub effective_config: EffectiveConfig,
+    /// The number of the current config revision.
+    pub revision: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+list_type!(SmithList, Smith);
+
+impl From<SmithWithAgent> for Smith {
+    fn from(SmithWithAgent { smith, agent }: SmithWithAgent) -> Self {
+        let overrides: SmithConfig = serde_json::from_value(smith.overrides).unwrap_or_default();
+        let agent_tools: Vec<String> = serde_json::from_value(agent.tools).unwrap_or_default();
+        let effective_config = EffectiveConfig {
+            instructions: overrides.instructions.clone().or(agent.instructions),
+            model: overrides.model.clone().unwrap_or(agent.model),
+            tools: overrides.tools.clone().unwrap_or(agent_tools),
+            auto_memory: overrides.auto_memory.unwrap_or(agent.auto_memory),
+        };
+        Self {
+            id: smith.id,
+            external_id: smith.external_id,
+            agent_id: smith.agent_id,
+            customer_id: smith.customer_id,
+            display_name: smith.display_name,
+            metadata: smith.metadata.and_then(|metadata| serde_json::from_value(metadata).ok()),
+            config_source: if overrides.is_empty() { ConfigSource::Agent } else { ConfigSource::Override },
+            overrides,
+            effective_config,
+            revision: smith.revision,
+            created_at: smith.created_at,
+            updated_at: smith.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSmithRequest {
+    /// Your own id for the end-user; with the agent it keys the smith.
+    pub external_id: String,
+    /// The agent to run; the project's default agent when absent.
+    pub agent_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub display_name: Option<String>,
+    /// Up to 16 string pairs of your own.
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Overrides the agent's instructions for this smith.
+    pub instructions: Option<String>,
+    /// Overrides the agent's model for this smith.
+    pub model: Option<String>,
+    /// Overrides the agent's tools for this smith.
+    pub tools: Option<Vec<String>>,
+    /// Overrides the agent's auto_memory for this smith.
+    pub auto_memory: Option<bool>,
+}
+
+impl CreateSmithRequest {
+    pub fn overrides(&self) -> SmithConfig {
+        SmithConfig {
+            instructions: self.instructions.clone(),
+            model: self.model.clone(),
+            tools: self.tools.clone(),
+            auto_memory: self.auto_memory,
+        }
+    }
+}
+
+/// Fields left out stay as they are. For config fields, a value sets this smith's override
+/// and `null` removes it, so the agent's value applies again.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSmithRequest {
+    /// Attach the smith to another agent of the project.
+    pub agent_id: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub customer_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub metadata: Option<Option<BTreeMap<String, String>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub instructions: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub model: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub tools: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable)]
+    pub auto_memory: Option<Option<bool>>,
+}
+
+impl UpdateSmithRequest {
+    pub fn apply_to(&self, overrides: &mut SmithConfig) {
+        fn apply<T: Clone>(field: &mut Option<T>, patch: &Option<Option<T>>) {
+            if let Some(value) = patch {
+                field.clone_from(value);
+            }
+        }
+        apply(&mut overrides.instructions, &self.instructions);
+        apply(&mut overrides.model, &self.model);
+        apply(&mut overrides.tools, &self.tools);
+        apply(&mut overrides.auto_memory, &self.auto_memory);
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListSmithsParams {
+    /// Only the smith(s) with exactly this external_id.
+    pub external_id: Option<String>,
+    /// Only smiths whose external_id starts with this (one namespace, e.g. `anon:`).
+    pub external_id_prefix: Option<String>,
+    pub customer_id: Option<String>,
+    pub agent_id: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SmithRevision {
+    pub number: i32,
+    pub agent_id: String,
+    pub overrides: SmithConfig,
+    /// Set when this revision was made by restoring an earlier one.
+    pub restored_from: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+list_type!(SmithRevisionList, SmithRevision);
+
+impl From<smith_revision::Model> for SmithRevision {
+    fn from(model: smith_revision::Model) -> Self {
+        Self {
+            number: model.number,
+            agent_id: model.agent_id,
+            overrides: serde_json::from_value(model.overrides).unwrap_or_default(),
+            restored_from: model.restored_from,
+            created_at: model.created_at,
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_smith, list_smiths))
+        .routes(routes!(get_smith, update_smith, delete_smith))
+        .routes(routes!(list_revisions))
+        .routes(routes!(restore_revision))
+}
+
+const SID: &str = "The smith's id (smt_…).";
+
+#[utoipa::path(post, path = "/v1/smiths", tag = "smiths", request_body = CreateSmithRequest,
+    responses(
+        (status = 201, description = "A new smith.", body = Smith),
+        (status = 200, description = "The live smith that already has this external_id on this agent, unchanged.", body = Smith),
+    ))]
+async fn create_smith(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<CreateSmithRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Smith>)> {
+    caller.require(Scope::SmithsWrite)?;
+    Ok(match smiths::upsert(&state.db, &caller, request).await? {
+        Upserted::Created(smith) => (StatusCode::CREATED, axum::Json(smith.into())),
+        Upserted::Existing(smith) => (StatusCode::OK, axum::Json(smith.into())),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/smiths", tag = "smiths", params(ListSmithsParams),
+    responses((status = 200, description = "Smiths, newest first. A smith token sees only its own.", body = SmithList)))]
+async fn list_smiths(State(state): State<AppState>, caller: Caller, Query(params): Query<ListSmithsParams>) -> ApiResult<axum::Json<SmithList>> {
+    caller.require(Scope::SmithsRead)?;
+    let page = PageParams { limit: params.limit, cursor: params.cursor.clone() }.validate()?;
+    let page = smiths::list(&state.db, &caller, &params, &page).await?;
+    Ok(axum::Json(page.map(Smith::from).into()))
+}
+
+#[utoipa::path(get, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
+    responses((status = 200, description = "The smith.", body = Smith)))]
+async fn get_smith(State(state): State<AppState>, caller: Caller, Path(sid): Path<String>) -> ApiResult<axum::Json<Smith>> {
+    caller.require(Scope::SmithsRead)?;
+    Ok(axum::Json(smiths::get_with_agent(&state.db, &caller, &sid).await?.into()))
+}
+
+#[utoipa::path(patch, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
+    request_body = UpdateSmithRequest,
+    responses((status = 200, description = "The updated smith; a config change made a new revision.", body = Smith)))]
+async fn update_smith(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sid): Path<String>,
+    Json(patch): Json<UpdateSmithRequest>,
+) -> ApiResult<axum::Json<Smith>> {
+    caller.require(Scope::SmithsWrite)?;
+    Ok(axum::Json(smiths::update(&state.db, &caller, &sid, patch).await?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
+    responses((status = 200, description = "The smith was deleted; its external_id is free again and its smith tokens are revoked.", body = Deleted)))]
+async fn delete_smith(State(state): State<AppState>, caller: Caller, Path(sid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+    caller.require(Scope::SmithsWrite)?;
+    smiths::delete(&state.db, &caller, &sid).await?;
+    Ok(axum::Json(Deleted::new(sid)))
+}
+
+const REVISION_CURSOR_PREFIX: &str = "rev_";
+
+#[utoipa::path(get, path = "/v1/smiths/{sid}/revisions", tag = "smiths", params(("sid" = String, Path, description = SID), PageParams),
+    responses((status = 200, description = "The smith's config revisions, newest first.", body = SmithRevisionList)))]
+async fn list_revisions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(sid): Path<String>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<axum::Json<SmithRevisionList>> {
+    caller.require(Scope::SmithsRead)?;
+    let page = PageParams { limit: params.limit, cursor: None }.validate()?;
+    let before = match &params.cursor {
+        None => None,
+        Some(cursor) => Some(
+            decode_cursor(cursor)?
+                .strip_prefix(REVISION_CURSOR_PREFIX)
+                .and_then(|number| number.parse::<i32>().ok())
+                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.").with_param("cursor"))?,
+        ),
+    };
+    let (rows, has_more) = smiths::revisions(&state.db, &caller, &sid, page.limit, before).await?;
+    let next_cursor = if has_more { rows.last().map(|row| encode_cursor(&format!("{REVISION_CURSOR_PREFIX}{}", row.number))) } else { None };
+    Ok(axum::Json(SmithRevisionList { data: rows.into_iter().map(SmithRevision::from).collect(), next_cursor, has_more }))
+}
+
+#[utoipa::path(post, path = "/v1/smiths/{sid}/revisions/{n}/restore", tag = "smiths",
+    params(("sid" = String, Path, description = SID), ("n" = i32, Path, description = "The revision number to restore.")),
+    responses((status = 200, description = "The smith, with revision n's config current again as a new revision.", body = Smith)))]
+async fn restore_revision(State(state): State<AppState>, caller: Caller, Path((sid, n)): Path<(String, i32)>) -> ApiResult<axum::Json<Smith>> {
+    caller.require(Scope::SmithsWrite)?;
+    Ok(axum::Json(smiths::restore(&state.db, &caller, &sid, n).await?.into()))
+}

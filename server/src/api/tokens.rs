@@ -1,0 +1,146 @@
+//! `/v1/tenant/tokens`: a project's API tokens. Secrets are shown once, at creation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::api::Deleted;
+use crate::api::extract::{Json, Path, Query};
+use crate::api::pagination::{PageParams, list_type};
+use crate::auth::{Caller, Scope, TokenKind};
+use crate::domain::{smiths, tokens};
+use crate::error::{ApiError, ApiResult};
+use crate::store::token;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Token {
+    pub id: String,
+    pub kind: TokenKind,
+    pub name: Option<String>,
+    pub project_id: Option<String>,
+    /// The one smith a smith token acts for.
+    pub smith_id: Option<String>,
+    /// What the token may do; null means everything its kind allows.
+    pub scopes: Option<Vec<Scope>>,
+    /// The secret's first characters, to recognise it by.
+    pub preview: String,
+    pub created_at: DateTime<Utc>,
+    /// The secret. Present only in the response that created the token; store it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+list_type!(TokenList, Token);
+
+impl Token {
+    pub fn from_record(record: token::Model) -> Self {
+        Self {
+            kind: TokenKind::parse(&record.kind).unwrap_or(TokenKind::TenantAdmin),
+            scopes: record.scopes.and_then(|scopes| serde_json::from_value(scopes).ok()),
+            id: record.id,
+            name: record.name,
+            project_id: record.project_id,
+            smith_id: record.smith_id,
+            preview: record.preview,
+            created_at: record.created_at,
+            token: None,
+        }
+    }
+
+    pub fn from_minted(minted: tokens::Minted) -> Self {
+        Self { token: Some(minted.secret), ..Self::from_record(minted.record) }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// `tenant_admin` or `smith`.
+    pub kind: TokenKind,
+    /// Required for a smith token: the smith it acts for.
+    pub smith_id: Option<String>,
+    /// Restrict the token to these scopes; they must be a subset of the caller's own.
+    pub scopes: Option<Vec<Scope>>,
+    pub name: Option<String>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_token, list_tokens))
+        .routes(routes!(delete_token))
+}
+
+#[utoipa::path(post, path = "/v1/tenant/tokens", tag = "tokens", request_body = CreateTokenRequest,
+    responses((status = 201, description = "The token, with its secret in `token` (shown only here).", body = Token)))]
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<CreateTokenRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Token>)> {
+    caller.require(Scope::TokensWrite)?;
+    let smith_id = match (request.kind, request.smith_id) {
+        (TokenKind::Org, _) => {
+            return Err(ApiError::invalid_param("kind", "Org keys are minted by the operator, not through the API."));
+        }
+        (TokenKind::TenantAdmin, Some(_)) => {
+            return Err(ApiError::invalid_param("smith_id", "A tenant_admin token is not bound to a smith."));
+        }
+        (TokenKind::TenantAdmin, None) => None,
+        (TokenKind::Smith, None) => {
+            return Err(ApiError::invalid_param("smith_id", "A smith token needs the smith_id it acts for."));
+        }
+        (TokenKind::Smith, Some(smith_id)) => {
+            smiths::get(&state.db, &caller, &smith_id).await?;
+            Some(smith_id)
+        }
+    };
+    if let Some(scopes) = &request.scopes {
+        if let Some(missing) = scopes.iter().find(|scope| !caller.holds(**scope)) {
+            return Err(ApiError::forbidden(
+                "insufficient_scope",
+                format!("A token cannot grant the '{}' scope it does not hold.", missing.as_str()),
+            ));
+        }
+        if smith_id.is_some()
+            && let Some(scope) = scopes.iter().find(|scope| !scope.allowed_for_smith_tokens())
+        {
+            return Err(ApiError::invalid_param("scopes", format!("A smith token cannot hold '{}'.", scope.as_str())));
+        }
+    }
+    let project = crate::domain::projects::get_live(&state.db, &caller.project_id).await?;
+    let minted = tokens::mint(
+        &state.db,
+        tokens::Mint {
+            kind: request.kind,
+            organization_id: &project.organization_id,
+            project_id: Some(&project.id),
+            smith_id: smith_id.as_deref(),
+            name: request.name,
+            // A scoped caller mints tokens no broader than itself.
+            scopes: request.scopes.or_else(|| caller.scopes.clone()),
+            secret: None,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(Token::from_minted(minted))))
+}
+
+#[utoipa::path(get, path = "/v1/tenant/tokens", tag = "tokens", params(PageParams),
+    responses((status = 200, description = "The project's live tokens, without secrets.", body = TokenList)))]
+async fn list_tokens(State(state): State<AppState>, caller: Caller, Query(params): Query<PageParams>) -> ApiResult<axum::Json<TokenList>> {
+    caller.require(Scope::TokensRead)?;
+    let page = tokens::list(&state.db, &caller.project_id, &params.validate()?).await?;
+    Ok(axum::Json(page.map(Token::from_record).into()))
+}
+
+#[utoipa::path(delete, path = "/v1/tenant/tokens/{tid}", tag = "tokens", params(("tid" = String, Path, description = "The token's id (tok_…).")),
+    responses((status = 200, description = "The token was revoked; it answers 401 from now on.", body = Deleted)))]
+async fn delete_token(State(state): State<AppState>, caller: Caller, Path(tid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+    caller.require(Scope::TokensWrite)?;
+    tokens::revoke(&state.db, &caller.project_id, &tid).await?;
+    Ok(axum::Json(Deleted::new(tid)))
+}

@@ -1,0 +1,39 @@
+//! What a token may do. A token with no scopes listed may do everything its kind allows.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum Scope {
+    #[serde(rename = "smiths:read")]
+    SmithsRead,
+    #[serde(rename = "smiths:write")]
+    SmithsWrite,
+    #[serde(rename = "agents:read")]
+    AgentsRead,
+    #[serde(rename = "agents:write")]
+    AgentsWrite,
+    #[serde(rename = "tokens:read")]
+    TokensRead,
+    #[serde(rename = "tokens:write")]
+    TokensWrite,
+}
+
+impl Scope {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SmithsRead => "smiths:read",
+            Self::SmithsWrite => "smiths:write",
+            Self::AgentsRead => "agents:read",
+            Self::AgentsWrite => "agents:write",
+            Self::TokensRead => "tokens:read",
+            Self::TokensWrite => "tokens:write",
+        }
+    }
+
+    /// Smith tokens are browser-safe: they read their own smith and never change its design
+    /// or reach project-wide resources.
+    pub const fn allowed_for_smith_tokens(self) -> bool {
+        matches!(self, Self::SmithsRead)
+    }
+}

@@ -1,0 +1,202 @@
+//! Agents: the versionless design a smith runs (versions and rollouts come later).
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+
+use crate::api::agents::{CreateAgentRequest, UpdateAgentRequest};
+use crate::api::pagination::{Page, PageRequest};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{IdKind, new_id};
+use crate::store::{agent, now, smith};
+
+/// The model of a project's default agent: the built-in offline model, so a fresh install
+/// answers with no provider keys.
+pub const DEFAULT_MODEL: &str = "ingram/offline";
+pub const DEFAULT_AGENT_NAME: &str = "Default agent";
+pub const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
+
+pub async fn create_default(db: &impl ConnectionTrait, project_id: &str) -> ApiResult<agent::Model> {
+    insert(
+        db,
+        project_id,
+        CreateAgentRequest {
+            name: DEFAULT_AGENT_NAME.to_owned(),
+            instructions: Some(DEFAULT_INSTRUCTIONS.to_owned()),
+            model: None,
+            tools: None,
+            auto_memory: None,
+        },
+        true,
+    )
+    .await
+}
+
+pub async fn create(db: &impl ConnectionTrait, project_id: &str, request: CreateAgentRequest) -> ApiResult<agent::Model> {
+    insert(db, project_id, request, false).await
+}
+
+async fn insert(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    request: CreateAgentRequest,
+    is_default: bool,
+) -> ApiResult<agent::Model> {
+    validate::name(&request.name)?;
+    if let Some(instructions) = &request.instructions {
+        validate::instructions(instructions)?;
+    }
+    if let Some(model) = &request.model {
+        validate::model(model)?;
+    }
+    if let Some(tools) = &request.tools {
+        validate::tools(tools)?;
+    }
+    let created_at = now();
+    Ok(agent::ActiveModel {
+        id: Set(new_id(IdKind::Agent)),
+        project_id: Set(project_id.to_owned()),
+        name: Set(request.name),
+        instructions: Set(request.instructions),
+        model: Set(request.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned())),
+        tools: Set(serde_json::json!(request.tools.unwrap_or_default())),
+        auto_memory: Set(request.auto_memory.unwrap_or(false)),
+        is_default: Set(is_default),
+        created_at: Set(created_at),
+        updated_at: Set(created_at),
+        deleted_at: Set(None),
+    }
+    .insert(db)
+    .await?)
+}
+
+pub async fn get(db: &impl ConnectionTrait, project_id: &str, agent_id: &str) -> ApiResult<agent::Model> {
+    agent::Entity::find_by_id(agent_id)
+        .filter(agent::Column::ProjectId.eq(project_id))
+        .filter(agent::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent_not_found", "agent", agent_id))
+}
+
+pub async fn get_default(db: &impl ConnectionTrait, project_id: &str) -> ApiResult<agent::Model> {
+    agent::Entity::find()
+        .filter(agent::Column::ProjectId.eq(project_id))
+        .filter(agent::Column::IsDefault.eq(true))
+        .filter(agent::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::internal("The project has no default agent."))
+}
+
+/// Agents by id, deleted ones included (a smith's revision may point at one).
+pub async fn get_many(db: &impl ConnectionTrait, project_id: &str, ids: Vec<String>) -> ApiResult<Vec<agent::Model>> {
+    Ok(agent::Entity::find()
+        .filter(agent::Column::ProjectId.eq(project_id))
+        .filter(agent::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
+pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageRequest) -> ApiResult<Page<agent::Model>> {
+    let mut query = agent::Entity::find()
+        .filter(agent::Column::ProjectId.eq(project_id))
+        .filter(agent::Column::DeletedAt.is_null());
+    if let Some(before) = &page.before_id {
+        query = query.filter(agent::Column::Id.lt(before.as_str()));
+    }
+    let rows = query.order_by_desc(agent::Column::Id).limit(page.limit + 1).all(db).await?;
+    Ok(Page::from_rows(rows, page, |row| &row.id))
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    agent_id: &str,
+    patch: UpdateAgentRequest,
+) -> ApiResult<agent::Model> {
+    let current = get(db, project_id, agent_id).await?;
+    let mut agent = current.into_active_model();
+    if let Some(name) = patch.name {
+        validate::name(&name)?;
+        agent.name = Set(name);
+    }
+    if let Some(instructions) = patch.instructions {
+        if let Some(text) = &instructions {
+            validate::instructions(text)?;
+        }
+        agent.instructions = Set(instructions);
+    }
+    if let Some(model) = patch.model {
+        validate::model(&model)?;
+        agent.model = Set(model);
+    }
+    if let Some(tools) = patch.tools {
+        validate::tools(&tools)?;
+        agent.tools = Set(serde_json::json!(tools));
+    }
+    if let Some(auto_memory) = patch.auto_memory {
+        agent.auto_memory = Set(auto_memory);
+    }
+    agent.updated_at = Set(now());
+    Ok(agent.update(db).await?)
+}
+
+/// Refused while it is the project's default or live smiths run on it.
+pub async fn delete(db: &impl ConnectionTrait, project_id: &str, agent_id: &str) -> ApiResult<()> {
+    let current = get(db, project_id, agent_id).await?;
+    if current.is_default {
+        return Err(ApiError::conflict("agent_is_default", "The project's default agent cannot be deleted."));
+    }
+    let smiths = smith::Entity::find()
+        .filter(smith::Column::AgentId.eq(agent_id))
+        .filter(smith::Column::DeletedAt.is_null())
+        .count(db)
+        .await?;
+    if smiths > 0 {
+        return Err(ApiError::conflict(
+            "agent_in_use",
+            format!("{smiths} smith(s) still run on this agent; attach them elsewhere or delete them first."),
+        ));
+    }
+    let mut agent = current.into_active_model();
+    agent.deleted_at = Set(Some(now()));
+    agent.update(db).await?;
+    Ok(())
+}
+
+/// Field rules shared by agents and smith overrides.
+pub mod validate {
+    use crate::error::{ApiError, ApiResult};
+
+    pub const MAX_INSTRUCTIONS: usize = 32 * 1024;
+
+    pub fn name(name: &str) -> ApiResult<()> {
+        if name.trim().is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::invalid_param("name", "name must be 1 to 200 characters."));
+        }
+        Ok(())
+    }
+
+    pub fn model(model: &str) -> ApiResult<()> {
+        if model.trim().is_empty() || model.len() > 200 {
+            return Err(ApiError::invalid_param("model", "model must be 1 to 200 characters."));
+        }
+        Ok(())
+    }
+
+    pub fn instructions(instructions: &str) -> ApiResult<()> {
+        if instructions.len() > MAX_INSTRUCTIONS {
+            return Err(ApiError::invalid_param("instructions", "instructions must be at most 32 KiB."));
+        }
+        Ok(())
+    }
+
+    pub fn tools(tools: &[String]) -> ApiResult<()> {
+        if tools.len() > 128 || tools.iter().any(|tool| tool.trim().is_empty() || tool.len() > 128) {
+            return Err(ApiError::invalid_param("tools", "tools must be at most 128 names of 1 to 128 characters."));
+        }
+        Ok(())
+    }
+}

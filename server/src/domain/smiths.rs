@@ -1,0 +1,307 @@
+//! Smiths: one per end-user, keyed by (external_id, agent); their config overrides and the
+//! numbered revisions every config change makes.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use crate::api::pagination::{Page, PageRequest};
+use crate::api::smiths::{CreateSmithRequest, ListSmithsParams, SmithConfig, UpdateSmithRequest};
+use crate::auth::Caller;
+use crate::domain::{agents, is_unique_violation, tokens};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{IdKind, new_id};
+use crate::store::{agent, now, smith, smith_revision, token};
+
+/// A smith with the agent it runs on, which its effective config is resolved from.
+pub struct SmithWithAgent {
+    pub smith: smith::Model,
+    pub agent: agent::Model,
+}
+
+pub enum Upserted {
+    Created(SmithWithAgent),
+    Existing(SmithWithAgent),
+}
+
+pub async fn upsert(db: &DatabaseConnection, caller: &Caller, request: CreateSmithRequest) -> ApiResult<Upserted> {
+    validate_external_id(&request.external_id)?;
+    let overrides = request.overrides().validated()?;
+    validate_metadata(request.metadata.as_ref())?;
+    let txn = db.begin().await?;
+    let agent = match &request.agent_id {
+        Some(agent_id) => agents::get(&txn, &caller.project_id, agent_id).await?,
+        None => agents::get_default(&txn, &caller.project_id).await?,
+    };
+    if let Some(existing) = find_live(&txn, &caller.project_id, &agent.id, &request.external_id).await? {
+        return Ok(Upserted::Existing(SmithWithAgent { smith: existing, agent }));
+    }
+    let created_at = now();
+    let smith = smith::ActiveModel {
+        id: Set(new_id(IdKind::Smith)),
+        project_id: Set(caller.project_id.clone()),
+        agent_id: Set(agent.id.clone()),
+        external_id: Set(request.external_id.clone()),
+        live_external_id: Set(Some(request.external_id.clone())),
+        customer_id: Set(request.customer_id),
+        display_name: Set(request.display_name),
+        metadata: Set(request.metadata.map(|metadata| serde_json::json!(metadata))),
+        overrides: Set(serde_json::json!(overrides)),
+        revision: Set(1),
+        created_at: Set(created_at),
+        updated_at: Set(created_at),
+        deleted_at: Set(None),
+    };
+    let smith = match smith.insert(&txn).await {
+        Ok(smith) => smith,
+        // A concurrent create won the race for this (external_id, agent): answer with its smith.
+        Err(err) if is_unique_violation(&err) => {
+            drop(txn);
+            let existing = find_live(db, &caller.project_id, &agent.id, &request.external_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("A smith vanished while being created."))?;
+            return Ok(Upserted::Existing(SmithWithAgent { smith: existing, agent }));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    record_revision(&txn, &smith, None).await?;
+    txn.commit().await?;
+    Ok(Upserted::Created(SmithWithAgent { smith, agent }))
+}
+
+async fn find_live(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    agent_id: &str,
+    external_id: &str,
+) -> ApiResult<Option<smith::Model>> {
+    Ok(smith::Entity::find()
+        .filter(smith::Column::ProjectId.eq(project_id))
+        .filter(smith::Column::AgentId.eq(agent_id))
+        .filter(smith::Column::LiveExternalId.eq(external_id))
+        .one(db)
+        .await?)
+}
+
+/// The smith, if the caller may see it; another project's or smith's is a 404.
+pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> ApiResult<smith::Model> {
+    let not_found = || ApiError::not_found("smith_not_found", "smith", smith_id);
+    if !caller.sees_smith(smith_id) {
+        return Err(not_found());
+    }
+    smith::Entity::find_by_id(smith_id)
+        .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
+        .filter(smith::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(not_found)
+}
+
+pub async fn get_with_agent(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> ApiResult<SmithWithAgent> {
+    let smith = get(db, caller, smith_id).await?;
+    let agent = agent_of(db, &smith).await?;
+    Ok(SmithWithAgent { smith, agent })
+}
+
+async fn agent_of(db: &impl ConnectionTrait, smith: &smith::Model) -> ApiResult<agent::Model> {
+    agent::Entity::find_by_id(smith.agent_id.as_str())
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::internal("A smith points at a missing agent."))
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    filters: &ListSmithsParams,
+    page: &PageRequest,
+) -> ApiResult<Page<SmithWithAgent>> {
+    let mut query = smith::Entity::find()
+        .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
+        .filter(smith::Column::DeletedAt.is_null());
+    if let Some(own) = &caller.smith_id {
+        query = query.filter(smith::Column::Id.eq(own.as_str()));
+    }
+    if let Some(external_id) = &filters.external_id {
+        query = query.filter(smith::Column::ExternalId.eq(external_id.as_str()));
+    }
+    if let Some(prefix) = &filters.external_id_prefix {
+        query = query.filter(smith::Column::ExternalId.starts_with(prefix.as_str()));
+    }
+    if let Some(customer_id) = &filters.customer_id {
+        query = query.filter(smith::Column::CustomerId.eq(customer_id.as_str()));
+    }
+    if let Some(agent_id) = &filters.agent_id {
+        query = query.filter(smith::Column::AgentId.eq(agent_id.as_str()));
+    }
+    if let Some(before) = &page.before_id {
+        query = query.filter(smith::Column::Id.lt(before.as_str()));
+    }
+    let rows = query.order_by_desc(smith::Column::Id).limit(page.limit + 1).all(db).await?;
+    let page = Page::from_rows(rows, page, |row| &row.id);
+    let mut agent_ids: Vec<String> = page.data.iter().map(|smith| smith.agent_id.clone()).collect();
+    agent_ids.sort();
+    agent_ids.dedup();
+    let agents: HashMap<String, agent::Model> = agents::get_many(db, &caller.project_id, agent_ids)
+        .await?
+        .into_iter()
+        .map(|agent| (agent.id.clone(), agent))
+        .collect();
+    let mut missing_agent = false;
+    let page = page.map(|smith| match agents.get(&smith.agent_id) {
+        Some(agent) => Some(SmithWithAgent { agent: agent.clone(), smith }),
+        None => {
+            missing_agent = true;
+            None
+        }
+    });
+    if missing_agent {
+        return Err(ApiError::internal("A smith points at a missing agent."));
+    }
+    Ok(Page { data: page.data.into_iter().flatten().collect(), next_cursor: page.next_cursor, has_more: page.has_more })
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    smith_id: &str,
+    patch: UpdateSmithRequest,
+) -> ApiResult<SmithWithAgent> {
+    validate_metadata(patch.metadata.as_ref().and_then(Option::as_ref))?;
+    let txn = db.begin().await?;
+    let current = get(&txn, caller, smith_id).await?;
+    let mut overrides: SmithConfig = serde_json::from_value(current.overrides.clone()).unwrap_or_default();
+    patch.apply_to(&mut overrides);
+    let overrides = overrides.validated()?;
+    let agent = match &patch.agent_id {
+        Some(agent_id) => agents::get(&txn, &caller.project_id, agent_id).await?,
+        None => agent_of(&txn, &current).await?,
+    };
+    let config_changed = agent.id != current.agent_id || serde_json::json!(overrides) != current.overrides;
+    let mut smith = current.clone().into_active_model();
+    if let Some(display_name) = patch.display_name {
+        smith.display_name = Set(display_name);
+    }
+    if let Some(customer_id) = patch.customer_id {
+        smith.customer_id = Set(customer_id);
+    }
+    if let Some(metadata) = patch.metadata {
+        smith.metadata = Set(metadata.map(|metadata| serde_json::json!(metadata)));
+    }
+    if config_changed {
+        smith.agent_id = Set(agent.id.clone());
+        smith.overrides = Set(serde_json::json!(overrides));
+        smith.revision = Set(current.revision + 1);
+    }
+    smith.updated_at = Set(now());
+    let smith = match smith.update(&txn).await {
+        Ok(smith) => smith,
+        Err(err) if is_unique_violation(&err) => {
+            return Err(ApiError::conflict(
+                "smith_exists",
+                "That agent already has a live smith with this external_id.",
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if config_changed {
+        record_revision(&txn, &smith, None).await?;
+    }
+    txn.commit().await?;
+    Ok(SmithWithAgent { smith, agent })
+}
+
+/// Deletes the smith, frees its external_id and revokes its smith tokens.
+pub async fn delete(db: &DatabaseConnection, caller: &Caller, smith_id: &str) -> ApiResult<()> {
+    let txn = db.begin().await?;
+    let current = get(&txn, caller, smith_id).await?;
+    let mut smith = current.into_active_model();
+    smith.deleted_at = Set(Some(now()));
+    smith.live_external_id = Set(None);
+    smith.update(&txn).await?;
+    tokens::revoke_all(&txn, token::Column::SmithId, smith_id).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+async fn record_revision(db: &impl ConnectionTrait, smith: &smith::Model, restored_from: Option<i32>) -> ApiResult<()> {
+    smith_revision::ActiveModel {
+        smith_id: Set(smith.id.clone()),
+        number: Set(smith.revision),
+        agent_id: Set(smith.agent_id.clone()),
+        overrides: Set(smith.overrides.clone()),
+        restored_from: Set(restored_from),
+        created_at: Set(smith.updated_at),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Revisions newest first; the cursor is the revision number below which to continue.
+pub async fn revisions(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    smith_id: &str,
+    limit: u64,
+    before: Option<i32>,
+) -> ApiResult<(Vec<smith_revision::Model>, bool)> {
+    get(db, caller, smith_id).await?;
+    let mut query = smith_revision::Entity::find().filter(smith_revision::Column::SmithId.eq(smith_id));
+    if let Some(before) = before {
+        query = query.filter(smith_revision::Column::Number.lt(before));
+    }
+    let mut rows = query.order_by_desc(smith_revision::Column::Number).limit(limit + 1).all(db).await?;
+    let has_more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, has_more))
+}
+
+/// Makes revision `number` current again, as a new revision.
+pub async fn restore(db: &DatabaseConnection, caller: &Caller, smith_id: &str, number: i32) -> ApiResult<SmithWithAgent> {
+    let txn = db.begin().await?;
+    let current = get(&txn, caller, smith_id).await?;
+    let revision = smith_revision::Entity::find_by_id((smith_id.to_owned(), number))
+        .one(&txn)
+        .await?
+        .ok_or_else(|| ApiError::not_found("revision_not_found", "revision", &number.to_string()))?;
+    let agent = agents::get(&txn, &caller.project_id, &revision.agent_id).await.map_err(|_| {
+        ApiError::conflict("revision_agent_deleted", "The agent this revision ran on has been deleted.")
+    })?;
+    let mut smith = current.clone().into_active_model();
+    smith.agent_id = Set(revision.agent_id);
+    smith.overrides = Set(revision.overrides);
+    smith.revision = Set(current.revision + 1);
+    smith.updated_at = Set(now());
+    let smith = match smith.update(&txn).await {
+        Ok(smith) => smith,
+        Err(err) if is_unique_violation(&err) => {
+            return Err(ApiError::conflict("smith_exists", "That agent already has a live smith with this external_id."));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    record_revision(&txn, &smith, Some(number)).await?;
+    txn.commit().await?;
+    Ok(SmithWithAgent { smith, agent })
+}
+
+fn validate_external_id(external_id: &str) -> ApiResult<()> {
+    if external_id.is_empty() || external_id.len() > 255 || external_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid_param("external_id", "external_id must be 1 to 255 characters, no control characters."));
+    }
+    Ok(())
+}
+
+fn validate_metadata(metadata: Option<&std::collections::BTreeMap<String, String>>) -> ApiResult<()> {
+    let Some(metadata) = metadata else { return Ok(()) };
+    if metadata.len() > 16 || metadata.iter().any(|(key, value)| key.len() > 64 || value.len() > 512) {
+        return Err(ApiError::invalid_param(
+            "metadata",
+            "metadata holds at most 16 pairs, keys up to 64 and values up to 512 characters.",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Minting, listing and revoking tokens.
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::api::pagination::{Page, PageRequest};
+use crate::auth::{Scope, TokenKind, secret};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{IdKind, new_id};
+use crate::store::{now, token};
+
+pub struct Mint<'a> {
+    pub kind: TokenKind,
+    pub organization_id: &'a str,
+    pub project_id: Option<&'a str>,
+    pub smith_id: Option<&'a str>,
+    pub name: Option<String>,
+    pub scopes: Option<Vec<Scope>>,
+    /// An operator-chosen secret (bootstrap); otherwise one is generated.
+    pub secret: Option<String>,
+}
+
+/// A stored token together with its secret, which exists only in this value.
+pub struct Minted {
+    pub record: token::Model,
+    pub secret: String,
+}
+
+pub async fn mint(db: &impl ConnectionTrait, mint: Mint<'_>) -> ApiResult<Minted> {
+    let new_secret = match mint.secret {
+        Some(chosen) => secret::from_secret(chosen),
+        None => secret::generate(mint.kind),
+    };
+    let scopes = mint.scopes.map(|scopes| serde_json::to_value(scopes).expect("scopes serialize"));
+    let record = token::ActiveModel {
+        id: Set(new_id(IdKind::Token)),
+        kind: Set(mint.kind.as_str().to_owned()),
+        organization_id: Set(mint.organization_id.to_owned()),
+        project_id: Set(mint.project_id.map(str::to_owned)),
+        smith_id: Set(mint.smith_id.map(str::to_owned)),
+        name: Set(mint.name),
+        scopes: Set(scopes),
+        secret_hash: Set(new_secret.hash),
+        preview: Set(new_secret.preview),
+        created_at: Set(now()),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(Minted { record, secret: new_secret.secret })
+}
+
+pub async fn find_live_by_secret(db: &impl ConnectionTrait, secret: &str) -> ApiResult<Option<token::Model>> {
+    Ok(token::Entity::find()
+        .filter(token::Column::SecretHash.eq(secret::hash(secret)))
+        .filter(token::Column::RevokedAt.is_null())
+        .one(db)
+        .await?)
+}
+
+pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageRequest) -> ApiResult<Page<token::Model>> {
+    let mut query = token::Entity::find()
+        .filter(token::Column::ProjectId.eq(project_id))
+        .filter(token::Column::RevokedAt.is_null());
+    if let Some(before) = &page.before_id {
+        query = query.filter(token::Column::Id.lt(before.as_str()));
+    }
+    let rows = query.order_by_desc(token::Column::Id).limit(page.limit + 1).all(db).await?;
+    Ok(Page::from_rows(rows, page, |row| &row.id))
+}
+
+pub async fn revoke(db: &impl ConnectionTrait, project_id: &str, token_id: &str) -> ApiResult<()> {
+    let revoked = token::Entity::update_many()
+        .col_expr(token::Column::RevokedAt, Some(now()).into())
+        .filter(token::Column::Id.eq(token_id))
+        .filter(token::Column::ProjectId.eq(project_id))
+        .filter(token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    if revoked.rows_affected == 0 {
+        return Err(ApiError::not_found("token_not_found", "token", token_id));
+    }
+    Ok(())
+}
+
+/// Revokes every live token matching `column = value` (a project's or a smith's).
+pub async fn revoke_all(db: &impl ConnectionTrait, column: token::Column, value: &str) -> ApiResult<u64> {
+    let revoked = token::Entity::update_many()
+        .col_expr(token::Column::RevokedAt, Some(now()).into())
+        .filter(column.eq(value))
+        .filter(token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(revoked.rows_affected)
+}

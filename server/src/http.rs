@@ -1,0 +1,70 @@
+//! Conventions every route shares: request ids, the API version header, panics, and the
+//! envelope for requests that match no route.
+
+use std::any::Any;
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_http::request_id::{MakeRequestId, RequestId};
+
+use crate::error::{ApiError, ErrorType};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const API_VERSION: HeaderName = HeaderName::from_static("ic-api-version");
+pub const CURRENT_API_VERSION: &str = "2026-05-01";
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Mints `req_…` ids for requests that do not bring their own.
+#[derive(Clone, Copy, Default)]
+pub struct MakeRequestUlid;
+
+impl MakeRequestId for MakeRequestUlid {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = format!("req_{}", ulid::Ulid::new().to_string().to_lowercase());
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// Absent means the current version (OpenAI SDKs never send it); anything else we do not speak is a 400.
+pub async fn check_api_version(request: Request, next: Next) -> Response {
+    match request.headers().get(API_VERSION) {
+        Some(version) if version.as_bytes() != CURRENT_API_VERSION.as_bytes() => ApiError::bad_request(
+            "unsupported_api_version",
+            format!("IC-Api-Version must be '{CURRENT_API_VERSION}', the only live version."),
+        )
+        .with_param("IC-Api-Version")
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+pub async fn route_not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorType::InvalidRequestError,
+        "route_not_found",
+        format!("No route for {} {}.", request.method(), request.uri().path()),
+    )
+}
+
+pub async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorType::InvalidRequestError,
+        "method_not_allowed",
+        format!("{} is not allowed on {}.", request.method(), request.uri().path()),
+    )
+}
+
+/// Runs inside the request's tracing span, so the log line carries the request id.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "handler panicked");
+    ApiError::internal("The server hit an unexpected error; the request id identifies it in our logs.").into_response()
+}

@@ -1,0 +1,186 @@
+//! `Idempotency-Key` on creates: the first request's status and body are stored and replayed
+//! for the same key; the same key with another request is refused; concurrent duplicates
+//! wait for the first one instead of creating a second resource.
+
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::AppState;
+use crate::api::extract::payload_too_large;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::http::BODY_LIMIT;
+use crate::store::{idempotency_key, now};
+
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// Keys are kept at least this long; older ones are purged.
+pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How long a duplicate waits for the first request before giving up with a 409.
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
+/// A key still unanswered after this long belongs to a request that died with its server.
+const ABANDONED_AFTER: Duration = Duration::from_secs(300);
+const MAX_KEY_LEN: usize = 255;
+
+pub async fn idempotent_creates(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(key) = request.headers().get(IDEMPOTENCY_KEY).cloned() else {
+        return next.run(request).await;
+    };
+    match handle(&state, key, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn handle(state: &AppState, key: HeaderValue, request: Request, next: Next) -> Result<Response, Response> {
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|key| !key.is_empty() && key.len() <= MAX_KEY_LEN)
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters.")
+                .with_param("Idempotency-Key")
+                .into_response()
+        })?
+        .to_owned();
+    let scope = request
+        .extensions()
+        .get::<Principal>()
+        .map(|principal| principal.idempotency_scope().to_owned())
+        .ok_or_else(|| ApiError::internal("idempotency runs after authentication").into_response())?;
+
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, BODY_LIMIT).await.map_err(|_| payload_too_large().into_response())?;
+    let request_hash = hash_request(&parts.method, parts.uri.path(), &bytes);
+
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+    loop {
+        if claim(state, &scope, &key, &request_hash).await.map_err(IntoResponse::into_response)? {
+            break;
+        }
+        match idempotency_key::Entity::find_by_id((scope.clone(), key.clone())).one(&state.db).await {
+            Err(err) => return Err(ApiError::from(err).into_response()),
+            // The first request failed and released the key: claim it ourselves.
+            Ok(None) => continue,
+            Ok(Some(stored)) if stored.request_hash != request_hash => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    crate::error::ErrorType::InvalidRequestError,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used with a different request.",
+                )
+                .with_param("Idempotency-Key")
+                .into_response());
+            }
+            Ok(Some(stored)) => {
+                if let (Some(status), Some(body)) = (stored.response_status, stored.response_body.clone()) {
+                    return Ok(replay(status, body));
+                }
+                if abandoned(&stored) {
+                    release(state, &scope, &key).await;
+                    continue;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ApiError::conflict(
+                        "idempotency_key_in_progress",
+                        "A request with this Idempotency-Key is still being processed; retry shortly.",
+                    )
+                    .into_response());
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    }
+
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    Ok(record(state, &scope, &key, response).await)
+}
+
+/// Inserts the key as "in progress"; false when it already exists.
+async fn claim(state: &AppState, scope: &str, key: &str, request_hash: &str) -> ApiResult<bool> {
+    let row = idempotency_key::ActiveModel {
+        scope: Set(scope.to_owned()),
+        key: Set(key.to_owned()),
+        request_hash: Set(request_hash.to_owned()),
+        response_status: Set(None),
+        response_body: Set(None),
+        created_at: Set(now()),
+    };
+    let inserted = idempotency_key::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([idempotency_key::Column::Scope, idempotency_key::Column::Key]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(&state.db)
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Stores a final answer for replay; a server error releases the key so a retry runs anew.
+async fn record(state: &AppState, scope: &str, key: &str, response: Response) -> Response {
+    let status = response.status();
+    if status.is_server_error() {
+        release(state, scope, key).await;
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        release(state, scope, key).await;
+        return ApiError::internal("The response could not be recorded.").into_response();
+    };
+    let stored = idempotency_key::Entity::update_many()
+        .col_expr(idempotency_key::Column::ResponseStatus, i32::from(status.as_u16()).into())
+        .col_expr(idempotency_key::Column::ResponseBody, String::from_utf8_lossy(&bytes).into_owned().into())
+        .filter(idempotency_key::Column::Scope.eq(scope))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(&state.db)
+        .await;
+    if let Err(err) = stored {
+        tracing::error!(error = %err, "could not record an idempotent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn release(state: &AppState, scope: &str, key: &str) {
+    let deleted = idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::Scope.eq(scope))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(&state.db)
+        .await;
+    if let Err(err) = deleted {
+        tracing::error!(error = %err, "could not release an idempotency key");
+    }
+}
+
+fn abandoned(stored: &idempotency_key::Model) -> bool {
+    Utc::now().signed_duration_since(stored.created_at).to_std().is_ok_and(|age| age > ABANDONED_AFTER)
+}
+
+fn replay(status: i32, body: String) -> Response {
+    let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (REPLAYED, HeaderValue::from_static("true"))], body)
+        .into_response()
+}
+
+fn hash_request(method: &Method, path: &str, body: &[u8]) -> String {
+    crate::digest::sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), body])
+}
+
+/// Deletes keys past their retention; run periodically.
+pub async fn purge_expired(state: &AppState) -> ApiResult<u64> {
+    let cutoff = now() - chrono::Duration::from_std(RETENTION).unwrap_or_default() * 2;
+    let result = idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::CreatedAt.lt(cutoff))
+        .exec(&state.db)
+        .await?;
+    Ok(result.rows_affected)
+}

@@ -1,0 +1,83 @@
+//! The Ingram server: the `/v1` API over SQLite or PostgreSQL.
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod db;
+pub mod digest;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod idempotency;
+pub mod state;
+pub mod store;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use state::AppState;
+
+/// The whole HTTP application, as the binary serves it.
+pub fn app(state: AppState) -> Router {
+    let (authenticated, public) = api::routers();
+    let (authenticated, _) = authenticated.split_for_parts();
+    let (public, _) = public.split_for_parts();
+    let authenticated = authenticated
+        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent_creates))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    authenticated
+        .merge(public)
+        .fallback(http::route_not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(http::REQUEST_ID, http::MakeRequestUlid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                    let request_id = request.headers().get(http::REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                }))
+                .layer(PropagateRequestIdLayer::new(http::REQUEST_ID))
+                .layer(CatchPanicLayer::custom(http::panic_response))
+                .layer(from_fn(http::check_api_version))
+                .layer(DefaultBodyLimit::max(http::BODY_LIMIT)),
+        )
+        .with_state(state)
+}
+
+/// Background upkeep every replica runs: purging expired idempotency keys.
+pub fn spawn_upkeep(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            interval.tick().await;
+            match idempotency::purge_expired(&state).await {
+                Ok(purged) if purged > 0 => tracing::info!(purged, "purged expired idempotency keys"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(code = err.code, "could not purge idempotency keys"),
+            }
+        }
+    })
+}
+
+/// Serves the app on `listener` with TCP_NODELAY until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,161 @@
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use ingram_server::auth::TokenKind;
+use ingram_server::bootstrap::{self, Chosen};
+use ingram_server::domain::{projects, smiths, tokens};
+use ingram_server::{AppState, db};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "ingram", version, about = "The Ingram API server")]
+struct Cli {
+    /// SQLite (`sqlite://path?mode=rwc`) or PostgreSQL (`postgres://…`) URL.
+    #[arg(long, env = "INGRAM_DATABASE_URL", default_value = db::DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve {
+        #[arg(long, env = "INGRAM_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Manage tokens from the command line.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token and print its secret.
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long, value_enum)]
+        kind: CliTokenKind,
+        /// The smith a smith token acts for.
+        #[arg(long)]
+        smith: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliTokenKind {
+    TenantAdmin,
+    Smith,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("INGRAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cli = Cli::parse();
+    let db = db::connect(&cli.database_url).await.with_context(|| format!("opening {}", cli.database_url))?;
+    match cli.command.unwrap_or(Command::Serve { listen: "127.0.0.1:8080".parse()? }) {
+        Command::Serve { listen } => serve(db, listen).await,
+        Command::Token { command: TokenCommand::Create { project, kind, smith, name } } => {
+            create_token(db, project, kind, smith, name).await
+        }
+    }
+}
+
+async fn serve(db: sea_orm::DatabaseConnection, listen: SocketAddr) -> anyhow::Result<()> {
+    let chosen = Chosen {
+        org_key: std::env::var("INGRAM_ORG_KEY").ok().filter(|key| !key.is_empty()),
+        admin_token: std::env::var("INGRAM_ADMIN_TOKEN").ok().filter(|token| !token.is_empty()),
+    };
+    let boot = bootstrap::ensure(&db, chosen).await.map_err(|err| anyhow::anyhow!(err.message))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    if boot.created {
+        println!("Created organization {} with default project {}.", boot.organization_id, boot.project_id);
+    }
+    if let Some(org_key) = &boot.new_org_key {
+        println!("Org key (shown once, manages projects): {org_key}");
+    }
+    if let Some(admin_token) = &boot.new_admin_token {
+        println!("Tenant-admin token for {} (shown once): {admin_token}", boot.project_id);
+        println!(
+            "Try: curl -s http://{listen}/v1/smiths -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' -d '{{\"external_id\":\"user_123\"}}'"
+        );
+    }
+    let state = AppState { db };
+    ingram_server::spawn_upkeep(state.clone());
+    tracing::info!(%listen, "serving");
+    ingram_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn create_token(
+    db: sea_orm::DatabaseConnection,
+    project: String,
+    kind: CliTokenKind,
+    smith: Option<String>,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let fail = |err: ingram_server::error::ApiError| anyhow::anyhow!(err.message);
+    let project = projects::get_live(&db, &project).await.map_err(fail)?;
+    let kind = match kind {
+        CliTokenKind::TenantAdmin => TokenKind::TenantAdmin,
+        CliTokenKind::Smith => TokenKind::Smith,
+    };
+    match (kind, &smith) {
+        (TokenKind::Smith, None) => anyhow::bail!("a smith token needs --smith <id>"),
+        (TokenKind::TenantAdmin, Some(_)) => anyhow::bail!("--smith applies to smith tokens only"),
+        (TokenKind::Smith, Some(smith_id)) => {
+            let admin = ingram_server::auth::Caller {
+                token_id: String::new(),
+                project_id: project.id.clone(),
+                smith_id: None,
+                scopes: None,
+            };
+            smiths::get(&db, &admin, smith_id).await.map_err(fail)?;
+        }
+        _ => {}
+    }
+    let minted = tokens::mint(
+        &db,
+        tokens::Mint {
+            kind,
+            organization_id: &project.organization_id,
+            project_id: Some(&project.id),
+            smith_id: smith.as_deref(),
+            name,
+            scopes: None,
+            secret: None,
+        },
+    )
+    .await
+    .map_err(fail)?;
+    println!("{}", minted.secret);
+    eprintln!("token {} ({}) for project {}", minted.record.id, kind.as_str(), project.id);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

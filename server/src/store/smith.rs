@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "smiths")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub project_id: String,
+    pub agent_id: String,
+    pub external_id: String,
+    /// Equal to `external_id` while live, NULL once deleted (see the unique index).
+    pub live_external_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub display_name: Option<String>,
+    pub metadata: Option<Json>,
+    /// The smith's config overrides (`SmithConfig` as JSON).
+    pub overrides: Json,
+    /// The current config revision number.
+    pub revision: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub deleted_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

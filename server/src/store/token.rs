@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tokens")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    /// `org`, `tenant_admin` or `smith`.
+    pub kind: String,
+    pub organization_id: String,
+    pub project_id: Option<String>,
+    pub smith_id: Option<String>,
+    pub name: Option<String>,
+    /// A JSON array of scope names; NULL means every scope the kind allows.
+    pub scopes: Option<Json>,
+    /// SHA-256 of the secret, hex. The secret itself is never stored.
+    #[sea_orm(unique)]
+    pub secret_hash: String,
+    /// The first characters of the secret, enough for a person to recognise it.
+    pub preview: String,
+    pub created_at: DateTimeUtc,
+    pub revoked_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,1 +1,1 @@
-
+//! Conformance suite for the Ingram server and client: see `tests/suite/`.

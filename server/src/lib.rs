@@ -33,8 +33,13 @@ pub fn app(state: AppState) -> Router {
     let authenticated = authenticated
         .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent_creates))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
-    authenticated
-        .merge(public)
+    with_conventions(authenticated.merge(public)).with_state(state)
+}
+
+/// Wraps routes in what every response shares: the envelope for unmatched routes, request
+/// ids, tracing, caught panics, the API version check and the body limit.
+pub fn with_conventions(routes: Router<AppState>) -> Router<AppState> {
+    routes
         .fallback(http::route_not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(
@@ -49,7 +54,6 @@ pub fn app(state: AppState) -> Router {
                 .layer(from_fn(http::check_api_version))
                 .layer(DefaultBodyLimit::max(http::BODY_LIMIT)),
         )
-        .with_state(state)
 }
 
 /// Background upkeep every replica runs: purging expired idempotency keys.

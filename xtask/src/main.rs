@@ -1,1 +1,31 @@
-fn main(){}
+//! Developer tasks: `cargo xtask regenerate [--check]`.
+
+mod openapi30;
+mod regenerate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["regenerate"] => regenerate::run(false),
+        ["regenerate", "--check"] => regenerate::run(true),
+        _ => {
+            eprintln!("usage: cargo xtask regenerate [--check]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+}

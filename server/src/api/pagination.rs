@@ -38,8 +38,9 @@ impl PageParams {
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid_param("limit", format!("limit must be between 1 and {MAX_LIMIT}.")));
         }
-        let before_id = match &self.cursor {
-            None => None,
+        // An empty cursor is the first page, so clients can always pass the last one back.
+        let before_id = match self.cursor.as_deref() {
+            None | Some("") => None,
             Some(cursor) => Some(decode_cursor(cursor)?),
         };
         Ok(PageRequest { limit, before_id })
@@ -109,7 +110,8 @@ mod tests {
     fn cursor_round_trips_and_rejects_garbage() {
         let params = PageParams { limit: Some(5), cursor: Some(encode_cursor("smt_01abc")) };
         assert_eq!(params.validate().unwrap().before_id.as_deref(), Some("smt_01abc"));
-        for bad in ["%%%", "bm90IGFuIGlk", ""] {
+        assert!(PageParams { limit: None, cursor: Some(String::new()) }.validate().unwrap().before_id.is_none());
+        for bad in ["%%%", "bm90IGFuIGlk"] {
             let params = PageParams { limit: None, cursor: Some(bad.into()) };
             assert_eq!(params.validate().unwrap_err().code, "invalid_cursor", "{bad}");
         }

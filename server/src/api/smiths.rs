@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::api::extract::{Json, Path, Query};
 use crate::api::pagination::{PageParams, decode_cursor, encode_cursor, list_type};
 use crate::api::{Deleted, double_option};
-use crate::auth::{Caller, Scope};
+use crate::auth::{Authorized, scopes};
 use crate::domain::agents::validate;
 use crate::domain::smiths::{self, SmithWithAgent, Upserted};
 use crate::error::{ApiError, ApiResult};
@@ -247,10 +247,9 @@ const SID: &str = "The smith's id (smt_…).";
     ))]
 async fn create_smith(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scopes::SmithsWrite>,
     Json(request): Json<CreateSmithRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Smith>)> {
-    caller.require(Scope::SmithsWrite)?;
     Ok(match smiths::upsert(&state.db, &caller, request).await? {
         Upserted::Created(smith) => (StatusCode::CREATED, axum::Json(smith.into())),
         Upserted::Existing(smith) => (StatusCode::OK, axum::Json(smith.into())),
@@ -259,8 +258,7 @@ async fn create_smith(
 
 #[utoipa::path(get, path = "/v1/smiths", tag = "smiths", params(ListSmithsParams),
     responses((status = 200, description = "Smiths, newest first. A smith token sees only its own.", body = SmithList)))]
-async fn list_smiths(State(state): State<AppState>, caller: Caller, Query(params): Query<ListSmithsParams>) -> ApiResult<axum::Json<SmithList>> {
-    caller.require(Scope::SmithsRead)?;
+async fn list_smiths(State(state): State<AppState>, caller: Authorized<scopes::SmithsRead>, Query(params): Query<ListSmithsParams>) -> ApiResult<axum::Json<SmithList>> {
     let page = PageParams { limit: params.limit, cursor: params.cursor.clone() }.validate()?;
     let page = smiths::list(&state.db, &caller, &params, &page).await?;
     Ok(axum::Json(page.map(Smith::from).into()))
@@ -268,8 +266,7 @@ async fn list_smiths(State(state): State<AppState>, caller: Caller, Query(params
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
     responses((status = 200, description = "The smith.", body = Smith)))]
-async fn get_smith(State(state): State<AppState>, caller: Caller, Path(sid): Path<String>) -> ApiResult<axum::Json<Smith>> {
-    caller.require(Scope::SmithsRead)?;
+async fn get_smith(State(state): State<AppState>, caller: Authorized<scopes::SmithsRead>, Path(sid): Path<String>) -> ApiResult<axum::Json<Smith>> {
     Ok(axum::Json(smiths::get_with_agent(&state.db, &caller, &sid).await?.into()))
 }
 
@@ -278,18 +275,16 @@ async fn get_smith(State(state): State<AppState>, caller: Caller, Path(sid): Pat
     responses((status = 200, description = "The updated smith; a config change made a new revision.", body = Smith)))]
 async fn update_smith(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scopes::SmithsWrite>,
     Path(sid): Path<String>,
     Json(patch): Json<UpdateSmithRequest>,
 ) -> ApiResult<axum::Json<Smith>> {
-    caller.require(Scope::SmithsWrite)?;
     Ok(axum::Json(smiths::update(&state.db, &caller, &sid, patch).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
     responses((status = 200, description = "The smith was deleted; its external_id is free again and its smith tokens are revoked.", body = Deleted)))]
-async fn delete_smith(State(state): State<AppState>, caller: Caller, Path(sid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
-    caller.require(Scope::SmithsWrite)?;
+async fn delete_smith(State(state): State<AppState>, caller: Authorized<scopes::SmithsWrite>, Path(sid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
     smiths::delete(&state.db, &caller, &sid).await?;
     Ok(axum::Json(Deleted::new(sid)))
 }
@@ -300,14 +295,13 @@ const REVISION_CURSOR_PREFIX: &str = "rev_";
     responses((status = 200, description = "The smith's config revisions, newest first.", body = SmithRevisionList)))]
 async fn list_revisions(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scopes::SmithsRead>,
     Path(sid): Path<String>,
     Query(params): Query<PageParams>,
 ) -> ApiResult<axum::Json<SmithRevisionList>> {
-    caller.require(Scope::SmithsRead)?;
     let page = PageParams { limit: params.limit, cursor: None }.validate()?;
-    let before = match &params.cursor {
-        None => None,
+    let before = match params.cursor.as_deref() {
+        None | Some("") => None,
         Some(cursor) => Some(
             decode_cursor(cursor)?
                 .strip_prefix(REVISION_CURSOR_PREFIX)
@@ -323,7 +317,6 @@ async fn list_revisions(
 #[utoipa::path(post, path = "/v1/smiths/{sid}/revisions/{n}/restore", tag = "smiths",
     params(("sid" = String, Path, description = SID), ("n" = i32, Path, description = "The revision number to restore.")),
     responses((status = 200, description = "The smith, with revision n's config current again as a new revision.", body = Smith)))]
-async fn restore_revision(State(state): State<AppState>, caller: Caller, Path((sid, n)): Path<(String, i32)>) -> ApiResult<axum::Json<Smith>> {
-    caller.require(Scope::SmithsWrite)?;
+async fn restore_revision(State(state): State<AppState>, caller: Authorized<scopes::SmithsWrite>, Path((sid, n)): Path<(String, i32)>) -> ApiResult<axum::Json<Smith>> {
     Ok(axum::Json(smiths::restore(&state.db, &caller, &sid, n).await?.into()))
 }

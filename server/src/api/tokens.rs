@@ -11,7 +11,7 @@ use crate::AppState;
 use crate::api::Deleted;
 use crate::api::extract::{Json, Path, Query};
 use crate::api::pagination::{PageParams, list_type};
-use crate::auth::{Caller, Scope, TokenKind};
+use crate::auth::{Authorized, Scope, TokenKind, scopes};
 use crate::domain::{smiths, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::store::token;
@@ -78,10 +78,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 201, description = "The token, with its secret in `token` (shown only here).", body = Token)))]
 async fn create_token(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Authorized<scopes::TokensWrite>,
     Json(request): Json<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Token>)> {
-    caller.require(Scope::TokensWrite)?;
     let smith_id = match (request.kind, request.smith_id) {
         (TokenKind::Org, _) => {
             return Err(ApiError::invalid_param("kind", "Org keys are minted by the operator, not through the API."));
@@ -131,16 +130,14 @@ async fn create_token(
 
 #[utoipa::path(get, path = "/v1/tenant/tokens", tag = "tokens", params(PageParams),
     responses((status = 200, description = "The project's live tokens, without secrets.", body = TokenList)))]
-async fn list_tokens(State(state): State<AppState>, caller: Caller, Query(params): Query<PageParams>) -> ApiResult<axum::Json<TokenList>> {
-    caller.require(Scope::TokensRead)?;
+async fn list_tokens(State(state): State<AppState>, caller: Authorized<scopes::TokensRead>, Query(params): Query<PageParams>) -> ApiResult<axum::Json<TokenList>> {
     let page = tokens::list(&state.db, &caller.project_id, &params.validate()?).await?;
     Ok(axum::Json(page.map(Token::from_record).into()))
 }
 
 #[utoipa::path(delete, path = "/v1/tenant/tokens/{tid}", tag = "tokens", params(("tid" = String, Path, description = "The token's id (tok_…).")),
     responses((status = 200, description = "The token was revoked; it answers 401 from now on.", body = Deleted)))]
-async fn delete_token(State(state): State<AppState>, caller: Caller, Path(tid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
-    caller.require(Scope::TokensWrite)?;
+async fn delete_token(State(state): State<AppState>, caller: Authorized<scopes::TokensWrite>, Path(tid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
     tokens::revoke(&state.db, &caller.project_id, &tid).await?;
     Ok(axum::Json(Deleted::new(tid)))
 }

@@ -195,3 +195,49 @@ impl<S: Send + Sync> FromRequestParts<S> for OrgCaller {
         }
     }
 }
+
+/// A project caller already checked for one scope, named by a marker type from [`scopes`].
+/// As an extractor it runs before the body is read, so a token that may not call an
+/// operation is refused with 403 whatever it sent.
+pub struct Authorized<S> {
+    pub caller: Caller,
+    _scope: std::marker::PhantomData<S>,
+}
+
+impl<S> std::ops::Deref for Authorized<S> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+impl<M: RequiredScope, S: Send + Sync> FromRequestParts<S> for Authorized<M> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(M::SCOPE)?;
+        Ok(Self { caller, _scope: std::marker::PhantomData })
+    }
+}
+
+/// Marker types for [`Authorized`], one per [`Scope`].
+pub mod scopes {
+    use super::{RequiredScope, Scope};
+
+    macro_rules! markers {
+        ($($name:ident),*) => {$(
+            pub struct $name;
+            impl RequiredScope for $name {
+                const SCOPE: Scope = Scope::$name;
+            }
+        )*};
+    }
+
+    markers!(SmithsRead, SmithsWrite, AgentsRead, AgentsWrite, TokensRead, TokensWrite);
+}

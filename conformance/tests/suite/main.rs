@@ -1,0 +1,12 @@
+//! One test binary for the whole suite (one link, one build): the server over HTTP, the
+//! generated client, recorded fixtures, and the spec-derived tenancy matrix.
+
+mod client;
+mod conventions;
+mod fixtures;
+mod harness;
+mod idempotency;
+mod projects_tokens;
+mod smiths_agents;
+mod spec;
+mod tenancy;

@@ -1,0 +1,115 @@
+//! Projects (org key) and tokens (tenant admin): minting, scopes, revocation.
+
+use serde_json::json;
+
+use crate::harness::TestApp;
+
+#[tokio::test]
+async fn projects_are_created_listed_and_deleted_with_their_tokens() {
+    let app = TestApp::start().await;
+    let created = app.post("/v1/organization/projects", &app.org_key, json!({"name": "staging"})).await.expect(201);
+    let pid = created.id();
+    assert!(pid.starts_with("prj_"));
+    assert!(created.body["default_agent_id"].as_str().unwrap().starts_with("agt_"));
+    app.get(&format!("/v1/organization/projects/{pid}"), &app.org_key).await.expect(200);
+    let list = app.get("/v1/organization/projects", &app.org_key).await.expect(200);
+    assert_eq!(list.body["data"][0]["id"], pid.as_str(), "newest first");
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 2);
+
+    let token = app.post(&format!("/v1/organization/projects/{pid}/tokens"), &app.org_key, json!({})).await.expect(201);
+    let secret = token.body["token"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("tha_live_"));
+    assert_eq!(token.body["kind"], "tenant_admin");
+    app.get("/v1/smiths", &secret).await.expect(200);
+
+    app.delete(&format!("/v1/organization/projects/{pid}"), &app.org_key).await.expect(200);
+    app.get("/v1/smiths", &secret).await.expect_error(401, "invalid_token");
+    app.get(&format!("/v1/organization/projects/{pid}"), &app.org_key).await.expect_error(404, "project_not_found");
+    app.post("/v1/organization/projects", &app.org_key, json!({"name": ""})).await.expect_error(400, "invalid_parameter");
+}
+
+#[tokio::test]
+async fn tokens_show_their_secret_once_and_are_stored_hashed() {
+    let app = TestApp::start().await;
+    let created = app.post("/v1/tenant/tokens", &app.admin_token, json!({"kind": "tenant_admin", "name": "ci"})).await.expect(201);
+    let secret = created.body["token"].as_str().unwrap().to_owned();
+    let tid = created.id();
+    assert!(created.body["preview"].as_str().unwrap().starts_with("tha_live_"));
+
+    let list = app.get("/v1/tenant/tokens", &app.admin_token).await.expect(200);
+    let text = list.body.to_string();
+    assert!(!text.contains(&secret) && !text.contains(&app.admin_token), "secrets never come back");
+    assert!(list.body["data"].as_array().unwrap().iter().all(|t| t.get("token").is_none()));
+
+    use sea_orm::EntityTrait;
+    let stored = ingram_server::store::token::Entity::find_by_id(tid.clone()).one(&app.state.db).await.unwrap().unwrap();
+    assert_ne!(stored.secret_hash, secret);
+    assert!(!stored.secret_hash.contains(&secret[9..]));
+
+    app.get("/v1/smiths", &secret).await.expect(200);
+    app.delete(&format!("/v1/tenant/tokens/{tid}"), &app.admin_token).await.expect(200);
+    app.get("/v1/smiths", &secret).await.expect_error(401, "invalid_token");
+    app.delete(&format!("/v1/tenant/tokens/{tid}"), &app.admin_token).await.expect_error(404, "token_not_found");
+}
+
+#[tokio::test]
+async fn smith_tokens_see_only_their_smith_and_cannot_manage() {
+    let app = TestApp::start().await;
+    let mine = app.create_smith(&app.admin_token, "u1").await;
+    let theirs = app.create_smith(&app.admin_token, "u2").await;
+    let token = app.smith_token(&mine).await;
+    assert!(token.starts_with("ths_live_"));
+
+    app.get(&format!("/v1/smiths/{mine}"), &token).await.expect(200);
+    app.get(&format!("/v1/smiths/{theirs}"), &token).await.expect_error(404, "smith_not_found");
+    let list = app.get("/v1/smiths", &token).await.expect(200);
+    let ids: Vec<&str> = list.body["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![mine.as_str()]);
+
+    app.get("/v1/tenant/tokens", &token).await.expect_error(403, "permission_denied");
+    app.post("/v1/tenant/tokens", &token, json!({"kind": "smith", "smith_id": mine})).await.expect_error(403, "permission_denied");
+    app.patch(&format!("/v1/smiths/{mine}"), &token, json!({"instructions": "obey me"})).await.expect_error(403, "permission_denied");
+    app.post("/v1/smiths", &token, json!({"external_id": "u3"})).await.expect_error(403, "permission_denied");
+    app.get("/v1/agents", &token).await.expect_error(403, "permission_denied");
+
+    app.delete(&format!("/v1/smiths/{mine}"), &app.admin_token).await.expect(200);
+    app.get(&format!("/v1/smiths/{mine}"), &token).await.expect_error(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn scopes_restrict_and_cannot_be_escalated() {
+    let app = TestApp::start().await;
+    let reader = app
+        .post("/v1/tenant/tokens", &app.admin_token, json!({"kind": "tenant_admin", "scopes": ["smiths:read", "tokens:write"]}))
+        .await
+        .expect(201);
+    assert_eq!(reader.body["scopes"], json!(["smiths:read", "tokens:write"]));
+    let reader = reader.body["token"].as_str().unwrap().to_owned();
+    app.get("/v1/smiths", &reader).await.expect(200);
+    let denied = app.post("/v1/smiths", &reader, json!({"external_id": "x"})).await.expect_error(403, "insufficient_scope");
+    assert_eq!(denied.body["error"]["type"], "permission_error");
+    app.get("/v1/agents", &reader).await.expect_error(403, "insufficient_scope");
+    app.post("/v1/tenant/tokens", &reader, json!({"kind": "tenant_admin", "scopes": ["agents:write"]}))
+        .await
+        .expect_error(403, "insufficient_scope");
+    // A scoped caller's unscoped request inherits its scopes rather than widening them.
+    let child = app.post("/v1/tenant/tokens", &reader, json!({"kind": "tenant_admin"})).await.expect(201);
+    assert_eq!(child.body["scopes"], json!(["smiths:read", "tokens:write"]));
+    app.post("/v1/tenant/tokens", &app.admin_token, json!({"kind": "tenant_admin", "scopes": ["smiths:fly"]}))
+        .await
+        .expect_error(400, "invalid_body");
+}
+
+#[tokio::test]
+async fn token_requests_are_validated() {
+    let app = TestApp::start().await;
+    let token = &app.admin_token;
+    app.post("/v1/tenant/tokens", token, json!({"kind": "smith"})).await.expect_error(400, "invalid_parameter");
+    app.post("/v1/tenant/tokens", token, json!({"kind": "smith", "smith_id": "smt_nope"})).await.expect_error(404, "smith_not_found");
+    app.post("/v1/tenant/tokens", token, json!({"kind": "org"})).await.expect_error(400, "invalid_parameter");
+    let sid = app.create_smith(token, "u").await;
+    app.post("/v1/tenant/tokens", token, json!({"kind": "tenant_admin", "smith_id": sid})).await.expect_error(400, "invalid_parameter");
+    app.post("/v1/tenant/tokens", token, json!({"kind": "smith", "smith_id": sid, "scopes": ["tokens:write"]}))
+        .await
+        .expect_error(400, "invalid_parameter");
+}

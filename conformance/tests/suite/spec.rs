@@ -1,0 +1,88 @@
+//! The committed contract: finds the operation a request hit and validates responses
+//! against the schema it declares for that status.
+
+use std::sync::LazyLock;
+
+use serde_json::{Value, json};
+
+pub static SPEC: LazyLock<Value> = LazyLock::new(|| {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("spec/openapi.json exists")).expect("the spec is JSON")
+});
+
+/// One operation of the spec.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub method: String,
+    pub path: String,
+    pub operation_id: String,
+    pub body: Value,
+}
+
+impl Operation {
+    pub fn path_params(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.body.get("security").is_some()
+    }
+}
+
+pub fn operations() -> Vec<Operation> {
+    let mut operations = Vec::new();
+    for (path, item) in SPEC["paths"].as_object().expect("paths") {
+        for (method, body) in item.as_object().expect("path item") {
+            operations.push(Operation {
+                method: method.to_uppercase(),
+                path: path.clone(),
+                operation_id: body["operationId"].as_str().expect("operationId").to_owned(),
+                body: body.clone(),
+            });
+        }
+    }
+    operations
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let template: Vec<&str> = template.split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    template.len() == path.len()
+        && template.iter().zip(&path).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+}
+
+/// The operation a concrete request path hits, if the spec has one.
+pub fn find_operation(method: &str, path: &str) -> Option<Operation> {
+    let path = path.split('?').next().unwrap_or(path);
+    operations().into_iter().find(|op| op.method.eq_ignore_ascii_case(method) && template_matches(&op.path, path))
+}
+
+/// Fails the test when `body` is not what the spec declares for this operation and status.
+pub fn assert_conforms(method: &str, path: &str, status: u16, body: &Value) {
+    let Some(operation) = find_operation(method, path) else {
+        // Requests to routes outside the spec must still answer with the error envelope.
+        validate(&json!({"$ref": "#/components/schemas/ErrorEnvelope"}), body, &format!("{method} {path} (no route)"));
+        return;
+    };
+    let responses = &operation.body["responses"];
+    let range = format!("{}XX", status / 100);
+    let response = responses
+        .get(status.to_string())
+        .or_else(|| responses.get(&range))
+        .unwrap_or_else(|| panic!("{} answered {status}, which the spec does not declare", operation.operation_id));
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "{} {status} declares no JSON schema", operation.operation_id);
+    validate(schema, body, &format!("{} {status}", operation.operation_id));
+}
+
+fn validate(schema: &Value, body: &Value, what: &str) {
+    let mut root = schema.clone();
+    root["components"] = SPEC["components"].clone();
+    let validator = jsonschema::validator_for(&root).unwrap_or_else(|err| panic!("schema for {what}: {err}"));
+    let errors: Vec<String> = validator.iter_errors(body).map(|err| format!("{err} at {}", err.instance_path)).collect();
+    assert!(errors.is_empty(), "{what}: response violates its declared schema:\n{}\nbody: {body:#}", errors.join("\n"));
+}

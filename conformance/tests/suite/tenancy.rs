@@ -1,0 +1,130 @@
+//! The tenancy matrix, derived from the spec: every operation, called with a token of another
+//! project (or organization), or with a smith token for another smith, finds nothing and
+//! changes nothing. An operation added to the spec is covered without editing this file.
+
+use std::collections::HashMap;
+
+use sea_orm::ActiveModelTrait;
+use sea_orm::ActiveValue::Set;
+use serde_json::json;
+
+use crate::harness::TestApp;
+use crate::spec::{Operation, operations};
+
+/// Resources of the victim project, one per path parameter name the spec uses.
+struct Victim {
+    params: HashMap<&'static str, String>,
+    /// Ids that must never appear in an answer to the intruder.
+    secrets: Vec<String>,
+}
+
+async fn victim(app: &TestApp) -> Victim {
+    let token = &app.admin_token;
+    let sid = app.post("/v1/smiths", token, json!({"external_id": "victim", "instructions": "private"})).await.expect(201).id();
+    let aid = app.post("/v1/agents", token, json!({"name": "victim-agent"})).await.expect(201).id();
+    let tid = app.post("/v1/tenant/tokens", token, json!({"kind": "tenant_admin", "name": "victim"})).await.expect(201).id();
+    let params = HashMap::from([
+        ("sid", sid.clone()),
+        ("aid", aid.clone()),
+        ("tid", tid.clone()),
+        ("pid", app.project_id.clone()),
+        ("n", "1".to_owned()),
+    ]);
+    Victim { params, secrets: vec![sid, aid, tid, app.project_id.clone()] }
+}
+
+fn concrete_path(operation: &Operation, params: &HashMap<&'static str, String>) -> String {
+    let mut path = operation.path.clone();
+    for name in operation.path_params() {
+        let value = params
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("tenancy matrix: add a victim resource for path parameter '{name}' ({})", operation.operation_id));
+        path = path.replace(&format!("{{{name}}}"), value);
+    }
+    path
+}
+
+fn body_for(operation: &Operation) -> Option<serde_json::Value> {
+    matches!(operation.method.as_str(), "POST" | "PATCH" | "PUT").then(|| json!({}))
+}
+
+/// No victim id may appear in an answer, except one the caller itself put in the path (a
+/// 404 message may name the id it did not find).
+fn assert_no_leak(what: &str, path: &str, body: &serde_json::Value, secrets: &[String]) {
+    let text = body.to_string();
+    for secret in secrets.iter().filter(|secret| !path.contains(secret.as_str())) {
+        assert!(!text.contains(secret.as_str()), "{what} leaked {secret}: {text}");
+    }
+}
+
+async fn assert_victim_intact(app: &TestApp, victim: &Victim) {
+    let token = &app.admin_token;
+    app.get(&format!("/v1/smiths/{}", victim.params["sid"]), token).await.expect(200);
+    app.get(&format!("/v1/agents/{}", victim.params["aid"]), token).await.expect(200);
+    let tokens = app.get("/v1/tenant/tokens?limit=100", token).await.expect(200);
+    assert!(tokens.body.to_string().contains(&victim.params["tid"]), "the victim's token survived");
+}
+
+#[tokio::test]
+async fn another_projects_token_never_sees_or_changes_data() {
+    let app = TestApp::start().await;
+    let victim = victim(&app).await;
+    let (_, intruder) = app.other_project().await;
+    let intruder_org_key = second_organization_key(&app).await;
+
+    let mut covered = 0;
+    for operation in operations().into_iter().filter(Operation::is_authenticated) {
+        let token = if operation.path.starts_with("/v1/organization") { &intruder_org_key } else { &intruder };
+        let path = concrete_path(&operation, &victim.params);
+        let answer = app.call(&operation.method, &path, Some(token), body_for(&operation)).await;
+        let what = format!("{} {path}", operation.method);
+        if !operation.path_params().is_empty() {
+            assert_eq!(answer.status, 404, "{what}: another tenant's resource must be a 404: {:#}", answer.body);
+        }
+        assert!(answer.status < 500, "{what}: {:#}", answer.body);
+        assert_no_leak(&what, &path, &answer.body, &victim.secrets);
+        covered += 1;
+    }
+    assert!(covered >= 20, "the matrix covered only {covered} operations");
+    assert_victim_intact(&app, &victim).await;
+}
+
+#[tokio::test]
+async fn a_smith_token_never_reaches_beyond_its_smith() {
+    let app = TestApp::start().await;
+    let victim = victim(&app).await;
+    let own = app.create_smith(&app.admin_token, "me").await;
+    let token = app.smith_token(&own).await;
+
+    for operation in operations().into_iter().filter(Operation::is_authenticated) {
+        let path = concrete_path(&operation, &victim.params);
+        let answer = app.call(&operation.method, &path, Some(&token), body_for(&operation)).await;
+        let what = format!("{} {path}", operation.method);
+        let listed_own_only = operation.method == "GET" && operation.path_params().is_empty() && answer.status == 200;
+        assert!(listed_own_only || matches!(answer.status, 403 | 404), "{what} answered {}: {:#}", answer.status, answer.body);
+        assert_no_leak(&what, &path, &answer.body, &victim.secrets);
+    }
+    assert_victim_intact(&app, &victim).await;
+}
+
+/// An org key of another organization (the API has no way to create one, so the test does).
+async fn second_organization_key(app: &TestApp) -> String {
+    use ingram_server::auth::TokenKind;
+    use ingram_server::domain::tokens;
+    use ingram_server::store::organization;
+    let org = organization::ActiveModel {
+        id: Set(ingram_server::ids::new_id(ingram_server::ids::IdKind::Organization)),
+        name: Set("intruders".into()),
+        created_at: Set(ingram_server::store::now()),
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+    let minted = tokens::mint(
+        &app.state.db,
+        tokens::Mint { kind: TokenKind::Org, organization_id: &org.id, project_id: None, smith_id: None, name: None, scopes: None, secret: None },
+    )
+    .await
+    .unwrap();
+    minted.secret
+}

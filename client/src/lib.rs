@@ -7,22 +7,38 @@
 //! and bounded retries ([`RetryPolicy`]), and [`paginate`], which turns any list into a
 //! `Stream` of items.
 //!
-//! ```no_run
+//! ```
+//! # use ingram_server as server;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # // Hidden setup: a real server on an ephemeral port over a temporary SQLite file.
+//! # let dir = tempfile::tempdir()?;
+//! # let db = server::db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display())).await?;
+//! # let boot = server::bootstrap::ensure(&db, Default::default()).await.map_err(|err| err.message)?;
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let base_url = format!("http://{}", listener.local_addr()?);
+//! # tokio::spawn(server::serve(listener, server::AppState { db }, std::future::pending()));
+//! # let token = boot.new_admin_token.expect("a fresh database mints one");
 //! use futures::TryStreamExt;
-//! use ingram_client::{Client, types};
+//! use ingram_client::{Client, paginate, types};
 //!
-//! # async fn example() -> ingram_client::Result<()> {
-//! let client = Client::with_token("http://127.0.0.1:8080", "tha_live_…")?;
+//! let client = Client::with_token(&base_url, &token)?;
+//!
+//! // "Ensure smith" on every login: 201 the first time, 200 with the same smith after.
 //! let smith = client
 //!     .create_smith()
-//!     .body(types::CreateSmithRequest::builder().external_id("user_123"))
+//!     .body(types::CreateSmithRequest::builder().external_id("user_123").display_name("Ada".to_string()))
 //!     .send()
 //!     .await?
 //!     .into_inner();
-//! let all: Vec<types::Smith> = ingram_client::paginate(|cursor| client.list_smiths().limit(100).cursor(cursor).send())
-//!     .try_collect()
-//!     .await?;
-//! assert!(all.iter().any(|s| s.id == smith.id));
+//!
+//! // Errors carry the server's stable code.
+//! let err = ingram_client::Error::from(client.get_smith().sid("smt_missing").send().await.unwrap_err());
+//! assert_eq!(err.code(), Some("smith_not_found"));
+//!
+//! // Any list, every page, as one stream.
+//! let all: Vec<types::Smith> = paginate(|cursor| client.list_smiths().cursor(cursor).send()).try_collect().await?;
+//! assert_eq!(all[0].id, smith.id);
 //! # Ok(()) }
 //! ```
 

@@ -21,7 +21,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use state::AppState;
 
@@ -48,7 +48,7 @@ pub fn with_conventions(routes: Router<AppState>) -> Router<AppState> {
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
                     let request_id = request.headers().get(http::REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or("");
                     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-                }))
+                }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
                 .layer(PropagateRequestIdLayer::new(http::REQUEST_ID))
                 .layer(CatchPanicLayer::custom(http::panic_response))
                 .layer(from_fn(http::check_api_version))

@@ -77,6 +77,8 @@ fn rewrite_schema(object: &mut Map<String, Value>) {
         object.insert("maximum".into(), Value::Number(bound));
         object.insert("exclusiveMaximum".into(), json!(true));
     }
+    // Keywords 3.0 does not know; `propertyNames` only restates that JSON keys are strings.
+    object.remove("propertyNames");
     if let Some(constant) = object.remove("const") {
         object.insert("enum".into(), json!([constant]));
     }
@@ -118,6 +120,7 @@ mod tests {
                 "c": {"type": "integer", "exclusiveMinimum": 0},
                 "d": {"const": "x"},
                 "e": {"$ref": "#/components/schemas/T", "description": "dropped"},
+                "f": {"type": "object", "propertyNames": {"type": "string"}},
             }}}},
         });
         let out = convert(&spec);
@@ -129,5 +132,6 @@ mod tests {
         assert_eq!(props["c"], json!({"type": "integer", "minimum": 0, "exclusiveMinimum": true}));
         assert_eq!(props["d"], json!({"enum": ["x"]}));
         assert_eq!(props["e"], json!({"$ref": "#/components/schemas/T"}));
+        assert_eq!(props["f"], json!({"type": "object"}));
     }
 }

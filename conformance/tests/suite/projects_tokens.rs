@@ -113,3 +113,34 @@ async fn token_requests_are_validated() {
         .await
         .expect_error(400, "invalid_parameter");
 }
+
+#[tokio::test]
+async fn a_project_token_can_be_minted_without_a_body() {
+    let app = TestApp::start().await;
+    let path = format!("/v1/organization/projects/{}/tokens", app.project_id);
+    let minted = app.call("POST", &path, Some(&app.org_key), None).await.expect(201);
+    assert_eq!(minted.body["kind"], "tenant_admin");
+}
+
+#[tokio::test]
+async fn bootstrap_ensures_operator_chosen_secrets() {
+    use ingram_server::bootstrap::{self, Chosen};
+    let app = TestApp::start().await;
+    let chosen = || Chosen { org_key: Some("ik_org_chosen-by-ops".into()), admin_token: Some("tha_live_chosen-by-ops".into()) };
+    let again = bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
+    assert!(!again.created && again.new_org_key.is_none() && again.new_admin_token.is_none(), "nothing new is printed");
+    assert_eq!(again.project_id, app.project_id);
+    app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect(200);
+    app.get("/v1/organization/projects", "ik_org_chosen-by-ops").await.expect(200);
+
+    // Restarting with the same secrets changes nothing; a revoked chosen token comes back.
+    bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
+    let tokens = app.get("/v1/tenant/tokens?limit=100", &app.admin_token).await.expect(200);
+    let chosen_token = tokens.body["data"].as_array().unwrap().iter().find(|t| t["preview"] == "tha_live_cho…").unwrap();
+    app.delete(&format!("/v1/tenant/tokens/{}", chosen_token["id"].as_str().unwrap()), &app.admin_token).await.expect(200);
+    app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect_error(401, "invalid_token");
+    bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
+    app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect(200);
+    let tokens = app.get("/v1/tenant/tokens?limit=100", &app.admin_token).await.expect(200);
+    assert_eq!(tokens.body["data"].as_array().unwrap().len(), 2, "the bootstrap token and the chosen one, once");
+}

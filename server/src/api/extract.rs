@@ -73,3 +73,22 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             .map_err(|rejection: PathRejection| ApiError::bad_request("invalid_path", rejection.body_text()))
     }
 }
+
+/// A JSON body the caller may leave out entirely: no body at all means `T::default()`.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if req.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+            return Json::from_request(req, state).await.map(|Json(value)| Self(value));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| payload_too_large())?;
+        if bytes.is_empty() {
+            Ok(Self(T::default()))
+        } else {
+            Err(json_rejection(JsonRejection::MissingJsonContentType(Default::default())))
+        }
+    }
+}

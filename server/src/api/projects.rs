@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::api::Deleted;
-use crate::api::extract::{Json, Path, Query};
+use crate::api::extract::{Json, OptionalJson, Path, Query};
 use crate::api::pagination::{PageParams, list_type};
 use crate::api::tokens::Token;
 use crate::auth::{OrgCaller, Scope, TokenKind};
@@ -94,7 +94,7 @@ async fn create_project_token(
     State(state): State<AppState>,
     org: OrgCaller,
     Path(pid): Path<String>,
-    Json(request): Json<CreateProjectTokenRequest>,
+    OptionalJson(request): OptionalJson<CreateProjectTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Token>)> {
     let project = projects::get(&state.db, &org.organization_id, &pid).await?;
     let minted = tokens::mint(

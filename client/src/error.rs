@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The server answered with an error envelope.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     /// The request never got an answer (connection refused, timeout, …).
     #[error("transport error: {0}")]
     Transport(#[source] reqwest::Error),
@@ -56,6 +56,12 @@ impl Error {
     }
 }
 
+impl From<ApiError> for Error {
+    fn from(err: ApiError) -> Self {
+        Self::Api(Box::new(err))
+    }
+}
+
 impl From<ProgenitorError<ErrorEnvelope>> for Error {
     fn from(err: ProgenitorError<ErrorEnvelope>) -> Self {
         match err {
@@ -68,14 +74,14 @@ impl From<ProgenitorError<ErrorEnvelope>> for Error {
                     .unwrap_or_default()
                     .to_owned();
                 let envelope = response.into_inner();
-                Self::Api(ApiError {
+                Self::Api(Box::new(ApiError {
                     status,
                     code: envelope.error.code,
                     kind: envelope.error.type_.to_string(),
                     message: envelope.error.message,
                     param: envelope.error.param,
                     request_id,
-                })
+                }))
             }
             ProgenitorError::CommunicationError(err) | ProgenitorError::ResponseBodyError(err) => Self::Transport(err),
             ProgenitorError::InvalidRequest(message) | ProgenitorError::Custom(message) => Self::InvalidRequest(message),

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter,
 };
 
 use crate::api::agents::{CreateAgentRequest, UpdateAgentRequest};
@@ -100,14 +100,10 @@ pub async fn get_many(db: &impl ConnectionTrait, project_id: &str, ids: Vec<Stri
 }
 
 pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageRequest) -> ApiResult<Page<agent::Model>> {
-    let mut query = agent::Entity::find()
+    let query = agent::Entity::find()
         .filter(agent::Column::ProjectId.eq(project_id))
         .filter(agent::Column::DeletedAt.is_null());
-    if let Some(before) = &page.before_id {
-        query = query.filter(agent::Column::Id.lt(before.as_str()));
-    }
-    let rows = query.order_by_desc(agent::Column::Id).limit(page.limit + 1).all(db).await?;
-    Ok(Page::from_rows(rows, page, |row| &row.id))
+    crate::store::fetch_page(db, query, agent::Column::Id, |row| &row.id, page).await
 }
 
 pub async fn update(

@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, TransactionTrait,
 };
 
 use crate::api::pagination::{Page, PageRequest};
@@ -50,14 +50,10 @@ pub async fn get_live(db: &impl ConnectionTrait, project_id: &str) -> ApiResult<
 }
 
 pub async fn list(db: &impl ConnectionTrait, organization_id: &str, page: &PageRequest) -> ApiResult<Page<project::Model>> {
-    let mut query = project::Entity::find()
+    let query = project::Entity::find()
         .filter(project::Column::OrganizationId.eq(organization_id))
         .filter(project::Column::DeletedAt.is_null());
-    if let Some(before) = &page.before_id {
-        query = query.filter(project::Column::Id.lt(before.as_str()));
-    }
-    let rows = query.order_by_desc(project::Column::Id).limit(page.limit + 1).all(db).await?;
-    Ok(Page::from_rows(rows, page, |row| &row.id))
+    crate::store::fetch_page(db, query, project::Column::Id, |row| &row.id, page).await
 }
 
 /// Soft-deletes the project and revokes all its tokens, in one transaction.

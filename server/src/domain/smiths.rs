@@ -137,11 +137,7 @@ pub async fn list(
     if let Some(agent_id) = &filters.agent_id {
         query = query.filter(smith::Column::AgentId.eq(agent_id.as_str()));
     }
-    if let Some(before) = &page.before_id {
-        query = query.filter(smith::Column::Id.lt(before.as_str()));
-    }
-    let rows = query.order_by_desc(smith::Column::Id).limit(page.limit + 1).all(db).await?;
-    let page = Page::from_rows(rows, page, |row| &row.id);
+    let page = crate::store::fetch_page(db, query, smith::Column::Id, |row| &row.id, page).await?;
     let mut agent_ids: Vec<String> = page.data.iter().map(|smith| smith.agent_id.clone()).collect();
     agent_ids.sort();
     agent_ids.dedup();

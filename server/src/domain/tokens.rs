@@ -1,6 +1,6 @@
 //! Minting, listing and revoking tokens.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::api::pagination::{Page, PageRequest};
 use crate::auth::{Scope, TokenKind, secret};
@@ -58,14 +58,10 @@ pub async fn find_live_by_secret(db: &impl ConnectionTrait, secret: &str) -> Api
 }
 
 pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageRequest) -> ApiResult<Page<token::Model>> {
-    let mut query = token::Entity::find()
+    let query = token::Entity::find()
         .filter(token::Column::ProjectId.eq(project_id))
         .filter(token::Column::RevokedAt.is_null());
-    if let Some(before) = &page.before_id {
-        query = query.filter(token::Column::Id.lt(before.as_str()));
-    }
-    let rows = query.order_by_desc(token::Column::Id).limit(page.limit + 1).all(db).await?;
-    Ok(Page::from_rows(rows, page, |row| &row.id))
+    crate::store::fetch_page(db, query, token::Column::Id, |row| &row.id, page).await
 }
 
 pub async fn revoke(db: &impl ConnectionTrait, project_id: &str, token_id: &str) -> ApiResult<()> {

@@ -14,3 +14,24 @@ use chrono::{DateTime, SubsecRound, Utc};
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+
+use crate::api::pagination::{Page, PageRequest};
+use crate::error::ApiResult;
+
+/// Runs `query` as one cursor page, newest first by its time-sortable `id` column.
+pub async fn fetch_page<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+    id: E::Column,
+    id_of: impl Fn(&E::Model) -> &str,
+    page: &PageRequest,
+) -> ApiResult<Page<E::Model>> {
+    let query = match &page.before_id {
+        Some(before) => query.filter(id.lt(before.as_str())),
+        None => query,
+    };
+    let rows = query.order_by_desc(id).limit(page.limit + 1).all(db).await?;
+    Ok(Page::from_rows(rows, page, id_of))
+}

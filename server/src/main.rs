@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -56,8 +57,11 @@ enum CliTokenKind {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr so that stdout carries only what a command prints (a minted secret).
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("INGRAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let db = db::connect(&cli.database_url).await.with_context(|| format!("opening {}", cli.database_url))?;

@@ -43,6 +43,162 @@ pub mod types {
             Default::default()
         }
     }
+    ///`approval.required` (reserved for the approvals work).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ApprovalRequiredEvent {
+        pub approval_id: ::std::string::String,
+        pub run_id: ::std::string::String,
+        pub tool_call: ToolCall,
+        pub v: i32,
+    }
+    impl ApprovalRequiredEvent {
+        pub fn builder() -> builder::ApprovalRequiredEvent {
+            Default::default()
+        }
+    }
+    ///`BTreeMap`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(transparent)]
+    pub struct BTreeMap(
+        pub ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+    );
+    impl ::std::ops::Deref for BTreeMap {
+        type Target = ::std::collections::HashMap<
+            ::std::string::String,
+            ::std::string::String,
+        >;
+        fn deref(
+            &self,
+        ) -> &::std::collections::HashMap<::std::string::String, ::std::string::String> {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<BTreeMap>
+    for ::std::collections::HashMap<::std::string::String, ::std::string::String> {
+        fn from(value: BTreeMap) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<
+        ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+    > for BTreeMap {
+        fn from(
+            value: ::std::collections::HashMap<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        ) -> Self {
+            Self(value)
+        }
+    }
+    ///`CancelRunIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CancelRunIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for CancelRunIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CancelRunIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CancelRunIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CancelRunIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`CancelRunIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CancelRunIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for CancelRunIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CancelRunIdempotencyKey> for ::std::string::String {
+        fn from(value: CancelRunIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CancelRunIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CancelRunIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CancelRunIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CancelRunIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`ConfigSource`
     #[derive(
         ::serde::Deserialize,
@@ -97,6 +253,13 @@ pub mod types {
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
+    }
+    ///`ContentPart`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(tag = "type", content = "text")]
+    pub enum ContentPart {
+        #[serde(rename = "text")]
+        Text(::std::string::String),
     }
     ///`CreateAgentIcApiVersion`
     #[derive(
@@ -471,6 +634,145 @@ pub mod types {
             Default::default()
         }
     }
+    ///`CreateRunIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CreateRunIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for CreateRunIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CreateRunIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateRunIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateRunIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`CreateRunIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateRunIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for CreateRunIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateRunIdempotencyKey> for ::std::string::String {
+        fn from(value: CreateRunIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateRunIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateRunIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateRunIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateRunIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateRunRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateRunRequest {
+        ///The new messages of this turn.
+        pub input: ::std::vec::Vec<InputMessage>,
+        ///Replaces the instructions for this run.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub instructions: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<BTreeMap>,
+        ///Overrides the model for this run.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub model: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub on_busy: ::std::option::Option<OnBusy>,
+        ///Answer with the SSE event stream instead of the finished run.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream: ::std::option::Option<bool>,
+        ///Your own thread id, or a `thr_` id from an earlier run; a new thread when absent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub thread_id: ::std::option::Option<::std::string::String>,
+        ///Client-side functions: the run pauses with `requires_action` when the model calls one.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tools: ::std::option::Option<::std::vec::Vec<FunctionTool>>,
+    }
+    impl CreateRunRequest {
+        pub fn builder() -> builder::CreateRunRequest {
+            Default::default()
+        }
+    }
     ///`CreateSmithIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -793,6 +1095,57 @@ pub mod types {
             value.parse()
         }
     }
+    ///`DeleteModelKeyIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum DeleteModelKeyIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for DeleteModelKeyIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for DeleteModelKeyIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteModelKeyIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DeleteModelKeyIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`DeleteProjectIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -1066,6 +1419,84 @@ pub mod types {
             value.parse()
         }
     }
+    ///`FunctionDefinition`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct FunctionDefinition {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        pub name: ::std::string::String,
+        ///JSON Schema of the arguments object.
+        pub parameters: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl FunctionDefinition {
+        pub fn builder() -> builder::FunctionDefinition {
+            Default::default()
+        }
+    }
+    ///A client-side tool in the OpenAI chat shape: the run pauses when the model calls it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct FunctionTool {
+        pub function: FunctionDefinition,
+        #[serde(rename = "type")]
+        pub type_: FunctionToolType,
+    }
+    impl FunctionTool {
+        pub fn builder() -> builder::FunctionTool {
+            Default::default()
+        }
+    }
+    ///`FunctionToolType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum FunctionToolType {
+        #[serde(rename = "function")]
+        Function,
+    }
+    impl ::std::fmt::Display for FunctionToolType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Function => f.write_str("function"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for FunctionToolType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "function" => Ok(Self::Function),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FunctionToolType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FunctionToolType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`GetAgentIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -1168,6 +1599,57 @@ pub mod types {
             value.parse()
         }
     }
+    ///`GetRunIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetRunIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetRunIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetRunIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetRunIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetRunIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`GetSmithIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -1229,6 +1711,18 @@ pub mod types {
             Default::default()
         }
     }
+    ///One input message, in the OpenAI chat shape.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct InputMessage {
+        pub content: MessageContent,
+        pub role: Role,
+    }
+    impl InputMessage {
+        pub fn builder() -> builder::InputMessage {
+            Default::default()
+        }
+    }
     ///`ListAgentsIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -1273,6 +1767,108 @@ pub mod types {
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for ListAgentsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ListModelKeysIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListModelKeysIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListModelKeysIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListModelKeysIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListModelKeysIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListModelKeysIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ListModelsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListModelsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListModelsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListModelsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListModelsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListModelsIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -1382,6 +1978,108 @@ pub mod types {
             value.parse()
         }
     }
+    ///`ListRunsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListRunsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListRunsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListRunsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListRunsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListRunsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ListSmithRunsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListSmithRunsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListSmithRunsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListSmithRunsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListSmithRunsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListSmithRunsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`ListSmithsIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -1484,6 +2182,211 @@ pub mod types {
             value.parse()
         }
     }
+    ///`message.completed`: one model turn's whole message.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct MessageCompletedEvent {
+        pub content: ::std::string::String,
+        pub run_id: ::std::string::String,
+        pub tool_calls: ::std::vec::Vec<ToolCall>,
+        pub v: i32,
+    }
+    impl MessageCompletedEvent {
+        pub fn builder() -> builder::MessageCompletedEvent {
+            Default::default()
+        }
+    }
+    ///A string, or a list of content parts.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum MessageContent {
+        Text(::std::string::String),
+        Parts(::std::vec::Vec<ContentPart>),
+    }
+    impl ::std::convert::From<::std::vec::Vec<ContentPart>> for MessageContent {
+        fn from(value: ::std::vec::Vec<ContentPart>) -> Self {
+            Self::Parts(value)
+        }
+    }
+    ///`message.delta`: append `delta` to the reply.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct MessageDeltaEvent {
+        pub delta: ::std::string::String,
+        pub run_id: ::std::string::String,
+        pub v: i32,
+    }
+    impl MessageDeltaEvent {
+        pub fn builder() -> builder::MessageDeltaEvent {
+            Default::default()
+        }
+    }
+    ///`ModelInfo`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ModelInfo {
+        ///The name to put in `model`.
+        pub id: ::std::string::String,
+        pub key_source: ModelKeySource,
+        pub provider: ProviderKind,
+    }
+    impl ModelInfo {
+        pub fn builder() -> builder::ModelInfo {
+            Default::default()
+        }
+    }
+    ///`ModelKey`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ModelKey {
+        ///Where runs reach the provider; null means its public API.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub base_url: ::std::option::Option<::std::string::String>,
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The key's last four characters; the key itself is never returned.
+        pub preview: ::std::string::String,
+        pub provider: ProviderKind,
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl ModelKey {
+        pub fn builder() -> builder::ModelKey {
+            Default::default()
+        }
+    }
+    ///`ModelKeyList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ModelKeyList {
+        pub data: ::std::vec::Vec<ModelKey>,
+    }
+    impl ModelKeyList {
+        pub fn builder() -> builder::ModelKeyList {
+            Default::default()
+        }
+    }
+    ///`ModelKeySource`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ModelKeySource {
+        #[serde(rename = "builtin")]
+        Builtin,
+        #[serde(rename = "project")]
+        Project,
+        #[serde(rename = "server")]
+        Server,
+    }
+    impl ::std::fmt::Display for ModelKeySource {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Builtin => f.write_str("builtin"),
+                Self::Project => f.write_str("project"),
+                Self::Server => f.write_str("server"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ModelKeySource {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "builtin" => Ok(Self::Builtin),
+                "project" => Ok(Self::Project),
+                "server" => Ok(Self::Server),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ModelKeySource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ModelKeySource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ModelList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ModelList {
+        pub data: ::std::vec::Vec<ModelInfo>,
+    }
+    impl ModelList {
+        pub fn builder() -> builder::ModelList {
+            Default::default()
+        }
+    }
+    ///What to do when the thread already has an active run.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum OnBusy {
+        #[serde(rename = "reject")]
+        Reject,
+        #[serde(rename = "enqueue")]
+        Enqueue,
+        #[serde(rename = "interrupt")]
+        Interrupt,
+    }
+    impl ::std::fmt::Display for OnBusy {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Reject => f.write_str("reject"),
+                Self::Enqueue => f.write_str("enqueue"),
+                Self::Interrupt => f.write_str("interrupt"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for OnBusy {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "reject" => Ok(Self::Reject),
+                "enqueue" => Ok(Self::Enqueue),
+                "interrupt" => Ok(Self::Interrupt),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for OnBusy {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for OnBusy {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`Project`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Project {
@@ -1511,6 +2414,317 @@ pub mod types {
     impl ProjectList {
         pub fn builder() -> builder::ProjectList {
             Default::default()
+        }
+    }
+    ///`ProviderKind`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ProviderKind {
+        #[serde(rename = "openai")]
+        Openai,
+        #[serde(rename = "anthropic")]
+        Anthropic,
+        #[serde(rename = "gemini")]
+        Gemini,
+        #[serde(rename = "ingram")]
+        Ingram,
+    }
+    impl ::std::fmt::Display for ProviderKind {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Openai => f.write_str("openai"),
+                Self::Anthropic => f.write_str("anthropic"),
+                Self::Gemini => f.write_str("gemini"),
+                Self::Ingram => f.write_str("ingram"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ProviderKind {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "openai" => Ok(Self::Openai),
+                "anthropic" => Ok(Self::Anthropic),
+                "gemini" => Ok(Self::Gemini),
+                "ingram" => Ok(Self::Ingram),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ProviderKind {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ProviderKind {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`PutModelKeyIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum PutModelKeyIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for PutModelKeyIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for PutModelKeyIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutModelKeyIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutModelKeyIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`PutModelKeyRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct PutModelKeyRequest {
+        pub api_key: ::std::string::String,
+        ///Any OpenAI-compatible server (vLLM, llama.cpp, Ollama) for `openai`, or a proxy.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub base_url: ::std::option::Option<::std::string::String>,
+    }
+    impl PutModelKeyRequest {
+        pub fn builder() -> builder::PutModelKeyRequest {
+            Default::default()
+        }
+    }
+    ///`ReplayRunIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ReplayRunIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ReplayRunIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ReplayRunIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ReplayRunIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ReplayRunIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ReplayRunIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ReplayRunIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for ReplayRunIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ReplayRunIdempotencyKey> for ::std::string::String {
+        fn from(value: ReplayRunIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ReplayRunIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ReplayRunIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ReplayRunIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ReplayRunIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ReplayRunRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct ReplayRunRequest {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream: ::std::option::Option<bool>,
+    }
+    impl ReplayRunRequest {
+        pub fn builder() -> builder::ReplayRunRequest {
+            Default::default()
+        }
+    }
+    ///`RequiredAction`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RequiredAction {
+        pub tool_calls: ::std::vec::Vec<ToolCall>,
+        #[serde(rename = "type")]
+        pub type_: RequiredActionType,
+    }
+    impl RequiredAction {
+        pub fn builder() -> builder::RequiredAction {
+            Default::default()
+        }
+    }
+    ///`RequiredActionType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RequiredActionType {
+        #[serde(rename = "submit_tool_outputs")]
+        SubmitToolOutputs,
+    }
+    impl ::std::fmt::Display for RequiredActionType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::SubmitToolOutputs => f.write_str("submit_tool_outputs"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RequiredActionType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "submit_tool_outputs" => Ok(Self::SubmitToolOutputs),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RequiredActionType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RequiredActionType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`RestoreRevisionIcApiVersion`
@@ -1622,6 +2836,434 @@ pub mod types {
                 })
         }
     }
+    ///`Role`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Role {
+        #[serde(rename = "system")]
+        System,
+        #[serde(rename = "developer")]
+        Developer,
+        #[serde(rename = "user")]
+        User,
+        #[serde(rename = "assistant")]
+        Assistant,
+        #[serde(rename = "tool")]
+        Tool,
+    }
+    impl ::std::fmt::Display for Role {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::System => f.write_str("system"),
+                Self::Developer => f.write_str("developer"),
+                Self::User => f.write_str("user"),
+                Self::Assistant => f.write_str("assistant"),
+                Self::Tool => f.write_str("tool"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Role {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "system" => Ok(Self::System),
+                "developer" => Ok(Self::Developer),
+                "user" => Ok(Self::User),
+                "assistant" => Ok(Self::Assistant),
+                "tool" => Ok(Self::Tool),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Role {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Role {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`Run`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Run {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        pub config: RunConfig,
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<ErrorBody>,
+        pub id: ::std::string::String,
+        pub input: ::std::vec::Vec<InputMessage>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<BTreeMap>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output: ::std::option::Option<RunOutput>,
+        ///The run this one replays.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub replay_of: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub required_action: ::std::option::Option<RequiredAction>,
+        pub smith_id: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub started_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        pub status: RunStatus,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stop_reason: ::std::option::Option<StopReason>,
+        pub thread_id: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub usage: ::std::option::Option<RunUsage>,
+    }
+    impl Run {
+        pub fn builder() -> builder::Run {
+            Default::default()
+        }
+    }
+    ///`run.cancelled`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunCancelledEvent {
+        pub run_id: ::std::string::String,
+        pub v: i32,
+    }
+    impl RunCancelledEvent {
+        pub fn builder() -> builder::RunCancelledEvent {
+            Default::default()
+        }
+    }
+    ///`run.completed`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunCompletedEvent {
+        pub run_id: ::std::string::String,
+        pub stop_reason: StopReason,
+        pub usage: RunUsage,
+        pub v: i32,
+    }
+    impl RunCompletedEvent {
+        pub fn builder() -> builder::RunCompletedEvent {
+            Default::default()
+        }
+    }
+    ///The config a run resolved at creation: agent, then smith overrides, then run overrides.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunConfig {
+        pub agent_id: ::std::string::String,
+        pub auto_memory: bool,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub instructions: ::std::option::Option<::std::string::String>,
+        pub model: ::std::string::String,
+        pub tools: ::std::vec::Vec<::std::string::String>,
+    }
+    impl RunConfig {
+        pub fn builder() -> builder::RunConfig {
+            Default::default()
+        }
+    }
+    ///`run.duplicate`: a retried Idempotency-Key met a streaming create; follow `run_id`'s events.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunDuplicateEvent {
+        pub run_id: ::std::string::String,
+        pub v: i32,
+    }
+    impl RunDuplicateEvent {
+        pub fn builder() -> builder::RunDuplicateEvent {
+            Default::default()
+        }
+    }
+    ///The `data` of one SSE frame; the frame's `event:` line names which.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum RunEventData {
+        RunStartedEvent(RunStartedEvent),
+        MessageDeltaEvent(MessageDeltaEvent),
+        MessageCompletedEvent(MessageCompletedEvent),
+        ToolExecutingEvent(ToolExecutingEvent),
+        ToolCompletedEvent(ToolCompletedEvent),
+        RunRequiresActionEvent(RunRequiresActionEvent),
+        ApprovalRequiredEvent(ApprovalRequiredEvent),
+        RunCompletedEvent(RunCompletedEvent),
+        RunFailedEvent(RunFailedEvent),
+        RunCancelledEvent(RunCancelledEvent),
+        RunDuplicateEvent(RunDuplicateEvent),
+    }
+    impl ::std::convert::From<RunStartedEvent> for RunEventData {
+        fn from(value: RunStartedEvent) -> Self {
+            Self::RunStartedEvent(value)
+        }
+    }
+    impl ::std::convert::From<MessageDeltaEvent> for RunEventData {
+        fn from(value: MessageDeltaEvent) -> Self {
+            Self::MessageDeltaEvent(value)
+        }
+    }
+    impl ::std::convert::From<MessageCompletedEvent> for RunEventData {
+        fn from(value: MessageCompletedEvent) -> Self {
+            Self::MessageCompletedEvent(value)
+        }
+    }
+    impl ::std::convert::From<ToolExecutingEvent> for RunEventData {
+        fn from(value: ToolExecutingEvent) -> Self {
+            Self::ToolExecutingEvent(value)
+        }
+    }
+    impl ::std::convert::From<ToolCompletedEvent> for RunEventData {
+        fn from(value: ToolCompletedEvent) -> Self {
+            Self::ToolCompletedEvent(value)
+        }
+    }
+    impl ::std::convert::From<RunRequiresActionEvent> for RunEventData {
+        fn from(value: RunRequiresActionEvent) -> Self {
+            Self::RunRequiresActionEvent(value)
+        }
+    }
+    impl ::std::convert::From<ApprovalRequiredEvent> for RunEventData {
+        fn from(value: ApprovalRequiredEvent) -> Self {
+            Self::ApprovalRequiredEvent(value)
+        }
+    }
+    impl ::std::convert::From<RunCompletedEvent> for RunEventData {
+        fn from(value: RunCompletedEvent) -> Self {
+            Self::RunCompletedEvent(value)
+        }
+    }
+    impl ::std::convert::From<RunFailedEvent> for RunEventData {
+        fn from(value: RunFailedEvent) -> Self {
+            Self::RunFailedEvent(value)
+        }
+    }
+    impl ::std::convert::From<RunCancelledEvent> for RunEventData {
+        fn from(value: RunCancelledEvent) -> Self {
+            Self::RunCancelledEvent(value)
+        }
+    }
+    impl ::std::convert::From<RunDuplicateEvent> for RunEventData {
+        fn from(value: RunDuplicateEvent) -> Self {
+            Self::RunDuplicateEvent(value)
+        }
+    }
+    ///`RunEventsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RunEventsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for RunEventsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RunEventsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RunEventsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RunEventsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`run.failed`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunFailedEvent {
+        pub error: ErrorBody,
+        pub run_id: ::std::string::String,
+        pub v: i32,
+    }
+    impl RunFailedEvent {
+        pub fn builder() -> builder::RunFailedEvent {
+            Default::default()
+        }
+    }
+    ///`RunList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunList {
+        pub data: ::std::vec::Vec<Run>,
+        pub has_more: bool,
+        ///Pass back as `cursor` for the next page; null on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl RunList {
+        pub fn builder() -> builder::RunList {
+            Default::default()
+        }
+    }
+    ///`RunOutput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunOutput {
+        ///The assistant's reply text.
+        pub content: ::std::string::String,
+        ///Client tool calls of the last model turn, when the run paused for them.
+        pub tool_calls: ::std::vec::Vec<ToolCall>,
+    }
+    impl RunOutput {
+        pub fn builder() -> builder::RunOutput {
+            Default::default()
+        }
+    }
+    ///`run.requires_action`: the run paused for client tool results; answer through `/submit`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunRequiresActionEvent {
+        pub required_action: RequiredAction,
+        pub run_id: ::std::string::String,
+        pub v: i32,
+    }
+    impl RunRequiresActionEvent {
+        pub fn builder() -> builder::RunRequiresActionEvent {
+            Default::default()
+        }
+    }
+    ///`run.started`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunStartedEvent {
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        pub model: ::std::string::String,
+        pub run_id: ::std::string::String,
+        pub smith_id: ::std::string::String,
+        pub thread_id: ::std::string::String,
+        pub v: i32,
+    }
+    impl RunStartedEvent {
+        pub fn builder() -> builder::RunStartedEvent {
+            Default::default()
+        }
+    }
+    ///`RunStatus`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RunStatus {
+        #[serde(rename = "queued")]
+        Queued,
+        #[serde(rename = "running")]
+        Running,
+        #[serde(rename = "requires_action")]
+        RequiresAction,
+        #[serde(rename = "completed")]
+        Completed,
+        #[serde(rename = "failed")]
+        Failed,
+        #[serde(rename = "cancelled")]
+        Cancelled,
+    }
+    impl ::std::fmt::Display for RunStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Queued => f.write_str("queued"),
+                Self::Running => f.write_str("running"),
+                Self::RequiresAction => f.write_str("requires_action"),
+                Self::Completed => f.write_str("completed"),
+                Self::Failed => f.write_str("failed"),
+                Self::Cancelled => f.write_str("cancelled"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RunStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "queued" => Ok(Self::Queued),
+                "running" => Ok(Self::Running),
+                "requires_action" => Ok(Self::RequiresAction),
+                "completed" => Ok(Self::Completed),
+                "failed" => Ok(Self::Failed),
+                "cancelled" => Ok(Self::Cancelled),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RunStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RunStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`RunUsage`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct RunUsage {
+        ///In US dollars, when the model's price is known.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub cost_usd: ::std::option::Option<f64>,
+        pub input_tokens: i64,
+        pub output_tokens: i64,
+        pub total_tokens: i64,
+    }
+    impl RunUsage {
+        pub fn builder() -> builder::RunUsage {
+            Default::default()
+        }
+    }
     ///`Scope`
     #[derive(
         ::serde::Deserialize,
@@ -1648,6 +3290,14 @@ pub mod types {
         TokensRead,
         #[serde(rename = "tokens:write")]
         TokensWrite,
+        #[serde(rename = "model_keys:read")]
+        ModelKeysRead,
+        #[serde(rename = "model_keys:write")]
+        ModelKeysWrite,
+        #[serde(rename = "runs:read")]
+        RunsRead,
+        #[serde(rename = "runs:write")]
+        RunsWrite,
     }
     impl ::std::fmt::Display for Scope {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -1658,6 +3308,10 @@ pub mod types {
                 Self::AgentsWrite => f.write_str("agents:write"),
                 Self::TokensRead => f.write_str("tokens:read"),
                 Self::TokensWrite => f.write_str("tokens:write"),
+                Self::ModelKeysRead => f.write_str("model_keys:read"),
+                Self::ModelKeysWrite => f.write_str("model_keys:write"),
+                Self::RunsRead => f.write_str("runs:read"),
+                Self::RunsWrite => f.write_str("runs:write"),
             }
         }
     }
@@ -1673,6 +3327,10 @@ pub mod types {
                 "agents:write" => Ok(Self::AgentsWrite),
                 "tokens:read" => Ok(Self::TokensRead),
                 "tokens:write" => Ok(Self::TokensWrite),
+                "model_keys:read" => Ok(Self::ModelKeysRead),
+                "model_keys:write" => Ok(Self::ModelKeysWrite),
+                "runs:read" => Ok(Self::RunsRead),
+                "runs:write" => Ok(Self::RunsWrite),
                 _ => Err("invalid value".into()),
             }
         }
@@ -1782,6 +3440,193 @@ pub mod types {
             Default::default()
         }
     }
+    ///Why the model stopped.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum StopReason {
+        #[serde(rename = "end_turn")]
+        EndTurn,
+        #[serde(rename = "tool_use")]
+        ToolUse,
+        #[serde(rename = "max_tokens")]
+        MaxTokens,
+        #[serde(rename = "content_filter")]
+        ContentFilter,
+    }
+    impl ::std::fmt::Display for StopReason {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::EndTurn => f.write_str("end_turn"),
+                Self::ToolUse => f.write_str("tool_use"),
+                Self::MaxTokens => f.write_str("max_tokens"),
+                Self::ContentFilter => f.write_str("content_filter"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for StopReason {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "end_turn" => Ok(Self::EndTurn),
+                "tool_use" => Ok(Self::ToolUse),
+                "max_tokens" => Ok(Self::MaxTokens),
+                "content_filter" => Ok(Self::ContentFilter),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for StopReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for StopReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`SubmitToolOutputsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum SubmitToolOutputsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for SubmitToolOutputsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for SubmitToolOutputsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SubmitToolOutputsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for SubmitToolOutputsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`SubmitToolOutputsIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct SubmitToolOutputsIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for SubmitToolOutputsIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<SubmitToolOutputsIdempotencyKey>
+    for ::std::string::String {
+        fn from(value: SubmitToolOutputsIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for SubmitToolOutputsIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SubmitToolOutputsIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for SubmitToolOutputsIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for SubmitToolOutputsIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`SubmitToolOutputsRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct SubmitToolOutputsRequest {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream: ::std::option::Option<bool>,
+        pub tool_outputs: ::std::vec::Vec<ToolOutput>,
+    }
+    impl SubmitToolOutputsRequest {
+        pub fn builder() -> builder::SubmitToolOutputsRequest {
+            Default::default()
+        }
+    }
     ///`Token`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Token {
@@ -1879,6 +3724,54 @@ pub mod types {
     }
     impl TokenList {
         pub fn builder() -> builder::TokenList {
+            Default::default()
+        }
+    }
+    ///A call the model made: `arguments` is a JSON object serialized as a string, as in OpenAI.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ToolCall {
+        pub arguments: ::std::string::String,
+        pub id: ::std::string::String,
+        pub name: ::std::string::String,
+    }
+    impl ToolCall {
+        pub fn builder() -> builder::ToolCall {
+            Default::default()
+        }
+    }
+    ///`tool.completed` (reserved for server-side tools).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ToolCompletedEvent {
+        pub output: ::std::string::String,
+        pub run_id: ::std::string::String,
+        pub tool_call_id: ::std::string::String,
+        pub v: i32,
+    }
+    impl ToolCompletedEvent {
+        pub fn builder() -> builder::ToolCompletedEvent {
+            Default::default()
+        }
+    }
+    ///`tool.executing` (reserved for server-side tools).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ToolExecutingEvent {
+        pub run_id: ::std::string::String,
+        pub tool_call: ToolCall,
+        pub v: i32,
+    }
+    impl ToolExecutingEvent {
+        pub fn builder() -> builder::ToolExecutingEvent {
+            Default::default()
+        }
+    }
+    ///`ToolOutput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ToolOutput {
+        pub output: ::std::string::String,
+        pub tool_call_id: ::std::string::String,
+    }
+    impl ToolOutput {
+        pub fn builder() -> builder::ToolOutput {
             Default::default()
         }
     }
@@ -2297,6 +4190,99 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct ApprovalRequiredEvent {
+            approval_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_call: ::std::result::Result<super::ToolCall, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for ApprovalRequiredEvent {
+            fn default() -> Self {
+                Self {
+                    approval_id: Err("no value supplied for approval_id".to_string()),
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    tool_call: Err("no value supplied for tool_call".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl ApprovalRequiredEvent {
+            pub fn approval_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.approval_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for approval_id: {e}")
+                    });
+                self
+            }
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn tool_call<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ToolCall>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_call = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_call: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ApprovalRequiredEvent>
+        for super::ApprovalRequiredEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ApprovalRequiredEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    approval_id: value.approval_id?,
+                    run_id: value.run_id?,
+                    tool_call: value.tool_call?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ApprovalRequiredEvent>
+        for ApprovalRequiredEvent {
+            fn from(value: super::ApprovalRequiredEvent) -> Self {
+                Self {
+                    approval_id: Ok(value.approval_id),
+                    run_id: Ok(value.run_id),
+                    tool_call: Ok(value.tool_call),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct CreateAgentRequest {
             auto_memory: ::std::result::Result<
                 ::std::option::Option<bool>,
@@ -2520,6 +4506,186 @@ and `null` removes it, so the agent's value applies again.*/
                 Self {
                     name: Ok(value.name),
                     scopes: Ok(value.scopes),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CreateRunRequest {
+            input: ::std::result::Result<
+                ::std::vec::Vec<super::InputMessage>,
+                ::std::string::String,
+            >,
+            instructions: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            metadata: ::std::result::Result<
+                ::std::option::Option<super::BTreeMap>,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            on_busy: ::std::result::Result<
+                ::std::option::Option<super::OnBusy>,
+                ::std::string::String,
+            >,
+            stream: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            thread_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            tools: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::FunctionTool>>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CreateRunRequest {
+            fn default() -> Self {
+                Self {
+                    input: Err("no value supplied for input".to_string()),
+                    instructions: Ok(Default::default()),
+                    metadata: Ok(Default::default()),
+                    model: Ok(Default::default()),
+                    on_busy: Ok(Default::default()),
+                    stream: Ok(Default::default()),
+                    thread_id: Ok(Default::default()),
+                    tools: Ok(Default::default()),
+                }
+            }
+        }
+        impl CreateRunRequest {
+            pub fn input<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::InputMessage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input: {e}")
+                    });
+                self
+            }
+            pub fn instructions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.instructions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for instructions: {e}")
+                    });
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::BTreeMap>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn on_busy<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::OnBusy>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.on_busy = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for on_busy: {e}")
+                    });
+                self
+            }
+            pub fn stream<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stream: {e}")
+                    });
+                self
+            }
+            pub fn thread_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.thread_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for thread_id: {e}")
+                    });
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::FunctionTool>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tools: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CreateRunRequest> for super::CreateRunRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CreateRunRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    input: value.input?,
+                    instructions: value.instructions?,
+                    metadata: value.metadata?,
+                    model: value.model?,
+                    on_busy: value.on_busy?,
+                    stream: value.stream?,
+                    thread_id: value.thread_id?,
+                    tools: value.tools?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CreateRunRequest> for CreateRunRequest {
+            fn from(value: super::CreateRunRequest) -> Self {
+                Self {
+                    input: Ok(value.input),
+                    instructions: Ok(value.instructions),
+                    metadata: Ok(value.metadata),
+                    model: Ok(value.model),
+                    on_busy: Ok(value.on_busy),
+                    stream: Ok(value.stream),
+                    thread_id: Ok(value.thread_id),
+                    tools: Ok(value.tools),
                 }
             }
         }
@@ -3119,6 +5285,149 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct FunctionDefinition {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            parameters: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FunctionDefinition {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    parameters: Err("no value supplied for parameters".to_string()),
+                }
+            }
+        }
+        impl FunctionDefinition {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn parameters<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parameters = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for parameters: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FunctionDefinition> for super::FunctionDefinition {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FunctionDefinition,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    name: value.name?,
+                    parameters: value.parameters?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FunctionDefinition> for FunctionDefinition {
+            fn from(value: super::FunctionDefinition) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    name: Ok(value.name),
+                    parameters: Ok(value.parameters),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FunctionTool {
+            function: ::std::result::Result<
+                super::FunctionDefinition,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<super::FunctionToolType, ::std::string::String>,
+        }
+        impl ::std::default::Default for FunctionTool {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl FunctionTool {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionDefinition>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for function: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionToolType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FunctionTool> for super::FunctionTool {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FunctionTool,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FunctionTool> for FunctionTool {
+            fn from(value: super::FunctionTool) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Health {
             status: ::std::result::Result<::std::string::String, ::std::string::String>,
         }
@@ -3154,6 +5463,501 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::Health> for Health {
             fn from(value: super::Health) -> Self {
                 Self { status: Ok(value.status) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct InputMessage {
+            content: ::std::result::Result<super::MessageContent, ::std::string::String>,
+            role: ::std::result::Result<super::Role, ::std::string::String>,
+        }
+        impl ::std::default::Default for InputMessage {
+            fn default() -> Self {
+                Self {
+                    content: Err("no value supplied for content".to_string()),
+                    role: Err("no value supplied for role".to_string()),
+                }
+            }
+        }
+        impl InputMessage {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::MessageContent>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Role>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<InputMessage> for super::InputMessage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: InputMessage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    role: value.role?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::InputMessage> for InputMessage {
+            fn from(value: super::InputMessage) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    role: Ok(value.role),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct MessageCompletedEvent {
+            content: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_calls: ::std::result::Result<
+                ::std::vec::Vec<super::ToolCall>,
+                ::std::string::String,
+            >,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for MessageCompletedEvent {
+            fn default() -> Self {
+                Self {
+                    content: Err("no value supplied for content".to_string()),
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    tool_calls: Err("no value supplied for tool_calls".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl MessageCompletedEvent {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ToolCall>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MessageCompletedEvent>
+        for super::MessageCompletedEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MessageCompletedEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    run_id: value.run_id?,
+                    tool_calls: value.tool_calls?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MessageCompletedEvent>
+        for MessageCompletedEvent {
+            fn from(value: super::MessageCompletedEvent) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    run_id: Ok(value.run_id),
+                    tool_calls: Ok(value.tool_calls),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct MessageDeltaEvent {
+            delta: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for MessageDeltaEvent {
+            fn default() -> Self {
+                Self {
+                    delta: Err("no value supplied for delta".to_string()),
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl MessageDeltaEvent {
+            pub fn delta<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.delta = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for delta: {e}")
+                    });
+                self
+            }
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MessageDeltaEvent> for super::MessageDeltaEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MessageDeltaEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    delta: value.delta?,
+                    run_id: value.run_id?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MessageDeltaEvent> for MessageDeltaEvent {
+            fn from(value: super::MessageDeltaEvent) -> Self {
+                Self {
+                    delta: Ok(value.delta),
+                    run_id: Ok(value.run_id),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ModelInfo {
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            key_source: ::std::result::Result<
+                super::ModelKeySource,
+                ::std::string::String,
+            >,
+            provider: ::std::result::Result<super::ProviderKind, ::std::string::String>,
+        }
+        impl ::std::default::Default for ModelInfo {
+            fn default() -> Self {
+                Self {
+                    id: Err("no value supplied for id".to_string()),
+                    key_source: Err("no value supplied for key_source".to_string()),
+                    provider: Err("no value supplied for provider".to_string()),
+                }
+            }
+        }
+        impl ModelInfo {
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn key_source<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ModelKeySource>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.key_source = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for key_source: {e}")
+                    });
+                self
+            }
+            pub fn provider<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ProviderKind>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.provider = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for provider: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ModelInfo> for super::ModelInfo {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ModelInfo,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    id: value.id?,
+                    key_source: value.key_source?,
+                    provider: value.provider?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ModelInfo> for ModelInfo {
+            fn from(value: super::ModelInfo) -> Self {
+                Self {
+                    id: Ok(value.id),
+                    key_source: Ok(value.key_source),
+                    provider: Ok(value.provider),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ModelKey {
+            base_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            preview: ::std::result::Result<::std::string::String, ::std::string::String>,
+            provider: ::std::result::Result<super::ProviderKind, ::std::string::String>,
+            updated_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ModelKey {
+            fn default() -> Self {
+                Self {
+                    base_url: Ok(Default::default()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    preview: Err("no value supplied for preview".to_string()),
+                    provider: Err("no value supplied for provider".to_string()),
+                    updated_at: Err("no value supplied for updated_at".to_string()),
+                }
+            }
+        }
+        impl ModelKey {
+            pub fn base_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.base_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for base_url: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn preview<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.preview = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for preview: {e}")
+                    });
+                self
+            }
+            pub fn provider<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ProviderKind>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.provider = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for provider: {e}")
+                    });
+                self
+            }
+            pub fn updated_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.updated_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for updated_at: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ModelKey> for super::ModelKey {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ModelKey,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    base_url: value.base_url?,
+                    created_at: value.created_at?,
+                    preview: value.preview?,
+                    provider: value.provider?,
+                    updated_at: value.updated_at?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ModelKey> for ModelKey {
+            fn from(value: super::ModelKey) -> Self {
+                Self {
+                    base_url: Ok(value.base_url),
+                    created_at: Ok(value.created_at),
+                    preview: Ok(value.preview),
+                    provider: Ok(value.provider),
+                    updated_at: Ok(value.updated_at),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ModelKeyList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::ModelKey>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ModelKeyList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                }
+            }
+        }
+        impl ModelKeyList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ModelKey>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ModelKeyList> for super::ModelKeyList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ModelKeyList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { data: value.data? })
+            }
+        }
+        impl ::std::convert::From<super::ModelKeyList> for ModelKeyList {
+            fn from(value: super::ModelKeyList) -> Self {
+                Self { data: Ok(value.data) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ModelList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::ModelInfo>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ModelList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                }
+            }
+        }
+        impl ModelList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ModelInfo>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ModelList> for super::ModelList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ModelList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { data: value.data? })
+            }
+        }
+        impl ::std::convert::From<super::ModelList> for ModelList {
+            fn from(value: super::ModelList) -> Self {
+                Self { data: Ok(value.data) }
             }
         }
         #[derive(Clone, Debug)]
@@ -3329,6 +6133,1330 @@ and `null` removes it, so the agent's value applies again.*/
                     data: Ok(value.data),
                     has_more: Ok(value.has_more),
                     next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct PutModelKeyRequest {
+            api_key: ::std::result::Result<::std::string::String, ::std::string::String>,
+            base_url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for PutModelKeyRequest {
+            fn default() -> Self {
+                Self {
+                    api_key: Err("no value supplied for api_key".to_string()),
+                    base_url: Ok(Default::default()),
+                }
+            }
+        }
+        impl PutModelKeyRequest {
+            pub fn api_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.api_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for api_key: {e}")
+                    });
+                self
+            }
+            pub fn base_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.base_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for base_url: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PutModelKeyRequest> for super::PutModelKeyRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PutModelKeyRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    api_key: value.api_key?,
+                    base_url: value.base_url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PutModelKeyRequest> for PutModelKeyRequest {
+            fn from(value: super::PutModelKeyRequest) -> Self {
+                Self {
+                    api_key: Ok(value.api_key),
+                    base_url: Ok(value.base_url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ReplayRunRequest {
+            stream: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ReplayRunRequest {
+            fn default() -> Self {
+                Self {
+                    stream: Ok(Default::default()),
+                }
+            }
+        }
+        impl ReplayRunRequest {
+            pub fn stream<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stream: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ReplayRunRequest> for super::ReplayRunRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ReplayRunRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { stream: value.stream? })
+            }
+        }
+        impl ::std::convert::From<super::ReplayRunRequest> for ReplayRunRequest {
+            fn from(value: super::ReplayRunRequest) -> Self {
+                Self { stream: Ok(value.stream) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RequiredAction {
+            tool_calls: ::std::result::Result<
+                ::std::vec::Vec<super::ToolCall>,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<
+                super::RequiredActionType,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for RequiredAction {
+            fn default() -> Self {
+                Self {
+                    tool_calls: Err("no value supplied for tool_calls".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl RequiredAction {
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ToolCall>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::RequiredActionType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RequiredAction> for super::RequiredAction {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RequiredAction,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    tool_calls: value.tool_calls?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RequiredAction> for RequiredAction {
+            fn from(value: super::RequiredAction) -> Self {
+                Self {
+                    tool_calls: Ok(value.tool_calls),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Run {
+            completed_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            config: ::std::result::Result<super::RunConfig, ::std::string::String>,
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            error: ::std::result::Result<
+                ::std::option::Option<super::ErrorBody>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            input: ::std::result::Result<
+                ::std::vec::Vec<super::InputMessage>,
+                ::std::string::String,
+            >,
+            metadata: ::std::result::Result<
+                ::std::option::Option<super::BTreeMap>,
+                ::std::string::String,
+            >,
+            output: ::std::result::Result<
+                ::std::option::Option<super::RunOutput>,
+                ::std::string::String,
+            >,
+            replay_of: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            required_action: ::std::result::Result<
+                ::std::option::Option<super::RequiredAction>,
+                ::std::string::String,
+            >,
+            smith_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            started_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<super::RunStatus, ::std::string::String>,
+            stop_reason: ::std::result::Result<
+                ::std::option::Option<super::StopReason>,
+                ::std::string::String,
+            >,
+            thread_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            usage: ::std::result::Result<
+                ::std::option::Option<super::RunUsage>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Run {
+            fn default() -> Self {
+                Self {
+                    completed_at: Ok(Default::default()),
+                    config: Err("no value supplied for config".to_string()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    error: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    input: Err("no value supplied for input".to_string()),
+                    metadata: Ok(Default::default()),
+                    output: Ok(Default::default()),
+                    replay_of: Ok(Default::default()),
+                    required_action: Ok(Default::default()),
+                    smith_id: Err("no value supplied for smith_id".to_string()),
+                    started_at: Ok(Default::default()),
+                    status: Err("no value supplied for status".to_string()),
+                    stop_reason: Ok(Default::default()),
+                    thread_id: Err("no value supplied for thread_id".to_string()),
+                    usage: Ok(Default::default()),
+                }
+            }
+        }
+        impl Run {
+            pub fn completed_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completed_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for completed_at: {e}")
+                    });
+                self
+            }
+            pub fn config<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::RunConfig>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.config = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for config: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ErrorBody>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn input<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::InputMessage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input: {e}")
+                    });
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::BTreeMap>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn output<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::RunOutput>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output: {e}")
+                    });
+                self
+            }
+            pub fn replay_of<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.replay_of = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for replay_of: {e}")
+                    });
+                self
+            }
+            pub fn required_action<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::RequiredAction>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.required_action = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for required_action: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn smith_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smith_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for smith_id: {e}")
+                    });
+                self
+            }
+            pub fn started_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.started_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for started_at: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::RunStatus>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn stop_reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::StopReason>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stop_reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stop_reason: {e}")
+                    });
+                self
+            }
+            pub fn thread_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.thread_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for thread_id: {e}")
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::RunUsage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Run> for super::Run {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Run,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    completed_at: value.completed_at?,
+                    config: value.config?,
+                    created_at: value.created_at?,
+                    error: value.error?,
+                    id: value.id?,
+                    input: value.input?,
+                    metadata: value.metadata?,
+                    output: value.output?,
+                    replay_of: value.replay_of?,
+                    required_action: value.required_action?,
+                    smith_id: value.smith_id?,
+                    started_at: value.started_at?,
+                    status: value.status?,
+                    stop_reason: value.stop_reason?,
+                    thread_id: value.thread_id?,
+                    usage: value.usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Run> for Run {
+            fn from(value: super::Run) -> Self {
+                Self {
+                    completed_at: Ok(value.completed_at),
+                    config: Ok(value.config),
+                    created_at: Ok(value.created_at),
+                    error: Ok(value.error),
+                    id: Ok(value.id),
+                    input: Ok(value.input),
+                    metadata: Ok(value.metadata),
+                    output: Ok(value.output),
+                    replay_of: Ok(value.replay_of),
+                    required_action: Ok(value.required_action),
+                    smith_id: Ok(value.smith_id),
+                    started_at: Ok(value.started_at),
+                    status: Ok(value.status),
+                    stop_reason: Ok(value.stop_reason),
+                    thread_id: Ok(value.thread_id),
+                    usage: Ok(value.usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunCancelledEvent {
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for RunCancelledEvent {
+            fn default() -> Self {
+                Self {
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl RunCancelledEvent {
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunCancelledEvent> for super::RunCancelledEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunCancelledEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    run_id: value.run_id?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunCancelledEvent> for RunCancelledEvent {
+            fn from(value: super::RunCancelledEvent) -> Self {
+                Self {
+                    run_id: Ok(value.run_id),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunCompletedEvent {
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            stop_reason: ::std::result::Result<super::StopReason, ::std::string::String>,
+            usage: ::std::result::Result<super::RunUsage, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for RunCompletedEvent {
+            fn default() -> Self {
+                Self {
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    stop_reason: Err("no value supplied for stop_reason".to_string()),
+                    usage: Err("no value supplied for usage".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl RunCompletedEvent {
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn stop_reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::StopReason>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stop_reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stop_reason: {e}")
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::RunUsage>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunCompletedEvent> for super::RunCompletedEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunCompletedEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    run_id: value.run_id?,
+                    stop_reason: value.stop_reason?,
+                    usage: value.usage?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunCompletedEvent> for RunCompletedEvent {
+            fn from(value: super::RunCompletedEvent) -> Self {
+                Self {
+                    run_id: Ok(value.run_id),
+                    stop_reason: Ok(value.stop_reason),
+                    usage: Ok(value.usage),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunConfig {
+            agent_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            auto_memory: ::std::result::Result<bool, ::std::string::String>,
+            instructions: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tools: ::std::result::Result<
+                ::std::vec::Vec<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for RunConfig {
+            fn default() -> Self {
+                Self {
+                    agent_id: Err("no value supplied for agent_id".to_string()),
+                    auto_memory: Err("no value supplied for auto_memory".to_string()),
+                    instructions: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                    tools: Err("no value supplied for tools".to_string()),
+                }
+            }
+        }
+        impl RunConfig {
+            pub fn agent_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.agent_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for agent_id: {e}")
+                    });
+                self
+            }
+            pub fn auto_memory<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.auto_memory = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for auto_memory: {e}")
+                    });
+                self
+            }
+            pub fn instructions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.instructions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for instructions: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tools: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunConfig> for super::RunConfig {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunConfig,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    agent_id: value.agent_id?,
+                    auto_memory: value.auto_memory?,
+                    instructions: value.instructions?,
+                    model: value.model?,
+                    tools: value.tools?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunConfig> for RunConfig {
+            fn from(value: super::RunConfig) -> Self {
+                Self {
+                    agent_id: Ok(value.agent_id),
+                    auto_memory: Ok(value.auto_memory),
+                    instructions: Ok(value.instructions),
+                    model: Ok(value.model),
+                    tools: Ok(value.tools),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunDuplicateEvent {
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for RunDuplicateEvent {
+            fn default() -> Self {
+                Self {
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl RunDuplicateEvent {
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunDuplicateEvent> for super::RunDuplicateEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunDuplicateEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    run_id: value.run_id?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunDuplicateEvent> for RunDuplicateEvent {
+            fn from(value: super::RunDuplicateEvent) -> Self {
+                Self {
+                    run_id: Ok(value.run_id),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunFailedEvent {
+            error: ::std::result::Result<super::ErrorBody, ::std::string::String>,
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for RunFailedEvent {
+            fn default() -> Self {
+                Self {
+                    error: Err("no value supplied for error".to_string()),
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl RunFailedEvent {
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ErrorBody>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunFailedEvent> for super::RunFailedEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunFailedEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    error: value.error?,
+                    run_id: value.run_id?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunFailedEvent> for RunFailedEvent {
+            fn from(value: super::RunFailedEvent) -> Self {
+                Self {
+                    error: Ok(value.error),
+                    run_id: Ok(value.run_id),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::Run>,
+                ::std::string::String,
+            >,
+            has_more: ::std::result::Result<bool, ::std::string::String>,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for RunList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    has_more: Err("no value supplied for has_more".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl RunList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Run>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn has_more<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.has_more = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for has_more: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunList> for super::RunList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    has_more: value.has_more?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunList> for RunList {
+            fn from(value: super::RunList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    has_more: Ok(value.has_more),
+                    next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunOutput {
+            content: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_calls: ::std::result::Result<
+                ::std::vec::Vec<super::ToolCall>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for RunOutput {
+            fn default() -> Self {
+                Self {
+                    content: Err("no value supplied for content".to_string()),
+                    tool_calls: Err("no value supplied for tool_calls".to_string()),
+                }
+            }
+        }
+        impl RunOutput {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ToolCall>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunOutput> for super::RunOutput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunOutput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    tool_calls: value.tool_calls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunOutput> for RunOutput {
+            fn from(value: super::RunOutput) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunRequiresActionEvent {
+            required_action: ::std::result::Result<
+                super::RequiredAction,
+                ::std::string::String,
+            >,
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for RunRequiresActionEvent {
+            fn default() -> Self {
+                Self {
+                    required_action: Err(
+                        "no value supplied for required_action".to_string(),
+                    ),
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl RunRequiresActionEvent {
+            pub fn required_action<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::RequiredAction>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.required_action = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for required_action: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunRequiresActionEvent>
+        for super::RunRequiresActionEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunRequiresActionEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    required_action: value.required_action?,
+                    run_id: value.run_id?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunRequiresActionEvent>
+        for RunRequiresActionEvent {
+            fn from(value: super::RunRequiresActionEvent) -> Self {
+                Self {
+                    required_action: Ok(value.required_action),
+                    run_id: Ok(value.run_id),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunStartedEvent {
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            smith_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            thread_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for RunStartedEvent {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    model: Err("no value supplied for model".to_string()),
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    smith_id: Err("no value supplied for smith_id".to_string()),
+                    thread_id: Err("no value supplied for thread_id".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl RunStartedEvent {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn smith_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smith_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for smith_id: {e}")
+                    });
+                self
+            }
+            pub fn thread_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.thread_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for thread_id: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunStartedEvent> for super::RunStartedEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunStartedEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    model: value.model?,
+                    run_id: value.run_id?,
+                    smith_id: value.smith_id?,
+                    thread_id: value.thread_id?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunStartedEvent> for RunStartedEvent {
+            fn from(value: super::RunStartedEvent) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    model: Ok(value.model),
+                    run_id: Ok(value.run_id),
+                    smith_id: Ok(value.smith_id),
+                    thread_id: Ok(value.thread_id),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct RunUsage {
+            cost_usd: ::std::result::Result<
+                ::std::option::Option<f64>,
+                ::std::string::String,
+            >,
+            input_tokens: ::std::result::Result<i64, ::std::string::String>,
+            output_tokens: ::std::result::Result<i64, ::std::string::String>,
+            total_tokens: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for RunUsage {
+            fn default() -> Self {
+                Self {
+                    cost_usd: Ok(Default::default()),
+                    input_tokens: Err("no value supplied for input_tokens".to_string()),
+                    output_tokens: Err(
+                        "no value supplied for output_tokens".to_string(),
+                    ),
+                    total_tokens: Err("no value supplied for total_tokens".to_string()),
+                }
+            }
+        }
+        impl RunUsage {
+            pub fn cost_usd<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cost_usd = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cost_usd: {e}")
+                    });
+                self
+            }
+            pub fn input_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input_tokens: {e}")
+                    });
+                self
+            }
+            pub fn output_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_tokens: {e}")
+                    });
+                self
+            }
+            pub fn total_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.total_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for total_tokens: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunUsage> for super::RunUsage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunUsage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    cost_usd: value.cost_usd?,
+                    input_tokens: value.input_tokens?,
+                    output_tokens: value.output_tokens?,
+                    total_tokens: value.total_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunUsage> for RunUsage {
+            fn from(value: super::RunUsage) -> Self {
+                Self {
+                    cost_usd: Ok(value.cost_usd),
+                    input_tokens: Ok(value.input_tokens),
+                    output_tokens: Ok(value.output_tokens),
+                    total_tokens: Ok(value.total_tokens),
                 }
             }
         }
@@ -3973,6 +8101,72 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct SubmitToolOutputsRequest {
+            stream: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            tool_outputs: ::std::result::Result<
+                ::std::vec::Vec<super::ToolOutput>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for SubmitToolOutputsRequest {
+            fn default() -> Self {
+                Self {
+                    stream: Ok(Default::default()),
+                    tool_outputs: Err("no value supplied for tool_outputs".to_string()),
+                }
+            }
+        }
+        impl SubmitToolOutputsRequest {
+            pub fn stream<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stream: {e}")
+                    });
+                self
+            }
+            pub fn tool_outputs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ToolOutput>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_outputs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_outputs: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SubmitToolOutputsRequest>
+        for super::SubmitToolOutputsRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SubmitToolOutputsRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    stream: value.stream?,
+                    tool_outputs: value.tool_outputs?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SubmitToolOutputsRequest>
+        for SubmitToolOutputsRequest {
+            fn from(value: super::SubmitToolOutputsRequest) -> Self {
+                Self {
+                    stream: Ok(value.stream),
+                    tool_outputs: Ok(value.tool_outputs),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Token {
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
@@ -4237,6 +8431,305 @@ and `null` removes it, so the agent's value applies again.*/
                     data: Ok(value.data),
                     has_more: Ok(value.has_more),
                     next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ToolCall {
+            arguments: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ToolCall {
+            fn default() -> Self {
+                Self {
+                    arguments: Err("no value supplied for arguments".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl ToolCall {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ToolCall> for super::ToolCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ToolCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    id: value.id?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ToolCall> for ToolCall {
+            fn from(value: super::ToolCall) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    id: Ok(value.id),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ToolCompletedEvent {
+            output: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_call_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for ToolCompletedEvent {
+            fn default() -> Self {
+                Self {
+                    output: Err("no value supplied for output".to_string()),
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    tool_call_id: Err("no value supplied for tool_call_id".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl ToolCompletedEvent {
+            pub fn output<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output: {e}")
+                    });
+                self
+            }
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn tool_call_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_call_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_call_id: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ToolCompletedEvent> for super::ToolCompletedEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ToolCompletedEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    output: value.output?,
+                    run_id: value.run_id?,
+                    tool_call_id: value.tool_call_id?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ToolCompletedEvent> for ToolCompletedEvent {
+            fn from(value: super::ToolCompletedEvent) -> Self {
+                Self {
+                    output: Ok(value.output),
+                    run_id: Ok(value.run_id),
+                    tool_call_id: Ok(value.tool_call_id),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ToolExecutingEvent {
+            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_call: ::std::result::Result<super::ToolCall, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for ToolExecutingEvent {
+            fn default() -> Self {
+                Self {
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    tool_call: Err("no value supplied for tool_call".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl ToolExecutingEvent {
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
+                    });
+                self
+            }
+            pub fn tool_call<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ToolCall>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_call = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_call: {e}")
+                    });
+                self
+            }
+            pub fn v<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.v = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for v: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ToolExecutingEvent> for super::ToolExecutingEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ToolExecutingEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    run_id: value.run_id?,
+                    tool_call: value.tool_call?,
+                    v: value.v?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ToolExecutingEvent> for ToolExecutingEvent {
+            fn from(value: super::ToolExecutingEvent) -> Self {
+                Self {
+                    run_id: Ok(value.run_id),
+                    tool_call: Ok(value.tool_call),
+                    v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ToolOutput {
+            output: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_call_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ToolOutput {
+            fn default() -> Self {
+                Self {
+                    output: Err("no value supplied for output".to_string()),
+                    tool_call_id: Err("no value supplied for tool_call_id".to_string()),
+                }
+            }
+        }
+        impl ToolOutput {
+            pub fn output<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output: {e}")
+                    });
+                self
+            }
+            pub fn tool_call_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_call_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_call_id: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ToolOutput> for super::ToolOutput {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ToolOutput,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    output: value.output?,
+                    tool_call_id: value.tool_call_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ToolOutput> for ToolOutput {
+            fn from(value: super::ToolOutput) -> Self {
+                Self {
+                    output: Ok(value.output),
+                    tool_call_id: Ok(value.tool_call_id),
                 }
             }
         }
@@ -4824,6 +9317,31 @@ let response = client.create_project_token()
     pub fn create_project_token(&self) -> builder::CreateProjectToken<'_> {
         builder::CreateProjectToken::new(self)
     }
+    /**Sends a `GET` request to `/v1/runs`
+
+Arguments:
+- `cursor`
+- `external_id_prefix`: Only runs of smiths whose external_id starts with this.
+- `limit`
+- `since`: Only runs created at or after this time (RFC 3339).
+- `smith_id`
+- `status`: queued, running, requires_action, completed, failed or cancelled.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_runs()
+    .cursor(cursor)
+    .external_id_prefix(external_id_prefix)
+    .limit(limit)
+    .since(since)
+    .smith_id(smith_id)
+    .status(status)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_runs(&self) -> builder::ListRuns<'_> {
+        builder::ListRuns::new(self)
+    }
     /**Sends a `GET` request to `/v1/smiths`
 
 Arguments:
@@ -4950,6 +9468,199 @@ let response = client.restore_revision()
 ```*/
     pub fn restore_revision(&self) -> builder::RestoreRevision<'_> {
         builder::RestoreRevision::new(self)
+    }
+    /**Sends a `GET` request to `/v1/smiths/{sid}/runs`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `cursor`: The previous page's `next_cursor`, passed back unchanged.
+- `limit`: How many items to return, 1 to 100 (default 20).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_smith_runs()
+    .sid(sid)
+    .cursor(cursor)
+    .limit(limit)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_smith_runs(&self) -> builder::ListSmithRuns<'_> {
+        builder::ListSmithRuns::new(self)
+    }
+    /**Sends a `POST` request to `/v1/smiths/{sid}/runs`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+- `body`
+```ignore
+let response = client.create_run()
+    .sid(sid)
+    .ic_api_version(ic_api_version)
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_run(&self) -> builder::CreateRun<'_> {
+        builder::CreateRun::new(self)
+    }
+    /**Sends a `GET` request to `/v1/smiths/{sid}/runs/{rid}`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `rid`: The run's id (run_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.get_run()
+    .sid(sid)
+    .rid(rid)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn get_run(&self) -> builder::GetRun<'_> {
+        builder::GetRun::new(self)
+    }
+    /**Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/cancel`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `rid`: The run's id (run_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+```ignore
+let response = client.cancel_run()
+    .sid(sid)
+    .rid(rid)
+    .ic_api_version(ic_api_version)
+    .idempotency_key(idempotency_key)
+    .send()
+    .await;
+```*/
+    pub fn cancel_run(&self) -> builder::CancelRun<'_> {
+        builder::CancelRun::new(self)
+    }
+    /**Sends a `GET` request to `/v1/smiths/{sid}/runs/{rid}/events`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `rid`: The run's id (run_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `last_event_id`: Resume after this event sequence number.
+```ignore
+let response = client.run_events()
+    .sid(sid)
+    .rid(rid)
+    .ic_api_version(ic_api_version)
+    .last_event_id(last_event_id)
+    .send()
+    .await;
+```*/
+    pub fn run_events(&self) -> builder::RunEvents<'_> {
+        builder::RunEvents::new(self)
+    }
+    /**Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/replay`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `rid`: The run's id (run_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+- `body`
+```ignore
+let response = client.replay_run()
+    .sid(sid)
+    .rid(rid)
+    .ic_api_version(ic_api_version)
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn replay_run(&self) -> builder::ReplayRun<'_> {
+        builder::ReplayRun::new(self)
+    }
+    /**Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/submit`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `rid`: The run's id (run_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+- `body`
+```ignore
+let response = client.submit_tool_outputs()
+    .sid(sid)
+    .rid(rid)
+    .ic_api_version(ic_api_version)
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn submit_tool_outputs(&self) -> builder::SubmitToolOutputs<'_> {
+        builder::SubmitToolOutputs::new(self)
+    }
+    /**Sends a `GET` request to `/v1/tenant/model_keys`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_model_keys()
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_model_keys(&self) -> builder::ListModelKeys<'_> {
+        builder::ListModelKeys::new(self)
+    }
+    /**Sends a `PUT` request to `/v1/tenant/model_keys/{provider}`
+
+Arguments:
+- `provider`: `openai`, `anthropic` or `gemini`.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `body`
+```ignore
+let response = client.put_model_key()
+    .provider(provider)
+    .ic_api_version(ic_api_version)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn put_model_key(&self) -> builder::PutModelKey<'_> {
+        builder::PutModelKey::new(self)
+    }
+    /**Sends a `DELETE` request to `/v1/tenant/model_keys/{provider}`
+
+Arguments:
+- `provider`: `openai`, `anthropic` or `gemini`.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.delete_model_key()
+    .provider(provider)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn delete_model_key(&self) -> builder::DeleteModelKey<'_> {
+        builder::DeleteModelKey::new(self)
+    }
+    /**Sends a `GET` request to `/v1/tenant/models`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_models()
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_models(&self) -> builder::ListModels<'_> {
+        builder::ListModels::new(self)
     }
     /**Sends a `GET` request to `/v1/tenant/tokens`
 
@@ -6266,6 +10977,202 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::list_runs`]
+
+[`Client::list_runs`]: super::Client::list_runs*/
+    #[derive(Debug, Clone)]
+    pub struct ListRuns<'a> {
+        client: &'a super::Client,
+        cursor: Result<Option<::std::string::String>, String>,
+        external_id_prefix: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        since: Result<Option<::chrono::DateTime<::chrono::offset::Utc>>, String>,
+        smith_id: Result<Option<::std::string::String>, String>,
+        status: Result<Option<types::RunStatus>, String>,
+        ic_api_version: Result<Option<types::ListRunsIcApiVersion>, String>,
+    }
+    impl<'a> ListRuns<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                cursor: Ok(None),
+                external_id_prefix: Ok(None),
+                limit: Ok(None),
+                since: Ok(None),
+                smith_id: Ok(None),
+                status: Ok(None),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn external_id_prefix<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.external_id_prefix = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for external_id_prefix failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn since<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+        {
+            self.since = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: chrono :: DateTime < :: chrono :: offset :: Utc >` for since failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn smith_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.smith_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for smith_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn status<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RunStatus>,
+        {
+            self.status = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `RunStatus` for status failed".to_string());
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListRunsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListRunsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/runs`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::RunList>, Error<types::ErrorEnvelope>> {
+            let Self {
+                client,
+                cursor,
+                external_id_prefix,
+                limit,
+                since,
+                smith_id,
+                status,
+                ic_api_version,
+            } = self;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let external_id_prefix = external_id_prefix.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let since = since.map_err(Error::InvalidRequest)?;
+            let smith_id = smith_id.map_err(Error::InvalidRequest)?;
+            let status = status.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/runs", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(
+                    &progenitor_client::QueryParam::new(
+                        "external_id_prefix",
+                        &external_id_prefix,
+                    ),
+                )
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("since", &since))
+                .query(&progenitor_client::QueryParam::new("smith_id", &smith_id))
+                .query(&progenitor_client::QueryParam::new("status", &status))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_runs",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::list_smiths`]
 
 [`Client::list_smiths`]: super::Client::list_smiths*/
@@ -7177,6 +12084,1406 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "restore_revision",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_smith_runs`]
+
+[`Client::list_smith_runs`]: super::Client::list_smith_runs*/
+    #[derive(Debug, Clone)]
+    pub struct ListSmithRuns<'a> {
+        client: &'a super::Client,
+        sid: Result<::std::string::String, String>,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        ic_api_version: Result<Option<types::ListSmithRunsIcApiVersion>, String>,
+    }
+    impl<'a> ListSmithRuns<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                cursor: Ok(None),
+                limit: Ok(None),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for sid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListSmithRunsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListSmithRunsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/smiths/{sid}/runs`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::RunList>, Error<types::ErrorEnvelope>> {
+            let Self { client, sid, cursor, limit, ic_api_version } = self;
+            let sid = sid.map_err(Error::InvalidRequest)?;
+            let cursor = cursor.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/smiths/{}/runs", client.baseurl, encode_path(& sid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_smith_runs",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_run`]
+
+[`Client::create_run`]: super::Client::create_run*/
+    #[derive(Debug, Clone)]
+    pub struct CreateRun<'a> {
+        client: &'a super::Client,
+        sid: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::CreateRunIcApiVersion>, String>,
+        idempotency_key: Result<Option<types::CreateRunIdempotencyKey>, String>,
+        body: Result<types::builder::CreateRunRequest, String>,
+    }
+    impl<'a> CreateRun<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for sid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateRunIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateRunIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateRunIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateRunIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateRunRequest>,
+            <V as std::convert::TryInto<
+                types::CreateRunRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CreateRunRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CreateRunRequest,
+            ) -> types::builder::CreateRunRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/smiths/{sid}/runs`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
+            let Self { client, sid, ic_api_version, idempotency_key, body } = self;
+            let sid = sid.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CreateRunRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/smiths/{}/runs", client.baseurl, encode_path(& sid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_run",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_run`]
+
+[`Client::get_run`]: super::Client::get_run*/
+    #[derive(Debug, Clone)]
+    pub struct GetRun<'a> {
+        client: &'a super::Client,
+        sid: Result<::std::string::String, String>,
+        rid: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::GetRunIcApiVersion>, String>,
+    }
+    impl<'a> GetRun<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                rid: Err("rid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for sid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn rid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.rid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for rid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetRunIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetRunIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/smiths/{sid}/runs/{rid}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
+            let Self { client, sid, rid, ic_api_version } = self;
+            let sid = sid.map_err(Error::InvalidRequest)?;
+            let rid = rid.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/smiths/{}/runs/{}", client.baseurl, encode_path(& sid
+                .to_string()), encode_path(& rid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_run",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::cancel_run`]
+
+[`Client::cancel_run`]: super::Client::cancel_run*/
+    #[derive(Debug, Clone)]
+    pub struct CancelRun<'a> {
+        client: &'a super::Client,
+        sid: Result<::std::string::String, String>,
+        rid: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::CancelRunIcApiVersion>, String>,
+        idempotency_key: Result<Option<types::CancelRunIdempotencyKey>, String>,
+    }
+    impl<'a> CancelRun<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                rid: Err("rid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                idempotency_key: Ok(None),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for sid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn rid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.rid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for rid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CancelRunIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CancelRunIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CancelRunIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CancelRunIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/cancel`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
+            let Self { client, sid, rid, ic_api_version, idempotency_key } = self;
+            let sid = sid.map_err(Error::InvalidRequest)?;
+            let rid = rid.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/smiths/{}/runs/{}/cancel", client.baseurl, encode_path(& sid
+                .to_string()), encode_path(& rid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "cancel_run",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::run_events`]
+
+[`Client::run_events`]: super::Client::run_events*/
+    #[derive(Debug, Clone)]
+    pub struct RunEvents<'a> {
+        client: &'a super::Client,
+        sid: Result<::std::string::String, String>,
+        rid: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::RunEventsIcApiVersion>, String>,
+        last_event_id: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> RunEvents<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                rid: Err("rid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                last_event_id: Ok(None),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for sid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn rid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.rid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for rid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RunEventsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `RunEventsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn last_event_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.last_event_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for last_event_id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/smiths/{sid}/runs/{rid}/events`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorEnvelope>> {
+            let Self { client, sid, rid, ic_api_version, last_event_id } = self;
+            let sid = sid.map_err(Error::InvalidRequest)?;
+            let rid = rid.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let last_event_id = last_event_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/smiths/{}/runs/{}/events", client.baseurl, encode_path(& sid
+                .to_string()), encode_path(& rid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            if let Some(value) = last_event_id {
+                header_map.append("Last-Event-ID", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "run_events",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::replay_run`]
+
+[`Client::replay_run`]: super::Client::replay_run*/
+    #[derive(Debug, Clone)]
+    pub struct ReplayRun<'a> {
+        client: &'a super::Client,
+        sid: Result<::std::string::String, String>,
+        rid: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::ReplayRunIcApiVersion>, String>,
+        idempotency_key: Result<Option<types::ReplayRunIdempotencyKey>, String>,
+        body: Result<types::builder::ReplayRunRequest, String>,
+    }
+    impl<'a> ReplayRun<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                rid: Err("rid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for sid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn rid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.rid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for rid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ReplayRunIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ReplayRunIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ReplayRunIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ReplayRunIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ReplayRunRequest>,
+            <V as std::convert::TryInto<
+                types::ReplayRunRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `ReplayRunRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::ReplayRunRequest,
+            ) -> types::builder::ReplayRunRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/replay`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
+            let Self { client, sid, rid, ic_api_version, idempotency_key, body } = self;
+            let sid = sid.map_err(Error::InvalidRequest)?;
+            let rid = rid.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::ReplayRunRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/smiths/{}/runs/{}/replay", client.baseurl, encode_path(& sid
+                .to_string()), encode_path(& rid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "replay_run",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::submit_tool_outputs`]
+
+[`Client::submit_tool_outputs`]: super::Client::submit_tool_outputs*/
+    #[derive(Debug, Clone)]
+    pub struct SubmitToolOutputs<'a> {
+        client: &'a super::Client,
+        sid: Result<::std::string::String, String>,
+        rid: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::SubmitToolOutputsIcApiVersion>, String>,
+        idempotency_key: Result<Option<types::SubmitToolOutputsIdempotencyKey>, String>,
+        body: Result<types::builder::SubmitToolOutputsRequest, String>,
+    }
+    impl<'a> SubmitToolOutputs<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                rid: Err("rid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for sid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn rid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.rid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for rid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SubmitToolOutputsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `SubmitToolOutputsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SubmitToolOutputsIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `SubmitToolOutputsIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SubmitToolOutputsRequest>,
+            <V as std::convert::TryInto<
+                types::SubmitToolOutputsRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `SubmitToolOutputsRequest` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::SubmitToolOutputsRequest,
+            ) -> types::builder::SubmitToolOutputsRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/submit`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
+            let Self { client, sid, rid, ic_api_version, idempotency_key, body } = self;
+            let sid = sid.map_err(Error::InvalidRequest)?;
+            let rid = rid.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::SubmitToolOutputsRequest::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/smiths/{}/runs/{}/submit", client.baseurl, encode_path(& sid
+                .to_string()), encode_path(& rid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "submit_tool_outputs",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_model_keys`]
+
+[`Client::list_model_keys`]: super::Client::list_model_keys*/
+    #[derive(Debug, Clone)]
+    pub struct ListModelKeys<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::ListModelKeysIcApiVersion>, String>,
+    }
+    impl<'a> ListModelKeys<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListModelKeysIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListModelKeysIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/tenant/model_keys`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ModelKeyList>, Error<types::ErrorEnvelope>> {
+            let Self { client, ic_api_version } = self;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/tenant/model_keys", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_model_keys",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::put_model_key`]
+
+[`Client::put_model_key`]: super::Client::put_model_key*/
+    #[derive(Debug, Clone)]
+    pub struct PutModelKey<'a> {
+        client: &'a super::Client,
+        provider: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::PutModelKeyIcApiVersion>, String>,
+        body: Result<types::builder::PutModelKeyRequest, String>,
+    }
+    impl<'a> PutModelKey<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                provider: Err("provider was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn provider<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.provider = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for provider failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::PutModelKeyIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `PutModelKeyIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::PutModelKeyRequest>,
+            <V as std::convert::TryInto<
+                types::PutModelKeyRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `PutModelKeyRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::PutModelKeyRequest,
+            ) -> types::builder::PutModelKeyRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PUT` request to `/v1/tenant/model_keys/{provider}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ModelKey>, Error<types::ErrorEnvelope>> {
+            let Self { client, provider, ic_api_version, body } = self;
+            let provider = provider.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::PutModelKeyRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/tenant/model_keys/{}", client.baseurl, encode_path(& provider
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .put(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "put_model_key",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::delete_model_key`]
+
+[`Client::delete_model_key`]: super::Client::delete_model_key*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteModelKey<'a> {
+        client: &'a super::Client,
+        provider: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::DeleteModelKeyIcApiVersion>, String>,
+    }
+    impl<'a> DeleteModelKey<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                provider: Err("provider was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn provider<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.provider = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for provider failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::DeleteModelKeyIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `DeleteModelKeyIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/v1/tenant/model_keys/{provider}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Deleted>, Error<types::ErrorEnvelope>> {
+            let Self { client, provider, ic_api_version } = self;
+            let provider = provider.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/tenant/model_keys/{}", client.baseurl, encode_path(& provider
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "delete_model_key",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::list_models`]
+
+[`Client::list_models`]: super::Client::list_models*/
+    #[derive(Debug, Clone)]
+    pub struct ListModels<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::ListModelsIcApiVersion>, String>,
+    }
+    impl<'a> ListModels<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListModelsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListModelsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/tenant/models`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ModelList>, Error<types::ErrorEnvelope>> {
+            let Self { client, ic_api_version } = self;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/tenant/models", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_models",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

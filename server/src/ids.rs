@@ -14,6 +14,8 @@ pub enum IdKind {
     Token,
     Agent,
     Smith,
+    Run,
+    Thread,
 }
 
 impl IdKind {
@@ -24,6 +26,8 @@ impl IdKind {
             Self::Token => "tok_",
             Self::Agent => "agt_",
             Self::Smith => "smt_",
+            Self::Run => "run_",
+            Self::Thread => "thr_",
         }
     }
 }

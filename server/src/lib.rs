@@ -3,13 +3,17 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod crypto;
 pub mod db;
 pub mod digest;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod idempotency;
+pub mod providers;
+pub mod settings;
 pub mod state;
 pub mod store;
 

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ingram_server::auth::TokenKind;
 use ingram_server::bootstrap::{self, Chosen};
 use ingram_server::domain::{projects, smiths, tokens};
+use ingram_server::crypto::MasterKey;
+use ingram_server::settings::Settings;
 use ingram_server::{AppState, db};
 use tracing_subscriber::EnvFilter;
 
@@ -92,12 +94,34 @@ async fn serve(db: sea_orm::DatabaseConnection, listen: SocketAddr) -> anyhow::R
             "Try: curl -s http://{listen}/v1/smiths -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' -d '{{\"external_id\":\"user_123\"}}'"
         );
     }
-    let state = AppState { db };
+    let state = AppState::new(db, settings_from_env()?);
     ingram_server::spawn_upkeep(state.clone());
+    state.engine.spawn_upkeep();
     tracing::info!(%listen, "serving");
     ingram_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn settings_from_env() -> anyhow::Result<Settings> {
+    let data_dir = std::env::var("INGRAM_DATA_DIR").unwrap_or_else(|_| ".".into());
+    let configured = std::env::var("INGRAM_MASTER_KEY").ok();
+    let (master_key, created) = MasterKey::load_or_create(configured.as_deref(), std::path::Path::new(&data_dir))
+        .with_context(|| format!("reading the master key in {data_dir}"))?;
+    if created {
+        tracing::warn!(
+            "INGRAM_MASTER_KEY is not set: generated {}/{}. Provider keys are sealed with it; back it up, or set INGRAM_MASTER_KEY.",
+            data_dir,
+            ingram_server::crypto::KEY_FILE
+        );
+    }
+    let millis = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    Ok(Settings {
+        master_key,
+        fallback_keys: Settings::fallback_keys_from_env(),
+        offline_token_delay: std::time::Duration::from_millis(millis("INGRAM_OFFLINE_TOKEN_DELAY_MS", 20)),
+        run_lease: std::time::Duration::from_millis(millis("INGRAM_RUN_LEASE_MS", 15_000)),
+    })
 }
 
 async fn create_token(

@@ -64,7 +64,7 @@ impl TestApp {
         };
         let db = db::connect(&url).await.expect("the test database opens");
         let boot = bootstrap::ensure(&db, Chosen::default()).await.expect("bootstrap");
-        let state = AppState { db };
+        let state = AppState::new(db, ingram_server::settings::Settings::for_tests());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("an ephemeral port");
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();

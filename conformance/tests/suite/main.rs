@@ -7,6 +7,7 @@ mod fixtures;
 mod harness;
 mod idempotency;
 mod projects_tokens;
+mod providers;
 mod smiths_agents;
 mod spec;
 mod tenancy;

@@ -86,3 +86,52 @@ fn validate(schema: &Value, body: &Value, what: &str) {
     let errors: Vec<String> = validator.iter_errors(body).map(|err| format!("{err} at {}", err.instance_path)).collect();
     assert!(errors.is_empty(), "{what}: response violates its declared schema:\n{}\nbody: {body:#}", errors.join("\n"));
 }
+
+/// The smallest body that satisfies the operation's request schema: required fields only,
+/// the first enum value or variant, empty arrays. The matrix sends it so that a refusal
+/// comes from tenancy, not from parsing.
+pub fn minimal_body(operation: &Operation) -> Option<Value> {
+    let schema = operation.body.pointer("/requestBody/content/application~1json/schema")?;
+    Some(minimal_instance(schema))
+}
+
+fn resolve(schema: &Value) -> &Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            &SPEC["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
+
+fn minimal_instance(schema: &Value) -> Value {
+    let schema = resolve(schema);
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values[0].clone();
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|variants| variants.iter().find(|v| v["type"] != "null")) {
+            return minimal_instance(first);
+        }
+    }
+    let kind = match &schema["type"] {
+        Value::Array(types) => types.iter().find(|t| *t != "null").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    match kind.as_str() {
+        Some("object") | None if schema.get("properties").is_some() => {
+            let mut object = serde_json::Map::new();
+            for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                object.insert(name.to_owned(), minimal_instance(&schema["properties"][name]));
+            }
+            Value::Object(object)
+        }
+        Some("object") => json!({}),
+        Some("array") => json!([]),
+        Some("string") => json!("x"),
+        Some("integer") | Some("number") => json!(1),
+        Some("boolean") => json!(false),
+        _ => Value::Null,
+    }
+}

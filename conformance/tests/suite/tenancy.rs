@@ -11,6 +11,15 @@ use serde_json::json;
 use crate::harness::TestApp;
 use crate::spec::{Operation, operations};
 
+/// Path parameters that name a slot inside the caller's own project (its key for a
+/// provider), not a resource id: an intruder using them reaches its own slot, so the matrix
+/// only checks that nothing of the victim's leaks or changes.
+const CALLER_SCOPED_PARAMS: &[&str] = &["provider"];
+
+fn targets_victim_resource(operation: &Operation) -> bool {
+    operation.path_params().iter().any(|name| !CALLER_SCOPED_PARAMS.contains(&name.as_str()))
+}
+
 /// Resources of the victim project, one per path parameter name the spec uses.
 struct Victim {
     params: HashMap<&'static str, String>,
@@ -23,14 +32,20 @@ async fn victim(app: &TestApp) -> Victim {
     let sid = app.post("/v1/smiths", token, json!({"external_id": "victim", "instructions": "private"})).await.expect(201).id();
     let aid = app.post("/v1/agents", token, json!({"name": "victim-agent"})).await.expect(201).id();
     let tid = app.post("/v1/tenant/tokens", token, json!({"kind": "tenant_admin", "name": "victim"})).await.expect(201).id();
+    let run = app.post(&format!("/v1/smiths/{sid}/runs"), token, json!({"input": [{"role": "user", "content": "secret plans"}]})).await.expect(200);
+    let rid = run.id();
+    let thread = run.body["thread_id"].as_str().unwrap().to_owned();
+    app.call("PUT", "/v1/tenant/model_keys/openai", Some(token), Some(json!({"api_key": "sk-victim-key"}))).await.expect(200);
     let params = HashMap::from([
         ("sid", sid.clone()),
         ("aid", aid.clone()),
         ("tid", tid.clone()),
         ("pid", app.project_id.clone()),
         ("n", "1".to_owned()),
+        ("rid", rid.clone()),
+        ("provider", "openai".to_owned()),
     ]);
-    Victim { params, secrets: vec![sid, aid, tid, app.project_id.clone()] }
+    Victim { params, secrets: vec![sid, aid, tid, rid, thread, app.project_id.clone(), "sk-victim".to_owned(), "secret plans".to_owned()] }
 }
 
 fn concrete_path(operation: &Operation, params: &HashMap<&'static str, String>) -> String {
@@ -45,7 +60,7 @@ fn concrete_path(operation: &Operation, params: &HashMap<&'static str, String>) 
 }
 
 fn body_for(operation: &Operation) -> Option<serde_json::Value> {
-    matches!(operation.method.as_str(), "POST" | "PATCH" | "PUT").then(|| json!({}))
+    crate::spec::minimal_body(operation).or_else(|| matches!(operation.method.as_str(), "POST" | "PATCH" | "PUT").then(|| json!({})))
 }
 
 /// No victim id may appear in an answer, except one the caller itself put in the path (a
@@ -63,6 +78,9 @@ async fn assert_victim_intact(app: &TestApp, victim: &Victim) {
     app.get(&format!("/v1/agents/{}", victim.params["aid"]), token).await.expect(200);
     let tokens = app.get("/v1/tenant/tokens?limit=100", token).await.expect(200);
     assert!(tokens.body.to_string().contains(&victim.params["tid"]), "the victim's token survived");
+    app.get(&format!("/v1/smiths/{}/runs/{}", victim.params["sid"], victim.params["rid"]), token).await.expect(200);
+    let keys = app.get("/v1/tenant/model_keys", token).await.expect(200);
+    assert_eq!(keys.body["data"].as_array().unwrap().len(), 1, "the victim's model key survived");
 }
 
 #[tokio::test]
@@ -78,7 +96,7 @@ async fn another_projects_token_never_sees_or_changes_data() {
         let path = concrete_path(&operation, &victim.params);
         let answer = app.call(&operation.method, &path, Some(token), body_for(&operation)).await;
         let what = format!("{} {path}", operation.method);
-        if !operation.path_params().is_empty() {
+        if targets_victim_resource(&operation) {
             assert_eq!(answer.status, 404, "{what}: another tenant's resource must be a 404: {:#}", answer.body);
         }
         assert!(answer.status < 500, "{what}: {:#}", answer.body);
@@ -100,7 +118,7 @@ async fn a_smith_token_never_reaches_beyond_its_smith() {
         let path = concrete_path(&operation, &victim.params);
         let answer = app.call(&operation.method, &path, Some(&token), body_for(&operation)).await;
         let what = format!("{} {path}", operation.method);
-        let listed_own_only = operation.method == "GET" && operation.path_params().is_empty() && answer.status == 200;
+        let listed_own_only = operation.method == "GET" && !targets_victim_resource(&operation) && answer.status == 200;
         assert!(listed_own_only || matches!(answer.status, 403 | 404), "{what} answered {}: {:#}", answer.status, answer.body);
         assert_no_leak(&what, &path, &answer.body, &victim.secrets);
     }

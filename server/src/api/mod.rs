@@ -3,8 +3,10 @@
 pub mod agents;
 pub mod extract;
 pub mod health;
+pub mod model_keys;
 pub mod pagination;
 pub mod projects;
+pub mod runs;
 pub mod smiths;
 pub mod tokens;
 
@@ -31,6 +33,8 @@ use crate::http::CURRENT_API_VERSION;
         (name = "tokens", description = "A project's API tokens."),
         (name = "agents", description = "The designs smiths run."),
         (name = "smiths", description = "One smith per end-user, with config revisions."),
+        (name = "runs", description = "One turn of a smith: synchronous, or streamed as SSE."),
+        (name = "models", description = "Provider keys (BYOK) and the models a project can use."),
         (name = "health", description = "Liveness."),
     )
 )]
@@ -60,7 +64,9 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(projects::router())
         .merge(tokens::router())
         .merge(agents::router())
-        .merge(smiths::router());
+        .merge(smiths::router())
+        .merge(runs::router())
+        .merge(model_keys::router());
     (authenticated, health::router())
 }
 

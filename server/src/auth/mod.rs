@@ -239,5 +239,5 @@ pub mod scopes {
         )*};
     }
 
-    markers!(SmithsRead, SmithsWrite, AgentsRead, AgentsWrite, TokensRead, TokensWrite);
+    markers!(SmithsRead, SmithsWrite, AgentsRead, AgentsWrite, TokensRead, TokensWrite, ModelKeysRead, ModelKeysWrite, RunsRead, RunsWrite);
 }

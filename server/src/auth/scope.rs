@@ -17,6 +17,14 @@ pub enum Scope {
     TokensRead,
     #[serde(rename = "tokens:write")]
     TokensWrite,
+    #[serde(rename = "model_keys:read")]
+    ModelKeysRead,
+    #[serde(rename = "model_keys:write")]
+    ModelKeysWrite,
+    #[serde(rename = "runs:read")]
+    RunsRead,
+    #[serde(rename = "runs:write")]
+    RunsWrite,
 }
 
 impl Scope {
@@ -28,12 +36,16 @@ impl Scope {
             Self::AgentsWrite => "agents:write",
             Self::TokensRead => "tokens:read",
             Self::TokensWrite => "tokens:write",
+            Self::ModelKeysRead => "model_keys:read",
+            Self::ModelKeysWrite => "model_keys:write",
+            Self::RunsRead => "runs:read",
+            Self::RunsWrite => "runs:write",
         }
     }
 
-    /// Smith tokens are browser-safe: they read their own smith and never change its design
-    /// or reach project-wide resources.
+    /// Smith tokens are browser-safe: they read their own smith and drive its runs, and
+    /// never change its design or reach project-wide resources.
     pub const fn allowed_for_smith_tokens(self) -> bool {
-        matches!(self, Self::SmithsRead)
+        matches!(self, Self::SmithsRead | Self::RunsRead | Self::RunsWrite)
     }
 }

@@ -2,7 +2,9 @@
 //! scopes its queries by it.
 
 pub mod agents;
+pub mod model_keys;
 pub mod projects;
+pub mod runs;
 pub mod smiths;
 pub mod tokens;
 

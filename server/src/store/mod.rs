@@ -2,8 +2,11 @@
 
 pub mod agent;
 pub mod idempotency_key;
+pub mod model_key;
 pub mod organization;
 pub mod project;
+pub mod run;
+pub mod run_event;
 pub mod smith;
 pub mod smith_revision;
 pub mod token;

@@ -1,0 +1,358 @@
+//! Runs: `/v1/smiths/{sid}/runs…` and `/v1/runs`. Synchronous calls hold the connection
+//! until the run finishes or pauses; `stream: true` answers with the native SSE envelope.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::api::extract::{Json, OptionalJson, Path, Query};
+use crate::api::pagination::{PageParams, list_type};
+use crate::api::smiths::{EffectiveConfig, Smith};
+use crate::auth::{Authorized, scopes};
+use crate::domain::runs::{self, RunFilters};
+use crate::domain::smiths;
+use crate::engine::types::{FunctionTool, InputMessage, Metadata, RequiredAction, RunConfig, RunEventData, RunOutput, RunStatus, RunUsage};
+use crate::engine::{OnBusy, RunSpec, ToolOutput};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::providers::{Role, StopReason};
+use crate::store::run;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub status: RunStatus,
+    pub smith_id: String,
+    pub thread_id: String,
+    pub input: Vec<InputMessage>,
+    pub output: Option<RunOutput>,
+    pub usage: Option<RunUsage>,
+    /// Set when the run failed.
+    pub error: Option<ErrorBody>,
+    /// Set while the run waits for client tool results.
+    pub required_action: Option<RequiredAction>,
+    pub stop_reason: Option<StopReason>,
+    /// The config the run resolved at creation.
+    pub config: RunConfig,
+    pub metadata: Option<Metadata>,
+    /// The run this one replays.
+    pub replay_of: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+list_type!(RunList, Run);
+
+fn parse<T: serde::de::DeserializeOwned>(value: Option<serde_json::Value>) -> Option<T> {
+    value.and_then(|value| serde_json::from_value(value).ok())
+}
+
+impl TryFrom<run::Model> for Run {
+    type Error = ApiError;
+
+    fn try_from(model: run::Model) -> ApiResult<Self> {
+        let corrupt = || ApiError::internal("A stored run is inconsistent.");
+        Ok(Self {
+            status: RunStatus::parse(&model.status).ok_or_else(corrupt)?,
+            input: serde_json::from_value(model.input).map_err(|_| corrupt())?,
+            config: serde_json::from_value(model.config).map_err(|_| corrupt())?,
+            output: parse(model.output),
+            usage: parse(model.usage),
+            error: parse(model.error),
+            required_action: parse(model.required_action),
+            stop_reason: parse(model.stop_reason.map(serde_json::Value::String)),
+            metadata: parse(model.metadata),
+            id: model.id,
+            smith_id: model.smith_id,
+            thread_id: model.thread_id,
+            replay_of: model.replay_of,
+            created_at: model.created_at,
+            started_at: model.started_at,
+            completed_at: model.completed_at,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRunRequest {
+    /// The new messages of this turn.
+    pub input: Vec<InputMessage>,
+    /// Your own thread id, or a `thr_` id from an earlier run; a new thread when absent.
+    pub thread_id: Option<String>,
+    /// Answer with the SSE event stream instead of the finished run.
+    #[serde(default)]
+    pub stream: bool,
+    pub metadata: Option<Metadata>,
+    /// Overrides the model for this run.
+    pub model: Option<String>,
+    /// Replaces the instructions for this run.
+    pub instructions: Option<String>,
+    /// Client-side functions: the run pauses with `requires_action` when the model calls one.
+    pub tools: Option<Vec<FunctionTool>>,
+    /// When the thread has an active run: `reject` (409 thread_busy, the default), `enqueue` or `interrupt`.
+    #[serde(default)]
+    pub on_busy: OnBusy,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitToolOutputsRequest {
+    pub tool_outputs: Vec<ToolOutput>,
+    #[serde(default)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRunRequest {
+    #[serde(default)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListRunsParams {
+    pub smith_id: Option<String>,
+    /// queued, running, requires_action, completed, failed or cancelled.
+    pub status: Option<RunStatus>,
+    /// Only runs of smiths whose external_id starts with this.
+    pub external_id_prefix: Option<String>,
+    /// Only runs created at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_run, list_smith_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(run_events))
+        .routes(routes!(submit_tool_outputs))
+        .routes(routes!(replay_run))
+        .routes(routes!(cancel_run))
+        .routes(routes!(list_runs))
+}
+
+const SID: &str = "The smith's id (smt_…).";
+const RID: &str = "The run's id (run_…).";
+const TOOL_NAME_MAX: usize = 64;
+
+fn validate_create(request: &CreateRunRequest) -> ApiResult<()> {
+    if request.input.is_empty() {
+        return Err(ApiError::invalid_param("input", "input needs at least one message."));
+    }
+    if request.input.iter().any(|message| message.role == Role::Tool) {
+        return Err(ApiError::invalid_param("input", "Tool results go to POST …/runs/{rid}/submit, not into input."));
+    }
+    if let Some(thread_id) = &request.thread_id
+        && (thread_id.is_empty() || thread_id.len() > 128 || thread_id.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid_param("thread_id", "thread_id must be 1 to 128 characters."));
+    }
+    let mut names = std::collections::HashSet::new();
+    for tool in request.tools.iter().flatten() {
+        let name = &tool.function.name;
+        let valid = !name.is_empty() && name.len() <= TOOL_NAME_MAX && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid || !names.insert(name.as_str()) {
+            return Err(ApiError::invalid_param("tools", format!("Tool names must be unique, 1 to {TOOL_NAME_MAX} of [a-zA-Z0-9_-]: '{name}'.")));
+        }
+    }
+    if let Some(model) = &request.model {
+        crate::domain::agents::validate::model(model)?;
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID)),
+    request_body = CreateRunRequest,
+    responses((status = 200, description = "The finished (or paused) run; with `stream: true`, its events as SSE frames `event: <type>`, `id: <seq>`, `data: {\"v\":1,…}`.",
+        content((Run = "application/json"), (RunEventData = "text/event-stream")))))]
+async fn create_run(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsWrite>,
+    Path(sid): Path<String>,
+    Json(request): Json<CreateRunRequest>,
+) -> ApiResult<Response> {
+    let smith = Smith::from(smiths::get_with_agent(&state.db, &caller, &sid).await?);
+    validate_create(&request)?;
+    let EffectiveConfig { instructions, model, tools, auto_memory } = smith.effective_config;
+    let spec = RunSpec {
+        project_id: caller.project_id.clone(),
+        smith_id: smith.id,
+        thread_id: request.thread_id,
+        input: request.input,
+        config: RunConfig {
+            agent_id: smith.agent_id,
+            model: request.model.unwrap_or(model),
+            instructions: request.instructions.or(instructions),
+            tools,
+            auto_memory,
+        },
+        client_tools: request.tools.unwrap_or_default(),
+        metadata: request.metadata,
+        on_busy: request.on_busy,
+        replay_of: None,
+    };
+    let run = state.engine.create(spec).await?;
+    answer(&state, run.id, request.stream).await
+}
+
+/// The run's SSE stream, or (synchronously) the run once it finished or paused.
+async fn answer(state: &AppState, run_id: String, stream: bool) -> ApiResult<Response> {
+    if stream {
+        return Ok(sse(state, &run_id, 0).await?.into_response());
+    }
+    let settled = state.engine.wait_settled(&run_id).await?;
+    Ok(axum::Json(Run::try_from(settled)?).into_response())
+}
+
+async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
+    let subscription = state.engine.subscribe(run_id, after).await?;
+    let frames = futures::stream::unfold(subscription, |mut subscription| async move {
+        match subscription.next().await {
+            Ok(Some(event)) => {
+                let frame = Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(event.data.to_string());
+                Some((Ok(frame), subscription))
+            }
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(code = err.code, "a run event stream broke off");
+                None
+            }
+        }
+    });
+    Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[utoipa::path(get, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID), PageParams),
+    responses((status = 200, description = "The smith's runs, newest first.", body = RunList)))]
+async fn list_smith_runs(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsRead>,
+    Path(sid): Path<String>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<axum::Json<RunList>> {
+    smiths::get(&state.db, &caller, &sid).await?;
+    let filters = RunFilters { smith_id: Some(sid), ..RunFilters::default() };
+    list(&state, &caller, &filters, &params).await
+}
+
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListRunsParams),
+    responses((status = 200, description = "Runs across the project's smiths, newest first.", body = RunList)))]
+async fn list_runs(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsRead>,
+    Query(params): Query<ListRunsParams>,
+) -> ApiResult<axum::Json<RunList>> {
+    let filters = RunFilters {
+        smith_id: params.smith_id,
+        status: params.status.map(|status| status.as_str().to_owned()),
+        external_id_prefix: params.external_id_prefix,
+        since: params.since,
+    };
+    list(&state, &caller, &filters, &PageParams { limit: params.limit, cursor: params.cursor }).await
+}
+
+async fn list(state: &AppState, caller: &crate::auth::Caller, filters: &RunFilters, params: &PageParams) -> ApiResult<axum::Json<RunList>> {
+    let page = runs::list(&state.db, caller, filters, &params.validate()?).await?;
+    let data = page.data.into_iter().map(Run::try_from).collect::<ApiResult<Vec<_>>>()?;
+    Ok(axum::Json(RunList { data, next_cursor: page.next_cursor, has_more: page.has_more }))
+}
+
+#[utoipa::path(get, path = "/v1/smiths/{sid}/runs/{rid}", tag = "runs",
+    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)),
+    responses((status = 200, description = "The run.", body = Run)))]
+async fn get_run(State(state): State<AppState>, caller: Authorized<scopes::RunsRead>, Path((sid, rid)): Path<(String, String)>) -> ApiResult<axum::Json<Run>> {
+    Ok(axum::Json(Run::try_from(runs::get(&state.db, &caller, &sid, &rid).await?)?))
+}
+
+#[utoipa::path(get, path = "/v1/smiths/{sid}/runs/{rid}/events", tag = "runs",
+    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event sequence number.")),
+    responses((status = 200, description = "The run's stored events, then live ones until it finishes or pauses.",
+        content((RunEventData = "text/event-stream")))))]
+async fn run_events(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsRead>,
+    Path((sid, rid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let run = runs::get(&state.db, &caller, &sid, &rid).await?;
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|value| value.trim().parse::<i32>().ok())
+            .filter(|seq| *seq >= 0)
+            .ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be an event sequence number.").with_param("Last-Event-ID"))?,
+    };
+    Ok(sse(&state, &run.id, after).await?.into_response())
+}
+
+#[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/submit", tag = "runs",
+    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)), request_body = SubmitToolOutputsRequest,
+    responses((status = 200, description = "The resumed run once it finished or paused again; with `stream: true`, its further events.",
+        content((Run = "application/json"), (RunEventData = "text/event-stream")))))]
+async fn submit_tool_outputs(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsWrite>,
+    Path((sid, rid)): Path<(String, String)>,
+    Json(request): Json<SubmitToolOutputsRequest>,
+) -> ApiResult<Response> {
+    let run = runs::get(&state.db, &caller, &sid, &rid).await?;
+    state.engine.submit(&run, request.tool_outputs).await?;
+    if request.stream {
+        return Ok(sse(&state, &run.id, run.last_seq).await?.into_response());
+    }
+    answer(&state, run.id, false).await
+}
+
+#[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/replay", tag = "runs",
+    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)), request_body = ReplayRunRequest,
+    responses((status = 200, description = "A new run with the original's input and config, on a new thread, linked by `replay_of`.",
+        content((Run = "application/json"), (RunEventData = "text/event-stream")))))]
+async fn replay_run(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsWrite>,
+    Path((sid, rid)): Path<(String, String)>,
+    OptionalJson(request): OptionalJson<ReplayRunRequest>,
+) -> ApiResult<Response> {
+    let original = runs::get(&state.db, &caller, &sid, &rid).await?;
+    let client_tools: Vec<FunctionTool> = serde_json::from_value(original.client_tools.clone()).unwrap_or_default();
+    let original = Run::try_from(original)?;
+    let spec = RunSpec {
+        project_id: caller.project_id.clone(),
+        smith_id: original.smith_id,
+        thread_id: None,
+        input: original.input,
+        config: original.config,
+        client_tools,
+        metadata: original.metadata,
+        on_busy: OnBusy::Reject,
+        replay_of: Some(original.id),
+    };
+    let run = state.engine.create(spec).await?;
+    answer(&state, run.id, request.stream).await
+}
+
+#[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/cancel", tag = "runs",
+    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)),
+    responses((status = 200, description = "The cancelled run.", body = Run)))]
+async fn cancel_run(State(state): State<AppState>, caller: Authorized<scopes::RunsWrite>, Path((sid, rid)): Path<(String, String)>) -> ApiResult<axum::Json<Run>> {
+    let run = runs::get(&state.db, &caller, &sid, &rid).await?;
+    Ok(axum::Json(Run::try_from(state.engine.cancel(&run).await?)?))
+}

@@ -1,0 +1,247 @@
+//! A run's events: numbered, persisted, and fanned out to subscribers.
+//!
+//! The run's task owns an [`Emitter`]. Every event goes into the run's in-memory log at once
+//! (subscribers on this replica see it immediately and can never lag: they read the log by
+//! index) and into the `run_events` table. `message.delta`s are written in batches; any other
+//! event flushes everything before it, so what a finished run replays from the database is
+//! exactly what its stream sent. Subscribers on another replica tail the table.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::types::{RunEventData, RunStatus, ends_stream};
+use crate::error::ApiResult;
+use crate::store::{now, run, run_event};
+
+/// Deltas wait for this many before being written.
+const DELTA_BATCH: usize = 32;
+/// How often a subscriber without a local log looks for new rows.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i32,
+    pub kind: String,
+    pub data: Value,
+}
+
+impl From<run_event::Model> for StoredEvent {
+    fn from(model: run_event::Model) -> Self {
+        Self { seq: model.seq, kind: model.kind, data: model.data }
+    }
+}
+
+/// The in-memory side of a run executing on this replica.
+pub struct LiveRun {
+    log: Mutex<Vec<Arc<StoredEvent>>>,
+    /// The sequence number of the first event in `log`; earlier ones are in the database.
+    first_seq: i32,
+    /// Bumped on every append and when the run's task ends.
+    version: watch::Sender<u64>,
+    closed: std::sync::atomic::AtomicBool,
+    pub cancel: watch::Sender<bool>,
+}
+
+impl LiveRun {
+    pub fn new(first_seq: i32) -> Arc<Self> {
+        Arc::new(Self {
+            log: Mutex::new(Vec::new()),
+            first_seq,
+            version: watch::channel(0).0,
+            closed: false.into(),
+            cancel: watch::channel(false).0,
+        })
+    }
+
+    fn append(&self, event: Arc<StoredEvent>) {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn events_after(&self, seq: i32) -> Vec<Arc<StoredEvent>> {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let start = usize::try_from(seq + 1 - self.first_seq).unwrap_or(0).min(log.len());
+        log[start..].to_vec()
+    }
+}
+
+/// Numbers, records and publishes one run's events.
+pub struct Emitter {
+    run_id: String,
+    live: Arc<LiveRun>,
+    seq: i32,
+    pending: Vec<run_event::ActiveModel>,
+}
+
+impl Emitter {
+    pub fn new(run_id: String, live: Arc<LiveRun>) -> Self {
+        let seq = live.first_seq - 1;
+        Self { run_id, live, seq, pending: Vec::new() }
+    }
+
+    pub fn last_seq(&self) -> i32 {
+        self.seq
+    }
+
+    /// Publishes the event and queues it for the database; flushes unless it is a delta
+    /// that can wait for its batch.
+    pub async fn emit(&mut self, db: &impl ConnectionTrait, data: RunEventData) -> ApiResult<()> {
+        let batched = matches!(data, RunEventData::MessageDelta(_));
+        self.push(data);
+        if !batched || self.pending.len() >= DELTA_BATCH {
+            self.flush(db).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes and queues without writing: the caller flushes in its own transaction.
+    pub fn push(&mut self, data: RunEventData) {
+        self.seq += 1;
+        let kind = data.kind().to_owned();
+        let data = serde_json::to_value(&data).expect("events serialize");
+        self.pending.push(run_event::ActiveModel {
+            run_id: Set(self.run_id.clone()),
+            seq: Set(self.seq),
+            kind: Set(kind.clone()),
+            data: Set(data.clone()),
+            created_at: Set(now()),
+        });
+        self.live.append(Arc::new(StoredEvent { seq: self.seq, kind, data }));
+    }
+
+    pub async fn flush(&mut self, db: &impl ConnectionTrait) -> ApiResult<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending);
+        run_event::Entity::insert_many(rows).exec_without_returning(db).await?;
+        Ok(())
+    }
+}
+
+/// Appends one event to a run that no task is executing (a paused run cancelled, a run
+/// failed by the sweeper), numbered after the last stored one.
+pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, data: &RunEventData) -> ApiResult<i32> {
+    let last: Option<i32> = run_event::Entity::find()
+        .select_only()
+        .column_as(run_event::Column::Seq.max(), "max")
+        .filter(run_event::Column::RunId.eq(run_id))
+        .into_tuple()
+        .one(db)
+        .await?
+        .flatten();
+    let seq = last.unwrap_or(0) + 1;
+    run_event::Entity::insert(run_event::ActiveModel {
+        run_id: Set(run_id.to_owned()),
+        seq: Set(seq),
+        kind: Set(data.kind().to_owned()),
+        data: Set(serde_json::to_value(data).expect("events serialize")),
+        created_at: Set(now()),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(seq)
+}
+
+pub async fn stored_after(db: &DatabaseConnection, run_id: &str, after: i32, before: Option<i32>) -> ApiResult<Vec<Arc<StoredEvent>>> {
+    let mut query = run_event::Entity::find().filter(run_event::Column::RunId.eq(run_id)).filter(run_event::Column::Seq.gt(after));
+    if let Some(before) = before {
+        query = query.filter(run_event::Column::Seq.lt(before));
+    }
+    let rows = query.order_by_asc(run_event::Column::Seq).limit(1000).all(db).await?;
+    Ok(rows.into_iter().map(|row| Arc::new(StoredEvent::from(row))).collect())
+}
+
+/// Follows a run's events after `after` until its stream ends (the run finished or paused).
+pub struct Subscription {
+    db: DatabaseConnection,
+    run_id: String,
+    last: i32,
+    buffer: VecDeque<Arc<StoredEvent>>,
+    live: Option<(Arc<LiveRun>, watch::Receiver<u64>)>,
+    lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
+    done: bool,
+}
+
+impl Subscription {
+    pub async fn new(
+        db: DatabaseConnection,
+        run_id: String,
+        after: i32,
+        lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
+    ) -> ApiResult<Self> {
+        let mut subscription = Self { db, run_id, last: after, buffer: VecDeque::new(), live: None, lookup_live, done: false };
+        if let Some(live) = (subscription.lookup_live)() {
+            // What came before this execution of the run is in the database already.
+            let earlier = stored_after(&subscription.db, &subscription.run_id, after, Some(live.first_seq)).await?;
+            subscription.buffer.extend(earlier);
+            let version = live.version.subscribe();
+            subscription.live = Some((live, version));
+        }
+        Ok(subscription)
+    }
+
+    pub async fn next(&mut self) -> ApiResult<Option<Arc<StoredEvent>>> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                if event.seq <= self.last {
+                    continue;
+                }
+                self.last = event.seq;
+                if ends_stream(&event.kind) {
+                    self.done = true;
+                    self.buffer.clear();
+                }
+                return Ok(Some(event));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if let Some((live, version)) = &mut self.live {
+                let fresh = live.events_after(self.last);
+                if !fresh.is_empty() {
+                    self.buffer.extend(fresh);
+                    continue;
+                }
+                if live.is_closed() {
+                    // The task ended: whatever it emitted is in the log or the database.
+                    self.live = None;
+                    continue;
+                }
+                let _ = version.changed().await;
+                continue;
+            }
+            let rows = stored_after(&self.db, &self.run_id, self.last, None).await?;
+            if !rows.is_empty() {
+                self.buffer.extend(rows);
+                continue;
+            }
+            if let Some(live) = (self.lookup_live)() {
+                let version = live.version.subscribe();
+                self.live = Some((live, version));
+                continue;
+            }
+            let status = run::Entity::find_by_id(self.run_id.as_str()).one(&self.db).await?.and_then(|run| RunStatus::parse(&run.status));
+            if status.is_none_or(|status| status.is_terminal() || status == RunStatus::RequiresAction) {
+                // Nothing more will come (a stream whose end was already read, or a run that
+                // paused or ended before `after`).
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! One execution of a run: from queued (or resumed after `/submit`) until it completes,
+//! fails, is cancelled, or pauses for client tool results.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::events::{Emitter, LiveRun};
+use super::types::{
+    EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction, RequiredActionType,
+    RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput, RunRequiresActionEvent,
+    RunStartedEvent, RunStatus, RunUsage,
+};
+use super::Engine;
+use crate::domain::{is_unique_violation, model_keys};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::providers::routing::{ResolvedModel, open_stream, resolve};
+use crate::providers::{
+    Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role, StopReason, ToolCall, ToolSpec,
+    Usage, pricing,
+};
+use crate::store::{now, run};
+
+/// Earlier runs of a thread the model sees, at most.
+const HISTORY_RUNS: u64 = 50;
+const PROVIDER_ATTEMPTS: u32 = 3;
+const ENQUEUE_POLL: Duration = Duration::from_millis(50);
+
+/// How an execution ended, before it is recorded.
+enum Outcome {
+    Completed { content: String, stop_reason: StopReason, usage: RunUsage },
+    Paused { content: String, tool_calls: Vec<ToolCall>, usage: RunUsage },
+    Failed(ErrorBody),
+    Cancelled,
+}
+
+pub(super) async fn run(engine: &Engine, run_id: &str, live: &std::sync::Arc<LiveRun>) {
+    let mut emitter = Emitter::new(run_id.to_owned(), live.clone());
+    let mut cancel = live.cancel.subscribe();
+    let outcome = match execute(engine, run_id, &mut emitter, &mut cancel).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome::Failed(err.envelope().error),
+    };
+    if let Err(err) = record(engine, run_id, &mut emitter, outcome).await {
+        // The lease lapses and the sweeper fails the run with run_interrupted.
+        tracing::error!(run_id, code = err.code, "could not record the end of a run");
+    }
+}
+
+fn cancelled(cancel: &watch::Receiver<bool>) -> bool {
+    *cancel.borrow()
+}
+
+async fn execute(engine: &Engine, run_id: &str, emitter: &mut Emitter, cancel: &mut watch::Receiver<bool>) -> ApiResult<Outcome> {
+    let db = engine.db();
+    let mut current = run::Entity::find_by_id(run_id).one(db).await?.ok_or_else(|| ApiError::internal("A started run vanished."))?;
+    while current.active_thread_id.is_none() {
+        if cancelled(cancel) || current.cancel_requested {
+            return Ok(Outcome::Cancelled);
+        }
+        if claim_thread(engine, &current).await? {
+            break;
+        }
+        tokio::time::sleep(ENQUEUE_POLL).await;
+        current = run::Entity::find_by_id(run_id).one(db).await?.ok_or_else(|| ApiError::internal("A started run vanished."))?;
+    }
+    let config: RunConfig = serde_json::from_value(current.config.clone()).map_err(|_| ApiError::internal("A run's config is corrupt."))?;
+    let model = resolve(&config.model);
+    if emitter.last_seq() == 0 {
+        run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
+            .col_expr(run::Column::StartedAt, Expr::value(Some(now())))
+            .filter(run::Column::Id.eq(run_id))
+            .exec(db)
+            .await?;
+        emitter
+            .emit(db, RunEventData::Started(RunStartedEvent {
+                v: EVENT_VERSION,
+                run_id: run_id.to_owned(),
+                smith_id: current.smith_id.clone(),
+                thread_id: current.thread_id.clone(),
+                model: config.model.clone(),
+                created_at: current.created_at,
+            }))
+            .await?;
+    }
+    if cancelled(cancel) {
+        return Ok(Outcome::Cancelled);
+    }
+
+    let request = model_request(engine, &current, &config, &model).await?;
+    let previous_usage: RunUsage = current.usage.clone().and_then(|usage| serde_json::from_value(usage).ok()).unwrap_or_default();
+    let Some(mut stream) = open_with_retries(engine, &current.project_id, &model, &request, cancel).await? else {
+        return Ok(Outcome::Cancelled);
+    };
+    let mut content = String::new();
+    let mut tool_calls = Vec::new();
+    let finished = loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = cancel.changed() => return Ok(Outcome::Cancelled),
+        };
+        match next {
+            Some(Ok(ModelEvent::TextDelta(delta))) => {
+                content.push_str(&delta);
+                emitter.emit(db, RunEventData::MessageDelta(MessageDeltaEvent { v: EVENT_VERSION, run_id: run_id.to_owned(), delta })).await?;
+            }
+            Some(Ok(ModelEvent::ToolCall(call))) => tool_calls.push(call),
+            Some(Ok(ModelEvent::Finished { stop_reason, usage })) => break (stop_reason, usage),
+            Some(Err(err)) => return Ok(Outcome::Failed(provider_error(&err))),
+            None => return Ok(Outcome::Failed(provider_error(&ProviderError::new(ProviderErrorKind::Upstream, "the provider's stream ended early")))),
+        }
+    };
+    let (stop_reason, usage) = finished;
+    let usage = add_usage(previous_usage, &model, usage);
+    emitter
+        .emit(db, RunEventData::MessageCompleted(MessageCompletedEvent {
+            v: EVENT_VERSION,
+            run_id: run_id.to_owned(),
+            content: content.clone(),
+            tool_calls: tool_calls.clone(),
+        }))
+        .await?;
+    Ok(if tool_calls.is_empty() {
+        Outcome::Completed { content, stop_reason, usage }
+    } else {
+        Outcome::Paused { content, tool_calls, usage }
+    })
+}
+
+/// Takes the thread for an enqueued run; false while another run holds it.
+async fn claim_thread(engine: &Engine, current: &run::Model) -> ApiResult<bool> {
+    let claimed = run::Entity::update_many()
+        .col_expr(run::Column::ActiveThreadId, Expr::value(Some(current.thread_id.clone())))
+        .filter(run::Column::Id.eq(current.id.as_str()))
+        .filter(run::Column::ActiveThreadId.is_null())
+        .exec(engine.db())
+        .await;
+    match claimed {
+        Ok(result) => Ok(result.rows_affected == 1),
+        Err(err) if is_unique_violation(&err) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn add_usage(previous: RunUsage, model: &ResolvedModel, usage: Usage) -> RunUsage {
+    let input_tokens = previous.input_tokens + usage.input_tokens;
+    let output_tokens = previous.output_tokens + usage.output_tokens;
+    RunUsage {
+        input_tokens,
+        output_tokens,
+        total_tokens: input_tokens + output_tokens,
+        cost_usd: pricing::cost_usd(model, input_tokens, output_tokens),
+    }
+}
+
+/// The conversation the model sees: earlier completed runs of the thread, then this run.
+async fn model_request(engine: &Engine, current: &run::Model, config: &RunConfig, model: &ResolvedModel) -> ApiResult<ModelRequest> {
+    let mut earlier = run::Entity::find()
+        .filter(run::Column::SmithId.eq(current.smith_id.as_str()))
+        .filter(run::Column::ThreadId.eq(current.thread_id.as_str()))
+        .filter(run::Column::Status.eq(RunStatus::Completed.as_str()))
+        .filter(run::Column::Id.lt(current.id.as_str()))
+        .order_by_desc(run::Column::Id)
+        .limit(HISTORY_RUNS)
+        .all(engine.db())
+        .await?;
+    earlier.reverse();
+    let mut messages = Vec::new();
+    for turn in earlier.iter().chain(std::iter::once(current)) {
+        messages.extend(turn_messages(turn));
+    }
+    let client_tools: Vec<FunctionTool> = serde_json::from_value(current.client_tools.clone()).unwrap_or_default();
+    Ok(ModelRequest {
+        model: model.model.clone(),
+        system: config.instructions.clone(),
+        messages,
+        tools: client_tools
+            .into_iter()
+            .map(|tool| ToolSpec {
+                name: tool.function.name,
+                description: tool.function.description,
+                parameters: tool.function.parameters.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            })
+            .collect(),
+        max_tokens: None,
+        temperature: None,
+    })
+}
+
+fn turn_messages(turn: &run::Model) -> Vec<Message> {
+    let input: Vec<InputMessage> = serde_json::from_value(turn.input.clone()).unwrap_or_default();
+    let transcript: Vec<Message> = serde_json::from_value(turn.transcript.clone()).unwrap_or_default();
+    input.into_iter().map(|message| Message::text(message.role, message.content.text())).chain(transcript).collect()
+}
+
+/// Opens the provider stream, retrying transient failures before anything was streamed.
+/// None when the run was cancelled meanwhile.
+async fn open_with_retries(
+    engine: &Engine,
+    project_id: &str,
+    model: &ResolvedModel,
+    request: &ModelRequest,
+    cancel: &mut watch::Receiver<bool>,
+) -> ApiResult<Option<ModelStream>> {
+    let endpoint = if model.provider.needs_key() {
+        let found = model_keys::endpoint(engine.db(), &engine.inner.settings, project_id, model.provider).await?;
+        let (endpoint, _) = found.ok_or_else(|| {
+            ApiError::bad_request("model_key_missing", format!("No {} key is configured for this project.", model.provider.as_str()))
+        })?;
+        endpoint
+    } else {
+        crate::providers::Endpoint { base_url: String::new(), api_key: String::new() }
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let opened = tokio::select! {
+            opened = open_stream(model.provider, &engine.inner.offline, &engine.inner.http, &endpoint, request) => opened,
+            _ = cancel.changed() => return Ok(None),
+        };
+        match opened {
+            Ok(stream) => return Ok(Some(stream)),
+            Err(err) if err.is_transient() && attempt < PROVIDER_ATTEMPTS => {
+                let backoff = Duration::from_millis(250 * 2u64.pow(attempt - 1));
+                tracing::warn!(attempt, error = %err, "retrying the model provider");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = cancel.changed() => return Ok(None),
+                }
+            }
+            Err(err) => return Err(provider_api_error(&err)),
+        }
+    }
+}
+
+fn provider_api_error(err: &ProviderError) -> ApiError {
+    let (status, kind, code) = match err.kind {
+        ProviderErrorKind::InvalidKey => (401, ErrorType::AuthenticationError, "model_key_invalid"),
+        ProviderErrorKind::RateLimited => (429, ErrorType::RateLimitError, "rate_limited"),
+        ProviderErrorKind::Upstream => (502, ErrorType::ApiError, "upstream_error"),
+        ProviderErrorKind::Unreachable => (502, ErrorType::ApiError, "upstream_unreachable"),
+        ProviderErrorKind::BadRequest => (400, ErrorType::InvalidRequestError, "upstream_invalid_request"),
+    };
+    ApiError::new(axum::http::StatusCode::from_u16(status).expect("a valid status"), kind, code, err.message.clone())
+}
+
+fn provider_error(err: &ProviderError) -> ErrorBody {
+    provider_api_error(err).envelope().error
+}
+
+/// Writes how the execution ended: the run's row and its closing event, in one transaction.
+async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: Outcome) -> ApiResult<()> {
+    let txn = engine.db().begin().await?;
+    let current = run::Entity::find_by_id(run_id).one(&txn).await?.ok_or_else(|| ApiError::internal("A run vanished."))?;
+    let mut transcript: Vec<Message> = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
+    let v = EVENT_VERSION;
+    let run_id_owned = run_id.to_owned();
+    let mut update = run::Entity::update_many()
+        .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+        .filter(run::Column::Id.eq(run_id));
+    let (status, event) = match outcome {
+        Outcome::Completed { content, stop_reason, usage } => {
+            transcript.push(Message::text(Role::Assistant, content.clone()));
+            update = update
+                .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls: Vec::new() }))))
+                .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
+                .col_expr(run::Column::StopReason, Expr::value(Some(json!(stop_reason).as_str().unwrap_or_default().to_owned())));
+            (RunStatus::Completed, RunEventData::Completed(RunCompletedEvent { v, run_id: run_id_owned, stop_reason, usage }))
+        }
+        Outcome::Paused { content, tool_calls, usage } => {
+            transcript.push(Message { role: Role::Assistant, content: content.clone(), tool_calls: tool_calls.clone(), tool_call_id: None });
+            let required_action = RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: tool_calls.clone() };
+            update = update
+                .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
+                .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
+                .col_expr(run::Column::RequiredAction, Expr::value(Some(json!(required_action))))
+                .col_expr(run::Column::StopReason, Expr::value(Some("tool_use".to_owned())));
+            (RunStatus::RequiresAction, RunEventData::RequiresAction(RunRequiresActionEvent { v, run_id: run_id_owned, required_action }))
+        }
+        Outcome::Failed(error) => {
+            update = update.col_expr(run::Column::Error, Expr::value(Some(json!(error))));
+            (RunStatus::Failed, RunEventData::Failed(RunFailedEvent { v, run_id: run_id_owned, error }))
+        }
+        Outcome::Cancelled => (RunStatus::Cancelled, RunEventData::Cancelled(RunCancelledEvent { v, run_id: run_id_owned })),
+    };
+    emitter.push(event);
+    let mut update = update
+        .col_expr(run::Column::Status, Expr::value(status.as_str()))
+        .col_expr(run::Column::Transcript, Expr::value(json!(transcript)))
+        .col_expr(run::Column::LastSeq, Expr::value(emitter.last_seq()))
+        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None));
+    if status.is_terminal() {
+        update = update
+            .col_expr(run::Column::ActiveThreadId, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::CompletedAt, Expr::value(Some(now())));
+    }
+    update.exec(&txn).await?;
+    emitter.flush(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! The run engine: a run is one turn, executed by a task that outlives the HTTP request.
+//!
+//! - One active run per thread, enforced by a unique index on `(smith_id, active_thread_id)`.
+//! - Events are numbered and persisted as they stream (see [`events`]).
+//! - A replica claims the runs it executes with a lease it renews; a run whose lease lapsed
+//!   (its replica died) is failed with `run_interrupted` by whichever replica sweeps first.
+
+pub mod events;
+mod execute;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde_json::json;
+
+use self::events::{LiveRun, Subscription, append_stored};
+use self::types::{
+    FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData, RunFailedEvent,
+    RunStatus, EVENT_VERSION,
+};
+use crate::domain::{is_unique_violation, model_keys};
+use crate::error::{ApiError, ApiResult, ErrorType};
+use crate::ids::{IdKind, new_id};
+use crate::providers::offline::Offline;
+use crate::providers::routing::resolve;
+use crate::settings::Settings;
+use crate::store::{now, run};
+
+/// What to do when the thread already has an active run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBusy {
+    /// Refuse with 409 `thread_busy`.
+    #[default]
+    Reject,
+    /// Wait behind the active run.
+    Enqueue,
+    /// Cancel the active run, then start.
+    Interrupt,
+}
+
+/// A fully resolved request for a new run.
+pub struct RunSpec {
+    pub project_id: String,
+    pub smith_id: String,
+    pub thread_id: Option<String>,
+    pub input: Vec<InputMessage>,
+    pub config: RunConfig,
+    pub client_tools: Vec<FunctionTool>,
+    pub metadata: Option<Metadata>,
+    pub on_busy: OnBusy,
+    pub replay_of: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct ToolOutput {
+    pub tool_call_id: String,
+    pub output: String,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    settings: Arc<Settings>,
+    http: reqwest::Client,
+    offline: Offline,
+    /// This replica's name in run leases.
+    instance: String,
+    live: Mutex<HashMap<String, Arc<LiveRun>>>,
+}
+
+const INTERRUPT_WAIT: Duration = Duration::from_secs(10);
+
+fn thread_busy() -> ApiError {
+    ApiError::conflict("thread_busy", "The thread has an active run; wait for it, or pass on_busy: enqueue or interrupt.")
+}
+
+impl Engine {
+    pub fn new(db: DatabaseConnection, settings: Arc<Settings>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(300))
+            .build()
+            .expect("an HTTP client with default TLS");
+        let offline = Offline { token_delay: settings.offline_token_delay };
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                http,
+                offline,
+                instance: format!("replica_{}", ulid::Ulid::new().to_string().to_lowercase()),
+                live: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn live(&self, run_id: &str) -> Option<Arc<LiveRun>> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).cloned()
+    }
+
+    fn register(&self, run_id: &str, first_seq: i32) -> Arc<LiveRun> {
+        let live = LiveRun::new(first_seq);
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.to_owned(), live.clone());
+        live
+    }
+
+    fn unregister(&self, run_id: &str) {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
+    }
+
+    fn lease_until(&self) -> chrono::DateTime<chrono::Utc> {
+        now() + chrono::Duration::from_std(self.inner.settings.run_lease).unwrap_or_default()
+    }
+
+    /// Validates, records and starts a run. Refuses before anything streams when the
+    /// model's provider has no key.
+    pub async fn create(&self, spec: RunSpec) -> ApiResult<run::Model> {
+        let db = &self.inner.db;
+        let model = resolve(&spec.config.model);
+        if model.provider.needs_key() && model_keys::endpoint(db, &self.inner.settings, &spec.project_id, model.provider).await?.is_none() {
+            return Err(ApiError::bad_request(
+                "model_key_missing",
+                format!("No {} key is configured for this project; add one with PUT /v1/tenant/model_keys/{}.", model.provider.as_str(), model.provider.as_str()),
+            )
+            .with_param("model"));
+        }
+        let thread_id = spec.thread_id.clone().unwrap_or_else(|| new_id(IdKind::Thread));
+        if spec.on_busy == OnBusy::Interrupt {
+            self.interrupt_thread(&spec.smith_id, &thread_id).await?;
+        }
+        let at = now();
+        let row = run::ActiveModel {
+            id: Set(new_id(IdKind::Run)),
+            project_id: Set(spec.project_id),
+            smith_id: Set(spec.smith_id),
+            thread_id: Set(thread_id.clone()),
+            // An enqueued run claims its thread when the active one releases it.
+            active_thread_id: Set((spec.on_busy != OnBusy::Enqueue).then_some(thread_id)),
+            status: Set(RunStatus::Queued.as_str().to_owned()),
+            input: Set(json!(spec.input)),
+            transcript: Set(json!([])),
+            output: Set(None),
+            usage: Set(None),
+            error: Set(None),
+            required_action: Set(None),
+            config: Set(json!(spec.config)),
+            client_tools: Set(json!(spec.client_tools)),
+            metadata: Set(spec.metadata.map(|metadata| json!(metadata))),
+            stop_reason: Set(None),
+            replay_of: Set(spec.replay_of),
+            cancel_requested: Set(false),
+            lease_owner: Set(Some(self.inner.instance.clone())),
+            lease_until: Set(Some(self.lease_until())),
+            last_seq: Set(0),
+            created_at: Set(at),
+            started_at: Set(None),
+            completed_at: Set(None),
+            updated_at: Set(at),
+        };
+        let run = match row.insert(db).await {
+            Ok(run) => run,
+            Err(err) if is_unique_violation(&err) => return Err(thread_busy()),
+            Err(err) => return Err(err.into()),
+        };
+        self.start(&run.id, 1);
+        Ok(run)
+    }
+
+    fn start(&self, run_id: &str, first_seq: i32) {
+        let live = self.register(run_id, first_seq);
+        let engine = self.clone();
+        let run_id = run_id.to_owned();
+        tokio::spawn(async move {
+            execute::run(&engine, &run_id, &live).await;
+            engine.unregister(&run_id);
+            live.close();
+        });
+    }
+
+    /// Cancels the thread's active run and waits until it released the thread.
+    async fn interrupt_thread(&self, smith_id: &str, thread_id: &str) -> ApiResult<()> {
+        let active = run::Entity::find()
+            .filter(run::Column::SmithId.eq(smith_id))
+            .filter(run::Column::ActiveThreadId.eq(thread_id))
+            .one(&self.inner.db)
+            .await?;
+        let Some(active) = active else { return Ok(()) };
+        match self.cancel(&active).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.code == "run_not_active" => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Stops a queued, running or paused run; answers once it is cancelled.
+    pub async fn cancel(&self, current: &run::Model) -> ApiResult<run::Model> {
+        let db = &self.inner.db;
+        let status = RunStatus::parse(&current.status).unwrap_or(RunStatus::Failed);
+        if status.is_terminal() {
+            return Err(ApiError::conflict("run_not_active", format!("The run is already {}.", status.as_str())));
+        }
+        if status == RunStatus::RequiresAction {
+            // No task holds a paused run: cancel it here, if nothing resumed it meanwhile.
+            let txn = db.begin().await?;
+            let cancelled = run::Entity::update_many()
+                .col_expr(run::Column::Status, Expr::value(RunStatus::Cancelled.as_str()))
+                .col_expr(run::Column::ActiveThreadId, Expr::value(Option::<String>::None))
+                .col_expr(run::Column::RequiredAction, Expr::value(Option::<serde_json::Value>::None))
+                .col_expr(run::Column::CompletedAt, Expr::value(Some(now())))
+                .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+                .filter(run::Column::Id.eq(current.id.as_str()))
+                .filter(run::Column::Status.eq(RunStatus::RequiresAction.as_str()))
+                .exec(&txn)
+                .await?;
+            if cancelled.rows_affected == 1 {
+                let event = RunEventData::Cancelled(RunCancelledEvent { v: EVENT_VERSION, run_id: current.id.clone() });
+                let seq = append_stored(&txn, &current.id, &event).await?;
+                run::Entity::update_many()
+                    .col_expr(run::Column::LastSeq, Expr::value(seq))
+                    .filter(run::Column::Id.eq(current.id.as_str()))
+                    .exec(&txn)
+                    .await?;
+                txn.commit().await?;
+                return self.reload(&current.id).await;
+            }
+            drop(txn);
+            let fresh = self.reload(&current.id).await?;
+            return Box::pin(self.cancel(&fresh)).await;
+        }
+        run::Entity::update_many()
+            .col_expr(run::Column::CancelRequested, Expr::value(true))
+            .filter(run::Column::Id.eq(current.id.as_str()))
+            .exec(db)
+            .await?;
+        if let Some(live) = self.live(&current.id) {
+            live.cancel.send_replace(true);
+        }
+        // Another replica notices the request on its next heartbeat.
+        let settled = tokio::time::timeout(INTERRUPT_WAIT, self.wait_settled(&current.id)).await;
+        match settled {
+            Ok(result) => result,
+            Err(_) => Err(ApiError::new(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                ErrorType::ApiError,
+                "cancel_pending",
+                "The cancellation was requested but the run has not stopped yet; poll the run.",
+            )),
+        }
+    }
+
+    /// Answers the tool calls a paused run waits for, and resumes it.
+    pub async fn submit(&self, current: &run::Model, outputs: Vec<ToolOutput>) -> ApiResult<()> {
+        let not_waiting = || ApiError::conflict("run_not_waiting", "The run is not waiting for tool outputs.");
+        if current.status != RunStatus::RequiresAction.as_str() {
+            return Err(not_waiting());
+        }
+        let action: RequiredAction = current
+            .required_action
+            .clone()
+            .and_then(|action| serde_json::from_value(action).ok())
+            .ok_or_else(|| ApiError::internal("A paused run has no required action."))?;
+        let mut answered = std::collections::HashSet::new();
+        for output in &outputs {
+            if !action.tool_calls.iter().any(|call| call.id == output.tool_call_id) {
+                return Err(ApiError::bad_request("unknown_tool_call", format!("The run did not ask for tool call '{}'.", output.tool_call_id))
+                    .with_param("tool_outputs"));
+            }
+            if !answered.insert(output.tool_call_id.as_str()) {
+                return Err(ApiError::bad_request("duplicate_tool_output", format!("Tool call '{}' is answered twice.", output.tool_call_id))
+                    .with_param("tool_outputs"));
+            }
+        }
+        if let Some(missing) = action.tool_calls.iter().find(|call| !answered.contains(call.id.as_str())) {
+            return Err(ApiError::bad_request("tool_outputs_incomplete", format!("Tool call '{}' has no output.", missing.id))
+                .with_param("tool_outputs"));
+        }
+        let mut transcript: Vec<crate::providers::Message> = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
+        // Answers go in the order the model made the calls, whatever order they came in.
+        for call in &action.tool_calls {
+            let output = outputs.iter().find(|output| output.tool_call_id == call.id).expect("checked above");
+            transcript.push(crate::providers::Message {
+                role: crate::providers::Role::Tool,
+                content: output.output.clone(),
+                tool_calls: Vec::new(),
+                tool_call_id: Some(call.id.clone()),
+            });
+        }
+        let resumed = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
+            .col_expr(run::Column::RequiredAction, Expr::value(Option::<serde_json::Value>::None))
+            .col_expr(run::Column::Transcript, Expr::value(json!(transcript)))
+            .col_expr(run::Column::LeaseOwner, Expr::value(Some(self.inner.instance.clone())))
+            .col_expr(run::Column::LeaseUntil, Expr::value(Some(self.lease_until())))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+            .filter(run::Column::Id.eq(current.id.as_str()))
+            .filter(run::Column::Status.eq(RunStatus::RequiresAction.as_str()))
+            .exec(&self.inner.db)
+            .await?;
+        if resumed.rows_affected == 0 {
+            // Another submit or a cancel got there first.
+            return Err(not_waiting());
+        }
+        self.start(&current.id, current.last_seq + 1);
+        Ok(())
+    }
+
+    pub async fn subscribe(&self, run_id: &str, after: i32) -> ApiResult<Subscription> {
+        let engine = self.clone();
+        let id = run_id.to_owned();
+        Subscription::new(self.inner.db.clone(), run_id.to_owned(), after, Box::new(move || engine.live(&id))).await
+    }
+
+    /// Waits until the run finished or paused, and returns it.
+    pub async fn wait_settled(&self, run_id: &str) -> ApiResult<run::Model> {
+        let mut subscription = self.subscribe(run_id, 0).await?;
+        while subscription.next().await?.is_some() {}
+        self.reload(run_id).await
+    }
+
+    async fn reload(&self, run_id: &str) -> ApiResult<run::Model> {
+        run::Entity::find_by_id(run_id)
+            .one(&self.inner.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found("run_not_found", "run", run_id))
+    }
+
+    /// Renews this replica's leases, forwards cancellations requested elsewhere, and fails
+    /// runs whose replica died. Runs until the process ends.
+    pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let period = engine.inner.settings.run_lease / 3;
+            loop {
+                if let Err(err) = engine.upkeep().await {
+                    tracing::warn!(code = err.code, "run upkeep failed");
+                }
+                tokio::time::sleep(period).await;
+            }
+        })
+    }
+
+    pub async fn upkeep(&self) -> ApiResult<()> {
+        let db = &self.inner.db;
+        let active = [RunStatus::Queued.as_str(), RunStatus::Running.as_str()];
+        run::Entity::update_many()
+            .col_expr(run::Column::LeaseUntil, Expr::value(Some(self.lease_until())))
+            .filter(run::Column::LeaseOwner.eq(self.inner.instance.as_str()))
+            .filter(run::Column::Status.is_in(active))
+            .exec(db)
+            .await?;
+        let cancelled = run::Entity::find()
+            .filter(run::Column::LeaseOwner.eq(self.inner.instance.as_str()))
+            .filter(run::Column::Status.is_in(active))
+            .filter(run::Column::CancelRequested.eq(true))
+            .all(db)
+            .await?;
+        for run in cancelled {
+            if let Some(live) = self.live(&run.id) {
+                live.cancel.send_replace(true);
+            }
+        }
+        let lapsed = run::Entity::find()
+            .filter(run::Column::Status.is_in(active))
+            .filter(run::Column::LeaseUntil.lt(now()))
+            .all(db)
+            .await?;
+        for run in lapsed {
+            self.fail_interrupted(&run.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn fail_interrupted(&self, run_id: &str) -> ApiResult<()> {
+        let error = ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::ApiError,
+            "run_interrupted",
+            "The server executing this run stopped before it finished.",
+        )
+        .envelope()
+        .error;
+        let txn = self.inner.db.begin().await?;
+        let failed = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Failed.as_str()))
+            .col_expr(run::Column::Error, Expr::value(Some(json!(error))))
+            .col_expr(run::Column::ActiveThreadId, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::CompletedAt, Expr::value(Some(now())))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+            .filter(run::Column::Id.eq(run_id))
+            .filter(run::Column::Status.is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]))
+            .filter(run::Column::LeaseUntil.lt(now()))
+            .exec(&txn)
+            .await?;
+        if failed.rows_affected == 1 {
+            let event = RunEventData::Failed(RunFailedEvent { v: EVENT_VERSION, run_id: run_id.to_owned(), error });
+            let seq = append_stored(&txn, run_id, &event).await?;
+            run::Entity::update_many()
+                .col_expr(run::Column::LastSeq, Expr::value(seq))
+                .filter(run::Column::Id.eq(run_id))
+                .exec(&txn)
+                .await?;
+            tracing::warn!(run_id, "failed a run whose replica stopped");
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+}

@@ -1,0 +1,292 @@
+//! What a run is made of on the wire: its status, output, usage, pause, and the frames of
+//! its event stream. Each frame type is a named schema so other codegen knows them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ErrorBody;
+use crate::providers::{Role, StopReason, ToolCall};
+
+pub const EVENT_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    RequiresAction,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::RequiresAction => "requires_action",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::RequiresAction, Self::Completed, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|status| status.as_str() == value)
+    }
+
+    pub const fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// One input message, in the OpenAI chat shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputMessage {
+    pub role: Role,
+    pub content: MessageContent,
+}
+
+/// A string, or a list of content parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum MessageContent {
+    #[schema(title = "Text")]
+    Text(String),
+    #[schema(title = "Parts")]
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    Text { text: String },
+}
+
+impl MessageContent {
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Parts(parts) => parts.iter().map(|ContentPart::Text { text }| text.as_str()).collect::<Vec<_>>().join(""),
+        }
+    }
+}
+
+/// A client-side tool in the OpenAI chat shape: the run pauses when the model calls it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionTool {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: FunctionToolType,
+    pub function: FunctionDefinition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionToolType {
+    Function,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FunctionDefinition {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object.
+    #[schema(value_type = Object)]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// The config a run resolved at creation: agent, then smith overrides, then run overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunConfig {
+    pub agent_id: String,
+    pub model: String,
+    pub instructions: Option<String>,
+    pub tools: Vec<String>,
+    pub auto_memory: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunOutput {
+    /// The assistant's reply text.
+    pub content: String,
+    /// Client tool calls of the last model turn, when the run paused for them.
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+    /// In US dollars, when the model's price is known.
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RequiredAction {
+    /// Always `submit_tool_outputs`.
+    #[serde(rename = "type")]
+    pub kind: RequiredActionType,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequiredActionType {
+    SubmitToolOutputs,
+}
+
+pub type Metadata = BTreeMap<String, String>;
+
+/// `run.started`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunStartedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub smith_id: String,
+    pub thread_id: String,
+    pub model: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `message.delta`: append `delta` to the reply.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageDeltaEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub delta: String,
+}
+
+/// `message.completed`: one model turn's whole message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageCompletedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+/// `tool.executing` (reserved for server-side tools).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ToolExecutingEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub tool_call: ToolCall,
+}
+
+/// `tool.completed` (reserved for server-side tools).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ToolCompletedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub tool_call_id: String,
+    pub output: String,
+}
+
+/// `run.requires_action`: the run paused for client tool results; answer through `/submit`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunRequiresActionEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub required_action: RequiredAction,
+}
+
+/// `approval.required` (reserved for the approvals work).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalRequiredEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub approval_id: String,
+    pub tool_call: ToolCall,
+}
+
+/// `run.completed`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunCompletedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub stop_reason: StopReason,
+    pub usage: RunUsage,
+}
+
+/// `run.failed`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunFailedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub error: ErrorBody,
+}
+
+/// `run.cancelled`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunCancelledEvent {
+    pub v: u8,
+    pub run_id: String,
+}
+
+/// `run.duplicate`: a retried Idempotency-Key met a streaming create; follow `run_id`'s events.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunDuplicateEvent {
+    pub v: u8,
+    pub run_id: String,
+}
+
+/// The `data` of one SSE frame; the frame's `event:` line names which.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RunEventData {
+    #[schema(title = "run.started")]
+    Started(RunStartedEvent),
+    #[schema(title = "message.delta")]
+    MessageDelta(MessageDeltaEvent),
+    #[schema(title = "message.completed")]
+    MessageCompleted(MessageCompletedEvent),
+    #[schema(title = "tool.executing")]
+    ToolExecuting(ToolExecutingEvent),
+    #[schema(title = "tool.completed")]
+    ToolCompleted(ToolCompletedEvent),
+    #[schema(title = "run.requires_action")]
+    RequiresAction(RunRequiresActionEvent),
+    #[schema(title = "approval.required")]
+    ApprovalRequired(ApprovalRequiredEvent),
+    #[schema(title = "run.completed")]
+    Completed(RunCompletedEvent),
+    #[schema(title = "run.failed")]
+    Failed(RunFailedEvent),
+    #[schema(title = "run.cancelled")]
+    Cancelled(RunCancelledEvent),
+    #[schema(title = "run.duplicate")]
+    Duplicate(RunDuplicateEvent),
+}
+
+impl RunEventData {
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Started(_) => "run.started",
+            Self::MessageDelta(_) => "message.delta",
+            Self::MessageCompleted(_) => "message.completed",
+            Self::ToolExecuting(_) => "tool.executing",
+            Self::ToolCompleted(_) => "tool.completed",
+            Self::RequiresAction(_) => "run.requires_action",
+            Self::ApprovalRequired(_) => "approval.required",
+            Self::Completed(_) => "run.completed",
+            Self::Failed(_) => "run.failed",
+            Self::Cancelled(_) => "run.cancelled",
+            Self::Duplicate(_) => "run.duplicate",
+        }
+    }
+}
+
+/// Event kinds after which a run's stream closes: it ended, or paused for the caller.
+pub fn ends_stream(kind: &str) -> bool {
+    matches!(kind, "run.completed" | "run.failed" | "run.cancelled" | "run.requires_action")
+}

@@ -1,0 +1,174 @@
+//! Model providers behind one trait: the engine speaks [`ModelRequest`] and reads
+//! [`ModelEvent`]s; each provider translates to and from its own wire.
+
+pub mod anthropic;
+pub mod gemini;
+pub mod offline;
+pub mod openai;
+pub mod pricing;
+pub mod routing;
+pub mod sse;
+
+use std::pin::Pin;
+
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// One message of the conversation the model sees, in the OpenAI chat shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    /// Text content; empty for an assistant message that only calls tools.
+    #[serde(default)]
+    pub content: String,
+    /// Tool calls an assistant message made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    pub fn text(role: Role, content: impl Into<String>) -> Self {
+        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// A call the model made: `arguments` is a JSON object serialized as a string, as in OpenAI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRequest {
+    /// The provider's own model name (without any `provider/` prefix).
+    pub model: String,
+    pub system: Option<String>,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    EndTurn,
+    ToolUse,
+    MaxTokens,
+    ContentFilter,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// What a provider's stream yields. Tool calls arrive whole (providers accumulate fragments).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelEvent {
+    TextDelta(String),
+    ToolCall(ToolCall),
+    /// Always the last event of a successful stream.
+    Finished { stop_reason: StopReason, usage: Usage },
+}
+
+/// A provider failure, classified so the engine can map and retry it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct ProviderError {
+    pub kind: ProviderErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderErrorKind {
+    /// 401/403 from the provider: the key is wrong or lacks access.
+    InvalidKey,
+    /// 429.
+    RateLimited,
+    /// 5xx, 529, or a stream that broke off.
+    Upstream,
+    /// The provider could not be reached or timed out.
+    Unreachable,
+    /// The provider refused the request as malformed (400, 404, 422).
+    BadRequest,
+}
+
+impl ProviderError {
+    pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+
+    /// Maps an HTTP status from a provider to an error kind.
+    pub fn from_status(status: u16, body: &str) -> Self {
+        let kind = match status {
+            401 | 403 => ProviderErrorKind::InvalidKey,
+            429 => ProviderErrorKind::RateLimited,
+            500..=599 => ProviderErrorKind::Upstream,
+            _ => ProviderErrorKind::BadRequest,
+        };
+        let snippet: String = body.chars().take(500).collect();
+        Self::new(kind, format!("provider answered {status}: {snippet}"))
+    }
+
+    pub fn from_transport(err: &reqwest::Error) -> Self {
+        if err.is_connect() || err.is_timeout() {
+            Self::new(ProviderErrorKind::Unreachable, format!("provider unreachable: {err}"))
+        } else {
+            Self::new(ProviderErrorKind::Upstream, format!("provider stream failed: {err}"))
+        }
+    }
+
+    /// Whether retrying the same request may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind, ProviderErrorKind::RateLimited | ProviderErrorKind::Upstream | ProviderErrorKind::Unreachable)
+    }
+}
+
+pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ProviderError>> + Send>>;
+
+/// Where and how to reach a provider: the key and base URL come from the project's BYOK
+/// key or the server-wide fallback.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub base_url: String,
+    pub api_key: String,
+}
+
+/// One model provider. `stream` returns once the provider accepted the request (so errors
+/// before any output surface as `Err` and may be retried); the stream then yields the reply.
+pub trait ModelProvider: Send + Sync {
+    fn stream(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &Endpoint,
+        request: &ModelRequest,
+    ) -> impl Future<Output = Result<ModelStream, ProviderError>> + Send;
+}

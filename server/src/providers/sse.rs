@@ -1,0 +1,69 @@
+//! Reads a provider's `text/event-stream` body as (event name, data) pairs.
+
+use futures::{Stream, StreamExt};
+
+use super::ProviderError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// Parses an SSE byte stream; comment lines and `id:`/`retry:` fields are skipped.
+pub fn events(response: reqwest::Response) -> impl Stream<Item = Result<SseEvent, ProviderError>> + Send {
+    let bytes = response.bytes_stream();
+    futures::stream::unfold(
+        (bytes, Vec::<u8>::new(), SseEvent { event: None, data: String::new() }, false),
+        |(mut bytes, mut buffer, mut current, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                if let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+                    let mut line: Vec<u8> = buffer.drain(..=newline).collect();
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    let line = String::from_utf8_lossy(&line).into_owned();
+                    if line.is_empty() {
+                        if current.event.is_some() || !current.data.is_empty() {
+                            let event = std::mem::replace(&mut current, SseEvent { event: None, data: String::new() });
+                            return Some((Ok(event), (bytes, buffer, current, false)));
+                        }
+                        continue;
+                    }
+                    if line.starts_with(':') {
+                        continue;
+                    }
+                    let (field, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "event" => current.event = Some(value.to_owned()),
+                        "data" => {
+                            if !current.data.is_empty() {
+                                current.data.push('\n');
+                            }
+                            current.data.push_str(value);
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+                match bytes.next().await {
+                    Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+                    Some(Err(err)) => return Some((Err(ProviderError::from_transport(&err)), (bytes, buffer, current, true))),
+                    None => {
+                        // A last event without its blank line still counts.
+                        if current.event.is_some() || !current.data.is_empty() {
+                            let event = std::mem::replace(&mut current, SseEvent { event: None, data: String::new() });
+                            return Some((Ok(event), (bytes, buffer, current, true)));
+                        }
+                        return None;
+                    }
+                }
+            }
+        },
+    )
+}

@@ -132,14 +132,25 @@ async fn record(state: &AppState, scope: &str, key: &str, response: Response) ->
         release(state, scope, key).await;
         return response;
     }
+    if let Some(run_id) = streamed_run(&response) {
+        // A stream is not replayed: its retry gets a pointer to the run it started.
+        let marker = serde_json::json!({ STREAM_MARKER: run_id }).to_string();
+        store(state, scope, key, status, marker).await;
+        return response;
+    }
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         release(state, scope, key).await;
         return ApiError::internal("The response could not be recorded.").into_response();
     };
+    store(state, scope, key, status, String::from_utf8_lossy(&bytes).into_owned()).await;
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn store(state: &AppState, scope: &str, key: &str, status: StatusCode, body: String) {
     let stored = idempotency_key::Entity::update_many()
         .col_expr(idempotency_key::Column::ResponseStatus, i32::from(status.as_u16()).into())
-        .col_expr(idempotency_key::Column::ResponseBody, String::from_utf8_lossy(&bytes).into_owned().into())
+        .col_expr(idempotency_key::Column::ResponseBody, body.into())
         .filter(idempotency_key::Column::Scope.eq(scope))
         .filter(idempotency_key::Column::Key.eq(key))
         .exec(&state.db)
@@ -147,7 +158,17 @@ async fn record(state: &AppState, scope: &str, key: &str, response: Response) ->
     if let Err(err) = stored {
         tracing::error!(error = %err, "could not record an idempotent response");
     }
-    Response::from_parts(parts, Body::from(bytes))
+}
+
+const STREAM_MARKER: &str = "streamed_run_id";
+
+fn streamed_run(response: &Response) -> Option<String> {
+    let is_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
+    let run_id = response.headers().get(crate::api::runs::RUN_ID_HEADER)?.to_str().ok()?;
+    is_stream.then(|| run_id.to_owned())
 }
 
 async fn release(state: &AppState, scope: &str, key: &str) {
@@ -166,6 +187,19 @@ fn abandoned(stored: &idempotency_key::Model) -> bool {
 }
 
 fn replay(status: i32, body: String) -> Response {
+    let stream_of = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| value.get(STREAM_MARKER).and_then(|id| id.as_str()).map(str::to_owned));
+    if let Some(run_id) = stream_of {
+        let data = crate::engine::types::RunDuplicateEvent { v: crate::engine::types::EVENT_VERSION, run_id };
+        let frame = format!("event: run.duplicate\ndata: {}\n\n", serde_json::to_string(&data).expect("events serialize"));
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")), (REPLAYED, HeaderValue::from_static("true"))],
+            frame,
+        )
+            .into_response();
+    }
     let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (REPLAYED, HeaderValue::from_static("true"))], body)
         .into_response()

@@ -181,3 +181,76 @@ async fn fresh_postgres_database(base: &str) -> String {
     let (prefix, _) = base.rsplit_once('/').expect("a database URL ends in /name");
     format!("{prefix}/{name}")
 }
+
+/// One SSE frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+/// A streamed answer, read to its end; every frame was validated against the spec schema
+/// its `event:` name declares.
+#[derive(Debug)]
+pub struct Streamed {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub frames: Vec<Frame>,
+}
+
+impl Streamed {
+    pub fn events(&self) -> Vec<&str> {
+        self.frames.iter().map(|frame| frame.event.as_str()).collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.frames.iter().filter(|f| f.event == "message.delta").map(|f| f.data["delta"].as_str().unwrap()).collect()
+    }
+
+    pub fn last(&self) -> &Frame {
+        self.frames.last().expect("at least one frame")
+    }
+}
+
+pub fn parse_frames(text: &str) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut event, mut id, mut data) = (None, None, String::new());
+        for line in block.lines() {
+            if let Some(value) = line.strip_prefix("event:") {
+                event = Some(value.trim().to_owned());
+            } else if let Some(value) = line.strip_prefix("id:") {
+                id = Some(value.trim().to_owned());
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push_str(value.trim_start());
+            }
+        }
+        if let Some(event) = event {
+            let data = serde_json::from_str(&data).unwrap_or_else(|err| panic!("frame {event}: {err}: {data}"));
+            frames.push(Frame { event, id, data });
+        }
+    }
+    frames
+}
+
+impl TestApp {
+    /// Sends a request whose answer is an SSE stream and reads it to its end.
+    pub async fn stream(&self, request: reqwest::RequestBuilder) -> Streamed {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        assert!(headers.contains_key("x-request-id"), "a stream without X-Request-Id");
+        assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"), "{status}: {text}");
+        let frames = parse_frames(&text);
+        for frame in &frames {
+            spec::assert_frame_conforms(&frame.event, &frame.data);
+        }
+        Streamed { status, headers, frames }
+    }
+
+    pub async fn stream_post(&self, path: &str, token: &str, body: Value) -> Streamed {
+        self.stream(self.request(Method::POST, path).bearer_auth(token).json(&body)).await
+    }
+}

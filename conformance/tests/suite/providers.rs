@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const OPENAI_TEXT: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}
+pub const OPENAI_TEXT: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}
 
 data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"logprobs":null,"finish_reason":null}],"usage":null}
 
@@ -27,7 +27,7 @@ data: [DONE]
 
 "#;
 
-const OPENAI_TOOL_CALL: &str = r#"data: {"id":"c2","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}],"usage":null}
+pub const OPENAI_TOOL_CALL: &str = r#"data: {"id":"c2","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"logprobs":null,"finish_reason":null}],"usage":null}
 
 data: {"id":"c2","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]},"logprobs":null,"finish_reason":null}],"usage":null}
 
@@ -41,7 +41,7 @@ data: [DONE]
 
 "#;
 
-const OPENAI_FINAL: &str = r#"data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"It is 21°C."},"logprobs":null,"finish_reason":null}],"usage":null}
+pub const OPENAI_FINAL: &str = r#"data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"It is 21°C."},"logprobs":null,"finish_reason":null}],"usage":null}
 
 data: {"id":"c3","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}
 
@@ -51,7 +51,7 @@ data: [DONE]
 
 "#;
 
-const ANTHROPIC_TEXT: &str = r#"event: message_start
+pub const ANTHROPIC_TEXT: &str = r#"event: message_start
 data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}
 
 event: content_block_start
@@ -77,7 +77,7 @@ data: {"type":"message_stop"}
 
 "#;
 
-const ANTHROPIC_TOOL_CALL: &str = r#"event: message_start
+pub const ANTHROPIC_TOOL_CALL: &str = r#"event: message_start
 data: {"type":"message_start","message":{"id":"msg_2","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":40,"output_tokens":1}}}
 
 event: content_block_start
@@ -112,7 +112,7 @@ data: {"type":"message_stop"}
 
 "#;
 
-const ANTHROPIC_FINAL: &str = r#"event: message_start
+pub const ANTHROPIC_FINAL: &str = r#"event: message_start
 data: {"type":"message_start","message":{"id":"msg_3","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":120,"output_tokens":1}}}
 
 event: content_block_start
@@ -132,7 +132,7 @@ data: {"type":"message_stop"}
 
 "#;
 
-const ANTHROPIC_OVERLOADED_MID_STREAM: &str = r#"event: message_start
+pub const ANTHROPIC_OVERLOADED_MID_STREAM: &str = r#"event: message_start
 data: {"type":"message_start","message":{"id":"msg_4","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}
 
 event: error
@@ -140,25 +140,25 @@ data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}
 
 "#;
 
-const GEMINI_TEXT: &str = r#"data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Let me think.","thought":true},{"text":"Hel"}]},"index":0}],"usageMetadata":{"promptTokenCount":12,"totalTokenCount":12},"modelVersion":"gemini-x","responseId":"r1"}
+pub const GEMINI_TEXT: &str = r#"data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Let me think.","thought":true},{"text":"Hel"}]},"index":0}],"usageMetadata":{"promptTokenCount":12,"totalTokenCount":12},"modelVersion":"gemini-x","responseId":"r1"}
 
 data: {"candidates":[{"content":{"role":"model","parts":[{"text":"lo"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":4,"totalTokenCount":20,"thoughtsTokenCount":4},"modelVersion":"gemini-x","responseId":"r1"}
 
 "#;
 
-const GEMINI_TOOL_CALL: &str = r#"data: {"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"c2lnbmF0dXJl"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":40,"candidatesTokenCount":5,"totalTokenCount":45},"modelVersion":"gemini-x","responseId":"r2"}
+pub const GEMINI_TOOL_CALL: &str = r#"data: {"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"c2lnbmF0dXJl"}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":40,"candidatesTokenCount":5,"totalTokenCount":45},"modelVersion":"gemini-x","responseId":"r2"}
 
 "#;
 
-const GEMINI_FINAL: &str = r#"data: {"candidates":[{"content":{"role":"model","parts":[{"text":"It is 21°C."}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":60,"candidatesTokenCount":6,"totalTokenCount":66},"modelVersion":"gemini-x","responseId":"r3"}
+pub const GEMINI_FINAL: &str = r#"data: {"candidates":[{"content":{"role":"model","parts":[{"text":"It is 21°C."}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":60,"candidatesTokenCount":6,"totalTokenCount":66},"modelVersion":"gemini-x","responseId":"r3"}
 
 "#;
 
-const GEMINI_CUT_OFF: &str = r#"data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Hel"}]},"index":0}],"modelVersion":"gemini-x","responseId":"r4"}
+pub const GEMINI_CUT_OFF: &str = r#"data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Hel"}]},"index":0}],"modelVersion":"gemini-x","responseId":"r4"}
 
 "#;
 
-const GEMINI_PATH: &str = "/v1beta/models/gemini-x:streamGenerateContent";
+pub const GEMINI_PATH: &str = "/v1beta/models/gemini-x:streamGenerateContent";
 
 fn sse(body: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")

@@ -135,3 +135,14 @@ fn minimal_instance(schema: &Value) -> Value {
         _ => Value::Null,
     }
 }
+
+/// Validates an SSE frame's data against the `RunEventData` variant titled with its event name.
+pub fn assert_frame_conforms(event: &str, data: &Value) {
+    let variants = SPEC["components"]["schemas"]["RunEventData"]["oneOf"].as_array().expect("RunEventData variants");
+    let variant = variants
+        .iter()
+        .find(|variant| variant["title"] == event)
+        .unwrap_or_else(|| panic!("the spec declares no frame named '{event}'"));
+    validate(&json!({"$ref": variant["$ref"]}), data, &format!("frame {event}"));
+    assert_eq!(data["v"], 1, "frame {event} lacks v: 1");
+}

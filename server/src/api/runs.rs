@@ -1,7 +1,6 @@
 //! Runs: `/v1/smiths/{sid}/runs…` and `/v1/runs`. Synchronous calls hold the connection
 //! until the run finishes or pauses; `stream: true` answers with the native SSE envelope.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -9,7 +8,6 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::Stream;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -207,25 +205,28 @@ async fn create_run(
         replay_of: None,
     };
     let run = state.engine.create(spec).await?;
-    answer(&state, run.id, request.stream).await
+    answer(&state, run.id, 0, request.stream).await
 }
 
 /// The run's SSE stream, or (synchronously) the run once it finished or paused.
-async fn answer(state: &AppState, run_id: String, stream: bool) -> ApiResult<Response> {
+async fn answer(state: &AppState, run_id: String, after: i32, stream: bool) -> ApiResult<Response> {
     if stream {
-        return Ok(sse(state, &run_id, 0).await?.into_response());
+        return sse(state, &run_id, after).await;
     }
-    let settled = state.engine.wait_settled(&run_id).await?;
+    let settled = state.engine.wait_settled(&run_id, after).await?;
     Ok(axum::Json(Run::try_from(settled)?).into_response())
 }
 
-async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>> {
+/// Names the run a streamed answer belongs to, so a retried create can point at it.
+pub const RUN_ID_HEADER: &str = "x-run-id";
+
+async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Response> {
     let subscription = state.engine.subscribe(run_id, after).await?;
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
         match subscription.next().await {
             Ok(Some(event)) => {
                 let frame = Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(event.data.to_string());
-                Some((Ok(frame), subscription))
+                Some((Ok::<_, std::convert::Infallible>(frame), subscription))
             }
             Ok(None) => None,
             Err(err) => {
@@ -234,7 +235,8 @@ async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Sse<impl S
             }
         }
     });
-    Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let sse = Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
+    Ok(([(RUN_ID_HEADER, run_id.to_owned())], sse).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID), PageParams),
@@ -300,7 +302,7 @@ async fn run_events(
             .filter(|seq| *seq >= 0)
             .ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be an event sequence number.").with_param("Last-Event-ID"))?,
     };
-    Ok(sse(&state, &run.id, after).await?.into_response())
+    sse(&state, &run.id, after).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/submit", tag = "runs",
@@ -315,10 +317,7 @@ async fn submit_tool_outputs(
 ) -> ApiResult<Response> {
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
     state.engine.submit(&run, request.tool_outputs).await?;
-    if request.stream {
-        return Ok(sse(&state, &run.id, run.last_seq).await?.into_response());
-    }
-    answer(&state, run.id, false).await
+    answer(&state, run.id, run.last_seq, request.stream).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/replay", tag = "runs",
@@ -346,7 +345,7 @@ async fn replay_run(
         replay_of: Some(original.id),
     };
     let run = state.engine.create(spec).await?;
-    answer(&state, run.id, request.stream).await
+    answer(&state, run.id, 0, request.stream).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/cancel", tag = "runs",

@@ -108,8 +108,15 @@ impl Emitter {
         Ok(())
     }
 
-    /// Publishes and queues without writing: the caller flushes in its own transaction.
-    pub fn push(&mut self, data: RunEventData) {
+    fn push(&mut self, data: RunEventData) {
+        let event = self.stage(data);
+        self.publish(event);
+    }
+
+    /// Numbers and queues an event for the database without publishing it: the caller
+    /// flushes it in its own transaction and publishes once that committed, so nobody sees
+    /// a closing event before the run's row says so.
+    pub fn stage(&mut self, data: RunEventData) -> Arc<StoredEvent> {
         self.seq += 1;
         let kind = data.kind().to_owned();
         let data = serde_json::to_value(&data).expect("events serialize");
@@ -120,7 +127,11 @@ impl Emitter {
             data: Set(data.clone()),
             created_at: Set(now()),
         });
-        self.live.append(Arc::new(StoredEvent { seq: self.seq, kind, data }));
+        Arc::new(StoredEvent { seq: self.seq, kind, data })
+    }
+
+    pub fn publish(&self, event: Arc<StoredEvent>) {
+        self.live.append(event);
     }
 
     pub async fn flush(&mut self, db: &impl ConnectionTrait) -> ApiResult<()> {

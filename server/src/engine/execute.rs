@@ -288,7 +288,7 @@ async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: O
         }
         Outcome::Cancelled => (RunStatus::Cancelled, RunEventData::Cancelled(RunCancelledEvent { v, run_id: run_id_owned })),
     };
-    emitter.push(event);
+    let closing = emitter.stage(event);
     let mut update = update
         .col_expr(run::Column::Status, Expr::value(status.as_str()))
         .col_expr(run::Column::Transcript, Expr::value(json!(transcript)))
@@ -303,5 +303,6 @@ async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: O
     update.exec(&txn).await?;
     emitter.flush(&txn).await?;
     txn.commit().await?;
+    emitter.publish(closing);
     Ok(())
 }

@@ -247,7 +247,7 @@ impl Engine {
             live.cancel.send_replace(true);
         }
         // Another replica notices the request on its next heartbeat.
-        let settled = tokio::time::timeout(INTERRUPT_WAIT, self.wait_settled(&current.id)).await;
+        let settled = tokio::time::timeout(INTERRUPT_WAIT, self.wait_settled(&current.id, current.last_seq)).await;
         match settled {
             Ok(result) => result,
             Err(_) => Err(ApiError::new(
@@ -321,9 +321,9 @@ impl Engine {
         Subscription::new(self.inner.db.clone(), run_id.to_owned(), after, Box::new(move || engine.live(&id))).await
     }
 
-    /// Waits until the run finished or paused, and returns it.
-    pub async fn wait_settled(&self, run_id: &str) -> ApiResult<run::Model> {
-        let mut subscription = self.subscribe(run_id, 0).await?;
+    /// Waits until the run, past event `after`, finished or paused, and returns it.
+    pub async fn wait_settled(&self, run_id: &str, after: i32) -> ApiResult<run::Model> {
+        let mut subscription = self.subscribe(run_id, after).await?;
         while subscription.next().await?.is_some() {}
         self.reload(run_id).await
     }

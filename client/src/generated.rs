@@ -56,41 +56,6 @@ pub mod types {
             Default::default()
         }
     }
-    ///`BTreeMap`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-    #[serde(transparent)]
-    pub struct BTreeMap(
-        pub ::std::collections::HashMap<::std::string::String, ::std::string::String>,
-    );
-    impl ::std::ops::Deref for BTreeMap {
-        type Target = ::std::collections::HashMap<
-            ::std::string::String,
-            ::std::string::String,
-        >;
-        fn deref(
-            &self,
-        ) -> &::std::collections::HashMap<::std::string::String, ::std::string::String> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<BTreeMap>
-    for ::std::collections::HashMap<::std::string::String, ::std::string::String> {
-        fn from(value: BTreeMap) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<
-        ::std::collections::HashMap<::std::string::String, ::std::string::String>,
-    > for BTreeMap {
-        fn from(
-            value: ::std::collections::HashMap<
-                ::std::string::String,
-                ::std::string::String,
-            >,
-        ) -> Self {
-            Self(value)
-        }
-    }
     ///`CancelRunIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -752,7 +717,9 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub metadata: ::std::option::Option<BTreeMap>,
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
         ///Overrides the model for this run.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub model: ::std::option::Option<::std::string::String>,
@@ -1426,7 +1393,10 @@ pub mod types {
         pub description: ::std::option::Option<::std::string::String>,
         pub name: ::std::string::String,
         ///JSON Schema of the arguments object.
-        pub parameters: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub parameters: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
     }
     impl FunctionDefinition {
         pub fn builder() -> builder::FunctionDefinition {
@@ -2917,7 +2887,9 @@ pub mod types {
         pub id: ::std::string::String,
         pub input: ::std::vec::Vec<InputMessage>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub metadata: ::std::option::Option<BTreeMap>,
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub output: ::std::option::Option<RunOutput>,
         ///The run this one replays.
@@ -4520,7 +4492,12 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             metadata: ::std::result::Result<
-                ::std::option::Option<super::BTreeMap>,
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
                 ::std::string::String,
             >,
             model: ::std::result::Result<
@@ -4585,7 +4562,14 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn metadata<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::BTreeMap>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.metadata = value
@@ -5292,7 +5276,9 @@ and `null` removes it, so the agent's value applies again.*/
             >,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             parameters: ::std::result::Result<
-                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
                 ::std::string::String,
             >,
         }
@@ -5301,7 +5287,7 @@ and `null` removes it, so the agent's value applies again.*/
                 Self {
                     description: Ok(Default::default()),
                     name: Err("no value supplied for name".to_string()),
-                    parameters: Err("no value supplied for parameters".to_string()),
+                    parameters: Ok(Default::default()),
                 }
             }
         }
@@ -5333,7 +5319,9 @@ and `null` removes it, so the agent's value applies again.*/
             pub fn parameters<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -6323,7 +6311,12 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             metadata: ::std::result::Result<
-                ::std::option::Option<super::BTreeMap>,
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
                 ::std::string::String,
             >,
             output: ::std::result::Result<
@@ -6457,7 +6450,14 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn metadata<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::BTreeMap>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.metadata = value

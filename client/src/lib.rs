@@ -43,6 +43,7 @@
 //! ```
 
 mod error;
+mod events;
 mod pagination;
 mod retry;
 
@@ -54,6 +55,7 @@ mod generated {
 use std::time::Duration;
 
 pub use error::{ApiError, Error, Result};
+pub use events::{RunEvent, RunEventFrame, RunEventStream};
 pub use generated::*;
 pub use pagination::{CursorPage, paginate};
 pub use progenitor_client::ResponseValue;

@@ -111,7 +111,7 @@ impl MigrationTrait for Migration {
                     .col(string(RunEvents::RunId))
                     .col(integer(RunEvents::Seq))
                     .col(string(RunEvents::Kind))
-                    .col(json_binary(RunEvents::Data))
+                    .col(text(RunEvents::Data))
                     .col(timestamp_with_time_zone(RunEvents::CreatedAt))
                     .primary_key(Index::create().col(RunEvents::RunId).col(RunEvents::Seq))
                     .to_owned(),

@@ -61,7 +61,7 @@ async fn replay(app: &TestApp, file: &str) -> Vec<Recorded> {
 }
 
 /// Replaces ids, secrets and timestamps with stable placeholders.
-fn redact(value: &Value) -> Value {
+pub fn redact(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v))).collect()),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),

@@ -194,6 +194,8 @@ pub struct Frame {
 /// its `event:` name declares.
 #[derive(Debug)]
 pub struct Streamed {
+    /// The body exactly as sent.
+    pub raw: String,
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub frames: Vec<Frame>,
@@ -247,7 +249,7 @@ impl TestApp {
         for frame in &frames {
             spec::assert_frame_conforms(&frame.event, &frame.data);
         }
-        Streamed { status, headers, frames }
+        Streamed { raw: text, status, headers, frames }
     }
 
     pub async fn stream_post(&self, path: &str, token: &str, body: Value) -> Streamed {

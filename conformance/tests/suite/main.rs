@@ -9,6 +9,7 @@ mod idempotency;
 mod engine_providers;
 mod projects_tokens;
 mod providers;
+mod run_streams;
 mod runs;
 mod smiths_agents;
 mod spec;

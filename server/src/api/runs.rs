@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -19,7 +21,7 @@ use crate::api::smiths::{EffectiveConfig, Smith};
 use crate::auth::{Authorized, scopes};
 use crate::domain::runs::{self, RunFilters};
 use crate::domain::smiths;
-use crate::engine::types::{FunctionTool, InputMessage, Metadata, RequiredAction, RunConfig, RunEventData, RunOutput, RunStatus, RunUsage};
+use crate::engine::types::{FunctionTool, InputMessage, RequiredAction, RunConfig, RunEventData, RunOutput, RunStatus, RunUsage};
 use crate::engine::{OnBusy, RunSpec, ToolOutput};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::providers::{Role, StopReason};
@@ -41,7 +43,7 @@ pub struct Run {
     pub stop_reason: Option<StopReason>,
     /// The config the run resolved at creation.
     pub config: RunConfig,
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<BTreeMap<String, String>>,
     /// The run this one replays.
     pub replay_of: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -91,7 +93,7 @@ pub struct CreateRunRequest {
     /// Answer with the SSE event stream instead of the finished run.
     #[serde(default)]
     pub stream: bool,
-    pub metadata: Option<Metadata>,
+    pub metadata: Option<BTreeMap<String, String>>,
     /// Overrides the model for this run.
     pub model: Option<String>,
     /// Replaces the instructions for this run.
@@ -225,7 +227,7 @@ async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Response> 
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
         match subscription.next().await {
             Ok(Some(event)) => {
-                let frame = Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(event.data.to_string());
+                let frame = Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(event.data.as_str());
                 Some((Ok::<_, std::convert::Infallible>(frame), subscription))
             }
             Ok(None) => None,

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde_json::Value;
 use tokio::sync::watch;
 
 use super::types::{RunEventData, RunStatus, ends_stream};
@@ -27,7 +26,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub struct StoredEvent {
     pub seq: i32,
     pub kind: String,
-    pub data: Value,
+    /// The frame's JSON data, serialized once.
+    pub data: String,
 }
 
 impl From<run_event::Model> for StoredEvent {
@@ -119,7 +119,7 @@ impl Emitter {
     pub fn stage(&mut self, data: RunEventData) -> Arc<StoredEvent> {
         self.seq += 1;
         let kind = data.kind().to_owned();
-        let data = serde_json::to_value(&data).expect("events serialize");
+        let data = serde_json::to_string(&data).expect("events serialize");
         self.pending.push(run_event::ActiveModel {
             run_id: Set(self.run_id.clone()),
             seq: Set(self.seq),
@@ -160,7 +160,7 @@ pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, data: &RunEv
         run_id: Set(run_id.to_owned()),
         seq: Set(seq),
         kind: Set(data.kind().to_owned()),
-        data: Set(serde_json::to_value(data).expect("events serialize")),
+        data: Set(serde_json::to_string(data).expect("events serialize")),
         created_at: Set(now()),
     })
     .exec_without_returning(db)

@@ -100,7 +100,7 @@ pub struct FunctionDefinition {
     pub name: String,
     pub description: Option<String>,
     /// JSON Schema of the arguments object.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub parameters: Option<serde_json::Value>,
 }
 

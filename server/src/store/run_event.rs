@@ -9,8 +9,10 @@ pub struct Model {
     pub seq: i32,
     /// The event type, e.g. `message.delta`.
     pub kind: String,
-    /// The frame's data object, `{"v":1,"run_id":…,…}`.
-    pub data: Json,
+    /// The frame's data exactly as streamed, `{"v":1,"run_id":…,…}`, so a replay is
+    /// byte-identical to the live stream.
+    #[sea_orm(column_type = "Text")]
+    pub data: String,
     pub created_at: DateTimeUtc,
 }
 

@@ -284,11 +284,15 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
     // renewing its lease, holding its thread.
     use sea_orm::EntityTrait;
     let stored = ingram_server::store::run::Entity::find_by_id(done.id()).one(&app.state.db).await.unwrap().unwrap();
+    let streamed_through = stored.last_seq;
     let mut orphan = stored.into_active_model();
     orphan.status = Set("running".into());
     orphan.active_thread_id = Set(Some("crash".into()));
     orphan.lease_owner = Set(Some("replica_dead".into()));
     orphan.lease_until = Set(Some(ingram_server::store::now() - chrono::Duration::seconds(1)));
+    // Its events past the first were streamed but never written; the row still holds the
+    // sequence numbers the run reserved before streaming them.
+    orphan.last_seq = Set(ingram_server::engine::events::SEQ_RESERVATION);
     orphan.update(&app.state.db).await.unwrap();
     use sea_orm::{ColumnTrait, QueryFilter};
     use ingram_server::store::run_event;
@@ -305,6 +309,8 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
     assert_eq!(failed.body["error"]["code"], "run_interrupted");
     let log = app.stream(app.request(Method::GET, &format!("{path}/{}/events", done.id())).bearer_auth(&app.admin_token).header("last-event-id", "1")).await;
     assert_eq!(log.events(), vec!["run.failed"]);
+    let failed_seq: i32 = log.frames[0].id.as_ref().unwrap().parse().unwrap();
+    assert!(failed_seq > streamed_through, "a client resuming from any event it saw still gets the closing one");
     // Its thread is free again.
     app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "y"}], "thread_id": "crash"})).await.expect(200);
 }

@@ -17,8 +17,13 @@ use super::types::{RunEventData, RunStatus, ends_stream};
 use crate::error::ApiResult;
 use crate::store::{now, run, run_event};
 
-/// Deltas wait for this many before being written.
+/// Deltas wait for this many, or this long, before being written.
 const DELTA_BATCH: usize = 32;
+const DELTA_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+/// Sequence numbers a run reserves at a time in `runs.last_seq`, before streaming them: a
+/// run that dies with events streamed but not yet written is closed above its reservation,
+/// so a client resuming from any number it saw still gets the closing event.
+pub const SEQ_RESERVATION: i32 = 64;
 /// How often a subscriber without a local log looks for new rows.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -84,13 +89,16 @@ pub struct Emitter {
     run_id: String,
     live: Arc<LiveRun>,
     seq: i32,
+    /// The highest sequence number recorded as reserved in `runs.last_seq`.
+    reserved: i32,
     pending: Vec<run_event::ActiveModel>,
+    oldest_pending: Option<std::time::Instant>,
 }
 
 impl Emitter {
-    pub fn new(run_id: String, live: Arc<LiveRun>) -> Self {
+    pub fn new(run_id: String, live: Arc<LiveRun>, reserved: i32) -> Self {
         let seq = live.first_seq - 1;
-        Self { run_id, live, seq, pending: Vec::new() }
+        Self { run_id, live, seq, reserved, pending: Vec::new(), oldest_pending: None }
     }
 
     pub fn last_seq(&self) -> i32 {
@@ -100,9 +108,18 @@ impl Emitter {
     /// Publishes the event and queues it for the database; flushes unless it is a delta
     /// that can wait for its batch.
     pub async fn emit(&mut self, db: &impl ConnectionTrait, data: RunEventData) -> ApiResult<()> {
+        if self.seq >= self.reserved {
+            self.reserved = self.seq + SEQ_RESERVATION;
+            run::Entity::update_many()
+                .col_expr(run::Column::LastSeq, sea_orm::sea_query::Expr::value(self.reserved))
+                .filter(run::Column::Id.eq(self.run_id.as_str()))
+                .exec(db)
+                .await?;
+        }
         let batched = matches!(data, RunEventData::MessageDelta(_));
         self.push(data);
-        if !batched || self.pending.len() >= DELTA_BATCH {
+        let lingered = self.oldest_pending.is_some_and(|at| at.elapsed() >= DELTA_LINGER);
+        if !batched || self.pending.len() >= DELTA_BATCH || lingered {
             self.flush(db).await?;
         }
         Ok(())
@@ -127,6 +144,7 @@ impl Emitter {
             data: Set(data.clone()),
             created_at: Set(now()),
         });
+        self.oldest_pending.get_or_insert_with(std::time::Instant::now);
         Arc::new(StoredEvent { seq: self.seq, kind, data })
     }
 
@@ -139,14 +157,15 @@ impl Emitter {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.pending);
+        self.oldest_pending = None;
         run_event::Entity::insert_many(rows).exec_without_returning(db).await?;
         Ok(())
     }
 }
 
 /// Appends one event to a run that no task is executing (a paused run cancelled, a run
-/// failed by the sweeper), numbered after the last stored one.
-pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, data: &RunEventData) -> ApiResult<i32> {
+/// failed by the sweeper), numbered after the last stored one and after `reserved`.
+pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, reserved: i32, data: &RunEventData) -> ApiResult<i32> {
     let last: Option<i32> = run_event::Entity::find()
         .select_only()
         .column_as(run_event::Column::Seq.max(), "max")
@@ -155,7 +174,7 @@ pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, data: &RunEv
         .one(db)
         .await?
         .flatten();
-    let seq = last.unwrap_or(0) + 1;
+    let seq = last.unwrap_or(0).max(reserved) + 1;
     run_event::Entity::insert(run_event::ActiveModel {
         run_id: Set(run_id.to_owned()),
         seq: Set(seq),

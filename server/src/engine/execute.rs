@@ -38,8 +38,8 @@ enum Outcome {
     Cancelled,
 }
 
-pub(super) async fn run(engine: &Engine, run_id: &str, live: &std::sync::Arc<LiveRun>) {
-    let mut emitter = Emitter::new(run_id.to_owned(), live.clone());
+pub(super) async fn run(engine: &Engine, run_id: &str, live: &std::sync::Arc<LiveRun>, reserved: i32) {
+    let mut emitter = Emitter::new(run_id.to_owned(), live.clone(), reserved);
     let mut cancel = live.cancel.subscribe();
     let outcome = match execute(engine, run_id, &mut emitter, &mut cancel).await {
         Ok(outcome) => outcome,

@@ -19,7 +19,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use self::events::{LiveRun, Subscription, append_stored};
+use self::events::{LiveRun, SEQ_RESERVATION, Subscription, append_stored};
 use self::types::{
     FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData, RunFailedEvent,
     RunStatus, EVENT_VERSION,
@@ -162,7 +162,7 @@ impl Engine {
             cancel_requested: Set(false),
             lease_owner: Set(Some(self.inner.instance.clone())),
             lease_until: Set(Some(self.lease_until())),
-            last_seq: Set(0),
+            last_seq: Set(SEQ_RESERVATION),
             created_at: Set(at),
             started_at: Set(None),
             completed_at: Set(None),
@@ -173,16 +173,17 @@ impl Engine {
             Err(err) if is_unique_violation(&err) => return Err(thread_busy()),
             Err(err) => return Err(err.into()),
         };
-        self.start(&run.id, 1);
+        self.start(&run.id, 1, SEQ_RESERVATION);
         Ok(run)
     }
 
-    fn start(&self, run_id: &str, first_seq: i32) {
+    /// Executes the run in its own task; `reserved` is the sequence number its row reserves through.
+    fn start(&self, run_id: &str, first_seq: i32, reserved: i32) {
         let live = self.register(run_id, first_seq);
         let engine = self.clone();
         let run_id = run_id.to_owned();
         tokio::spawn(async move {
-            execute::run(&engine, &run_id, &live).await;
+            execute::run(&engine, &run_id, &live, reserved).await;
             engine.unregister(&run_id);
             live.close();
         });
@@ -225,7 +226,7 @@ impl Engine {
                 .await?;
             if cancelled.rows_affected == 1 {
                 let event = RunEventData::Cancelled(RunCancelledEvent { v: EVENT_VERSION, run_id: current.id.clone() });
-                let seq = append_stored(&txn, &current.id, &event).await?;
+                let seq = append_stored(&txn, &current.id, current.last_seq, &event).await?;
                 run::Entity::update_many()
                     .col_expr(run::Column::LastSeq, Expr::value(seq))
                     .filter(run::Column::Id.eq(current.id.as_str()))
@@ -302,6 +303,7 @@ impl Engine {
             .col_expr(run::Column::Transcript, Expr::value(json!(transcript)))
             .col_expr(run::Column::LeaseOwner, Expr::value(Some(self.inner.instance.clone())))
             .col_expr(run::Column::LeaseUntil, Expr::value(Some(self.lease_until())))
+            .col_expr(run::Column::LastSeq, Expr::value(current.last_seq + SEQ_RESERVATION))
             .col_expr(run::Column::UpdatedAt, Expr::value(now()))
             .filter(run::Column::Id.eq(current.id.as_str()))
             .filter(run::Column::Status.eq(RunStatus::RequiresAction.as_str()))
@@ -311,7 +313,7 @@ impl Engine {
             // Another submit or a cancel got there first.
             return Err(not_waiting());
         }
-        self.start(&current.id, current.last_seq + 1);
+        self.start(&current.id, current.last_seq + 1, current.last_seq + SEQ_RESERVATION);
         Ok(())
     }
 
@@ -376,12 +378,12 @@ impl Engine {
             .all(db)
             .await?;
         for run in lapsed {
-            self.fail_interrupted(&run.id).await?;
+            self.fail_interrupted(&run.id, run.last_seq).await?;
         }
         Ok(())
     }
 
-    async fn fail_interrupted(&self, run_id: &str) -> ApiResult<()> {
+    async fn fail_interrupted(&self, run_id: &str, reserved: i32) -> ApiResult<()> {
         let error = ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::ApiError,
@@ -405,7 +407,7 @@ impl Engine {
             .await?;
         if failed.rows_affected == 1 {
             let event = RunEventData::Failed(RunFailedEvent { v: EVENT_VERSION, run_id: run_id.to_owned(), error });
-            let seq = append_stored(&txn, run_id, &event).await?;
+            let seq = append_stored(&txn, run_id, reserved, &event).await?;
             run::Entity::update_many()
                 .col_expr(run::Column::LastSeq, Expr::value(seq))
                 .filter(run::Column::Id.eq(run_id))

@@ -39,6 +39,35 @@
 //! // Any list, every page, as one stream.
 //! let all: Vec<types::Smith> = paginate(|cursor| client.list_smiths().cursor(cursor).send()).try_collect().await?;
 //! assert_eq!(all[0].id, smith.id);
+//!
+//! // A synchronous run on the built-in offline model.
+//! let say = |text: &str| types::InputMessage { role: types::Role::User, content: types::MessageContent::Text(text.into()) };
+//! let run = client
+//!     .create_run()
+//!     .sid(&smith.id)
+//!     .body(types::CreateRunRequest::builder().input(vec![say("Say hello!")]).thread_id("chat_001".to_string()))
+//!     .send()
+//!     .await?
+//!     .into_inner();
+//! assert_eq!(run.status, types::RunStatus::Completed);
+//!
+//! // The next turn, streamed: append deltas, stop at the end.
+//! use ingram_client::RunEvent;
+//! let request = types::CreateRunRequest::builder().input(vec![say("And now?")]).thread_id("chat_001".to_string()).try_into()?;
+//! let mut events = client.create_run_stream(&smith.id, &request).await?;
+//! let mut reply = String::new();
+//! while let Some(frame) = events.try_next().await? {
+//!     if let RunEvent::MessageDelta(delta) = frame.event {
+//!         reply.push_str(&delta.delta);
+//!     }
+//! }
+//! assert!(reply.contains("message 2 of our conversation"));
+//!
+//! // Get, list, replay and cancel are generated methods too.
+//! let again = client.get_run().sid(&smith.id).rid(&run.id).send().await?.into_inner();
+//! assert_eq!(again.id, run.id);
+//! let replay = client.replay_run().sid(&smith.id).rid(&run.id).body(types::ReplayRunRequest::default()).send().await?;
+//! assert_eq!(replay.replay_of.as_deref(), Some(run.id.as_str()));
 //! # Ok(()) }
 //! ```
 

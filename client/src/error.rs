@@ -37,6 +37,19 @@ pub struct ApiError {
     pub request_id: String,
 }
 
+impl ApiError {
+    pub(crate) fn from_envelope(status: u16, request_id: String, envelope: ErrorEnvelope) -> Self {
+        Self {
+            status,
+            code: envelope.error.code,
+            kind: envelope.error.type_.to_string(),
+            message: envelope.error.message,
+            param: envelope.error.param,
+            request_id,
+        }
+    }
+}
+
 impl Error {
     /// The server's error code, when the server sent one.
     pub fn code(&self) -> Option<&str> {
@@ -73,15 +86,7 @@ impl From<ProgenitorError<ErrorEnvelope>> for Error {
                     .and_then(|id| id.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
-                let envelope = response.into_inner();
-                Self::Api(Box::new(ApiError {
-                    status,
-                    code: envelope.error.code,
-                    kind: envelope.error.type_.to_string(),
-                    message: envelope.error.message,
-                    param: envelope.error.param,
-                    request_id,
-                }))
+                ApiError::from_envelope(status, request_id, response.into_inner()).into()
             }
             ProgenitorError::CommunicationError(err) | ProgenitorError::ResponseBodyError(err) => Self::Transport(err),
             ProgenitorError::InvalidRequest(message) | ProgenitorError::Custom(message) => Self::InvalidRequest(message),

@@ -217,14 +217,7 @@ async fn error_from(response: reqwest::Response) -> Error {
     let request_id = response.headers().get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or_default().to_owned();
     let text = response.text().await.unwrap_or_default();
     match serde_json::from_str::<types::ErrorEnvelope>(&text) {
-        Ok(envelope) => Error::from(ApiError {
-            status,
-            code: envelope.error.code,
-            kind: envelope.error.type_.to_string(),
-            message: envelope.error.message,
-            param: envelope.error.param,
-            request_id,
-        }),
+        Ok(envelope) => ApiError::from_envelope(status, request_id, envelope).into(),
         Err(_) => Error::UnexpectedResponse { status: Some(status), detail: text },
     }
 }

@@ -148,3 +148,33 @@ async fn model_keys_are_sealed_masked_and_listed_with_models() {
     app.delete("/v1/tenant/model_keys/anthropic", token).await.expect(200);
     app.delete("/v1/tenant/model_keys/anthropic", token).await.expect_error(404, "model_key_not_found");
 }
+
+#[tokio::test]
+async fn a_run_outlives_a_client_that_disconnects_mid_stream() {
+    let provider = &PROVIDERS[0];
+    let app = TestApp::start().await;
+    let mock = MockServer::start().await;
+    Mock::given(method("POST")).and(path(provider.path)).respond_with(sse(provider.text).set_delay(Duration::from_millis(300))).mount(&mock).await;
+    let sid = smith_on(&app, provider, &mock).await;
+    let runs = format!("/v1/smiths/{sid}/runs");
+    let mut response = app
+        .request(reqwest::Method::POST, &runs)
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"input": [{"role": "user", "content": "Hi"}], "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let run_id = response.headers()["x-run-id"].to_str().unwrap().to_owned();
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("run.started"));
+    drop(response);
+    let finished = loop {
+        let run = app.get(&format!("{runs}/{run_id}"), &app.admin_token).await.expect(200);
+        if run.body["status"] != "running" && run.body["status"] != "queued" {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(finished.body["status"], "completed");
+    assert_eq!(finished.body["output"]["content"], "Hello");
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
+use super::append_paragraph;
 use super::sse::{SseEvent, events};
 use super::{
     Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
@@ -62,16 +63,6 @@ fn body(request: &ModelRequest) -> Value {
         body["temperature"] = json!(temperature);
     }
     body
-}
-
-fn append_paragraph(text: &mut String, paragraph: &str) {
-    if paragraph.is_empty() {
-        return;
-    }
-    if !text.is_empty() {
-        text.push_str("\n\n");
-    }
-    text.push_str(paragraph);
 }
 
 /// Anthropic rejects empty text blocks, so empty text yields no block at all.
@@ -280,18 +271,11 @@ impl Decoder {
 impl ModelProvider for Anthropic {
     async fn stream(&self, http: &reqwest::Client, endpoint: &Endpoint, request: &ModelRequest) -> Result<ModelStream, ProviderError> {
         let url = format!("{}/messages", endpoint.base_url.trim_end_matches('/'));
-        let response = http
+        let response = super::send(http
             .post(url)
             .header("x-api-key", &endpoint.api_key)
             .header("anthropic-version", API_VERSION)
-            .json(&body(request))
-            .send()
-            .await
-            .map_err(|err| ProviderError::from_transport(&err))?;
-        if !response.status().is_success() {
-            let status = response.status().as_u16();
-            return Err(ProviderError::from_status(status, &response.text().await.unwrap_or_default()));
-        }
+            .json(&body(request))).await?;
         let mut decoder = Decoder::default();
         let stream = events(response)
             .map(Some)

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
+use super::append_paragraph;
 use super::sse::{SseEvent, events};
 use super::{
     Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
@@ -75,16 +76,6 @@ fn body(request: &ModelRequest) -> Value {
         body["generationConfig"] = Value::Object(config);
     }
     body
-}
-
-fn append_paragraph(text: &mut String, paragraph: &str) {
-    if paragraph.is_empty() {
-        return;
-    }
-    if !text.is_empty() {
-        text.push_str("\n\n");
-    }
-    text.push_str(paragraph);
 }
 
 fn text_parts(text: &str) -> Vec<Value> {
@@ -248,17 +239,10 @@ impl ModelProvider for Gemini {
     async fn stream(&self, http: &reqwest::Client, endpoint: &Endpoint, request: &ModelRequest) -> Result<ModelStream, ProviderError> {
         let model = request.model.strip_prefix("models/").unwrap_or(&request.model);
         let url = format!("{}/models/{model}:streamGenerateContent?alt=sse", endpoint.base_url.trim_end_matches('/'));
-        let response = http
+        let response = super::send(http
             .post(url)
             .header("x-goog-api-key", &endpoint.api_key)
-            .json(&body(request))
-            .send()
-            .await
-            .map_err(|err| ProviderError::from_transport(&err))?;
-        if !response.status().is_success() {
-            let status = response.status().as_u16();
-            return Err(ProviderError::from_status(status, &response.text().await.unwrap_or_default()));
-        }
+            .json(&body(request))).await?;
         let mut decoder = Decoder {
             next_call: request.messages.iter().map(|message| message.tool_calls.len()).sum(),
             ..Decoder::default()

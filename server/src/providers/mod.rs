@@ -152,6 +152,27 @@ impl ProviderError {
     }
 }
 
+/// Sends a provider request; a non-2xx answer becomes the matching [`ProviderError`].
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    let response = request.send().await.map_err(|err| ProviderError::from_transport(&err))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    Err(ProviderError::from_status(status, &response.text().await.unwrap_or_default()))
+}
+
+/// Joins system texts (instructions, then inline system or developer messages) with blank lines.
+pub(crate) fn append_paragraph(text: &mut String, paragraph: &str) {
+    if paragraph.is_empty() {
+        return;
+    }
+    if !text.is_empty() {
+        text.push_str("\n\n");
+    }
+    text.push_str(paragraph);
+}
+
 pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ProviderError>> + Send>>;
 
 /// Where and how to reach a provider: the key and base URL come from the project's BYOK

@@ -71,17 +71,10 @@ struct PartialCall {
 impl ModelProvider for OpenAi {
     async fn stream(&self, http: &reqwest::Client, endpoint: &Endpoint, request: &ModelRequest) -> Result<ModelStream, ProviderError> {
         let url = format!("{}/chat/completions", endpoint.base_url.trim_end_matches('/'));
-        let response = http
+        let response = super::send(http
             .post(url)
             .bearer_auth(&endpoint.api_key)
-            .json(&body(request))
-            .send()
-            .await
-            .map_err(|err| ProviderError::from_transport(&err))?;
-        if !response.status().is_success() {
-            let status = response.status().as_u16();
-            return Err(ProviderError::from_status(status, &response.text().await.unwrap_or_default()));
-        }
+            .json(&body(request))).await?;
         let mut calls: BTreeMap<u64, PartialCall> = BTreeMap::new();
         let mut usage = Usage::default();
         let mut stop_reason = None;

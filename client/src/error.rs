@@ -89,11 +89,12 @@ impl From<ProgenitorError<ErrorEnvelope>> for Error {
                 ApiError::from_envelope(status, request_id, response.into_inner()).into()
             }
             ProgenitorError::CommunicationError(err) | ProgenitorError::ResponseBodyError(err) => Self::Transport(err),
-            ProgenitorError::InvalidRequest(message) | ProgenitorError::Custom(message) => Self::InvalidRequest(message),
-            ProgenitorError::InvalidResponsePayload(bytes, err) => Self::UnexpectedResponse {
-                status: None,
-                detail: format!("{err}: {}", String::from_utf8_lossy(&bytes)),
-            },
+            ProgenitorError::InvalidRequest(message) | ProgenitorError::Custom(message) => {
+                Self::InvalidRequest(message)
+            }
+            ProgenitorError::InvalidResponsePayload(bytes, err) => {
+                Self::UnexpectedResponse { status: None, detail: format!("{err}: {}", String::from_utf8_lossy(&bytes)) }
+            }
             ProgenitorError::UnexpectedResponse(response) => Self::UnexpectedResponse {
                 status: Some(response.status().as_u16()),
                 detail: "a status the spec does not declare".into(),

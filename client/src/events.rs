@@ -10,9 +10,9 @@ use futures::{Stream, StreamExt};
 use progenitor_client::ClientInfo;
 use reqwest::header::{ACCEPT, HeaderValue};
 
+use crate::Client;
 use crate::error::{ApiError, Error, Result};
 use crate::types;
-use crate::Client;
 
 /// One frame of a run's event stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,8 @@ pub enum RunEvent {
 impl RunEvent {
     fn decode(name: &str, data: &str) -> Result<Self> {
         fn parse<T: serde::de::DeserializeOwned>(data: &str) -> Result<T> {
-            serde_json::from_str(data).map_err(|err| Error::UnexpectedResponse { status: None, detail: format!("{err}: {data}") })
+            serde_json::from_str(data)
+                .map_err(|err| Error::UnexpectedResponse { status: None, detail: format!("{err}: {data}") })
         }
         Ok(match name {
             "run.started" => Self::Started(parse(data)?),
@@ -55,7 +56,9 @@ impl RunEvent {
             "run.failed" => Self::Failed(parse(data)?),
             "run.cancelled" => Self::Cancelled(parse(data)?),
             "run.duplicate" => Self::Duplicate(parse(data)?),
-            other => return Err(Error::UnexpectedResponse { status: None, detail: format!("unknown run event '{other}'") }),
+            other => {
+                return Err(Error::UnexpectedResponse { status: None, detail: format!("unknown run event '{other}'") });
+            }
         })
     }
 
@@ -77,7 +80,10 @@ impl RunEvent {
 
     /// Whether the server closes the stream after this event (the run ended or paused).
     pub fn ends_stream(&self) -> bool {
-        matches!(self, Self::RequiresAction(_) | Self::Completed(_) | Self::Failed(_) | Self::Cancelled(_) | Self::Duplicate(_))
+        matches!(
+            self,
+            Self::RequiresAction(_) | Self::Completed(_) | Self::Failed(_) | Self::Cancelled(_) | Self::Duplicate(_)
+        )
     }
 }
 
@@ -92,15 +98,24 @@ impl Client {
         let mut body = serde_json::to_value(request).map_err(|err| Error::InvalidRequest(err.to_string()))?;
         body["stream"] = serde_json::Value::Bool(true);
         let path = format!("/v1/smiths/{smith_id}/runs");
-        let response = self.open_stream(self.client().post(self.url(&path)).json(&body).header("idempotency-key", new_key())).await?;
+        let response = self
+            .open_stream(self.client().post(self.url(&path)).json(&body).header("idempotency-key", new_key()))
+            .await?;
         Ok(self.follow(smith_id.to_owned(), response, None))
     }
 
     /// Answers a paused run's tool calls and streams the resumed run's events.
-    pub async fn submit_tool_outputs_stream(&self, smith_id: &str, run_id: &str, tool_outputs: Vec<types::ToolOutput>) -> Result<RunEventStream> {
+    pub async fn submit_tool_outputs_stream(
+        &self,
+        smith_id: &str,
+        run_id: &str,
+        tool_outputs: Vec<types::ToolOutput>,
+    ) -> Result<RunEventStream> {
         let body = serde_json::json!({ "tool_outputs": tool_outputs, "stream": true });
         let path = format!("/v1/smiths/{smith_id}/runs/{run_id}/submit");
-        let response = self.open_stream(self.client().post(self.url(&path)).json(&body).header("idempotency-key", new_key())).await?;
+        let response = self
+            .open_stream(self.client().post(self.url(&path)).json(&body).header("idempotency-key", new_key()))
+            .await?;
         Ok(self.follow(smith_id.to_owned(), response, Some(run_id.to_owned())))
     }
 
@@ -124,7 +139,11 @@ impl Client {
     }
 
     async fn open_stream(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let response = request.header(ACCEPT, HeaderValue::from_static("text/event-stream")).send().await.map_err(Error::Transport)?;
+        let response = request
+            .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
+            .send()
+            .await
+            .map_err(Error::Transport)?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -142,7 +161,8 @@ impl Client {
             resumes_left: u32,
             done: bool,
         }
-        let run_id = run_id.or_else(|| response.headers().get("x-run-id").and_then(|id| id.to_str().ok()).map(str::to_owned));
+        let run_id =
+            run_id.or_else(|| response.headers().get("x-run-id").and_then(|id| id.to_str().ok()).map(str::to_owned));
         let state = Follow {
             client: self.clone(),
             smith_id,
@@ -181,7 +201,10 @@ impl Client {
                 state.frames = None;
                 let Some(run_id) = state.run_id.clone().filter(|_| state.resumes_left > 0) else {
                     state.done = true;
-                    let err = dropped.unwrap_or(Error::UnexpectedResponse { status: None, detail: "the event stream ended early".into() });
+                    let err = dropped.unwrap_or(Error::UnexpectedResponse {
+                        status: None,
+                        detail: "the event stream ended early".into(),
+                    });
                     return Some((Err(err), state));
                 };
                 state.resumes_left -= 1;
@@ -201,7 +224,9 @@ impl Client {
 
 fn frames(response: reqwest::Response) -> Pin<Box<dyn Stream<Item = Result<RunEventFrame>> + Send>> {
     Box::pin(response.bytes_stream().eventsource().map(|event| match event {
-        Ok(event) => Ok(RunEventFrame { seq: event.id.parse().ok(), event: RunEvent::decode(&event.event, &event.data)? }),
+        Ok(event) => {
+            Ok(RunEventFrame { seq: event.id.parse().ok(), event: RunEvent::decode(&event.event, &event.data)? })
+        }
         Err(eventsource_stream::EventStreamError::Transport(err)) => Err(Error::Transport(err)),
         Err(err) => Err(Error::UnexpectedResponse { status: None, detail: err.to_string() }),
     }))
@@ -214,7 +239,8 @@ fn new_key() -> String {
 /// The typed error of a non-2xx answer to a request made outside the generated methods.
 async fn error_from(response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
-    let request_id = response.headers().get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or_default().to_owned();
+    let request_id =
+        response.headers().get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or_default().to_owned();
     let text = response.text().await.unwrap_or_default();
     match serde_json::from_str::<types::ErrorEnvelope>(&text) {
         Ok(envelope) => ApiError::from_envelope(status, request_id, envelope).into(),

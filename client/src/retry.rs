@@ -52,7 +52,9 @@ impl ClientHooks<RetryPolicy> for Client {
     async fn exec(&self, mut request: Request, _info: &OperationInfo) -> reqwest::Result<Response> {
         if request.method() == Method::POST && !request.headers().contains_key(IDEMPOTENCY_KEY) {
             let key = format!("ingram-rs-{}", uuid::Uuid::new_v4());
-            request.headers_mut().insert(IDEMPOTENCY_KEY, HeaderValue::from_str(&key).expect("a uuid is a header value"));
+            request
+                .headers_mut()
+                .insert(IDEMPOTENCY_KEY, HeaderValue::from_str(&key).expect("a uuid is a header value"));
         }
         let policy = self.inner();
         let mut retry = 0;

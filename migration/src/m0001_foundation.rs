@@ -163,7 +163,9 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Agents::CreatedAt))
                     .col(timestamp_with_time_zone(Agents::UpdatedAt))
                     .col(timestamp_with_time_zone_null(Agents::DeletedAt))
-                    .foreign_key(ForeignKey::create().from(Agents::Table, Agents::ProjectId).to(Projects::Table, Projects::Id))
+                    .foreign_key(
+                        ForeignKey::create().from(Agents::Table, Agents::ProjectId).to(Projects::Table, Projects::Id),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -184,8 +186,12 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Smiths::CreatedAt))
                     .col(timestamp_with_time_zone(Smiths::UpdatedAt))
                     .col(timestamp_with_time_zone_null(Smiths::DeletedAt))
-                    .foreign_key(ForeignKey::create().from(Smiths::Table, Smiths::ProjectId).to(Projects::Table, Projects::Id))
-                    .foreign_key(ForeignKey::create().from(Smiths::Table, Smiths::AgentId).to(Agents::Table, Agents::Id))
+                    .foreign_key(
+                        ForeignKey::create().from(Smiths::Table, Smiths::ProjectId).to(Projects::Table, Projects::Id),
+                    )
+                    .foreign_key(
+                        ForeignKey::create().from(Smiths::Table, Smiths::AgentId).to(Agents::Table, Agents::Id),
+                    )
                     .to_owned(),
             )
             .await?;

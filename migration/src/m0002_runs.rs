@@ -96,9 +96,21 @@ impl MigrationTrait for Migration {
             )
             .await?;
         let indexes = [
-            Index::create().name("runs_active_thread").table(Runs::Table).col(Runs::SmithId).col(Runs::ActiveThreadId).unique().to_owned(),
+            Index::create()
+                .name("runs_active_thread")
+                .table(Runs::Table)
+                .col(Runs::SmithId)
+                .col(Runs::ActiveThreadId)
+                .unique()
+                .to_owned(),
             Index::create().name("runs_project").table(Runs::Table).col(Runs::ProjectId).col(Runs::Id).to_owned(),
-            Index::create().name("runs_thread").table(Runs::Table).col(Runs::SmithId).col(Runs::ThreadId).col(Runs::Id).to_owned(),
+            Index::create()
+                .name("runs_thread")
+                .table(Runs::Table)
+                .col(Runs::SmithId)
+                .col(Runs::ThreadId)
+                .col(Runs::Id)
+                .to_owned(),
             Index::create().name("runs_status").table(Runs::Table).col(Runs::Status).to_owned(),
         ];
         for index in indexes {

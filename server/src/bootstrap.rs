@@ -2,7 +2,10 @@
 //! tenant-admin token. Operators may choose those two secrets (INGRAM_ORG_KEY,
 //! INGRAM_ADMIN_TOKEN); the server then makes sure exactly they exist.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
+};
 
 use crate::auth::{TokenKind, secret};
 use crate::domain::{projects, tokens};

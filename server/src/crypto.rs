@@ -54,7 +54,8 @@ impl MasterKey {
 
     pub fn seal(&self, plaintext: &str) -> String {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ciphertext = self.cipher.encrypt(&nonce, plaintext.as_bytes()).expect("encryption of a short secret cannot fail");
+        let ciphertext =
+            self.cipher.encrypt(&nonce, plaintext.as_bytes()).expect("encryption of a short secret cannot fail");
         let mut sealed = nonce.to_vec();
         sealed.extend(ciphertext);
         STANDARD.encode(sealed)

@@ -48,9 +48,12 @@ async fn handle(state: &AppState, key: HeaderValue, request: Request, next: Next
         .ok()
         .filter(|key| !key.is_empty() && key.len() <= MAX_KEY_LEN)
         .ok_or_else(|| {
-            ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters.")
-                .with_param("Idempotency-Key")
-                .into_response()
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+            )
+            .with_param("Idempotency-Key")
+            .into_response()
         })?
         .to_owned();
     let scope = request
@@ -192,16 +195,27 @@ fn replay(status: i32, body: String) -> Response {
         .and_then(|value| value.get(STREAM_MARKER).and_then(|id| id.as_str()).map(str::to_owned));
     if let Some(run_id) = stream_of {
         let data = crate::engine::types::RunDuplicateEvent { v: crate::engine::types::EVENT_VERSION, run_id };
-        let frame = format!("event: run.duplicate\ndata: {}\n\n", serde_json::to_string(&data).expect("events serialize"));
+        let frame =
+            format!("event: run.duplicate\ndata: {}\n\n", serde_json::to_string(&data).expect("events serialize"));
         return (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")), (REPLAYED, HeaderValue::from_static("true"))],
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+                (REPLAYED, HeaderValue::from_static("true")),
+            ],
             frame,
         )
             .into_response();
     }
     let status = u16::try_from(status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (REPLAYED, HeaderValue::from_static("true"))], body)
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (REPLAYED, HeaderValue::from_static("true")),
+        ],
+        body,
+    )
         .into_response()
 }
 

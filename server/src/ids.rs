@@ -34,10 +34,7 @@ impl IdKind {
 
 pub fn new_id(kind: IdKind) -> String {
     let mut guard = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let ulid = guard
-        .get_or_insert_with(Generator::new)
-        .generate()
-        .unwrap_or_else(|_| ulid::Ulid::new());
+    let ulid = guard.get_or_insert_with(Generator::new).generate().unwrap_or_else(|_| ulid::Ulid::new());
     format!("{}{}", kind.prefix(), ulid.to_string().to_lowercase())
 }
 

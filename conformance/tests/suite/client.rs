@@ -41,7 +41,10 @@ async fn paginate_streams_every_item_across_pages() {
         app.create_smith(&app.admin_token, &format!("u{i}")).await;
     }
     let smiths: Vec<types::Smith> =
-        paginate(|cursor| client.list_smiths().limit(std::num::NonZeroU64::new(2).unwrap()).cursor(cursor).send()).try_collect().await.unwrap();
+        paginate(|cursor| client.list_smiths().limit(std::num::NonZeroU64::new(2).unwrap()).cursor(cursor).send())
+            .try_collect()
+            .await
+            .unwrap();
     let mut ids: Vec<&str> = smiths.iter().map(|s| s.external_id.as_str()).collect();
     assert_eq!(ids.len(), 7);
     ids.dedup();
@@ -68,12 +71,14 @@ fn envelope(code: &str) -> serde_json::Value {
 #[tokio::test]
 async fn creates_carry_one_idempotency_key_across_retries() {
     let mock = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/v1/smiths"))
+    Mock::given(method("POST"))
+        .and(path("/v1/smiths"))
         .respond_with(ResponseTemplate::new(503).set_body_json(envelope("database_unavailable")))
         .up_to_n_times(1)
         .mount(&mock)
         .await;
-    Mock::given(method("POST")).and(path("/v1/smiths"))
+    Mock::given(method("POST"))
+        .and(path("/v1/smiths"))
         .respond_with(ResponseTemplate::new(201).set_body_json(smith_json()))
         .mount(&mock)
         .await;
@@ -92,7 +97,8 @@ async fn creates_carry_one_idempotency_key_across_retries() {
 #[tokio::test]
 async fn retries_are_bounded_and_end_in_the_typed_error() {
     let mock = MockServer::start().await;
-    Mock::given(method("GET")).and(path("/v1/smiths/smt_1"))
+    Mock::given(method("GET"))
+        .and(path("/v1/smiths/smt_1"))
         .respond_with(ResponseTemplate::new(502).set_body_json(envelope("upstream_error")))
         .mount(&mock)
         .await;
@@ -103,7 +109,10 @@ async fn retries_are_bounded_and_end_in_the_typed_error() {
 
     // A 404 is an answer, not a hiccup: no retry.
     mock.reset().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404).set_body_json(envelope("smith_not_found"))).mount(&mock).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(envelope("smith_not_found")))
+        .mount(&mock)
+        .await;
     client.get_smith().sid("smt_1").send().await.unwrap_err();
     assert_eq!(mock.received_requests().await.unwrap().len(), 1);
 }
@@ -111,12 +120,16 @@ async fn retries_are_bounded_and_end_in_the_typed_error() {
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let mock = MockServer::start().await;
-    Mock::given(method("GET")).and(path("/v1/smiths/smt_1"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_json(envelope("rate_limited")))
+    Mock::given(method("GET"))
+        .and(path("/v1/smiths/smt_1"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_json(envelope("rate_limited")),
+        )
         .up_to_n_times(1)
         .mount(&mock)
         .await;
-    Mock::given(method("GET")).and(path("/v1/smiths/smt_1"))
+    Mock::given(method("GET"))
+        .and(path("/v1/smiths/smt_1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(smith_json()))
         .mount(&mock)
         .await;

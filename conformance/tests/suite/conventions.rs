@@ -23,12 +23,16 @@ async fn bad_bodies_are_400_415_and_413() {
         app.request(Method::POST, "/v1/smiths").bearer_auth(token).header("content-type", content_type).body(body)
     };
     app.send("POST", "/v1/smiths", raw("{bad", "application/json")).await.expect_error(400, "invalid_json");
-    app.send("POST", "/v1/smiths", raw(r#"{"external_id": 5}"#, "application/json")).await.expect_error(400, "invalid_body");
+    app.send("POST", "/v1/smiths", raw(r#"{"external_id": 5}"#, "application/json"))
+        .await
+        .expect_error(400, "invalid_body");
     app.send("POST", "/v1/smiths", raw(r#"{}"#, "application/json")).await.expect_error(400, "invalid_body");
     app.send("POST", "/v1/smiths", raw(r#"{"external_id":"a","bogus":1}"#, "application/json"))
         .await
         .expect_error(400, "invalid_body");
-    app.send("POST", "/v1/smiths", raw(r#"{"external_id": "a"}"#, "text/plain")).await.expect_error(415, "unsupported_media_type");
+    app.send("POST", "/v1/smiths", raw(r#"{"external_id": "a"}"#, "text/plain"))
+        .await
+        .expect_error(415, "unsupported_media_type");
     let huge = json!({"external_id": "a", "instructions": "x".repeat(2 * 1024 * 1024)});
     app.post("/v1/smiths", token, huge.clone()).await.expect_error(413, "payload_too_large");
     let keyed = app.request(Method::POST, "/v1/smiths").bearer_auth(token).header("idempotency-key", "big").json(&huge);
@@ -56,9 +60,12 @@ async fn tokens_are_required_and_checked() {
 #[tokio::test]
 async fn api_version_header_is_checked() {
     let app = TestApp::start().await;
-    let versioned = |version: &'static str| app.request(Method::GET, "/v1/smiths").bearer_auth(&app.admin_token).header("ic-api-version", version);
+    let versioned = |version: &'static str| {
+        app.request(Method::GET, "/v1/smiths").bearer_auth(&app.admin_token).header("ic-api-version", version)
+    };
     app.send("GET", "/v1/smiths", versioned("2026-05-01")).await.expect(200);
-    let answer = app.send("GET", "/v1/smiths", versioned("2025-01-01")).await.expect_error(400, "unsupported_api_version");
+    let answer =
+        app.send("GET", "/v1/smiths", versioned("2025-01-01")).await.expect_error(400, "unsupported_api_version");
     assert_eq!(answer.body["error"]["param"], "IC-Api-Version");
 }
 
@@ -98,5 +105,8 @@ async fn panics_become_a_500_envelope_with_a_request_id() {
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: serde_json::Value = response.json().await.unwrap();
     spec::assert_conforms("GET", "/boom", 500, &body);
-    assert_eq!((body["error"]["type"].as_str(), body["error"]["code"].as_str()), (Some("api_error"), Some("internal_error")));
+    assert_eq!(
+        (body["error"]["type"].as_str(), body["error"]["code"].as_str()),
+        (Some("api_error"), Some("internal_error"))
+    );
 }

@@ -22,9 +22,33 @@ struct Provider {
 }
 
 const PROVIDERS: [Provider; 3] = [
-    Provider { name: "openai", model: "gpt-4o", base_suffix: "/v1", path: "/v1/chat/completions", text: OPENAI_TEXT, tool_call: OPENAI_TOOL_CALL, after_tool: OPENAI_FINAL },
-    Provider { name: "anthropic", model: "claude-sonnet-4-6", base_suffix: "/v1", path: "/v1/messages", text: ANTHROPIC_TEXT, tool_call: ANTHROPIC_TOOL_CALL, after_tool: ANTHROPIC_FINAL },
-    Provider { name: "gemini", model: "gemini-x", base_suffix: "/v1beta", path: GEMINI_PATH, text: GEMINI_TEXT, tool_call: GEMINI_TOOL_CALL, after_tool: GEMINI_FINAL },
+    Provider {
+        name: "openai",
+        model: "gpt-4o",
+        base_suffix: "/v1",
+        path: "/v1/chat/completions",
+        text: OPENAI_TEXT,
+        tool_call: OPENAI_TOOL_CALL,
+        after_tool: OPENAI_FINAL,
+    },
+    Provider {
+        name: "anthropic",
+        model: "claude-sonnet-4-6",
+        base_suffix: "/v1",
+        path: "/v1/messages",
+        text: ANTHROPIC_TEXT,
+        tool_call: ANTHROPIC_TOOL_CALL,
+        after_tool: ANTHROPIC_FINAL,
+    },
+    Provider {
+        name: "gemini",
+        model: "gemini-x",
+        base_suffix: "/v1beta",
+        path: GEMINI_PATH,
+        text: GEMINI_TEXT,
+        tool_call: GEMINI_TOOL_CALL,
+        after_tool: GEMINI_FINAL,
+    },
 ];
 
 fn sse(body: &str) -> ResponseTemplate {
@@ -34,8 +58,11 @@ fn sse(body: &str) -> ResponseTemplate {
 /// A smith on `provider`'s model, the project's key for it pointing at `mock`.
 async fn smith_on(app: &TestApp, provider: &Provider, mock: &MockServer) -> String {
     let key = json!({"api_key": "sk-test-1234", "base_url": format!("{}{}", mock.uri(), provider.base_suffix)});
-    app.call("PUT", &format!("/v1/tenant/model_keys/{}", provider.name), Some(&app.admin_token), Some(key)).await.expect(200);
-    let smith = app.post("/v1/smiths", &app.admin_token, json!({"external_id": provider.name, "model": provider.model})).await;
+    app.call("PUT", &format!("/v1/tenant/model_keys/{}", provider.name), Some(&app.admin_token), Some(key))
+        .await
+        .expect(200);
+    let smith =
+        app.post("/v1/smiths", &app.admin_token, json!({"external_id": provider.name, "model": provider.model})).await;
     smith.expect(201).id()
 }
 
@@ -50,7 +77,14 @@ async fn every_provider_answers_a_run() {
         let mock = MockServer::start().await;
         Mock::given(method("POST")).and(path(provider.path)).respond_with(sse(provider.text)).mount(&mock).await;
         let sid = smith_on(&app, provider, &mock).await;
-        let run = app.post(&format!("/v1/smiths/{sid}/runs"), &app.admin_token, json!({"input": [{"role": "user", "content": "Hi"}]})).await.expect(200);
+        let run = app
+            .post(
+                &format!("/v1/smiths/{sid}/runs"),
+                &app.admin_token,
+                json!({"input": [{"role": "user", "content": "Hi"}]}),
+            )
+            .await
+            .expect(200);
         assert_eq!(run.body["status"], "completed", "{}: {:#}", provider.name, run.body);
         assert_eq!(run.body["output"]["content"], "Hello", "{}", provider.name);
         assert!(run.body["usage"]["input_tokens"].as_u64().unwrap() > 0, "{}", provider.name);
@@ -62,7 +96,12 @@ async fn every_provider_round_trips_a_client_tool() {
     for provider in &PROVIDERS {
         let app = TestApp::start().await;
         let mock = MockServer::start().await;
-        Mock::given(method("POST")).and(path(provider.path)).respond_with(sse(provider.tool_call)).up_to_n_times(1).mount(&mock).await;
+        Mock::given(method("POST"))
+            .and(path(provider.path))
+            .respond_with(sse(provider.tool_call))
+            .up_to_n_times(1)
+            .mount(&mock)
+            .await;
         Mock::given(method("POST")).and(path(provider.path)).respond_with(sse(provider.after_tool)).mount(&mock).await;
         let sid = smith_on(&app, provider, &mock).await;
         let runs = format!("/v1/smiths/{sid}/runs");
@@ -78,23 +117,41 @@ async fn every_provider_round_trips_a_client_tool() {
         assert_eq!(done.body["status"], "completed", "{}", provider.name);
         assert_eq!(done.body["output"]["content"], "It is 21°C.", "{}", provider.name);
         let second = &mock.received_requests().await.unwrap()[1];
-        assert!(String::from_utf8_lossy(&second.body).contains("tempC"), "{}: the tool output went upstream", provider.name);
+        assert!(
+            String::from_utf8_lossy(&second.body).contains("tempC"),
+            "{}: the tool output went upstream",
+            provider.name
+        );
     }
 }
 
 #[tokio::test]
 async fn provider_errors_fail_the_run_with_our_codes() {
     for provider in &PROVIDERS {
-        for (status, code, attempts) in [(401, "model_key_invalid", 1), (500, "upstream_error", 3), (400, "upstream_invalid_request", 1)] {
+        for (status, code, attempts) in
+            [(401, "model_key_invalid", 1), (500, "upstream_error", 3), (400, "upstream_invalid_request", 1)]
+        {
             let app = TestApp::start().await;
             let mock = MockServer::start().await;
             let error = ResponseTemplate::new(status).set_body_json(json!({"error": {"message": "nope"}}));
             Mock::given(method("POST")).and(path(provider.path)).respond_with(error).mount(&mock).await;
             let sid = smith_on(&app, provider, &mock).await;
-            let run = app.post(&format!("/v1/smiths/{sid}/runs"), &app.admin_token, json!({"input": [{"role": "user", "content": "Hi"}]})).await.expect(200);
+            let run = app
+                .post(
+                    &format!("/v1/smiths/{sid}/runs"),
+                    &app.admin_token,
+                    json!({"input": [{"role": "user", "content": "Hi"}]}),
+                )
+                .await
+                .expect(200);
             assert_eq!(run.body["status"], "failed", "{} {status}", provider.name);
             assert_eq!(run.body["error"]["code"], code, "{} {status}", provider.name);
-            assert_eq!(mock.received_requests().await.unwrap().len(), attempts, "{} {status}: transient errors are retried", provider.name);
+            assert_eq!(
+                mock.received_requests().await.unwrap().len(),
+                attempts,
+                "{} {status}: transient errors are retried",
+                provider.name
+            );
         }
     }
 }
@@ -104,10 +161,15 @@ async fn cancel_aborts_a_run_waiting_on_its_provider() {
     let provider = &PROVIDERS[0];
     let app = TestApp::start().await;
     let mock = MockServer::start().await;
-    Mock::given(method("POST")).and(path(provider.path)).respond_with(sse(provider.text).set_delay(Duration::from_secs(30))).mount(&mock).await;
+    Mock::given(method("POST"))
+        .and(path(provider.path))
+        .respond_with(sse(provider.text).set_delay(Duration::from_secs(30)))
+        .mount(&mock)
+        .await;
     let sid = smith_on(&app, provider, &mock).await;
     let runs = format!("/v1/smiths/{sid}/runs");
-    let streamed = app.stream_post(&runs, &app.admin_token, json!({"input": [{"role": "user", "content": "Hi"}], "stream": true}));
+    let streamed =
+        app.stream_post(&runs, &app.admin_token, json!({"input": [{"role": "user", "content": "Hi"}], "stream": true}));
     let cancel = async {
         let run_id = loop {
             let listed = app.get(&runs, &app.admin_token).await;
@@ -130,7 +192,10 @@ async fn cancel_aborts_a_run_waiting_on_its_provider() {
 async fn model_keys_are_sealed_masked_and_listed_with_models() {
     let app = TestApp::start().await;
     let token = &app.admin_token;
-    let put = app.call("PUT", "/v1/tenant/model_keys/anthropic", Some(token), Some(json!({"api_key": "sk-ant-secret-9876"}))).await.expect(200);
+    let put = app
+        .call("PUT", "/v1/tenant/model_keys/anthropic", Some(token), Some(json!({"api_key": "sk-ant-secret-9876"})))
+        .await
+        .expect(200);
     assert_eq!(put.body["preview"], "…9876");
     let listed = app.get("/v1/tenant/model_keys", token).await.expect(200);
     assert!(!listed.body.to_string().contains("secret"), "the key never comes back");
@@ -140,11 +205,18 @@ async fn model_keys_are_sealed_masked_and_listed_with_models() {
 
     let models = app.get("/v1/tenant/models", token).await.expect(200);
     let ids: Vec<&str> = models.body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"ingram/offline") && ids.contains(&"claude-sonnet-4-6") && !ids.contains(&"gpt-4o"), "{ids:?}");
+    assert!(
+        ids.contains(&"ingram/offline") && ids.contains(&"claude-sonnet-4-6") && !ids.contains(&"gpt-4o"),
+        "{ids:?}"
+    );
     assert_eq!(models.body["data"][1]["key_source"], "project");
 
-    app.call("PUT", "/v1/tenant/model_keys/ingram", Some(token), Some(json!({"api_key": "x"}))).await.expect_error(400, "invalid_parameter");
-    app.call("PUT", "/v1/tenant/model_keys/openai", Some(token), Some(json!({"api_key": "k", "base_url": "ftp://x"}))).await.expect_error(400, "invalid_parameter");
+    app.call("PUT", "/v1/tenant/model_keys/ingram", Some(token), Some(json!({"api_key": "x"})))
+        .await
+        .expect_error(400, "invalid_parameter");
+    app.call("PUT", "/v1/tenant/model_keys/openai", Some(token), Some(json!({"api_key": "k", "base_url": "ftp://x"})))
+        .await
+        .expect_error(400, "invalid_parameter");
     app.delete("/v1/tenant/model_keys/anthropic", token).await.expect(200);
     app.delete("/v1/tenant/model_keys/anthropic", token).await.expect_error(404, "model_key_not_found");
 }
@@ -154,7 +226,11 @@ async fn a_run_outlives_a_client_that_disconnects_mid_stream() {
     let provider = &PROVIDERS[0];
     let app = TestApp::start().await;
     let mock = MockServer::start().await;
-    Mock::given(method("POST")).and(path(provider.path)).respond_with(sse(provider.text).set_delay(Duration::from_millis(300))).mount(&mock).await;
+    Mock::given(method("POST"))
+        .and(path(provider.path))
+        .respond_with(sse(provider.text).set_delay(Duration::from_millis(300)))
+        .mount(&mock)
+        .await;
     let sid = smith_on(&app, provider, &mock).await;
     let runs = format!("/v1/smiths/{sid}/runs");
     let mut response = app

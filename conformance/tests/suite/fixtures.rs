@@ -116,13 +116,23 @@ async fn foundation_fixtures_replay_against_the_server_and_through_the_client() 
         let response = ResponseTemplate::new(r.status)
             .insert_header("x-request-id", r.request_id.as_str())
             .set_body_raw(r.body.to_string(), "application/json");
-        Mock::given(method(r.exchange.method.as_str())).and(path(r.path.split('?').next().unwrap())).respond_with(response).mount(&mock).await;
+        Mock::given(method(r.exchange.method.as_str()))
+            .and(path(r.path.split('?').next().unwrap()))
+            .respond_with(response)
+            .mount(&mock)
+            .await;
         let operation = find_operation(&r.exchange.method, &r.path).expect("every fixture hits a spec operation");
-        let result = call_client(&client, &operation.operation_id, &operation.path, &r.path, r.exchange.body.clone()).await;
+        let result =
+            call_client(&client, &operation.operation_id, &operation.path, &r.path, r.exchange.body.clone()).await;
         match result {
             Ok(decoded) => {
                 assert!(r.status < 400, "{}: a {} decoded as success", r.exchange.name, r.status);
-                assert_eq!(without_nulls(&decoded), without_nulls(&r.body), "{}: the client's type lost data", r.exchange.name);
+                assert_eq!(
+                    without_nulls(&decoded),
+                    without_nulls(&r.body),
+                    "{}: the client's type lost data",
+                    r.exchange.name
+                );
             }
             Err(Error::Api(err)) => {
                 assert_eq!(err.status, r.status, "{}", r.exchange.name);
@@ -136,28 +146,41 @@ async fn foundation_fixtures_replay_against_the_server_and_through_the_client() 
 
 fn without_nulls(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
         other => other.clone(),
     }
 }
 
 /// Calls the generated method for `operation_id` with the fixture's parameters and body.
-async fn call_client(client: &Client, operation_id: &str, template: &str, concrete: &str, body: Option<Value>) -> Result<Value, Error> {
+async fn call_client(
+    client: &Client,
+    operation_id: &str,
+    template: &str,
+    concrete: &str,
+    body: Option<Value>,
+) -> Result<Value, Error> {
     let concrete_path = concrete.split('?').next().unwrap();
     let params: HashMap<String, String> = template
         .split('/')
         .zip(concrete_path.split('/'))
-        .filter_map(|(t, c)| t.strip_prefix('{').and_then(|t| t.strip_suffix('}')).map(|name| (name.to_owned(), c.to_owned())))
+        .filter_map(|(t, c)| {
+            t.strip_prefix('{').and_then(|t| t.strip_suffix('}')).map(|name| (name.to_owned(), c.to_owned()))
+        })
         .collect();
     let query: HashMap<String, String> = concrete
         .split_once('?')
-        .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        .map(|(_, q)| {
+            q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        })
         .unwrap_or_default();
     let limit = query.get("limit").map(|l| l.parse::<u64>().unwrap());
     let p = |name: &str| params[name].clone();
     fn body_of<T: serde::de::DeserializeOwned>(body: Option<Value>) -> T {
-        serde_json::from_value(body.unwrap_or_else(|| json!({}))).expect("the fixture body fits the client's request type")
+        serde_json::from_value(body.unwrap_or_else(|| json!({})))
+            .expect("the fixture body fits the client's request type")
     }
     macro_rules! done {
         ($call:expr) => {
@@ -177,7 +200,9 @@ async fn call_client(client: &Client, operation_id: &str, template: &str, concre
         "create_agent" => done!(client.create_agent().body(body_of::<types::CreateAgentRequest>(body)).send()),
         "list_agents" => done!(with_limit!(client.list_agents()).send()),
         "get_agent" => done!(client.get_agent().aid(p("aid")).send()),
-        "update_agent" => done!(client.update_agent().aid(p("aid")).body(body_of::<types::UpdateAgentRequest>(body)).send()),
+        "update_agent" => {
+            done!(client.update_agent().aid(p("aid")).body(body_of::<types::UpdateAgentRequest>(body)).send())
+        }
         "delete_agent" => done!(client.delete_agent().aid(p("aid")).send()),
         "create_smith" => done!(client.create_smith().body(body_of::<types::CreateSmithRequest>(body)).send()),
         "list_smiths" => {
@@ -188,7 +213,9 @@ async fn call_client(client: &Client, operation_id: &str, template: &str, concre
             done!(builder.send())
         }
         "get_smith" => done!(client.get_smith().sid(p("sid")).send()),
-        "update_smith" => done!(client.update_smith().sid(p("sid")).body(body_of::<types::UpdateSmithRequest>(body)).send()),
+        "update_smith" => {
+            done!(client.update_smith().sid(p("sid")).body(body_of::<types::UpdateSmithRequest>(body)).send())
+        }
         "delete_smith" => done!(client.delete_smith().sid(p("sid")).send()),
         "list_revisions" => done!(with_limit!(client.list_revisions().sid(p("sid"))).send()),
         "restore_revision" => done!(client.restore_revision().sid(p("sid")).n(p("n").parse::<i32>().unwrap()).send()),
@@ -200,7 +227,13 @@ async fn call_client(client: &Client, operation_id: &str, template: &str, concre
         "get_project" => done!(client.get_project().pid(p("pid")).send()),
         "delete_project" => done!(client.delete_project().pid(p("pid")).send()),
         "create_project_token" => {
-            done!(client.create_project_token().pid(p("pid")).body(body_of::<types::CreateProjectTokenRequest>(body)).send())
+            done!(
+                client
+                    .create_project_token()
+                    .pid(p("pid"))
+                    .body(body_of::<types::CreateProjectTokenRequest>(body))
+                    .send()
+            )
         }
         "healthz" => done!(client.healthz().send()),
         other => panic!("the fixture client has no call for {other}"),

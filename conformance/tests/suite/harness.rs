@@ -2,7 +2,6 @@
 //! database: a temporary SQLite file, or a new PostgreSQL database when
 //! INGRAM_TEST_DATABASE_URL is set. Every response it hands back was checked against the spec.
 
-
 use ingram_server::bootstrap::{self, Chosen};
 use ingram_server::{AppState, db};
 use reqwest::Method;
@@ -72,7 +71,6 @@ impl TestApp {
             let _ = stopped.await;
         }));
         Self {
-
             base_url: format!("http://{addr}"),
             org_key: boot.new_org_key.expect("a fresh database mints an org key"),
             admin_token: boot.new_admin_token.expect("a fresh database mints an admin token"),
@@ -86,7 +84,8 @@ impl TestApp {
 
     /// Sends a request with `token` (if any) and a JSON body (if any).
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-        let mut request = self.http.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base_url));
+        let mut request =
+            self.http.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", self.base_url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -135,9 +134,15 @@ impl TestApp {
 
     /// A second project of the same organization, with its own tenant-admin token.
     pub async fn other_project(&self) -> (String, String) {
-        let project = self.post("/v1/organization/projects", &self.org_key, serde_json::json!({"name": "other"})).await.expect(201);
+        let project = self
+            .post("/v1/organization/projects", &self.org_key, serde_json::json!({"name": "other"}))
+            .await
+            .expect(201);
         let project_id = project.id();
-        let token = self.post(&format!("/v1/organization/projects/{project_id}/tokens"), &self.org_key, serde_json::json!({})).await.expect(201);
+        let token = self
+            .post(&format!("/v1/organization/projects/{project_id}/tokens"), &self.org_key, serde_json::json!({}))
+            .await
+            .expect(201);
         (project_id, token.body["token"].as_str().unwrap().to_owned())
     }
 
@@ -244,7 +249,11 @@ impl TestApp {
         let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
         assert!(headers.contains_key("x-request-id"), "a stream without X-Request-Id");
-        assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("text/event-stream"), "{status}: {text}");
+        assert_eq!(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("text/event-stream"),
+            "{status}: {text}"
+        );
         let frames = parse_frames(&text);
         for frame in &frames {
             spec::assert_frame_conforms(&frame.event, &frame.data);

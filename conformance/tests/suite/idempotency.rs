@@ -25,7 +25,9 @@ async fn a_replay_returns_the_original_status_and_body() {
     assert_eq!(agent_count(&app).await, 2, "the default agent and one more");
 
     // Errors are answers too: the same bad request replays the same error.
-    let bad = keyed_post(&app, &app.admin_token, "/v1/agents", "k-2", json!({"name": ""})).await.expect_error(400, "invalid_parameter");
+    let bad = keyed_post(&app, &app.admin_token, "/v1/agents", "k-2", json!({"name": ""}))
+        .await
+        .expect_error(400, "invalid_parameter");
     let again = keyed_post(&app, &app.admin_token, "/v1/agents", "k-2", json!({"name": ""})).await;
     assert_eq!((again.status, again.body), (bad.status, bad.body));
 }
@@ -36,7 +38,9 @@ async fn the_same_key_with_another_body_is_refused() {
     keyed_post(&app, &app.admin_token, "/v1/agents", "k", json!({"name": "a"})).await.expect(201);
     let refused = keyed_post(&app, &app.admin_token, "/v1/agents", "k", json!({"name": "b"})).await;
     refused.expect_error(422, "idempotency_key_reused");
-    keyed_post(&app, &app.admin_token, "/v1/smiths", "k", json!({"name": "a"})).await.expect_error(422, "idempotency_key_reused");
+    keyed_post(&app, &app.admin_token, "/v1/smiths", "k", json!({"name": "a"}))
+        .await
+        .expect_error(422, "idempotency_key_reused");
     assert_eq!(agent_count(&app).await, 2);
 }
 

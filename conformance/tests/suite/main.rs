@@ -3,10 +3,10 @@
 
 mod client;
 mod conventions;
+mod engine_providers;
 mod fixtures;
 mod harness;
 mod idempotency;
-mod engine_providers;
 mod projects_tokens;
 mod providers;
 mod run_streams;

@@ -25,13 +25,18 @@ async fn projects_are_created_listed_and_deleted_with_their_tokens() {
     app.delete(&format!("/v1/organization/projects/{pid}"), &app.org_key).await.expect(200);
     app.get("/v1/smiths", &secret).await.expect_error(401, "invalid_token");
     app.get(&format!("/v1/organization/projects/{pid}"), &app.org_key).await.expect_error(404, "project_not_found");
-    app.post("/v1/organization/projects", &app.org_key, json!({"name": ""})).await.expect_error(400, "invalid_parameter");
+    app.post("/v1/organization/projects", &app.org_key, json!({"name": ""}))
+        .await
+        .expect_error(400, "invalid_parameter");
 }
 
 #[tokio::test]
 async fn tokens_show_their_secret_once_and_are_stored_hashed() {
     let app = TestApp::start().await;
-    let created = app.post("/v1/tenant/tokens", &app.admin_token, json!({"kind": "tenant_admin", "name": "ci"})).await.expect(201);
+    let created = app
+        .post("/v1/tenant/tokens", &app.admin_token, json!({"kind": "tenant_admin", "name": "ci"}))
+        .await
+        .expect(201);
     let secret = created.body["token"].as_str().unwrap().to_owned();
     let tid = created.id();
     assert!(created.body["preview"].as_str().unwrap().starts_with("tha_live_"));
@@ -42,7 +47,8 @@ async fn tokens_show_their_secret_once_and_are_stored_hashed() {
     assert!(list.body["data"].as_array().unwrap().iter().all(|t| t.get("token").is_none()));
 
     use sea_orm::EntityTrait;
-    let stored = ingram_server::store::token::Entity::find_by_id(tid.clone()).one(&app.state.db).await.unwrap().unwrap();
+    let stored =
+        ingram_server::store::token::Entity::find_by_id(tid.clone()).one(&app.state.db).await.unwrap().unwrap();
     assert_ne!(stored.secret_hash, secret);
     assert!(!stored.secret_hash.contains(&secret[9..]));
 
@@ -67,8 +73,12 @@ async fn smith_tokens_see_only_their_smith_and_cannot_manage() {
     assert_eq!(ids, vec![mine.as_str()]);
 
     app.get("/v1/tenant/tokens", &token).await.expect_error(403, "permission_denied");
-    app.post("/v1/tenant/tokens", &token, json!({"kind": "smith", "smith_id": mine})).await.expect_error(403, "permission_denied");
-    app.patch(&format!("/v1/smiths/{mine}"), &token, json!({"instructions": "obey me"})).await.expect_error(403, "permission_denied");
+    app.post("/v1/tenant/tokens", &token, json!({"kind": "smith", "smith_id": mine}))
+        .await
+        .expect_error(403, "permission_denied");
+    app.patch(&format!("/v1/smiths/{mine}"), &token, json!({"instructions": "obey me"}))
+        .await
+        .expect_error(403, "permission_denied");
     app.post("/v1/smiths", &token, json!({"external_id": "u3"})).await.expect_error(403, "permission_denied");
     app.get("/v1/agents", &token).await.expect_error(403, "permission_denied");
 
@@ -80,13 +90,18 @@ async fn smith_tokens_see_only_their_smith_and_cannot_manage() {
 async fn scopes_restrict_and_cannot_be_escalated() {
     let app = TestApp::start().await;
     let reader = app
-        .post("/v1/tenant/tokens", &app.admin_token, json!({"kind": "tenant_admin", "scopes": ["smiths:read", "tokens:write"]}))
+        .post(
+            "/v1/tenant/tokens",
+            &app.admin_token,
+            json!({"kind": "tenant_admin", "scopes": ["smiths:read", "tokens:write"]}),
+        )
         .await
         .expect(201);
     assert_eq!(reader.body["scopes"], json!(["smiths:read", "tokens:write"]));
     let reader = reader.body["token"].as_str().unwrap().to_owned();
     app.get("/v1/smiths", &reader).await.expect(200);
-    let denied = app.post("/v1/smiths", &reader, json!({"external_id": "x"})).await.expect_error(403, "insufficient_scope");
+    let denied =
+        app.post("/v1/smiths", &reader, json!({"external_id": "x"})).await.expect_error(403, "insufficient_scope");
     assert_eq!(denied.body["error"]["type"], "permission_error");
     app.get("/v1/agents", &reader).await.expect_error(403, "insufficient_scope");
     app.post("/v1/tenant/tokens", &reader, json!({"kind": "tenant_admin", "scopes": ["agents:write"]}))
@@ -105,10 +120,14 @@ async fn token_requests_are_validated() {
     let app = TestApp::start().await;
     let token = &app.admin_token;
     app.post("/v1/tenant/tokens", token, json!({"kind": "smith"})).await.expect_error(400, "invalid_parameter");
-    app.post("/v1/tenant/tokens", token, json!({"kind": "smith", "smith_id": "smt_nope"})).await.expect_error(404, "smith_not_found");
+    app.post("/v1/tenant/tokens", token, json!({"kind": "smith", "smith_id": "smt_nope"}))
+        .await
+        .expect_error(404, "smith_not_found");
     app.post("/v1/tenant/tokens", token, json!({"kind": "org"})).await.expect_error(400, "invalid_parameter");
     let sid = app.create_smith(token, "u").await;
-    app.post("/v1/tenant/tokens", token, json!({"kind": "tenant_admin", "smith_id": sid})).await.expect_error(400, "invalid_parameter");
+    app.post("/v1/tenant/tokens", token, json!({"kind": "tenant_admin", "smith_id": sid}))
+        .await
+        .expect_error(400, "invalid_parameter");
     app.post("/v1/tenant/tokens", token, json!({"kind": "smith", "smith_id": sid, "scopes": ["tokens:write"]}))
         .await
         .expect_error(400, "invalid_parameter");
@@ -126,7 +145,8 @@ async fn a_project_token_can_be_minted_without_a_body() {
 async fn bootstrap_ensures_operator_chosen_secrets() {
     use ingram_server::bootstrap::{self, Chosen};
     let app = TestApp::start().await;
-    let chosen = || Chosen { org_key: Some("ik_org_chosen-by-ops".into()), admin_token: Some("tha_live_chosen-by-ops".into()) };
+    let chosen =
+        || Chosen { org_key: Some("ik_org_chosen-by-ops".into()), admin_token: Some("tha_live_chosen-by-ops".into()) };
     let again = bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
     assert!(!again.created && again.new_org_key.is_none() && again.new_admin_token.is_none(), "nothing new is printed");
     assert_eq!(again.project_id, app.project_id);
@@ -136,8 +156,11 @@ async fn bootstrap_ensures_operator_chosen_secrets() {
     // Restarting with the same secrets changes nothing; a revoked chosen token comes back.
     bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
     let tokens = app.get("/v1/tenant/tokens?limit=100", &app.admin_token).await.expect(200);
-    let chosen_token = tokens.body["data"].as_array().unwrap().iter().find(|t| t["preview"] == "tha_live_cho…").unwrap();
-    app.delete(&format!("/v1/tenant/tokens/{}", chosen_token["id"].as_str().unwrap()), &app.admin_token).await.expect(200);
+    let chosen_token =
+        tokens.body["data"].as_array().unwrap().iter().find(|t| t["preview"] == "tha_live_cho…").unwrap();
+    app.delete(&format!("/v1/tenant/tokens/{}", chosen_token["id"].as_str().unwrap()), &app.admin_token)
+        .await
+        .expect(200);
     app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect_error(401, "invalid_token");
     bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
     app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect(200);

@@ -192,11 +192,20 @@ fn answered(text: &str, call: &ToolCall) -> Vec<Message> {
     vec![
         Message::text(Role::User, "Weather in Paris?"),
         Message { role: Role::Assistant, content: text.into(), tool_calls: vec![call.clone()], tool_call_id: None },
-        Message { role: Role::Tool, content: "21°C".into(), tool_calls: Vec::new(), tool_call_id: Some(call.id.clone()) },
+        Message {
+            role: Role::Tool,
+            content: "21°C".into(),
+            tool_calls: Vec::new(),
+            tool_call_id: Some(call.id.clone()),
+        },
     ]
 }
 
-async fn run<P: ModelProvider>(provider: &P, base_url: String, request: &ModelRequest) -> Result<Vec<ModelEvent>, ProviderError> {
+async fn run<P: ModelProvider>(
+    provider: &P,
+    base_url: String,
+    request: &ModelRequest,
+) -> Result<Vec<ModelEvent>, ProviderError> {
     let endpoint = Endpoint { base_url, api_key: "k".into() };
     let stream = provider.stream(&reqwest::Client::new(), &endpoint, request).await?;
     stream.try_collect().await
@@ -237,7 +246,8 @@ fn usage(input_tokens: u64, output_tokens: u64) -> Usage {
 }
 
 fn arguments(call: &ToolCall) -> Value {
-    serde_json::from_str(&call.arguments).unwrap_or_else(|err| panic!("arguments are not JSON ({err}): {}", call.arguments))
+    serde_json::from_str(&call.arguments)
+        .unwrap_or_else(|err| panic!("arguments are not JSON ({err}): {}", call.arguments))
 }
 
 /// Serves one error answer to a request carrying the expected auth header and returns the
@@ -430,13 +440,31 @@ async fn anthropic_merges_tool_results_and_inline_system_messages() {
         .await;
     let paris = ToolCall { id: "toolu_1".into(), name: "get_weather".into(), arguments: r#"{"city":"Paris"}"#.into() };
     let broken = ToolCall { id: "toolu_2".into(), name: "get_weather".into(), arguments: "not json".into() };
-    let mut request = request("claude-x", vec![
-        Message::text(Role::User, "Weather in Paris and Lyon?"),
-        Message::text(Role::System, "Use metric units."),
-        Message { role: Role::Assistant, content: String::new(), tool_calls: vec![paris, broken], tool_call_id: None },
-        Message { role: Role::Tool, content: "21°C".into(), tool_calls: Vec::new(), tool_call_id: Some("toolu_1".into()) },
-        Message { role: Role::Tool, content: "18°C".into(), tool_calls: Vec::new(), tool_call_id: Some("toolu_2".into()) },
-    ]);
+    let mut request = request(
+        "claude-x",
+        vec![
+            Message::text(Role::User, "Weather in Paris and Lyon?"),
+            Message::text(Role::System, "Use metric units."),
+            Message {
+                role: Role::Assistant,
+                content: String::new(),
+                tool_calls: vec![paris, broken],
+                tool_call_id: None,
+            },
+            Message {
+                role: Role::Tool,
+                content: "21°C".into(),
+                tool_calls: Vec::new(),
+                tool_call_id: Some("toolu_1".into()),
+            },
+            Message {
+                role: Role::Tool,
+                content: "18°C".into(),
+                tool_calls: Vec::new(),
+                tool_call_id: Some("toolu_2".into()),
+            },
+        ],
+    );
     request.max_tokens = None;
     let events = run(&Anthropic, format!("{}/v1", mock.uri()), &request).await.unwrap();
     assert_eq!(text(&events), "It is 21°C.");
@@ -445,7 +473,11 @@ async fn anthropic_merges_tool_results_and_inline_system_messages() {
 #[tokio::test]
 async fn anthropic_error_event_mid_stream_is_upstream() {
     let mock = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/v1/messages")).respond_with(sse(ANTHROPIC_OVERLOADED_MID_STREAM)).mount(&mock).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(sse(ANTHROPIC_OVERLOADED_MID_STREAM))
+        .mount(&mock)
+        .await;
     let err = run(&Anthropic, format!("{}/v1", mock.uri()), &request("claude-x", question())).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::Upstream, "{err}");
 }
@@ -540,7 +572,8 @@ async fn gemini_stream_without_finish_reason_is_upstream() {
 #[tokio::test]
 async fn gemini_error_chunk_maps_its_code() {
     let mock = MockServer::start().await;
-    let body = "data: {\"error\":{\"code\":429,\"message\":\"Resource exhausted\",\"status\":\"RESOURCE_EXHAUSTED\"}}\n\n";
+    let body =
+        "data: {\"error\":{\"code\":429,\"message\":\"Resource exhausted\",\"status\":\"RESOURCE_EXHAUSTED\"}}\n\n";
     Mock::given(method("POST")).and(path(GEMINI_PATH)).respond_with(sse(body)).mount(&mock).await;
     let err = run(&Gemini, format!("{}/v1beta", mock.uri()), &request("gemini-x", question())).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::RateLimited, "{err}");

@@ -24,7 +24,14 @@ async fn a_sync_run_answers_and_its_thread_carries_on() {
     let app = TestApp::start().await;
     let sid = smith(&app).await;
     let path = format!("/v1/smiths/{sid}/runs");
-    let first = app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "Say hello!"}], "thread_id": "chat_001"})).await.expect(200);
+    let first = app
+        .post(
+            &path,
+            &app.admin_token,
+            json!({"input": [{"role": "user", "content": "Say hello!"}], "thread_id": "chat_001"}),
+        )
+        .await
+        .expect(200);
     let run = &first.body;
     assert!(first.id().starts_with("run_"));
     assert_eq!((run["status"].as_str(), run["thread_id"].as_str()), (Some("completed"), Some("chat_001")));
@@ -35,7 +42,14 @@ async fn a_sync_run_answers_and_its_thread_carries_on() {
     assert_eq!(run["stop_reason"], "end_turn");
     assert_eq!(run["config"]["model"], "ingram/offline");
 
-    let second = app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "And again"}], "thread_id": "chat_001"})).await.expect(200);
+    let second = app
+        .post(
+            &path,
+            &app.admin_token,
+            json!({"input": [{"role": "user", "content": "And again"}], "thread_id": "chat_001"}),
+        )
+        .await
+        .expect(200);
     let content = second.body["output"]["content"].as_str().unwrap();
     assert!(content.contains("message 2 of our conversation; it began with \"Say hello!\""), "{content}");
 
@@ -70,7 +84,9 @@ async fn a_streamed_run_sends_the_native_envelope_and_its_log_replays_exactly() 
     let replayed = app.stream(app.request(Method::GET, &events_path).bearer_auth(&app.admin_token)).await;
     assert_eq!(replayed.raw, streamed.raw, "a finished run replays exactly the bytes its stream sent");
 
-    let resumed = app.stream(app.request(Method::GET, &events_path).bearer_auth(&app.admin_token).header("last-event-id", "3")).await;
+    let resumed = app
+        .stream(app.request(Method::GET, &events_path).bearer_auth(&app.admin_token).header("last-event-id", "3"))
+        .await;
     assert_eq!(resumed.frames, streamed.frames[3..].to_vec());
     let bad = app.request(Method::GET, &events_path).bearer_auth(&app.admin_token).header("last-event-id", "x");
     app.send("GET", &events_path, bad).await.expect_error(400, "invalid_last_event_id");
@@ -91,13 +107,16 @@ async fn a_client_tool_pauses_the_run_until_its_output_is_submitted() {
     let call_id = call["id"].as_str().unwrap().to_owned();
 
     // The thread is held while the run waits.
-    app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "hi"}], "thread_id": "t"})).await.expect_error(409, "thread_busy");
+    app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "hi"}], "thread_id": "t"}))
+        .await
+        .expect_error(409, "thread_busy");
 
     let submit = format!("{path}/{rid}/submit");
     let answer = |id: &str| json!({"tool_outputs": [{"tool_call_id": id, "output": "21C and sunny"}]});
     app.post(&submit, &app.admin_token, answer("call_other")).await.expect_error(400, "unknown_tool_call");
     app.post(&submit, &app.admin_token, json!({"tool_outputs": []})).await.expect_error(400, "tool_outputs_incomplete");
-    let two = json!({"tool_outputs": [{"tool_call_id": call_id, "output": "a"}, {"tool_call_id": call_id, "output": "b"}]});
+    let two =
+        json!({"tool_outputs": [{"tool_call_id": call_id, "output": "a"}, {"tool_call_id": call_id, "output": "b"}]});
     app.post(&submit, &app.admin_token, two).await.expect_error(400, "duplicate_tool_output");
     let done = app.post(&submit, &app.admin_token, answer(&call_id)).await.expect(200);
     assert_eq!(done.body["status"], "completed");
@@ -106,8 +125,18 @@ async fn a_client_tool_pauses_the_run_until_its_output_is_submitted() {
     app.post(&submit, &app.admin_token, answer(&call_id)).await.expect_error(409, "run_not_waiting");
 
     let log = app.stream(app.request(Method::GET, &format!("{path}/{rid}/events")).bearer_auth(&app.admin_token)).await;
-    assert_eq!(log.events(), vec!["run.started", "message.completed", "run.requires_action"], "the log closes at the pause");
-    let after = app.stream(app.request(Method::GET, &format!("{path}/{rid}/events")).bearer_auth(&app.admin_token).header("last-event-id", "3")).await;
+    assert_eq!(
+        log.events(),
+        vec!["run.started", "message.completed", "run.requires_action"],
+        "the log closes at the pause"
+    );
+    let after = app
+        .stream(
+            app.request(Method::GET, &format!("{path}/{rid}/events"))
+                .bearer_auth(&app.admin_token)
+                .header("last-event-id", "3"),
+        )
+        .await;
     assert_eq!(after.events().first(), Some(&"message.delta"));
     assert_eq!(after.events().last(), Some(&"run.completed"));
 }
@@ -117,13 +146,18 @@ async fn submit_can_stream_the_resumed_run() {
     let app = TestApp::start().await;
     let sid = smith(&app).await;
     let path = format!("/v1/smiths/{sid}/runs");
-    let body = json!({"input": [{"role": "user", "content": "/tool weather {}"}], "tools": weather_tool(), "stream": true});
+    let body =
+        json!({"input": [{"role": "user", "content": "/tool weather {}"}], "tools": weather_tool(), "stream": true});
     let paused = app.stream_post(&path, &app.admin_token, body).await;
     assert_eq!(paused.last().event, "run.requires_action");
     let rid = paused.last().data["run_id"].as_str().unwrap().to_owned();
     let call_id = paused.last().data["required_action"]["tool_calls"][0]["id"].as_str().unwrap().to_owned();
     let resumed = app
-        .stream_post(&format!("{path}/{rid}/submit"), &app.admin_token, json!({"tool_outputs": [{"tool_call_id": call_id, "output": "ok"}], "stream": true}))
+        .stream_post(
+            &format!("{path}/{rid}/submit"),
+            &app.admin_token,
+            json!({"tool_outputs": [{"tool_call_id": call_id, "output": "ok"}], "stream": true}),
+        )
         .await;
     assert_eq!(resumed.frames[0].id.as_deref(), Some("4"), "numbering carries on after the pause");
     assert_eq!(resumed.last().event, "run.completed");
@@ -139,7 +173,8 @@ async fn busy_threads_reject_enqueue_or_interrupt() {
     let first = app.post(&path, &app.admin_token, pause.clone()).await.expect(200);
 
     // Enqueued behind the paused run: it starts once that one is answered.
-    let queued_body = json!({"input": [{"role": "user", "content": "next"}], "thread_id": "busy", "on_busy": "enqueue"});
+    let queued_body =
+        json!({"input": [{"role": "user", "content": "next"}], "thread_id": "busy", "on_busy": "enqueue"});
     let queued = {
         let app = &app;
         let path = path.clone();
@@ -148,17 +183,26 @@ async fn busy_threads_reject_enqueue_or_interrupt() {
     let submit = async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let call_id = first.body["required_action"]["tool_calls"][0]["id"].as_str().unwrap();
-        app.post(&format!("{path}/{}/submit", first.id()), &app.admin_token, json!({"tool_outputs": [{"tool_call_id": call_id, "output": "x"}]})).await
+        app.post(
+            &format!("{path}/{}/submit", first.id()),
+            &app.admin_token,
+            json!({"tool_outputs": [{"tool_call_id": call_id, "output": "x"}]}),
+        )
+        .await
     };
     let (queued, submitted) = tokio::join!(queued, submit);
     assert_eq!(submitted.expect(200).body["status"], "completed");
     let queued = queued.expect(200);
     assert_eq!(queued.body["status"], "completed");
-    assert!(queued.body["output"]["content"].as_str().unwrap().contains("message 2 of our conversation"), "it ran after the first");
+    assert!(
+        queued.body["output"]["content"].as_str().unwrap().contains("message 2 of our conversation"),
+        "it ran after the first"
+    );
 
     // Interrupt cancels the active run and takes the thread.
     let paused = app.post(&path, &app.admin_token, pause).await.expect(200);
-    let interrupting = json!({"input": [{"role": "user", "content": "stop that"}], "thread_id": "busy", "on_busy": "interrupt"});
+    let interrupting =
+        json!({"input": [{"role": "user", "content": "stop that"}], "thread_id": "busy", "on_busy": "interrupt"});
     app.post(&path, &app.admin_token, interrupting).await.expect(200);
     let cancelled = app.get(&format!("{path}/{}", paused.id()), &app.admin_token).await.expect(200);
     assert_eq!(cancelled.body["status"], "cancelled");
@@ -169,12 +213,24 @@ async fn cancel_stops_a_paused_run_and_refuses_a_finished_one() {
     let app = TestApp::start().await;
     let sid = smith(&app).await;
     let path = format!("/v1/smiths/{sid}/runs");
-    let paused = app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "/tool weather {}"}], "tools": weather_tool()})).await;
+    let paused = app
+        .post(
+            &path,
+            &app.admin_token,
+            json!({"input": [{"role": "user", "content": "/tool weather {}"}], "tools": weather_tool()}),
+        )
+        .await;
     let rid = paused.id();
     let cancelled = app.post(&format!("{path}/{rid}/cancel"), &app.admin_token, json!({})).await.expect(200);
     assert_eq!(cancelled.body["status"], "cancelled");
     // The log closes at the pause; what came after it is read from there on.
-    let log = app.stream(app.request(Method::GET, &format!("{path}/{rid}/events")).bearer_auth(&app.admin_token).header("last-event-id", "3")).await;
+    let log = app
+        .stream(
+            app.request(Method::GET, &format!("{path}/{rid}/events"))
+                .bearer_auth(&app.admin_token)
+                .header("last-event-id", "3"),
+        )
+        .await;
     assert_eq!(log.events(), vec!["run.cancelled"]);
     app.post(&format!("{path}/{rid}/cancel"), &app.admin_token, json!({})).await.expect_error(409, "run_not_active");
     let submit = json!({"tool_outputs": [{"tool_call_id": "call_1", "output": "late"}]});
@@ -186,8 +242,16 @@ async fn replay_runs_the_same_input_and_config_again() {
     let app = TestApp::start().await;
     let sid = smith(&app).await;
     let path = format!("/v1/smiths/{sid}/runs");
-    let original = app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "Again?"}], "instructions": "Be terse."})).await.expect(200);
-    let replay = app.call("POST", &format!("{path}/{}/replay", original.id()), Some(&app.admin_token), None).await.expect(200);
+    let original = app
+        .post(
+            &path,
+            &app.admin_token,
+            json!({"input": [{"role": "user", "content": "Again?"}], "instructions": "Be terse."}),
+        )
+        .await
+        .expect(200);
+    let replay =
+        app.call("POST", &format!("{path}/{}/replay", original.id()), Some(&app.admin_token), None).await.expect(200);
     assert_eq!(replay.body["replay_of"], original.id().as_str());
     assert_ne!(replay.id(), original.id());
     assert_eq!(replay.body["input"], original.body["input"]);
@@ -200,7 +264,9 @@ async fn idempotent_run_creates_replay_the_run_or_point_at_the_stream() {
     let app = TestApp::start().await;
     let sid = smith(&app).await;
     let path = format!("/v1/smiths/{sid}/runs");
-    let keyed = |key: &'static str, body: Value| app.request(Method::POST, &path).bearer_auth(&app.admin_token).header("idempotency-key", key).json(&body);
+    let keyed = |key: &'static str, body: Value| {
+        app.request(Method::POST, &path).bearer_auth(&app.admin_token).header("idempotency-key", key).json(&body)
+    };
     let first = app.send("POST", &path, keyed("sync-1", say("once"))).await.expect(200);
     let again = app.send("POST", &path, keyed("sync-1", say("once"))).await.expect(200);
     assert_eq!(first.body, again.body);
@@ -224,10 +290,21 @@ async fn runs_are_listed_and_filtered() {
     for sid in [&anon, &user, &user] {
         app.post(&format!("/v1/smiths/{sid}/runs"), &app.admin_token, say("hi")).await.expect(200);
     }
-    let paused = app.post(&format!("/v1/smiths/{anon}/runs"), &app.admin_token, json!({"input": [{"role": "user", "content": "/tool weather {}"}], "tools": weather_tool()})).await;
+    let paused = app
+        .post(
+            &format!("/v1/smiths/{anon}/runs"),
+            &app.admin_token,
+            json!({"input": [{"role": "user", "content": "/tool weather {}"}], "tools": weather_tool()}),
+        )
+        .await;
     let count = |query: String| {
         let app = &app;
-        async move { app.get(&format!("/v1/runs?{query}"), &app.admin_token).await.expect(200).body["data"].as_array().unwrap().len() }
+        async move {
+            app.get(&format!("/v1/runs?{query}"), &app.admin_token).await.expect(200).body["data"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
     };
     assert_eq!(count(String::new()).await, 4);
     assert_eq!(count("external_id_prefix=anon:".into()).await, 2);
@@ -237,7 +314,13 @@ async fn runs_are_listed_and_filtered() {
     let page = app.get("/v1/runs?limit=3", &app.admin_token).await.expect(200);
     assert_eq!(page.body["data"][0]["id"], paused.id().as_str(), "newest first");
     assert_eq!(page.body["has_more"], true);
-    assert_eq!(app.get(&format!("/v1/smiths/{user}/runs"), &app.admin_token).await.expect(200).body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.get(&format!("/v1/smiths/{user}/runs"), &app.admin_token).await.expect(200).body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     app.get("/v1/runs?status=sleeping", &app.admin_token).await.expect_error(400, "invalid_query");
 
     let token = app.smith_token(&anon).await;
@@ -260,11 +343,18 @@ async fn bad_run_requests_are_refused_clearly() {
     let sid = smith(&app).await;
     let path = format!("/v1/smiths/{sid}/runs");
     app.post(&path, &app.admin_token, json!({"input": []})).await.expect_error(400, "invalid_parameter");
-    app.post(&path, &app.admin_token, json!({"input": [{"role": "tool", "content": "x"}]})).await.expect_error(400, "invalid_parameter");
-    app.post(&path, &app.admin_token, json!({"input": [{"role": "wizard", "content": "x"}]})).await.expect_error(400, "invalid_body");
-    let dup_tools = json!({"input": [{"role": "user", "content": "x"}], "tools": [weather_tool()[0], weather_tool()[0]]});
+    app.post(&path, &app.admin_token, json!({"input": [{"role": "tool", "content": "x"}]}))
+        .await
+        .expect_error(400, "invalid_parameter");
+    app.post(&path, &app.admin_token, json!({"input": [{"role": "wizard", "content": "x"}]}))
+        .await
+        .expect_error(400, "invalid_body");
+    let dup_tools =
+        json!({"input": [{"role": "user", "content": "x"}], "tools": [weather_tool()[0], weather_tool()[0]]});
     app.post(&path, &app.admin_token, dup_tools).await.expect_error(400, "invalid_parameter");
-    let missing = app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "x"}], "model": "gpt-4o"})).await;
+    let missing = app
+        .post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "x"}], "model": "gpt-4o"}))
+        .await;
     missing.expect_error(400, "model_key_missing");
     app.get(&format!("{path}/run_nope"), &app.admin_token).await.expect_error(404, "run_not_found");
     // Content as parts works like a string.
@@ -279,7 +369,10 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
     let app = TestApp::start().await;
     let sid = smith(&app).await;
     let path = format!("/v1/smiths/{sid}/runs");
-    let done = app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "x"}], "thread_id": "crash"})).await.expect(200);
+    let done = app
+        .post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "x"}], "thread_id": "crash"}))
+        .await
+        .expect(200);
     // What kill -9 leaves behind: a run marked running, claimed by a replica that stopped
     // renewing its lease, holding its thread.
     use sea_orm::EntityTrait;
@@ -294,8 +387,8 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
     // sequence numbers the run reserved before streaming them.
     orphan.last_seq = Set(ingram_server::engine::events::SEQ_RESERVATION);
     orphan.update(&app.state.db).await.unwrap();
-    use sea_orm::{ColumnTrait, QueryFilter};
     use ingram_server::store::run_event;
+    use sea_orm::{ColumnTrait, QueryFilter};
     run_event::Entity::delete_many()
         .filter(run_event::Column::RunId.eq(done.id()))
         .filter(run_event::Column::Seq.gt(1))
@@ -307,12 +400,20 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
     let failed = app.get(&format!("{path}/{}", done.id()), &app.admin_token).await.expect(200);
     assert_eq!(failed.body["status"], "failed");
     assert_eq!(failed.body["error"]["code"], "run_interrupted");
-    let log = app.stream(app.request(Method::GET, &format!("{path}/{}/events", done.id())).bearer_auth(&app.admin_token).header("last-event-id", "1")).await;
+    let log = app
+        .stream(
+            app.request(Method::GET, &format!("{path}/{}/events", done.id()))
+                .bearer_auth(&app.admin_token)
+                .header("last-event-id", "1"),
+        )
+        .await;
     assert_eq!(log.events(), vec!["run.failed"]);
     let failed_seq: i32 = log.frames[0].id.as_ref().unwrap().parse().unwrap();
     assert!(failed_seq > streamed_through, "a client resuming from any event it saw still gets the closing one");
     // Its thread is free again.
-    app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "y"}], "thread_id": "crash"})).await.expect(200);
+    app.post(&path, &app.admin_token, json!({"input": [{"role": "user", "content": "y"}], "thread_id": "crash"}))
+        .await
+        .expect(200);
 }
 
 #[test]

@@ -23,10 +23,13 @@ async fn create_smith_upserts_on_external_id_and_agent() {
     assert_eq!(plain.body["agent_id"], first.body["agent_id"], "no agent_id lands on the default agent");
 
     let agent = app.post("/v1/agents", token, json!({"name": "support", "model": "gpt-4o"})).await.expect(201);
-    let other = app.post("/v1/smiths", token, json!({"external_id": "user_123", "agent_id": agent.id()})).await.expect(201);
+    let other =
+        app.post("/v1/smiths", token, json!({"external_id": "user_123", "agent_id": agent.id()})).await.expect(201);
     assert_ne!(other.id(), first.id(), "one smith per (external_id, agent)");
     assert_eq!(other.body["effective_config"]["model"], "gpt-4o");
-    app.post("/v1/smiths", token, json!({"external_id": "x", "agent_id": "agt_nope"})).await.expect_error(404, "agent_not_found");
+    app.post("/v1/smiths", token, json!({"external_id": "x", "agent_id": "agt_nope"}))
+        .await
+        .expect_error(404, "agent_not_found");
 }
 
 #[tokio::test]
@@ -60,7 +63,8 @@ async fn smiths_filter_and_paginate_newest_first() {
     let token = &app.admin_token;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let answer = app.post("/v1/smiths", token, json!({"external_id": format!("anon:{i}"), "customer_id": "cus_1"})).await;
+        let answer =
+            app.post("/v1/smiths", token, json!({"external_id": format!("anon:{i}"), "customer_id": "cus_1"})).await;
         ids.push(answer.expect(201).id());
     }
     app.create_smith(token, "user_1").await;
@@ -70,7 +74,8 @@ async fn smiths_filter_and_paginate_newest_first() {
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page = app.get(&format!("/v1/smiths?external_id_prefix=anon:&limit=2&cursor={cursor}"), token).await.expect(200);
+        let page =
+            app.get(&format!("/v1/smiths?external_id_prefix=anon:&limit=2&cursor={cursor}"), token).await.expect(200);
         seen.extend(page.body["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()));
         if !page.body["has_more"].as_bool().unwrap() {
             assert!(page.body["next_cursor"].is_null());
@@ -99,7 +104,10 @@ async fn config_changes_make_revisions_that_can_be_restored() {
     let sid = app.post("/v1/smiths", token, json!({"external_id": "u", "instructions": "v1"})).await.expect(201).id();
     let path = format!("/v1/smiths/{sid}");
     let updated = app.patch(&path, token, json!({"instructions": "v2", "model": "gpt-4o"})).await.expect(200);
-    assert_eq!((updated.body["revision"].as_i64(), updated.body["effective_config"]["instructions"].as_str()), (Some(2), Some("v2")));
+    assert_eq!(
+        (updated.body["revision"].as_i64(), updated.body["effective_config"]["instructions"].as_str()),
+        (Some(2), Some("v2"))
+    );
     let renamed = app.patch(&path, token, json!({"display_name": "Ada"})).await.expect(200);
     assert_eq!(renamed.body["revision"], 2, "a display name is not config");
     let cleared = app.patch(&path, token, json!({"instructions": null, "model": null})).await.expect(200);
@@ -108,7 +116,8 @@ async fn config_changes_make_revisions_that_can_be_restored() {
     assert_eq!(cleared.body["effective_config"]["instructions"], "You are a helpful assistant.");
 
     let revisions = app.get(&format!("{path}/revisions"), token).await.expect(200);
-    let numbers: Vec<i64> = revisions.body["data"].as_array().unwrap().iter().map(|r| r["number"].as_i64().unwrap()).collect();
+    let numbers: Vec<i64> =
+        revisions.body["data"].as_array().unwrap().iter().map(|r| r["number"].as_i64().unwrap()).collect();
     assert_eq!(numbers, vec![3, 2, 1]);
     let page = app.get(&format!("{path}/revisions?limit=2"), token).await.expect(200);
     let cursor = page.body["next_cursor"].as_str().unwrap();
@@ -149,7 +158,9 @@ async fn agents_crud_and_refuse_deletion_while_in_use() {
     let list = app.get("/v1/agents", token).await.expect(200);
     let default = &list.body["data"][0];
     assert_eq!(default["is_default"], true);
-    app.delete(&format!("/v1/agents/{}", default["id"].as_str().unwrap()), token).await.expect_error(409, "agent_is_default");
+    app.delete(&format!("/v1/agents/{}", default["id"].as_str().unwrap()), token)
+        .await
+        .expect_error(409, "agent_is_default");
     app.post("/v1/agents", token, json!({"name": "x", "tools": [""]})).await.expect_error(400, "invalid_parameter");
 }
 

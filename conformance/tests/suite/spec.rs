@@ -83,7 +83,8 @@ fn validate(schema: &Value, body: &Value, what: &str) {
     let mut root = schema.clone();
     root["components"] = SPEC["components"].clone();
     let validator = jsonschema::validator_for(&root).unwrap_or_else(|err| panic!("schema for {what}: {err}"));
-    let errors: Vec<String> = validator.iter_errors(body).map(|err| format!("{err} at {}", err.instance_path)).collect();
+    let errors: Vec<String> =
+        validator.iter_errors(body).map(|err| format!("{err} at {}", err.instance_path)).collect();
     assert!(errors.is_empty(), "{what}: response violates its declared schema:\n{}\nbody: {body:#}", errors.join("\n"));
 }
 
@@ -111,7 +112,9 @@ fn minimal_instance(schema: &Value) -> Value {
         return values[0].clone();
     }
     for key in ["oneOf", "anyOf", "allOf"] {
-        if let Some(first) = schema.get(key).and_then(Value::as_array).and_then(|variants| variants.iter().find(|v| v["type"] != "null")) {
+        if let Some(first) =
+            schema.get(key).and_then(Value::as_array).and_then(|variants| variants.iter().find(|v| v["type"] != "null"))
+        {
             return minimal_instance(first);
         }
     }

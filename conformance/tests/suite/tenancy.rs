@@ -29,13 +29,23 @@ struct Victim {
 
 async fn victim(app: &TestApp) -> Victim {
     let token = &app.admin_token;
-    let sid = app.post("/v1/smiths", token, json!({"external_id": "victim", "instructions": "private"})).await.expect(201).id();
+    let sid = app
+        .post("/v1/smiths", token, json!({"external_id": "victim", "instructions": "private"}))
+        .await
+        .expect(201)
+        .id();
     let aid = app.post("/v1/agents", token, json!({"name": "victim-agent"})).await.expect(201).id();
-    let tid = app.post("/v1/tenant/tokens", token, json!({"kind": "tenant_admin", "name": "victim"})).await.expect(201).id();
-    let run = app.post(&format!("/v1/smiths/{sid}/runs"), token, json!({"input": [{"role": "user", "content": "secret plans"}]})).await.expect(200);
+    let tid =
+        app.post("/v1/tenant/tokens", token, json!({"kind": "tenant_admin", "name": "victim"})).await.expect(201).id();
+    let run = app
+        .post(&format!("/v1/smiths/{sid}/runs"), token, json!({"input": [{"role": "user", "content": "secret plans"}]}))
+        .await
+        .expect(200);
     let rid = run.id();
     let thread = run.body["thread_id"].as_str().unwrap().to_owned();
-    app.call("PUT", "/v1/tenant/model_keys/openai", Some(token), Some(json!({"api_key": "sk-victim-key"}))).await.expect(200);
+    app.call("PUT", "/v1/tenant/model_keys/openai", Some(token), Some(json!({"api_key": "sk-victim-key"})))
+        .await
+        .expect(200);
     let params = HashMap::from([
         ("sid", sid.clone()),
         ("aid", aid.clone()),
@@ -45,22 +55,35 @@ async fn victim(app: &TestApp) -> Victim {
         ("rid", rid.clone()),
         ("provider", "openai".to_owned()),
     ]);
-    Victim { params, secrets: vec![sid, aid, tid, rid, thread, app.project_id.clone(), "sk-victim".to_owned(), "secret plans".to_owned()] }
+    Victim {
+        params,
+        secrets: vec![
+            sid,
+            aid,
+            tid,
+            rid,
+            thread,
+            app.project_id.clone(),
+            "sk-victim".to_owned(),
+            "secret plans".to_owned(),
+        ],
+    }
 }
 
 fn concrete_path(operation: &Operation, params: &HashMap<&'static str, String>) -> String {
     let mut path = operation.path.clone();
     for name in operation.path_params() {
-        let value = params
-            .get(name.as_str())
-            .unwrap_or_else(|| panic!("tenancy matrix: add a victim resource for path parameter '{name}' ({})", operation.operation_id));
+        let value = params.get(name.as_str()).unwrap_or_else(|| {
+            panic!("tenancy matrix: add a victim resource for path parameter '{name}' ({})", operation.operation_id)
+        });
         path = path.replace(&format!("{{{name}}}"), value);
     }
     path
 }
 
 fn body_for(operation: &Operation) -> Option<serde_json::Value> {
-    crate::spec::minimal_body(operation).or_else(|| matches!(operation.method.as_str(), "POST" | "PATCH" | "PUT").then(|| json!({})))
+    crate::spec::minimal_body(operation)
+        .or_else(|| matches!(operation.method.as_str(), "POST" | "PATCH" | "PUT").then(|| json!({})))
 }
 
 /// No victim id may appear in an answer, except one the caller itself put in the path (a
@@ -119,7 +142,12 @@ async fn a_smith_token_never_reaches_beyond_its_smith() {
         let answer = app.call(&operation.method, &path, Some(&token), body_for(&operation)).await;
         let what = format!("{} {path}", operation.method);
         let listed_own_only = operation.method == "GET" && !targets_victim_resource(&operation) && answer.status == 200;
-        assert!(listed_own_only || matches!(answer.status, 403 | 404), "{what} answered {}: {:#}", answer.status, answer.body);
+        assert!(
+            listed_own_only || matches!(answer.status, 403 | 404),
+            "{what} answered {}: {:#}",
+            answer.status,
+            answer.body
+        );
         assert_no_leak(&what, &path, &answer.body, &victim.secrets);
     }
     assert_victim_intact(&app, &victim).await;
@@ -140,7 +168,15 @@ async fn second_organization_key(app: &TestApp) -> String {
     .unwrap();
     let minted = tokens::mint(
         &app.state.db,
-        tokens::Mint { kind: TokenKind::Org, organization_id: &org.id, project_id: None, smith_id: None, name: None, scopes: None, secret: None },
+        tokens::Mint {
+            kind: TokenKind::Org,
+            organization_id: &org.id,
+            project_id: None,
+            smith_id: None,
+            name: None,
+            scopes: None,
+            secret: None,
+        },
     )
     .await
     .unwrap();

@@ -75,28 +75,42 @@ pub struct UpdateAgentRequest {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_agent, list_agents))
-        .routes(routes!(get_agent, update_agent, delete_agent))
+    OpenApiRouter::new().routes(routes!(create_agent, list_agents)).routes(routes!(
+        get_agent,
+        update_agent,
+        delete_agent
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = CreateAgentRequest,
     responses((status = 201, description = "The agent was created.", body = Agent)))]
-async fn create_agent(State(state): State<AppState>, caller: Authorized<scopes::AgentsWrite>, Json(request): Json<CreateAgentRequest>) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
+async fn create_agent(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::AgentsWrite>,
+    Json(request): Json<CreateAgentRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
     let agent = agents::create(&state.db, &caller.project_id, request).await?;
     Ok((StatusCode::CREATED, axum::Json(agent.into())))
 }
 
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", params(PageParams),
     responses((status = 200, description = "The project's agents, newest first.", body = AgentList)))]
-async fn list_agents(State(state): State<AppState>, caller: Authorized<scopes::AgentsRead>, Query(params): Query<PageParams>) -> ApiResult<axum::Json<AgentList>> {
+async fn list_agents(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::AgentsRead>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<axum::Json<AgentList>> {
     let page = agents::list(&state.db, &caller.project_id, &params.validate()?).await?;
     Ok(axum::Json(page.map(Agent::from).into()))
 }
 
 #[utoipa::path(get, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
     responses((status = 200, description = "The agent.", body = Agent)))]
-async fn get_agent(State(state): State<AppState>, caller: Authorized<scopes::AgentsRead>, Path(aid): Path<String>) -> ApiResult<axum::Json<Agent>> {
+async fn get_agent(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::AgentsRead>,
+    Path(aid): Path<String>,
+) -> ApiResult<axum::Json<Agent>> {
     Ok(axum::Json(agents::get(&state.db, &caller.project_id, &aid).await?.into()))
 }
 
@@ -113,7 +127,11 @@ async fn update_agent(
 
 #[utoipa::path(delete, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
     responses((status = 200, description = "The agent was deleted. Refused with 409 `agent_in_use` while live smiths run on it, and `agent_is_default` for the default agent.", body = Deleted)))]
-async fn delete_agent(State(state): State<AppState>, caller: Authorized<scopes::AgentsWrite>, Path(aid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+async fn delete_agent(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::AgentsWrite>,
+    Path(aid): Path<String>,
+) -> ApiResult<axum::Json<Deleted>> {
     agents::delete(&state.db, &caller.project_id, &aid).await?;
     Ok(axum::Json(Deleted::new(aid)))
 }

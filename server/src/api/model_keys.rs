@@ -97,7 +97,10 @@ fn provider_with_key(provider: &str) -> ApiResult<ProviderKind> {
 
 #[utoipa::path(get, path = "/v1/tenant/model_keys", tag = "models",
     responses((status = 200, description = "The project's provider keys, masked.", body = ModelKeyList)))]
-async fn list_model_keys(State(state): State<AppState>, caller: Authorized<scopes::ModelKeysRead>) -> ApiResult<axum::Json<ModelKeyList>> {
+async fn list_model_keys(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::ModelKeysRead>,
+) -> ApiResult<axum::Json<ModelKeyList>> {
     let keys = model_keys::list(&state.db, &caller.project_id).await?;
     Ok(axum::Json(ModelKeyList { data: keys.into_iter().map(ModelKey::from).collect() }))
 }
@@ -120,7 +123,15 @@ async fn put_model_key(
     {
         return Err(ApiError::invalid_param("base_url", "base_url must be an http(s) URL."));
     }
-    let stored = model_keys::put(&state.db, &state.settings, &caller.project_id, provider, request.api_key.trim(), request.base_url).await?;
+    let stored = model_keys::put(
+        &state.db,
+        &state.settings,
+        &caller.project_id,
+        provider,
+        request.api_key.trim(),
+        request.base_url,
+    )
+    .await?;
     Ok(axum::Json(stored.into()))
 }
 
@@ -139,10 +150,20 @@ async fn delete_model_key(
 
 #[utoipa::path(get, path = "/v1/tenant/models", tag = "models",
     responses((status = 200, description = "Models this project can run, and through which key.", body = ModelList)))]
-async fn list_models(State(state): State<AppState>, caller: Authorized<scopes::ModelKeysRead>) -> ApiResult<axum::Json<ModelList>> {
-    let mut data = vec![ModelInfo { id: offline_model_name(), provider: ProviderKind::Ingram, key_source: ModelKeySource::Builtin }];
+async fn list_models(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::ModelKeysRead>,
+) -> ApiResult<axum::Json<ModelList>> {
+    let mut data = vec![ModelInfo {
+        id: offline_model_name(),
+        provider: ProviderKind::Ingram,
+        key_source: ModelKeySource::Builtin,
+    }];
     for (provider, models) in CATALOGUE {
-        let Some((_, source)) = model_keys::endpoint(&state.db, &state.settings, &caller.project_id, *provider).await? else { continue };
+        let Some((_, source)) = model_keys::endpoint(&state.db, &state.settings, &caller.project_id, *provider).await?
+        else {
+            continue;
+        };
         let key_source = match source {
             KeySource::Project => ModelKeySource::Project,
             KeySource::Server => ModelKeySource::Server,

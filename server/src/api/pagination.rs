@@ -48,7 +48,8 @@ impl PageParams {
 }
 
 pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    let invalid = || ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.").with_param("cursor");
+    let invalid =
+        || ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.").with_param("cursor");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let id = String::from_utf8(bytes).map_err(|_| invalid())?;
     let well_formed = id.split_once('_').is_some_and(|(prefix, rest)| {

@@ -69,20 +69,32 @@ async fn create_project(
 
 #[utoipa::path(get, path = "/v1/organization/projects", tag = "projects", params(PageParams),
     responses((status = 200, description = "The organization's projects, newest first.", body = ProjectList)))]
-async fn list_projects(State(state): State<AppState>, org: OrgCaller, Query(params): Query<PageParams>) -> ApiResult<axum::Json<ProjectList>> {
+async fn list_projects(
+    State(state): State<AppState>,
+    org: OrgCaller,
+    Query(params): Query<PageParams>,
+) -> ApiResult<axum::Json<ProjectList>> {
     let page = projects::list(&state.db, &org.organization_id, &params.validate()?).await?;
     Ok(axum::Json(page.map(Project::from).into()))
 }
 
 #[utoipa::path(get, path = "/v1/organization/projects/{pid}", tag = "projects", params(("pid" = String, Path, description = "The project's id (prj_…).")),
     responses((status = 200, description = "The project.", body = Project)))]
-async fn get_project(State(state): State<AppState>, org: OrgCaller, Path(pid): Path<String>) -> ApiResult<axum::Json<Project>> {
+async fn get_project(
+    State(state): State<AppState>,
+    org: OrgCaller,
+    Path(pid): Path<String>,
+) -> ApiResult<axum::Json<Project>> {
     Ok(axum::Json(projects::get(&state.db, &org.organization_id, &pid).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/organization/projects/{pid}", tag = "projects", params(("pid" = String, Path, description = "The project's id (prj_…).")),
     responses((status = 200, description = "The project was deleted and all its tokens revoked.", body = Deleted)))]
-async fn delete_project(State(state): State<AppState>, org: OrgCaller, Path(pid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+async fn delete_project(
+    State(state): State<AppState>,
+    org: OrgCaller,
+    Path(pid): Path<String>,
+) -> ApiResult<axum::Json<Deleted>> {
     projects::delete(&state.db, &org.organization_id, &pid).await?;
     Ok(axum::Json(Deleted::new(pid)))
 }

@@ -21,7 +21,9 @@ use crate::api::smiths::{EffectiveConfig, Smith};
 use crate::auth::{Authorized, scopes};
 use crate::domain::runs::{self, RunFilters};
 use crate::domain::smiths;
-use crate::engine::types::{FunctionTool, InputMessage, RequiredAction, RunConfig, RunEventData, RunOutput, RunStatus, RunUsage};
+use crate::engine::types::{
+    FunctionTool, InputMessage, RequiredAction, RunConfig, RunEventData, RunOutput, RunStatus, RunUsage,
+};
 use crate::engine::{OnBusy, RunSpec, ToolOutput};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::providers::{Role, StopReason};
@@ -165,9 +167,14 @@ fn validate_create(request: &CreateRunRequest) -> ApiResult<()> {
     let mut names = std::collections::HashSet::new();
     for tool in request.tools.iter().flatten() {
         let name = &tool.function.name;
-        let valid = !name.is_empty() && name.len() <= TOOL_NAME_MAX && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let valid = !name.is_empty()
+            && name.len() <= TOOL_NAME_MAX
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !valid || !names.insert(name.as_str()) {
-            return Err(ApiError::invalid_param("tools", format!("Tool names must be unique, 1 to {TOOL_NAME_MAX} of [a-zA-Z0-9_-]: '{name}'.")));
+            return Err(ApiError::invalid_param(
+                "tools",
+                format!("Tool names must be unique, 1 to {TOOL_NAME_MAX} of [a-zA-Z0-9_-]: '{name}'."),
+            ));
         }
     }
     if let Some(model) = &request.model {
@@ -227,7 +234,8 @@ async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Response> 
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
         match subscription.next().await {
             Ok(Some(event)) => {
-                let frame = Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(event.data.as_str());
+                let frame =
+                    Event::default().event(event.kind.as_str()).id(event.seq.to_string()).data(event.data.as_str());
                 Some((Ok::<_, std::convert::Infallible>(frame), subscription))
             }
             Ok(None) => None,
@@ -270,7 +278,12 @@ async fn list_runs(
     list(&state, &caller, &filters, &PageParams { limit: params.limit, cursor: params.cursor }).await
 }
 
-async fn list(state: &AppState, caller: &crate::auth::Caller, filters: &RunFilters, params: &PageParams) -> ApiResult<axum::Json<RunList>> {
+async fn list(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    filters: &RunFilters,
+    params: &PageParams,
+) -> ApiResult<axum::Json<RunList>> {
     let page = runs::list(&state.db, caller, filters, &params.validate()?).await?;
     let data = page.data.into_iter().map(Run::try_from).collect::<ApiResult<Vec<_>>>()?;
     Ok(axum::Json(RunList { data, next_cursor: page.next_cursor, has_more: page.has_more }))
@@ -279,7 +292,11 @@ async fn list(state: &AppState, caller: &crate::auth::Caller, filters: &RunFilte
 #[utoipa::path(get, path = "/v1/smiths/{sid}/runs/{rid}", tag = "runs",
     params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)),
     responses((status = 200, description = "The run.", body = Run)))]
-async fn get_run(State(state): State<AppState>, caller: Authorized<scopes::RunsRead>, Path((sid, rid)): Path<(String, String)>) -> ApiResult<axum::Json<Run>> {
+async fn get_run(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsRead>,
+    Path((sid, rid)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Run>> {
     Ok(axum::Json(Run::try_from(runs::get(&state.db, &caller, &sid, &rid).await?)?))
 }
 
@@ -297,12 +314,14 @@ async fn run_events(
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
     let after = match headers.get("last-event-id") {
         None => 0,
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|value| value.trim().parse::<i32>().ok())
-            .filter(|seq| *seq >= 0)
-            .ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be an event sequence number.").with_param("Last-Event-ID"))?,
+        Some(value) => {
+            value.to_str().ok().and_then(|value| value.trim().parse::<i32>().ok()).filter(|seq| *seq >= 0).ok_or_else(
+                || {
+                    ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be an event sequence number.")
+                        .with_param("Last-Event-ID")
+                },
+            )?
+        }
     };
     sse(&state, &run.id, after).await
 }
@@ -353,7 +372,11 @@ async fn replay_run(
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/cancel", tag = "runs",
     params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)),
     responses((status = 200, description = "The cancelled run.", body = Run)))]
-async fn cancel_run(State(state): State<AppState>, caller: Authorized<scopes::RunsWrite>, Path((sid, rid)): Path<(String, String)>) -> ApiResult<axum::Json<Run>> {
+async fn cancel_run(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsWrite>,
+    Path((sid, rid)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Run>> {
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
     Ok(axum::Json(Run::try_from(state.engine.cancel(&run).await?)?))
 }

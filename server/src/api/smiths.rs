@@ -258,7 +258,11 @@ async fn create_smith(
 
 #[utoipa::path(get, path = "/v1/smiths", tag = "smiths", params(ListSmithsParams),
     responses((status = 200, description = "Smiths, newest first. A smith token sees only its own.", body = SmithList)))]
-async fn list_smiths(State(state): State<AppState>, caller: Authorized<scopes::SmithsRead>, Query(params): Query<ListSmithsParams>) -> ApiResult<axum::Json<SmithList>> {
+async fn list_smiths(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::SmithsRead>,
+    Query(params): Query<ListSmithsParams>,
+) -> ApiResult<axum::Json<SmithList>> {
     let page = PageParams { limit: params.limit, cursor: params.cursor.clone() }.validate()?;
     let page = smiths::list(&state.db, &caller, &params, &page).await?;
     Ok(axum::Json(page.map(Smith::from).into()))
@@ -266,7 +270,11 @@ async fn list_smiths(State(state): State<AppState>, caller: Authorized<scopes::S
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
     responses((status = 200, description = "The smith.", body = Smith)))]
-async fn get_smith(State(state): State<AppState>, caller: Authorized<scopes::SmithsRead>, Path(sid): Path<String>) -> ApiResult<axum::Json<Smith>> {
+async fn get_smith(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::SmithsRead>,
+    Path(sid): Path<String>,
+) -> ApiResult<axum::Json<Smith>> {
     Ok(axum::Json(smiths::get_with_agent(&state.db, &caller, &sid).await?.into()))
 }
 
@@ -284,7 +292,11 @@ async fn update_smith(
 
 #[utoipa::path(delete, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
     responses((status = 200, description = "The smith was deleted; its external_id is free again and its smith tokens are revoked.", body = Deleted)))]
-async fn delete_smith(State(state): State<AppState>, caller: Authorized<scopes::SmithsWrite>, Path(sid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+async fn delete_smith(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::SmithsWrite>,
+    Path(sid): Path<String>,
+) -> ApiResult<axum::Json<Deleted>> {
     smiths::delete(&state.db, &caller, &sid).await?;
     Ok(axum::Json(Deleted::new(sid)))
 }
@@ -306,17 +318,31 @@ async fn list_revisions(
             decode_cursor(cursor)?
                 .strip_prefix(REVISION_CURSOR_PREFIX)
                 .and_then(|number| number.parse::<i32>().ok())
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.").with_param("cursor"))?,
+                .ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.").with_param("cursor")
+            })?,
         ),
     };
     let (rows, has_more) = smiths::revisions(&state.db, &caller, &sid, page.limit, before).await?;
-    let next_cursor = if has_more { rows.last().map(|row| encode_cursor(&format!("{REVISION_CURSOR_PREFIX}{}", row.number))) } else { None };
-    Ok(axum::Json(SmithRevisionList { data: rows.into_iter().map(SmithRevision::from).collect(), next_cursor, has_more }))
+    let next_cursor = if has_more {
+        rows.last().map(|row| encode_cursor(&format!("{REVISION_CURSOR_PREFIX}{}", row.number)))
+    } else {
+        None
+    };
+    Ok(axum::Json(SmithRevisionList {
+        data: rows.into_iter().map(SmithRevision::from).collect(),
+        next_cursor,
+        has_more,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/revisions/{n}/restore", tag = "smiths",
     params(("sid" = String, Path, description = SID), ("n" = i32, Path, description = "The revision number to restore.")),
     responses((status = 200, description = "The smith, with revision n's config current again as a new revision.", body = Smith)))]
-async fn restore_revision(State(state): State<AppState>, caller: Authorized<scopes::SmithsWrite>, Path((sid, n)): Path<(String, i32)>) -> ApiResult<axum::Json<Smith>> {
+async fn restore_revision(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::SmithsWrite>,
+    Path((sid, n)): Path<(String, i32)>,
+) -> ApiResult<axum::Json<Smith>> {
     Ok(axum::Json(smiths::restore(&state.db, &caller, &sid, n).await?.into()))
 }

@@ -69,9 +69,7 @@ pub struct CreateTokenRequest {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_token, list_tokens))
-        .routes(routes!(delete_token))
+    OpenApiRouter::new().routes(routes!(create_token, list_tokens)).routes(routes!(delete_token))
 }
 
 #[utoipa::path(post, path = "/v1/tenant/tokens", tag = "tokens", request_body = CreateTokenRequest,
@@ -130,14 +128,22 @@ async fn create_token(
 
 #[utoipa::path(get, path = "/v1/tenant/tokens", tag = "tokens", params(PageParams),
     responses((status = 200, description = "The project's live tokens, without secrets.", body = TokenList)))]
-async fn list_tokens(State(state): State<AppState>, caller: Authorized<scopes::TokensRead>, Query(params): Query<PageParams>) -> ApiResult<axum::Json<TokenList>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::TokensRead>,
+    Query(params): Query<PageParams>,
+) -> ApiResult<axum::Json<TokenList>> {
     let page = tokens::list(&state.db, &caller.project_id, &params.validate()?).await?;
     Ok(axum::Json(page.map(Token::from_record).into()))
 }
 
 #[utoipa::path(delete, path = "/v1/tenant/tokens/{tid}", tag = "tokens", params(("tid" = String, Path, description = "The token's id (tok_…).")),
     responses((status = 200, description = "The token was revoked; it answers 401 from now on.", body = Deleted)))]
-async fn delete_token(State(state): State<AppState>, caller: Authorized<scopes::TokensWrite>, Path(tid): Path<String>) -> ApiResult<axum::Json<Deleted>> {
+async fn delete_token(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::TokensWrite>,
+    Path(tid): Path<String>,
+) -> ApiResult<axum::Json<Deleted>> {
     tokens::revoke(&state.db, &caller.project_id, &tid).await?;
     Ok(axum::Json(Deleted::new(tid)))
 }

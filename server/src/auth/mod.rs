@@ -113,7 +113,11 @@ impl Caller {
 }
 
 /// Resolves the bearer token of every authenticated route.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let principal = resolve(&state, request.headers().get(AUTHORIZATION)).await?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
@@ -129,7 +133,9 @@ async fn resolve(state: &AppState, header: Option<&axum::http::HeaderValue>) -> 
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|secret| !secret.is_empty())
-        .ok_or_else(|| ApiError::unauthenticated("invalid_token", "The Authorization header must be 'Bearer <token>'."))?;
+        .ok_or_else(|| {
+            ApiError::unauthenticated("invalid_token", "The Authorization header must be 'Bearer <token>'.")
+        })?;
     let record = crate::domain::tokens::find_live_by_secret(&state.db, secret)
         .await?
         .ok_or_else(|| ApiError::unauthenticated("invalid_token", "The token is unknown or revoked."))?;
@@ -156,10 +162,7 @@ fn principal_of(record: token::Model) -> ApiResult<Principal> {
 }
 
 fn principal(parts: &Parts) -> ApiResult<&Principal> {
-    parts
-        .extensions
-        .get::<Principal>()
-        .ok_or_else(|| ApiError::internal("route is missing the authentication layer"))
+    parts.extensions.get::<Principal>().ok_or_else(|| ApiError::internal("route is missing the authentication layer"))
 }
 
 /// Extracts a project-scoped caller; org keys are refused.
@@ -239,5 +242,16 @@ pub mod scopes {
         )*};
     }
 
-    markers!(SmithsRead, SmithsWrite, AgentsRead, AgentsWrite, TokensRead, TokensWrite, ModelKeysRead, ModelKeysWrite, RunsRead, RunsWrite);
+    markers!(
+        SmithsRead,
+        SmithsWrite,
+        AgentsRead,
+        AgentsWrite,
+        TokensRead,
+        TokensWrite,
+        ModelKeysRead,
+        ModelKeysWrite,
+        RunsRead,
+        RunsWrite
+    );
 }

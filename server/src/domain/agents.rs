@@ -33,7 +33,11 @@ pub async fn create_default(db: &impl ConnectionTrait, project_id: &str) -> ApiR
     .await
 }
 
-pub async fn create(db: &impl ConnectionTrait, project_id: &str, request: CreateAgentRequest) -> ApiResult<agent::Model> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    request: CreateAgentRequest,
+) -> ApiResult<agent::Model> {
     insert(db, project_id, request, false).await
 }
 

@@ -24,7 +24,8 @@ pub async fn put(
     api_key: &str,
     base_url: Option<String>,
 ) -> ApiResult<model_key::Model> {
-    let preview = format!("…{}", api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect::<String>());
+    let preview =
+        format!("…{}", api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect::<String>());
     let at = now();
     let row = model_key::ActiveModel {
         project_id: Set(project_id.to_owned()),
@@ -38,7 +39,12 @@ pub async fn put(
     model_key::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([model_key::Column::ProjectId, model_key::Column::Provider])
-                .update_columns([model_key::Column::Ciphertext, model_key::Column::BaseUrl, model_key::Column::Preview, model_key::Column::UpdatedAt])
+                .update_columns([
+                    model_key::Column::Ciphertext,
+                    model_key::Column::BaseUrl,
+                    model_key::Column::Preview,
+                    model_key::Column::UpdatedAt,
+                ])
                 .to_owned(),
         )
         .exec_without_returning(db)
@@ -46,7 +52,11 @@ pub async fn put(
     get(db, project_id, provider).await?.ok_or_else(|| ApiError::internal("A stored model key vanished."))
 }
 
-pub async fn get(db: &impl ConnectionTrait, project_id: &str, provider: ProviderKind) -> ApiResult<Option<model_key::Model>> {
+pub async fn get(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    provider: ProviderKind,
+) -> ApiResult<Option<model_key::Model>> {
     Ok(model_key::Entity::find_by_id((project_id.to_owned(), provider.as_str().to_owned())).one(db).await?)
 }
 
@@ -59,7 +69,8 @@ pub async fn list(db: &impl ConnectionTrait, project_id: &str) -> ApiResult<Vec<
 }
 
 pub async fn delete(db: &impl ConnectionTrait, project_id: &str, provider: ProviderKind) -> ApiResult<()> {
-    let deleted = model_key::Entity::delete_by_id((project_id.to_owned(), provider.as_str().to_owned())).exec(db).await?;
+    let deleted =
+        model_key::Entity::delete_by_id((project_id.to_owned(), provider.as_str().to_owned())).exec(db).await?;
     if deleted.rows_affected == 0 {
         return Err(ApiError::not_found("model_key_not_found", "model key for provider", provider.as_str()));
     }

@@ -1,8 +1,8 @@
 //! Projects: the tenant boundary. Each is born with a default agent.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use crate::api::pagination::{Page, PageRequest};
@@ -49,7 +49,11 @@ pub async fn get_live(db: &impl ConnectionTrait, project_id: &str) -> ApiResult<
         .ok_or_else(|| ApiError::not_found("project_not_found", "project", project_id))
 }
 
-pub async fn list(db: &impl ConnectionTrait, organization_id: &str, page: &PageRequest) -> ApiResult<Page<project::Model>> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    organization_id: &str,
+    page: &PageRequest,
+) -> ApiResult<Page<project::Model>> {
     let query = project::Entity::find()
         .filter(project::Column::OrganizationId.eq(organization_id))
         .filter(project::Column::DeletedAt.is_null());

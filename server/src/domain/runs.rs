@@ -27,7 +27,12 @@ pub struct RunFilters {
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-pub async fn list(db: &impl ConnectionTrait, caller: &Caller, filters: &RunFilters, page: &PageRequest) -> ApiResult<Page<run::Model>> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    caller: &Caller,
+    filters: &RunFilters,
+    page: &PageRequest,
+) -> ApiResult<Page<run::Model>> {
     let mut query = run::Entity::find().filter(run::Column::ProjectId.eq(caller.project_id.as_str()));
     if let Some(own) = &caller.smith_id {
         query = query.filter(run::Column::SmithId.eq(own.as_str()));

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::api::pagination::{Page, PageRequest};
@@ -257,7 +257,12 @@ pub async fn revisions(
 }
 
 /// Makes revision `number` current again, as a new revision.
-pub async fn restore(db: &DatabaseConnection, caller: &Caller, smith_id: &str, number: i32) -> ApiResult<SmithWithAgent> {
+pub async fn restore(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    smith_id: &str,
+    number: i32,
+) -> ApiResult<SmithWithAgent> {
     let txn = db.begin().await?;
     let current = get(&txn, caller, smith_id).await?;
     let revision = smith_revision::Entity::find_by_id((smith_id.to_owned(), number))
@@ -275,7 +280,10 @@ pub async fn restore(db: &DatabaseConnection, caller: &Caller, smith_id: &str, n
     let smith = match smith.update(&txn).await {
         Ok(smith) => smith,
         Err(err) if is_unique_violation(&err) => {
-            return Err(ApiError::conflict("smith_exists", "That agent already has a live smith with this external_id."));
+            return Err(ApiError::conflict(
+                "smith_exists",
+                "That agent already has a live smith with this external_id.",
+            ));
         }
         Err(err) => return Err(err.into()),
     };
@@ -286,7 +294,10 @@ pub async fn restore(db: &DatabaseConnection, caller: &Caller, smith_id: &str, n
 
 fn validate_external_id(external_id: &str) -> ApiResult<()> {
     if external_id.is_empty() || external_id.len() > 255 || external_id.chars().any(char::is_control) {
-        return Err(ApiError::invalid_param("external_id", "external_id must be 1 to 255 characters, no control characters."));
+        return Err(ApiError::invalid_param(
+            "external_id",
+            "external_id must be 1 to 255 characters, no control characters.",
+        ));
     }
     Ok(())
 }

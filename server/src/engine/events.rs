@@ -10,7 +10,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use tokio::sync::watch;
 
 use super::types::{RunEventData, RunStatus, ends_stream};
@@ -165,7 +168,12 @@ impl Emitter {
 
 /// Appends one event to a run that no task is executing (a paused run cancelled, a run
 /// failed by the sweeper), numbered after the last stored one and after `reserved`.
-pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, reserved: i32, data: &RunEventData) -> ApiResult<i32> {
+pub async fn append_stored(
+    db: &impl ConnectionTrait,
+    run_id: &str,
+    reserved: i32,
+    data: &RunEventData,
+) -> ApiResult<i32> {
     let last: Option<i32> = run_event::Entity::find()
         .select_only()
         .column_as(run_event::Column::Seq.max(), "max")
@@ -187,8 +195,14 @@ pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, reserved: i3
     Ok(seq)
 }
 
-pub async fn stored_after(db: &DatabaseConnection, run_id: &str, after: i32, before: Option<i32>) -> ApiResult<Vec<Arc<StoredEvent>>> {
-    let mut query = run_event::Entity::find().filter(run_event::Column::RunId.eq(run_id)).filter(run_event::Column::Seq.gt(after));
+pub async fn stored_after(
+    db: &DatabaseConnection,
+    run_id: &str,
+    after: i32,
+    before: Option<i32>,
+) -> ApiResult<Vec<Arc<StoredEvent>>> {
+    let mut query =
+        run_event::Entity::find().filter(run_event::Column::RunId.eq(run_id)).filter(run_event::Column::Seq.gt(after));
     if let Some(before) = before {
         query = query.filter(run_event::Column::Seq.lt(before));
     }
@@ -214,7 +228,8 @@ impl Subscription {
         after: i32,
         lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
     ) -> ApiResult<Self> {
-        let mut subscription = Self { db, run_id, last: after, buffer: VecDeque::new(), live: None, lookup_live, done: false };
+        let mut subscription =
+            Self { db, run_id, last: after, buffer: VecDeque::new(), live: None, lookup_live, done: false };
         if let Some(live) = (subscription.lookup_live)() {
             // What came before this execution of the run is in the database already.
             let earlier = stored_after(&subscription.db, &subscription.run_id, after, Some(live.first_seq)).await?;
@@ -265,7 +280,10 @@ impl Subscription {
                 self.live = Some((live, version));
                 continue;
             }
-            let status = run::Entity::find_by_id(self.run_id.as_str()).one(&self.db).await?.and_then(|run| RunStatus::parse(&run.status));
+            let status = run::Entity::find_by_id(self.run_id.as_str())
+                .one(&self.db)
+                .await?
+                .and_then(|run| RunStatus::parse(&run.status));
             if status.is_none_or(|status| status.is_terminal() || status == RunStatus::RequiresAction) {
                 // Nothing more will come (a stream whose end was already read, or a run that
                 // paused or ended before `after`).

@@ -9,19 +9,19 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Tr
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::Engine;
 use super::events::{Emitter, LiveRun};
 use super::types::{
-    EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction, RequiredActionType,
-    RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput, RunRequiresActionEvent,
-    RunStartedEvent, RunStatus, RunUsage,
+    EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
+    RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
+    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage,
 };
-use super::Engine;
 use crate::domain::{is_unique_violation, model_keys};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
 use crate::providers::{
-    Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role, StopReason, ToolCall, ToolSpec,
-    Usage, pricing,
+    Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role, StopReason, ToolCall,
+    ToolSpec, Usage, pricing,
 };
 use crate::store::{now, run};
 
@@ -55,9 +55,15 @@ fn cancelled(cancel: &watch::Receiver<bool>) -> bool {
     *cancel.borrow()
 }
 
-async fn execute(engine: &Engine, run_id: &str, emitter: &mut Emitter, cancel: &mut watch::Receiver<bool>) -> ApiResult<Outcome> {
+async fn execute(
+    engine: &Engine,
+    run_id: &str,
+    emitter: &mut Emitter,
+    cancel: &mut watch::Receiver<bool>,
+) -> ApiResult<Outcome> {
     let db = engine.db();
-    let mut current = run::Entity::find_by_id(run_id).one(db).await?.ok_or_else(|| ApiError::internal("A started run vanished."))?;
+    let mut current =
+        run::Entity::find_by_id(run_id).one(db).await?.ok_or_else(|| ApiError::internal("A started run vanished."))?;
     while current.active_thread_id.is_none() {
         if cancelled(cancel) || current.cancel_requested {
             return Ok(Outcome::Cancelled);
@@ -66,9 +72,13 @@ async fn execute(engine: &Engine, run_id: &str, emitter: &mut Emitter, cancel: &
             break;
         }
         tokio::time::sleep(ENQUEUE_POLL).await;
-        current = run::Entity::find_by_id(run_id).one(db).await?.ok_or_else(|| ApiError::internal("A started run vanished."))?;
+        current = run::Entity::find_by_id(run_id)
+            .one(db)
+            .await?
+            .ok_or_else(|| ApiError::internal("A started run vanished."))?;
     }
-    let config: RunConfig = serde_json::from_value(current.config.clone()).map_err(|_| ApiError::internal("A run's config is corrupt."))?;
+    let config: RunConfig =
+        serde_json::from_value(current.config.clone()).map_err(|_| ApiError::internal("A run's config is corrupt."))?;
     let model = resolve(&config.model);
     if emitter.last_seq() == 0 {
         run::Entity::update_many()
@@ -78,14 +88,17 @@ async fn execute(engine: &Engine, run_id: &str, emitter: &mut Emitter, cancel: &
             .exec(db)
             .await?;
         emitter
-            .emit(db, RunEventData::Started(RunStartedEvent {
-                v: EVENT_VERSION,
-                run_id: run_id.to_owned(),
-                smith_id: current.smith_id.clone(),
-                thread_id: current.thread_id.clone(),
-                model: config.model.clone(),
-                created_at: current.created_at,
-            }))
+            .emit(
+                db,
+                RunEventData::Started(RunStartedEvent {
+                    v: EVENT_VERSION,
+                    run_id: run_id.to_owned(),
+                    smith_id: current.smith_id.clone(),
+                    thread_id: current.thread_id.clone(),
+                    model: config.model.clone(),
+                    created_at: current.created_at,
+                }),
+            )
             .await?;
     }
     if cancelled(cancel) {
@@ -93,7 +106,8 @@ async fn execute(engine: &Engine, run_id: &str, emitter: &mut Emitter, cancel: &
     }
 
     let request = model_request(engine, &current, &config, &model).await?;
-    let previous_usage: RunUsage = current.usage.clone().and_then(|usage| serde_json::from_value(usage).ok()).unwrap_or_default();
+    let previous_usage: RunUsage =
+        current.usage.clone().and_then(|usage| serde_json::from_value(usage).ok()).unwrap_or_default();
     let Some(mut stream) = open_with_retries(engine, &current.project_id, &model, &request, cancel).await? else {
         return Ok(Outcome::Cancelled);
     };
@@ -107,23 +121,40 @@ async fn execute(engine: &Engine, run_id: &str, emitter: &mut Emitter, cancel: &
         match next {
             Some(Ok(ModelEvent::TextDelta(delta))) => {
                 content.push_str(&delta);
-                emitter.emit(db, RunEventData::MessageDelta(MessageDeltaEvent { v: EVENT_VERSION, run_id: run_id.to_owned(), delta })).await?;
+                emitter
+                    .emit(
+                        db,
+                        RunEventData::MessageDelta(MessageDeltaEvent {
+                            v: EVENT_VERSION,
+                            run_id: run_id.to_owned(),
+                            delta,
+                        }),
+                    )
+                    .await?;
             }
             Some(Ok(ModelEvent::ToolCall(call))) => tool_calls.push(call),
             Some(Ok(ModelEvent::Finished { stop_reason, usage })) => break (stop_reason, usage),
             Some(Err(err)) => return Ok(Outcome::Failed(provider_error(&err))),
-            None => return Ok(Outcome::Failed(provider_error(&ProviderError::new(ProviderErrorKind::Upstream, "the provider's stream ended early")))),
+            None => {
+                return Ok(Outcome::Failed(provider_error(&ProviderError::new(
+                    ProviderErrorKind::Upstream,
+                    "the provider's stream ended early",
+                ))));
+            }
         }
     };
     let (stop_reason, usage) = finished;
     let usage = add_usage(previous_usage, &model, usage);
     emitter
-        .emit(db, RunEventData::MessageCompleted(MessageCompletedEvent {
-            v: EVENT_VERSION,
-            run_id: run_id.to_owned(),
-            content: content.clone(),
-            tool_calls: tool_calls.clone(),
-        }))
+        .emit(
+            db,
+            RunEventData::MessageCompleted(MessageCompletedEvent {
+                v: EVENT_VERSION,
+                run_id: run_id.to_owned(),
+                content: content.clone(),
+                tool_calls: tool_calls.clone(),
+            }),
+        )
         .await?;
     Ok(if tool_calls.is_empty() {
         Outcome::Completed { content, stop_reason, usage }
@@ -159,7 +190,12 @@ fn add_usage(previous: RunUsage, model: &ResolvedModel, usage: Usage) -> RunUsag
 }
 
 /// The conversation the model sees: earlier completed runs of the thread, then this run.
-async fn model_request(engine: &Engine, current: &run::Model, config: &RunConfig, model: &ResolvedModel) -> ApiResult<ModelRequest> {
+async fn model_request(
+    engine: &Engine,
+    current: &run::Model,
+    config: &RunConfig,
+    model: &ResolvedModel,
+) -> ApiResult<ModelRequest> {
     let mut earlier = run::Entity::find()
         .filter(run::Column::SmithId.eq(current.smith_id.as_str()))
         .filter(run::Column::ThreadId.eq(current.thread_id.as_str()))
@@ -210,7 +246,10 @@ async fn open_with_retries(
     let endpoint = if model.provider.needs_key() {
         let found = model_keys::endpoint(engine.db(), &engine.inner.settings, project_id, model.provider).await?;
         let (endpoint, _) = found.ok_or_else(|| {
-            ApiError::bad_request("model_key_missing", format!("No {} key is configured for this project.", model.provider.as_str()))
+            ApiError::bad_request(
+                "model_key_missing",
+                format!("No {} key is configured for this project.", model.provider.as_str()),
+            )
         })?;
         endpoint
     } else {
@@ -256,7 +295,8 @@ fn provider_error(err: &ProviderError) -> ErrorBody {
 /// Writes how the execution ended: the run's row and its closing event, in one transaction.
 async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: Outcome) -> ApiResult<()> {
     let txn = engine.db().begin().await?;
-    let current = run::Entity::find_by_id(run_id).one(&txn).await?.ok_or_else(|| ApiError::internal("A run vanished."))?;
+    let current =
+        run::Entity::find_by_id(run_id).one(&txn).await?.ok_or_else(|| ApiError::internal("A run vanished."))?;
     let mut transcript: Vec<Message> = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
     let v = EVENT_VERSION;
     let run_id_owned = run_id.to_owned();
@@ -269,24 +309,41 @@ async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: O
             update = update
                 .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls: Vec::new() }))))
                 .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
-                .col_expr(run::Column::StopReason, Expr::value(Some(json!(stop_reason).as_str().unwrap_or_default().to_owned())));
-            (RunStatus::Completed, RunEventData::Completed(RunCompletedEvent { v, run_id: run_id_owned, stop_reason, usage }))
+                .col_expr(
+                    run::Column::StopReason,
+                    Expr::value(Some(json!(stop_reason).as_str().unwrap_or_default().to_owned())),
+                );
+            (
+                RunStatus::Completed,
+                RunEventData::Completed(RunCompletedEvent { v, run_id: run_id_owned, stop_reason, usage }),
+            )
         }
         Outcome::Paused { content, tool_calls, usage } => {
-            transcript.push(Message { role: Role::Assistant, content: content.clone(), tool_calls: tool_calls.clone(), tool_call_id: None });
-            let required_action = RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: tool_calls.clone() };
+            transcript.push(Message {
+                role: Role::Assistant,
+                content: content.clone(),
+                tool_calls: tool_calls.clone(),
+                tool_call_id: None,
+            });
+            let required_action =
+                RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: tool_calls.clone() };
             update = update
                 .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
                 .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
                 .col_expr(run::Column::RequiredAction, Expr::value(Some(json!(required_action))))
                 .col_expr(run::Column::StopReason, Expr::value(Some("tool_use".to_owned())));
-            (RunStatus::RequiresAction, RunEventData::RequiresAction(RunRequiresActionEvent { v, run_id: run_id_owned, required_action }))
+            (
+                RunStatus::RequiresAction,
+                RunEventData::RequiresAction(RunRequiresActionEvent { v, run_id: run_id_owned, required_action }),
+            )
         }
         Outcome::Failed(error) => {
             update = update.col_expr(run::Column::Error, Expr::value(Some(json!(error))));
             (RunStatus::Failed, RunEventData::Failed(RunFailedEvent { v, run_id: run_id_owned, error }))
         }
-        Outcome::Cancelled => (RunStatus::Cancelled, RunEventData::Cancelled(RunCancelledEvent { v, run_id: run_id_owned })),
+        Outcome::Cancelled => {
+            (RunStatus::Cancelled, RunEventData::Cancelled(RunCancelledEvent { v, run_id: run_id_owned }))
+        }
     };
     let closing = emitter.stage(event);
     let mut update = update

@@ -21,8 +21,8 @@ use serde_json::json;
 
 use self::events::{LiveRun, SEQ_RESERVATION, Subscription, append_stored};
 use self::types::{
-    FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData, RunFailedEvent,
-    RunStatus, EVENT_VERSION,
+    EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
+    RunFailedEvent, RunStatus,
 };
 use crate::domain::{is_unique_violation, model_keys};
 use crate::error::{ApiError, ApiResult, ErrorType};
@@ -82,7 +82,10 @@ struct Inner {
 const INTERRUPT_WAIT: Duration = Duration::from_secs(10);
 
 fn thread_busy() -> ApiError {
-    ApiError::conflict("thread_busy", "The thread has an active run; wait for it, or pass on_busy: enqueue or interrupt.")
+    ApiError::conflict(
+        "thread_busy",
+        "The thread has an active run; wait for it, or pass on_busy: enqueue or interrupt.",
+    )
 }
 
 impl Engine {
@@ -128,10 +131,16 @@ impl Engine {
     pub async fn create(&self, spec: RunSpec) -> ApiResult<run::Model> {
         let db = &self.inner.db;
         let model = resolve(&spec.config.model);
-        if model.provider.needs_key() && model_keys::endpoint(db, &self.inner.settings, &spec.project_id, model.provider).await?.is_none() {
+        if model.provider.needs_key()
+            && model_keys::endpoint(db, &self.inner.settings, &spec.project_id, model.provider).await?.is_none()
+        {
             return Err(ApiError::bad_request(
                 "model_key_missing",
-                format!("No {} key is configured for this project; add one with PUT /v1/tenant/model_keys/{}.", model.provider.as_str(), model.provider.as_str()),
+                format!(
+                    "No {} key is configured for this project; add one with PUT /v1/tenant/model_keys/{}.",
+                    model.provider.as_str(),
+                    model.provider.as_str()
+                ),
             )
             .with_param("model"));
         }
@@ -274,19 +283,29 @@ impl Engine {
         let mut answered = std::collections::HashSet::new();
         for output in &outputs {
             if !action.tool_calls.iter().any(|call| call.id == output.tool_call_id) {
-                return Err(ApiError::bad_request("unknown_tool_call", format!("The run did not ask for tool call '{}'.", output.tool_call_id))
-                    .with_param("tool_outputs"));
+                return Err(ApiError::bad_request(
+                    "unknown_tool_call",
+                    format!("The run did not ask for tool call '{}'.", output.tool_call_id),
+                )
+                .with_param("tool_outputs"));
             }
             if !answered.insert(output.tool_call_id.as_str()) {
-                return Err(ApiError::bad_request("duplicate_tool_output", format!("Tool call '{}' is answered twice.", output.tool_call_id))
-                    .with_param("tool_outputs"));
+                return Err(ApiError::bad_request(
+                    "duplicate_tool_output",
+                    format!("Tool call '{}' is answered twice.", output.tool_call_id),
+                )
+                .with_param("tool_outputs"));
             }
         }
         if let Some(missing) = action.tool_calls.iter().find(|call| !answered.contains(call.id.as_str())) {
-            return Err(ApiError::bad_request("tool_outputs_incomplete", format!("Tool call '{}' has no output.", missing.id))
-                .with_param("tool_outputs"));
+            return Err(ApiError::bad_request(
+                "tool_outputs_incomplete",
+                format!("Tool call '{}' has no output.", missing.id),
+            )
+            .with_param("tool_outputs"));
         }
-        let mut transcript: Vec<crate::providers::Message> = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
+        let mut transcript: Vec<crate::providers::Message> =
+            serde_json::from_value(current.transcript.clone()).unwrap_or_default();
         // Answers go in the order the model made the calls, whatever order they came in.
         for call in &action.tool_calls {
             let output = outputs.iter().find(|output| output.tool_call_id == call.id).expect("checked above");

@@ -74,7 +74,9 @@ impl MessageContent {
     pub fn text(&self) -> String {
         match self {
             Self::Text(text) => text.clone(),
-            Self::Parts(parts) => parts.iter().map(|ContentPart::Text { text }| text.as_str()).collect::<Vec<_>>().join(""),
+            Self::Parts(parts) => {
+                parts.iter().map(|ContentPart::Text { text }| text.as_str()).collect::<Vec<_>>().join("")
+            }
         }
     }
 }

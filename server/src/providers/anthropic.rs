@@ -269,13 +269,20 @@ impl Decoder {
 }
 
 impl ModelProvider for Anthropic {
-    async fn stream(&self, http: &reqwest::Client, endpoint: &Endpoint, request: &ModelRequest) -> Result<ModelStream, ProviderError> {
+    async fn stream(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &Endpoint,
+        request: &ModelRequest,
+    ) -> Result<ModelStream, ProviderError> {
         let url = format!("{}/messages", endpoint.base_url.trim_end_matches('/'));
-        let response = super::send(http
-            .post(url)
-            .header("x-api-key", &endpoint.api_key)
-            .header("anthropic-version", API_VERSION)
-            .json(&body(request))).await?;
+        let response = super::send(
+            http.post(url)
+                .header("x-api-key", &endpoint.api_key)
+                .header("anthropic-version", API_VERSION)
+                .json(&body(request)),
+        )
+        .await?;
         let mut decoder = Decoder::default();
         let stream = events(response)
             .map(Some)

@@ -125,7 +125,12 @@ fn push_content(contents: &mut Vec<(&'static str, Vec<Value>)>, role: &'static s
 fn finish_reason(reason: &str) -> StopReason {
     match reason {
         "MAX_TOKENS" => StopReason::MaxTokens,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
         | "IMAGE_PROHIBITED_CONTENT" => StopReason::ContentFilter,
         _ => StopReason::EndTurn,
     }
@@ -236,13 +241,16 @@ impl Decoder {
 }
 
 impl ModelProvider for Gemini {
-    async fn stream(&self, http: &reqwest::Client, endpoint: &Endpoint, request: &ModelRequest) -> Result<ModelStream, ProviderError> {
+    async fn stream(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &Endpoint,
+        request: &ModelRequest,
+    ) -> Result<ModelStream, ProviderError> {
         let model = request.model.strip_prefix("models/").unwrap_or(&request.model);
         let url = format!("{}/models/{model}:streamGenerateContent?alt=sse", endpoint.base_url.trim_end_matches('/'));
-        let response = super::send(http
-            .post(url)
-            .header("x-goog-api-key", &endpoint.api_key)
-            .json(&body(request))).await?;
+        let response =
+            super::send(http.post(url).header("x-goog-api-key", &endpoint.api_key).json(&body(request))).await?;
         let mut decoder = Decoder {
             next_call: request.messages.iter().map(|message| message.tool_calls.len()).sum(),
             ..Decoder::default()

@@ -96,7 +96,10 @@ pub enum ModelEvent {
     TextDelta(String),
     ToolCall(ToolCall),
     /// Always the last event of a successful stream.
-    Finished { stop_reason: StopReason, usage: Usage },
+    Finished {
+        stop_reason: StopReason,
+        usage: Usage,
+    },
 }
 
 /// A provider failure, classified so the engine can map and retry it.
@@ -148,7 +151,10 @@ impl ProviderError {
 
     /// Whether retrying the same request may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, ProviderErrorKind::RateLimited | ProviderErrorKind::Upstream | ProviderErrorKind::Unreachable)
+        matches!(
+            self.kind,
+            ProviderErrorKind::RateLimited | ProviderErrorKind::Upstream | ProviderErrorKind::Unreachable
+        )
     }
 }
 

@@ -54,7 +54,11 @@ fn reply(request: &ModelRequest) -> Reply {
         if request.tools.iter().any(|tool| tool.name == name) {
             let calls_so_far = request.messages.iter().map(|m| m.tool_calls.len()).sum::<usize>();
             let arguments = if serde_json::from_str::<serde_json::Value>(arguments).is_ok() { arguments } else { "{}" };
-            return Reply::Call(ToolCall { id: format!("call_{}", calls_so_far + 1), name: name.to_owned(), arguments: arguments.to_owned() });
+            return Reply::Call(ToolCall {
+                id: format!("call_{}", calls_so_far + 1),
+                name: name.to_owned(),
+                arguments: arguments.to_owned(),
+            });
         }
         return Reply::Text(format!("No tool named {name} is available to me."));
     }
@@ -73,7 +77,13 @@ fn reply(request: &ModelRequest) -> Reply {
 impl Offline {
     pub fn stream(&self, request: &ModelRequest) -> ModelStream {
         let input_tokens = request.system.as_deref().map_or(0, count_tokens)
-            + request.messages.iter().map(|m| count_tokens(&m.content) + m.tool_calls.iter().map(|c| count_tokens(&c.arguments) + 1).sum::<u64>()).sum::<u64>();
+            + request
+                .messages
+                .iter()
+                .map(|m| {
+                    count_tokens(&m.content) + m.tool_calls.iter().map(|c| count_tokens(&c.arguments) + 1).sum::<u64>()
+                })
+                .sum::<u64>();
         let (events, stop_reason, output_tokens) = match reply(request) {
             Reply::Text(text) => {
                 let tokens = count_tokens(&text);
@@ -114,26 +124,49 @@ mod tests {
     #[tokio::test]
     async fn streams_words_and_counts_them() {
         let events = collect(&request(vec![Message::text(Role::User, "Say hello")], vec![])).await;
-        let text: String = events.iter().filter_map(|e| if let ModelEvent::TextDelta(t) = e { Some(t.as_str()) } else { None }).collect();
+        let text: String = events
+            .iter()
+            .filter_map(|e| if let ModelEvent::TextDelta(t) = e { Some(t.as_str()) } else { None })
+            .collect();
         assert_eq!(text, "Hello! I am the built-in offline model. You said: \"Say hello\".");
         let deltas = events.len() - 1;
-        assert_eq!(events.last(), Some(&ModelEvent::Finished { stop_reason: StopReason::EndTurn, usage: Usage { input_tokens: 2, output_tokens: deltas as u64 } }));
+        assert_eq!(
+            events.last(),
+            Some(&ModelEvent::Finished {
+                stop_reason: StopReason::EndTurn,
+                usage: Usage { input_tokens: 2, output_tokens: deltas as u64 }
+            })
+        );
     }
 
     #[tokio::test]
     async fn calls_a_tool_on_request_and_reads_its_result() {
         let weather = ToolSpec { name: "weather".into(), description: None, parameters: serde_json::json!({}) };
-        let first = request(vec![Message::text(Role::User, r#"/tool weather {"city":"Paris"}"#)], vec![weather.clone()]);
+        let first =
+            request(vec![Message::text(Role::User, r#"/tool weather {"city":"Paris"}"#)], vec![weather.clone()]);
         let events = collect(&first).await;
         let call = ToolCall { id: "call_1".into(), name: "weather".into(), arguments: r#"{"city":"Paris"}"#.into() };
         assert_eq!(events[0], ModelEvent::ToolCall(call.clone()));
         assert!(matches!(events[1], ModelEvent::Finished { stop_reason: StopReason::ToolUse, .. }));
 
         let mut messages = first.messages.clone();
-        messages.push(Message { role: Role::Assistant, content: String::new(), tool_calls: vec![call], tool_call_id: None });
-        messages.push(Message { role: Role::Tool, content: "21C".into(), tool_calls: vec![], tool_call_id: Some("call_1".into()) });
+        messages.push(Message {
+            role: Role::Assistant,
+            content: String::new(),
+            tool_calls: vec![call],
+            tool_call_id: None,
+        });
+        messages.push(Message {
+            role: Role::Tool,
+            content: "21C".into(),
+            tool_calls: vec![],
+            tool_call_id: Some("call_1".into()),
+        });
         let events = collect(&request(messages, vec![weather])).await;
-        let text: String = events.iter().filter_map(|e| if let ModelEvent::TextDelta(t) = e { Some(t.as_str()) } else { None }).collect();
+        let text: String = events
+            .iter()
+            .filter_map(|e| if let ModelEvent::TextDelta(t) = e { Some(t.as_str()) } else { None })
+            .collect();
         assert_eq!(text, "The tool weather returned: 21C");
     }
 }

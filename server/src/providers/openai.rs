@@ -69,12 +69,14 @@ struct PartialCall {
 }
 
 impl ModelProvider for OpenAi {
-    async fn stream(&self, http: &reqwest::Client, endpoint: &Endpoint, request: &ModelRequest) -> Result<ModelStream, ProviderError> {
+    async fn stream(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &Endpoint,
+        request: &ModelRequest,
+    ) -> Result<ModelStream, ProviderError> {
         let url = format!("{}/chat/completions", endpoint.base_url.trim_end_matches('/'));
-        let response = super::send(http
-            .post(url)
-            .bearer_auth(&endpoint.api_key)
-            .json(&body(request))).await?;
+        let response = super::send(http.post(url).bearer_auth(&endpoint.api_key).json(&body(request))).await?;
         let mut calls: BTreeMap<u64, PartialCall> = BTreeMap::new();
         let mut usage = Usage::default();
         let mut stop_reason = None;
@@ -86,10 +88,15 @@ impl ModelProvider for OpenAi {
                     out.extend(std::mem::take(&mut calls).into_values().map(|call| {
                         Ok(ModelEvent::ToolCall(ToolCall { id: call.id, name: call.name, arguments: call.arguments }))
                     }));
-                    out.push(Ok(ModelEvent::Finished { stop_reason: stop_reason.unwrap_or(StopReason::EndTurn), usage }));
+                    out.push(Ok(ModelEvent::Finished {
+                        stop_reason: stop_reason.unwrap_or(StopReason::EndTurn),
+                        usage,
+                    }));
                 }
                 Ok(event) => match serde_json::from_str::<Value>(&event.data) {
-                    Err(err) => out.push(Err(ProviderError::new(ProviderErrorKind::Upstream, format!("bad chunk: {err}")))),
+                    Err(err) => {
+                        out.push(Err(ProviderError::new(ProviderErrorKind::Upstream, format!("bad chunk: {err}"))))
+                    }
                     Ok(chunk) if chunk.get("error").is_some() => {
                         out.push(Err(ProviderError::new(ProviderErrorKind::Upstream, chunk["error"].to_string())));
                     }

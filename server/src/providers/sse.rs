@@ -53,7 +53,9 @@ pub fn events(response: reqwest::Response) -> impl Stream<Item = Result<SseEvent
                 }
                 match bytes.next().await {
                     Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
-                    Some(Err(err)) => return Some((Err(ProviderError::from_transport(&err)), (bytes, buffer, current, true))),
+                    Some(Err(err)) => {
+                        return Some((Err(ProviderError::from_transport(&err)), (bytes, buffer, current, true)));
+                    }
                     None => {
                         // A last event without its blank line still counts.
                         if current.event.is_some() || !current.data.is_empty() {

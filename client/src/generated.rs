@@ -164,6 +164,251 @@ pub mod types {
                 })
         }
     }
+    ///`ChatChoice`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatChoice {
+        pub finish_reason: FinishReason,
+        pub index: i32,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logprobs: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        pub message: ChatResponseMessage,
+    }
+    impl ChatChoice {
+        pub fn builder() -> builder::ChatChoice {
+            Default::default()
+        }
+    }
+    ///`ChatChunkChoice`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatChunkChoice {
+        pub delta: ChatDelta,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub finish_reason: ::std::option::Option<FinishReason>,
+        pub index: i32,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub logprobs: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+    }
+    impl ChatChunkChoice {
+        pub fn builder() -> builder::ChatChunkChoice {
+            Default::default()
+        }
+    }
+    ///`ChatCompletion`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatCompletion {
+        pub choices: ::std::vec::Vec<ChatChoice>,
+        ///Unix seconds.
+        pub created: i64,
+        pub id: ::std::string::String,
+        pub model: ::std::string::String,
+        ///Always `chat.completion`.
+        pub object: ::std::string::String,
+        pub service_tier: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub system_fingerprint: ::std::option::Option<::std::string::String>,
+        pub usage: ChatUsage,
+    }
+    impl ChatCompletion {
+        pub fn builder() -> builder::ChatCompletion {
+            Default::default()
+        }
+    }
+    ///One `data:` chunk of a streamed chat completion.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatCompletionChunk {
+        pub choices: ::std::vec::Vec<ChatChunkChoice>,
+        pub created: i64,
+        pub id: ::std::string::String,
+        pub model: ::std::string::String,
+        ///Always `chat.completion.chunk`.
+        pub object: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub usage: ::std::option::Option<ChatUsage>,
+    }
+    impl ChatCompletionChunk {
+        pub fn builder() -> builder::ChatCompletionChunk {
+            Default::default()
+        }
+    }
+    ///`ChatCompletionRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatCompletionRequest {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_completion_tokens: ::std::option::Option<i32>,
+        ///Deprecated in OpenAI but still sent by many clients; the same cap as `max_completion_tokens`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_tokens: ::std::option::Option<i32>,
+        pub messages: ::std::vec::Vec<ChatMessage>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
+        ///The model for this call (the smith's inference model is overridden); `default` keeps the smith's.
+        pub model: ::std::string::String,
+        ///Only 1 is supported.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub n: ::std::option::Option<i32>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream: ::std::option::Option<bool>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream_options: ::std::option::Option<StreamOptions>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub temperature: ::std::option::Option<f32>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_choice: ::std::option::Option<ToolChoiceOption>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tools: ::std::option::Option<::std::vec::Vec<FunctionTool>>,
+        ///With a tenant-admin token: the external_id of the smith (on the project's default agent).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub user: ::std::option::Option<::std::string::String>,
+    }
+    impl ChatCompletionRequest {
+        pub fn builder() -> builder::ChatCompletionRequest {
+            Default::default()
+        }
+    }
+    ///`ChatContent`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ChatContent {
+        Text(::std::string::String),
+        Parts(::std::vec::Vec<ChatContentPart>),
+    }
+    impl ::std::convert::From<::std::vec::Vec<ChatContentPart>> for ChatContent {
+        fn from(value: ::std::vec::Vec<ChatContentPart>) -> Self {
+            Self::Parts(value)
+        }
+    }
+    ///`ChatContentPart`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(tag = "type")]
+    pub enum ChatContentPart {
+        #[serde(rename = "text")]
+        Text { text: ::std::string::String },
+        ///Accepted by the schema so the refusal is a clear 400, not a parse error.
+        #[serde(rename = "image_url")]
+        ImageUrl {
+            image_url: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        },
+        #[serde(rename = "file")]
+        File { file: ::serde_json::Map<::std::string::String, ::serde_json::Value> },
+    }
+    ///`ChatDelta`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct ChatDelta {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub role: ::std::option::Option<Role>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub tool_calls: ::std::vec::Vec<ChatToolCallDelta>,
+    }
+    impl ChatDelta {
+        pub fn builder() -> builder::ChatDelta {
+            Default::default()
+        }
+    }
+    ///`ChatFunctionCall`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatFunctionCall {
+        ///A JSON object, serialized.
+        pub arguments: ::std::string::String,
+        pub name: ::std::string::String,
+    }
+    impl ChatFunctionCall {
+        pub fn builder() -> builder::ChatFunctionCall {
+            Default::default()
+        }
+    }
+    ///`ChatMessage`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatMessage {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<ChatContent>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+        pub role: Role,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_call_id: ::std::option::Option<::std::string::String>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub tool_calls: ::std::vec::Vec<ChatToolCall>,
+    }
+    impl ChatMessage {
+        pub fn builder() -> builder::ChatMessage {
+            Default::default()
+        }
+    }
+    ///`ChatResponseMessage`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatResponseMessage {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refusal: ::std::option::Option<::std::string::String>,
+        pub role: Role,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub tool_calls: ::std::vec::Vec<ChatToolCall>,
+    }
+    impl ChatResponseMessage {
+        pub fn builder() -> builder::ChatResponseMessage {
+            Default::default()
+        }
+    }
+    ///`ChatToolCall`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatToolCall {
+        pub function: ChatFunctionCall,
+        pub id: ::std::string::String,
+        #[serde(rename = "type")]
+        pub type_: FunctionToolType,
+    }
+    impl ChatToolCall {
+        pub fn builder() -> builder::ChatToolCall {
+            Default::default()
+        }
+    }
+    ///`ChatToolCallDelta`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatToolCallDelta {
+        pub function: ChatFunctionCall,
+        pub id: ::std::string::String,
+        pub index: i32,
+        #[serde(rename = "type")]
+        pub type_: FunctionToolType,
+    }
+    impl ChatToolCallDelta {
+        pub fn builder() -> builder::ChatToolCallDelta {
+            Default::default()
+        }
+    }
+    ///`ChatUsage`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ChatUsage {
+        pub completion_tokens: i64,
+        pub completion_tokens_details: CompletionTokensDetails,
+        pub prompt_tokens: i64,
+        pub prompt_tokens_details: PromptTokensDetails,
+        pub total_tokens: i64,
+    }
+    impl ChatUsage {
+        pub fn builder() -> builder::ChatUsage {
+            Default::default()
+        }
+    }
+    ///`CompletionTokensDetails`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct CompletionTokensDetails {
+        pub reasoning_tokens: i64,
+    }
+    impl CompletionTokensDetails {
+        pub fn builder() -> builder::CompletionTokensDetails {
+            Default::default()
+        }
+    }
     ///`ConfigSource`
     #[derive(
         ::serde::Deserialize,
@@ -352,6 +597,117 @@ pub mod types {
     impl CreateAgentRequest {
         pub fn builder() -> builder::CreateAgentRequest {
             Default::default()
+        }
+    }
+    ///`CreateChatCompletionIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CreateChatCompletionIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for CreateChatCompletionIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CreateChatCompletionIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateChatCompletionIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateChatCompletionIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`CreateChatCompletionIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateChatCompletionIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for CreateChatCompletionIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateChatCompletionIdempotencyKey>
+    for ::std::string::String {
+        fn from(value: CreateChatCompletionIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateChatCompletionIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateChatCompletionIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateChatCompletionIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateChatCompletionIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`CreateProjectIcApiVersion`
@@ -1386,6 +1742,69 @@ pub mod types {
             value.parse()
         }
     }
+    ///`FinishReason`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum FinishReason {
+        #[serde(rename = "stop")]
+        Stop,
+        #[serde(rename = "length")]
+        Length,
+        #[serde(rename = "tool_calls")]
+        ToolCalls,
+        #[serde(rename = "content_filter")]
+        ContentFilter,
+    }
+    impl ::std::fmt::Display for FinishReason {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Stop => f.write_str("stop"),
+                Self::Length => f.write_str("length"),
+                Self::ToolCalls => f.write_str("tool_calls"),
+                Self::ContentFilter => f.write_str("content_filter"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for FinishReason {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "stop" => Ok(Self::Stop),
+                "length" => Ok(Self::Length),
+                "tool_calls" => Ok(Self::ToolCalls),
+                "content_filter" => Ok(Self::ContentFilter),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FinishReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FinishReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`FunctionDefinition`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct FunctionDefinition {
@@ -1685,8 +2104,15 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct InputMessage {
-        pub content: MessageContent,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<MessageContent>,
         pub role: Role,
+        ///For a `tool` message of earlier context: the call it answers.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_call_id: ::std::option::Option<::std::string::String>,
+        ///For an assistant message of earlier context: the tool calls it made.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub tool_calls: ::std::vec::Vec<ToolCall>,
     }
     impl InputMessage {
         pub fn builder() -> builder::InputMessage {
@@ -2298,6 +2724,28 @@ pub mod types {
             Default::default()
         }
     }
+    ///`NamedFunction`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct NamedFunction {
+        pub name: ::std::string::String,
+    }
+    impl NamedFunction {
+        pub fn builder() -> builder::NamedFunction {
+            Default::default()
+        }
+    }
+    ///`NamedToolChoice`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct NamedToolChoice {
+        pub function: NamedFunction,
+        #[serde(rename = "type")]
+        pub type_: FunctionToolType,
+    }
+    impl NamedToolChoice {
+        pub fn builder() -> builder::NamedToolChoice {
+            Default::default()
+        }
+    }
     ///What to do when the thread already has an active run.
     #[derive(
         ::serde::Deserialize,
@@ -2383,6 +2831,16 @@ pub mod types {
     }
     impl ProjectList {
         pub fn builder() -> builder::ProjectList {
+            Default::default()
+        }
+    }
+    ///`PromptTokensDetails`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct PromptTokensDetails {
+        pub cached_tokens: i64,
+    }
+    impl PromptTokensDetails {
+        pub fn builder() -> builder::PromptTokensDetails {
             Default::default()
         }
     }
@@ -2943,7 +3401,17 @@ pub mod types {
         pub auto_memory: bool,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_tokens: ::std::option::Option<i32>,
         pub model: ::std::string::String,
+        /**The model sees only this run's input, not the thread's earlier runs, and a client
+tool call ends the run instead of pausing it (the OpenAI Chat Completions contract).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stateless: ::std::option::Option<bool>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub temperature: ::std::option::Option<f32>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_choice: ::std::option::Option<ToolChoiceOption>,
         pub tools: ::std::vec::Vec<::std::string::String>,
     }
     impl RunConfig {
@@ -3475,6 +3943,17 @@ pub mod types {
             value.parse()
         }
     }
+    ///`StreamOptions`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct StreamOptions {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub include_usage: ::std::option::Option<bool>,
+    }
+    impl StreamOptions {
+        pub fn builder() -> builder::StreamOptions {
+            Default::default()
+        }
+    }
     ///`SubmitToolOutputsIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -3709,6 +4188,82 @@ pub mod types {
     impl ToolCall {
         pub fn builder() -> builder::ToolCall {
             Default::default()
+        }
+    }
+    ///`ToolChoiceMode`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ToolChoiceMode {
+        #[serde(rename = "none")]
+        None,
+        #[serde(rename = "auto")]
+        Auto,
+        #[serde(rename = "required")]
+        Required,
+    }
+    impl ::std::fmt::Display for ToolChoiceMode {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::None => f.write_str("none"),
+                Self::Auto => f.write_str("auto"),
+                Self::Required => f.write_str("required"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ToolChoiceMode {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "none" => Ok(Self::None),
+                "auto" => Ok(Self::Auto),
+                "required" => Ok(Self::Required),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ToolChoiceMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ToolChoiceMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`none`, `auto`, `required`, or `{"type": "function", "function": {"name": …}}`, as in OpenAI.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ToolChoiceOption {
+        ToolChoiceMode(ToolChoiceMode),
+        NamedToolChoice(NamedToolChoice),
+    }
+    impl ::std::convert::From<ToolChoiceMode> for ToolChoiceOption {
+        fn from(value: ToolChoiceMode) -> Self {
+            Self::ToolChoiceMode(value)
+        }
+    }
+    impl ::std::convert::From<NamedToolChoice> for ToolChoiceOption {
+        fn from(value: NamedToolChoice) -> Self {
+            Self::NamedToolChoice(value)
         }
     }
     ///`tool.completed` (reserved for server-side tools).
@@ -4251,6 +4806,1475 @@ and `null` removes it, so the agent's value applies again.*/
                     run_id: Ok(value.run_id),
                     tool_call: Ok(value.tool_call),
                     v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatChoice {
+            finish_reason: ::std::result::Result<
+                super::FinishReason,
+                ::std::string::String,
+            >,
+            index: ::std::result::Result<i32, ::std::string::String>,
+            logprobs: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            message: ::std::result::Result<
+                super::ChatResponseMessage,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatChoice {
+            fn default() -> Self {
+                Self {
+                    finish_reason: Err(
+                        "no value supplied for finish_reason".to_string(),
+                    ),
+                    index: Err("no value supplied for index".to_string()),
+                    logprobs: Ok(Default::default()),
+                    message: Err("no value supplied for message".to_string()),
+                }
+            }
+        }
+        impl ChatChoice {
+            pub fn finish_reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FinishReason>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.finish_reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for finish_reason: {e}")
+                    });
+                self
+            }
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for index: {e}")
+                    });
+                self
+            }
+            pub fn logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for logprobs: {e}")
+                    });
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatResponseMessage>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatChoice> for super::ChatChoice {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatChoice,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    finish_reason: value.finish_reason?,
+                    index: value.index?,
+                    logprobs: value.logprobs?,
+                    message: value.message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatChoice> for ChatChoice {
+            fn from(value: super::ChatChoice) -> Self {
+                Self {
+                    finish_reason: Ok(value.finish_reason),
+                    index: Ok(value.index),
+                    logprobs: Ok(value.logprobs),
+                    message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatChunkChoice {
+            delta: ::std::result::Result<super::ChatDelta, ::std::string::String>,
+            finish_reason: ::std::result::Result<
+                ::std::option::Option<super::FinishReason>,
+                ::std::string::String,
+            >,
+            index: ::std::result::Result<i32, ::std::string::String>,
+            logprobs: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatChunkChoice {
+            fn default() -> Self {
+                Self {
+                    delta: Err("no value supplied for delta".to_string()),
+                    finish_reason: Ok(Default::default()),
+                    index: Err("no value supplied for index".to_string()),
+                    logprobs: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatChunkChoice {
+            pub fn delta<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatDelta>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.delta = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for delta: {e}")
+                    });
+                self
+            }
+            pub fn finish_reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::FinishReason>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.finish_reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for finish_reason: {e}")
+                    });
+                self
+            }
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for index: {e}")
+                    });
+                self
+            }
+            pub fn logprobs<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.logprobs = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for logprobs: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatChunkChoice> for super::ChatChunkChoice {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatChunkChoice,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    delta: value.delta?,
+                    finish_reason: value.finish_reason?,
+                    index: value.index?,
+                    logprobs: value.logprobs?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatChunkChoice> for ChatChunkChoice {
+            fn from(value: super::ChatChunkChoice) -> Self {
+                Self {
+                    delta: Ok(value.delta),
+                    finish_reason: Ok(value.finish_reason),
+                    index: Ok(value.index),
+                    logprobs: Ok(value.logprobs),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatCompletion {
+            choices: ::std::result::Result<
+                ::std::vec::Vec<super::ChatChoice>,
+                ::std::string::String,
+            >,
+            created: ::std::result::Result<i64, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            object: ::std::result::Result<::std::string::String, ::std::string::String>,
+            service_tier: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            system_fingerprint: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            usage: ::std::result::Result<super::ChatUsage, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatCompletion {
+            fn default() -> Self {
+                Self {
+                    choices: Err("no value supplied for choices".to_string()),
+                    created: Err("no value supplied for created".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    model: Err("no value supplied for model".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                    service_tier: Err("no value supplied for service_tier".to_string()),
+                    system_fingerprint: Ok(Default::default()),
+                    usage: Err("no value supplied for usage".to_string()),
+                }
+            }
+        }
+        impl ChatCompletion {
+            pub fn choices<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatChoice>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.choices = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for choices: {e}")
+                    });
+                self
+            }
+            pub fn created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+            pub fn service_tier<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.service_tier = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for service_tier: {e}")
+                    });
+                self
+            }
+            pub fn system_fingerprint<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.system_fingerprint = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for system_fingerprint: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatUsage>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletion> for super::ChatCompletion {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletion,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    choices: value.choices?,
+                    created: value.created?,
+                    id: value.id?,
+                    model: value.model?,
+                    object: value.object?,
+                    service_tier: value.service_tier?,
+                    system_fingerprint: value.system_fingerprint?,
+                    usage: value.usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletion> for ChatCompletion {
+            fn from(value: super::ChatCompletion) -> Self {
+                Self {
+                    choices: Ok(value.choices),
+                    created: Ok(value.created),
+                    id: Ok(value.id),
+                    model: Ok(value.model),
+                    object: Ok(value.object),
+                    service_tier: Ok(value.service_tier),
+                    system_fingerprint: Ok(value.system_fingerprint),
+                    usage: Ok(value.usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatCompletionChunk {
+            choices: ::std::result::Result<
+                ::std::vec::Vec<super::ChatChunkChoice>,
+                ::std::string::String,
+            >,
+            created: ::std::result::Result<i64, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            object: ::std::result::Result<::std::string::String, ::std::string::String>,
+            usage: ::std::result::Result<
+                ::std::option::Option<super::ChatUsage>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatCompletionChunk {
+            fn default() -> Self {
+                Self {
+                    choices: Err("no value supplied for choices".to_string()),
+                    created: Err("no value supplied for created".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    model: Err("no value supplied for model".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                    usage: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatCompletionChunk {
+            pub fn choices<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatChunkChoice>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.choices = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for choices: {e}")
+                    });
+                self
+            }
+            pub fn created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatUsage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletionChunk>
+        for super::ChatCompletionChunk {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletionChunk,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    choices: value.choices?,
+                    created: value.created?,
+                    id: value.id?,
+                    model: value.model?,
+                    object: value.object?,
+                    usage: value.usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletionChunk> for ChatCompletionChunk {
+            fn from(value: super::ChatCompletionChunk) -> Self {
+                Self {
+                    choices: Ok(value.choices),
+                    created: Ok(value.created),
+                    id: Ok(value.id),
+                    model: Ok(value.model),
+                    object: Ok(value.object),
+                    usage: Ok(value.usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatCompletionRequest {
+            max_completion_tokens: ::std::result::Result<
+                ::std::option::Option<i32>,
+                ::std::string::String,
+            >,
+            max_tokens: ::std::result::Result<
+                ::std::option::Option<i32>,
+                ::std::string::String,
+            >,
+            messages: ::std::result::Result<
+                ::std::vec::Vec<super::ChatMessage>,
+                ::std::string::String,
+            >,
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            n: ::std::result::Result<::std::option::Option<i32>, ::std::string::String>,
+            stream: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            stream_options: ::std::result::Result<
+                ::std::option::Option<super::StreamOptions>,
+                ::std::string::String,
+            >,
+            temperature: ::std::result::Result<
+                ::std::option::Option<f32>,
+                ::std::string::String,
+            >,
+            tool_choice: ::std::result::Result<
+                ::std::option::Option<super::ToolChoiceOption>,
+                ::std::string::String,
+            >,
+            tools: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::FunctionTool>>,
+                ::std::string::String,
+            >,
+            user: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatCompletionRequest {
+            fn default() -> Self {
+                Self {
+                    max_completion_tokens: Ok(Default::default()),
+                    max_tokens: Ok(Default::default()),
+                    messages: Err("no value supplied for messages".to_string()),
+                    metadata: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                    n: Ok(Default::default()),
+                    stream: Ok(Default::default()),
+                    stream_options: Ok(Default::default()),
+                    temperature: Ok(Default::default()),
+                    tool_choice: Ok(Default::default()),
+                    tools: Ok(Default::default()),
+                    user: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatCompletionRequest {
+            pub fn max_completion_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_completion_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for max_completion_tokens: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn max_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for max_tokens: {e}")
+                    });
+                self
+            }
+            pub fn messages<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatMessage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.messages = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for messages: {e}")
+                    });
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn n<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.n = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for n: {e}"));
+                self
+            }
+            pub fn stream<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stream: {e}")
+                    });
+                self
+            }
+            pub fn stream_options<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::StreamOptions>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream_options = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for stream_options: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn temperature<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.temperature = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for temperature: {e}")
+                    });
+                self
+            }
+            pub fn tool_choice<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ToolChoiceOption>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_choice = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_choice: {e}")
+                    });
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::FunctionTool>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tools: {e}")
+                    });
+                self
+            }
+            pub fn user<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.user = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for user: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatCompletionRequest>
+        for super::ChatCompletionRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatCompletionRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    max_completion_tokens: value.max_completion_tokens?,
+                    max_tokens: value.max_tokens?,
+                    messages: value.messages?,
+                    metadata: value.metadata?,
+                    model: value.model?,
+                    n: value.n?,
+                    stream: value.stream?,
+                    stream_options: value.stream_options?,
+                    temperature: value.temperature?,
+                    tool_choice: value.tool_choice?,
+                    tools: value.tools?,
+                    user: value.user?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatCompletionRequest>
+        for ChatCompletionRequest {
+            fn from(value: super::ChatCompletionRequest) -> Self {
+                Self {
+                    max_completion_tokens: Ok(value.max_completion_tokens),
+                    max_tokens: Ok(value.max_tokens),
+                    messages: Ok(value.messages),
+                    metadata: Ok(value.metadata),
+                    model: Ok(value.model),
+                    n: Ok(value.n),
+                    stream: Ok(value.stream),
+                    stream_options: Ok(value.stream_options),
+                    temperature: Ok(value.temperature),
+                    tool_choice: Ok(value.tool_choice),
+                    tools: Ok(value.tools),
+                    user: Ok(value.user),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatDelta {
+            content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            role: ::std::result::Result<
+                ::std::option::Option<super::Role>,
+                ::std::string::String,
+            >,
+            tool_calls: ::std::result::Result<
+                ::std::vec::Vec<super::ChatToolCallDelta>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatDelta {
+            fn default() -> Self {
+                Self {
+                    content: Ok(Default::default()),
+                    role: Ok(Default::default()),
+                    tool_calls: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatDelta {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Role>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatToolCallDelta>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatDelta> for super::ChatDelta {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatDelta,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    role: value.role?,
+                    tool_calls: value.tool_calls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatDelta> for ChatDelta {
+            fn from(value: super::ChatDelta) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    role: Ok(value.role),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatFunctionCall {
+            arguments: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatFunctionCall {
+            fn default() -> Self {
+                Self {
+                    arguments: Err("no value supplied for arguments".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl ChatFunctionCall {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatFunctionCall> for super::ChatFunctionCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatFunctionCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatFunctionCall> for ChatFunctionCall {
+            fn from(value: super::ChatFunctionCall) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatMessage {
+            content: ::std::result::Result<
+                ::std::option::Option<super::ChatContent>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            role: ::std::result::Result<super::Role, ::std::string::String>,
+            tool_call_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            tool_calls: ::std::result::Result<
+                ::std::vec::Vec<super::ChatToolCall>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatMessage {
+            fn default() -> Self {
+                Self {
+                    content: Ok(Default::default()),
+                    name: Ok(Default::default()),
+                    role: Err("no value supplied for role".to_string()),
+                    tool_call_id: Ok(Default::default()),
+                    tool_calls: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatMessage {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ChatContent>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Role>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {e}")
+                    });
+                self
+            }
+            pub fn tool_call_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_call_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_call_id: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatToolCall>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatMessage> for super::ChatMessage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatMessage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    name: value.name?,
+                    role: value.role?,
+                    tool_call_id: value.tool_call_id?,
+                    tool_calls: value.tool_calls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatMessage> for ChatMessage {
+            fn from(value: super::ChatMessage) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    name: Ok(value.name),
+                    role: Ok(value.role),
+                    tool_call_id: Ok(value.tool_call_id),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatResponseMessage {
+            content: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            refusal: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            role: ::std::result::Result<super::Role, ::std::string::String>,
+            tool_calls: ::std::result::Result<
+                ::std::vec::Vec<super::ChatToolCall>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ChatResponseMessage {
+            fn default() -> Self {
+                Self {
+                    content: Ok(Default::default()),
+                    refusal: Ok(Default::default()),
+                    role: Err("no value supplied for role".to_string()),
+                    tool_calls: Ok(Default::default()),
+                }
+            }
+        }
+        impl ChatResponseMessage {
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn refusal<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refusal = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for refusal: {e}")
+                    });
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Role>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ChatToolCall>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatResponseMessage>
+        for super::ChatResponseMessage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatResponseMessage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    content: value.content?,
+                    refusal: value.refusal?,
+                    role: value.role?,
+                    tool_calls: value.tool_calls?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatResponseMessage> for ChatResponseMessage {
+            fn from(value: super::ChatResponseMessage) -> Self {
+                Self {
+                    content: Ok(value.content),
+                    refusal: Ok(value.refusal),
+                    role: Ok(value.role),
+                    tool_calls: Ok(value.tool_calls),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatToolCall {
+            function: ::std::result::Result<
+                super::ChatFunctionCall,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<super::FunctionToolType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatToolCall {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatToolCall {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatFunctionCall>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for function: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionToolType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatToolCall> for super::ChatToolCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatToolCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    id: value.id?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatToolCall> for ChatToolCall {
+            fn from(value: super::ChatToolCall) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    id: Ok(value.id),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatToolCallDelta {
+            function: ::std::result::Result<
+                super::ChatFunctionCall,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            index: ::std::result::Result<i32, ::std::string::String>,
+            type_: ::std::result::Result<super::FunctionToolType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatToolCallDelta {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    index: Err("no value supplied for index".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ChatToolCallDelta {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ChatFunctionCall>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for function: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for index: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionToolType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatToolCallDelta> for super::ChatToolCallDelta {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatToolCallDelta,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    id: value.id?,
+                    index: value.index?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatToolCallDelta> for ChatToolCallDelta {
+            fn from(value: super::ChatToolCallDelta) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    id: Ok(value.id),
+                    index: Ok(value.index),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChatUsage {
+            completion_tokens: ::std::result::Result<i64, ::std::string::String>,
+            completion_tokens_details: ::std::result::Result<
+                super::CompletionTokensDetails,
+                ::std::string::String,
+            >,
+            prompt_tokens: ::std::result::Result<i64, ::std::string::String>,
+            prompt_tokens_details: ::std::result::Result<
+                super::PromptTokensDetails,
+                ::std::string::String,
+            >,
+            total_tokens: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChatUsage {
+            fn default() -> Self {
+                Self {
+                    completion_tokens: Err(
+                        "no value supplied for completion_tokens".to_string(),
+                    ),
+                    completion_tokens_details: Err(
+                        "no value supplied for completion_tokens_details".to_string(),
+                    ),
+                    prompt_tokens: Err(
+                        "no value supplied for prompt_tokens".to_string(),
+                    ),
+                    prompt_tokens_details: Err(
+                        "no value supplied for prompt_tokens_details".to_string(),
+                    ),
+                    total_tokens: Err("no value supplied for total_tokens".to_string()),
+                }
+            }
+        }
+        impl ChatUsage {
+            pub fn completion_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completion_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for completion_tokens: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn completion_tokens_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CompletionTokensDetails>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completion_tokens_details = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for completion_tokens_details: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn prompt_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for prompt_tokens: {e}")
+                    });
+                self
+            }
+            pub fn prompt_tokens_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PromptTokensDetails>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.prompt_tokens_details = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for prompt_tokens_details: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn total_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.total_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for total_tokens: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChatUsage> for super::ChatUsage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChatUsage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    completion_tokens: value.completion_tokens?,
+                    completion_tokens_details: value.completion_tokens_details?,
+                    prompt_tokens: value.prompt_tokens?,
+                    prompt_tokens_details: value.prompt_tokens_details?,
+                    total_tokens: value.total_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ChatUsage> for ChatUsage {
+            fn from(value: super::ChatUsage) -> Self {
+                Self {
+                    completion_tokens: Ok(value.completion_tokens),
+                    completion_tokens_details: Ok(value.completion_tokens_details),
+                    prompt_tokens: Ok(value.prompt_tokens),
+                    prompt_tokens_details: Ok(value.prompt_tokens_details),
+                    total_tokens: Ok(value.total_tokens),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CompletionTokensDetails {
+            reasoning_tokens: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for CompletionTokensDetails {
+            fn default() -> Self {
+                Self {
+                    reasoning_tokens: Err(
+                        "no value supplied for reasoning_tokens".to_string(),
+                    ),
+                }
+            }
+        }
+        impl CompletionTokensDetails {
+            pub fn reasoning_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reasoning_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for reasoning_tokens: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CompletionTokensDetails>
+        for super::CompletionTokensDetails {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CompletionTokensDetails,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    reasoning_tokens: value.reasoning_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CompletionTokensDetails>
+        for CompletionTokensDetails {
+            fn from(value: super::CompletionTokensDetails) -> Self {
+                Self {
+                    reasoning_tokens: Ok(value.reasoning_tokens),
                 }
             }
         }
@@ -5455,21 +7479,34 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct InputMessage {
-            content: ::std::result::Result<super::MessageContent, ::std::string::String>,
+            content: ::std::result::Result<
+                ::std::option::Option<super::MessageContent>,
+                ::std::string::String,
+            >,
             role: ::std::result::Result<super::Role, ::std::string::String>,
+            tool_call_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            tool_calls: ::std::result::Result<
+                ::std::vec::Vec<super::ToolCall>,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for InputMessage {
             fn default() -> Self {
                 Self {
-                    content: Err("no value supplied for content".to_string()),
+                    content: Ok(Default::default()),
                     role: Err("no value supplied for role".to_string()),
+                    tool_call_id: Ok(Default::default()),
+                    tool_calls: Ok(Default::default()),
                 }
             }
         }
         impl InputMessage {
             pub fn content<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::MessageContent>,
+                T: ::std::convert::TryInto<::std::option::Option<super::MessageContent>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.content = value
@@ -5491,6 +7528,30 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_call_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_call_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_call_id: {e}")
+                    });
+                self
+            }
+            pub fn tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ToolCall>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_calls: {e}")
+                    });
+                self
+            }
         }
         impl ::std::convert::TryFrom<InputMessage> for super::InputMessage {
             type Error = super::error::ConversionError;
@@ -5500,6 +7561,8 @@ and `null` removes it, so the agent's value applies again.*/
                 Ok(Self {
                     content: value.content?,
                     role: value.role?,
+                    tool_call_id: value.tool_call_id?,
+                    tool_calls: value.tool_calls?,
                 })
             }
         }
@@ -5508,6 +7571,8 @@ and `null` removes it, so the agent's value applies again.*/
                 Self {
                     content: Ok(value.content),
                     role: Ok(value.role),
+                    tool_call_id: Ok(value.tool_call_id),
+                    tool_calls: Ok(value.tool_calls),
                 }
             }
         }
@@ -5949,6 +8014,102 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct NamedFunction {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for NamedFunction {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl NamedFunction {
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NamedFunction> for super::NamedFunction {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NamedFunction,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { name: value.name? })
+            }
+        }
+        impl ::std::convert::From<super::NamedFunction> for NamedFunction {
+            fn from(value: super::NamedFunction) -> Self {
+                Self { name: Ok(value.name) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct NamedToolChoice {
+            function: ::std::result::Result<super::NamedFunction, ::std::string::String>,
+            type_: ::std::result::Result<super::FunctionToolType, ::std::string::String>,
+        }
+        impl ::std::default::Default for NamedToolChoice {
+            fn default() -> Self {
+                Self {
+                    function: Err("no value supplied for function".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl NamedToolChoice {
+            pub fn function<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::NamedFunction>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.function = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for function: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionToolType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<NamedToolChoice> for super::NamedToolChoice {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: NamedToolChoice,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    function: value.function?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::NamedToolChoice> for NamedToolChoice {
+            fn from(value: super::NamedToolChoice) -> Self {
+                Self {
+                    function: Ok(value.function),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Project {
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
@@ -6121,6 +8282,49 @@ and `null` removes it, so the agent's value applies again.*/
                     data: Ok(value.data),
                     has_more: Ok(value.has_more),
                     next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct PromptTokensDetails {
+            cached_tokens: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for PromptTokensDetails {
+            fn default() -> Self {
+                Self {
+                    cached_tokens: Err("no value supplied for cached_tokens".to_string()),
+                }
+            }
+        }
+        impl PromptTokensDetails {
+            pub fn cached_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.cached_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for cached_tokens: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PromptTokensDetails>
+        for super::PromptTokensDetails {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PromptTokensDetails,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    cached_tokens: value.cached_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PromptTokensDetails> for PromptTokensDetails {
+            fn from(value: super::PromptTokensDetails) -> Self {
+                Self {
+                    cached_tokens: Ok(value.cached_tokens),
                 }
             }
         }
@@ -6782,7 +8986,23 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            max_tokens: ::std::result::Result<
+                ::std::option::Option<i32>,
+                ::std::string::String,
+            >,
             model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            stateless: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            temperature: ::std::result::Result<
+                ::std::option::Option<f32>,
+                ::std::string::String,
+            >,
+            tool_choice: ::std::result::Result<
+                ::std::option::Option<super::ToolChoiceOption>,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
@@ -6794,7 +9014,11 @@ and `null` removes it, so the agent's value applies again.*/
                     agent_id: Err("no value supplied for agent_id".to_string()),
                     auto_memory: Err("no value supplied for auto_memory".to_string()),
                     instructions: Ok(Default::default()),
+                    max_tokens: Ok(Default::default()),
                     model: Err("no value supplied for model".to_string()),
+                    stateless: Ok(Default::default()),
+                    temperature: Ok(Default::default()),
+                    tool_choice: Ok(Default::default()),
                     tools: Err("no value supplied for tools".to_string()),
                 }
             }
@@ -6836,6 +9060,18 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn max_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for max_tokens: {e}")
+                    });
+                self
+            }
             pub fn model<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -6845,6 +9081,44 @@ and `null` removes it, so the agent's value applies again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn stateless<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stateless = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stateless: {e}")
+                    });
+                self
+            }
+            pub fn temperature<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.temperature = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for temperature: {e}")
+                    });
+                self
+            }
+            pub fn tool_choice<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ToolChoiceOption>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_choice = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_choice: {e}")
                     });
                 self
             }
@@ -6870,7 +9144,11 @@ and `null` removes it, so the agent's value applies again.*/
                     agent_id: value.agent_id?,
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
+                    max_tokens: value.max_tokens?,
                     model: value.model?,
+                    stateless: value.stateless?,
+                    temperature: value.temperature?,
+                    tool_choice: value.tool_choice?,
                     tools: value.tools?,
                 })
             }
@@ -6881,7 +9159,11 @@ and `null` removes it, so the agent's value applies again.*/
                     agent_id: Ok(value.agent_id),
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
+                    max_tokens: Ok(value.max_tokens),
                     model: Ok(value.model),
+                    stateless: Ok(value.stateless),
+                    temperature: Ok(value.temperature),
+                    tool_choice: Ok(value.tool_choice),
                     tools: Ok(value.tools),
                 }
             }
@@ -8101,6 +10383,51 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct StreamOptions {
+            include_usage: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for StreamOptions {
+            fn default() -> Self {
+                Self {
+                    include_usage: Ok(Default::default()),
+                }
+            }
+        }
+        impl StreamOptions {
+            pub fn include_usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.include_usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for include_usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<StreamOptions> for super::StreamOptions {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: StreamOptions,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    include_usage: value.include_usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::StreamOptions> for StreamOptions {
+            fn from(value: super::StreamOptions) -> Self {
+                Self {
+                    include_usage: Ok(value.include_usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct SubmitToolOutputsRequest {
             stream: ::std::result::Result<
                 ::std::option::Option<bool>,
@@ -9234,6 +11561,25 @@ let response = client.update_agent()
     pub fn update_agent(&self) -> builder::UpdateAgent<'_> {
         builder::UpdateAgent::new(self)
     }
+    /**Sends a `POST` request to `/v1/chat/completions`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `ic_smith_id`: The smith, for a tenant-admin token (instead of `user`).
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+- `body`
+```ignore
+let response = client.create_chat_completion()
+    .ic_api_version(ic_api_version)
+    .ic_smith_id(ic_smith_id)
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_chat_completion(&self) -> builder::CreateChatCompletion<'_> {
+        builder::CreateChatCompletion::new(self)
+    }
     /**Sends a `GET` request to `/v1/organization/projects`
 
 Arguments:
@@ -10341,6 +12687,164 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "update_agent",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_chat_completion`]
+
+[`Client::create_chat_completion`]: super::Client::create_chat_completion*/
+    #[derive(Debug, Clone)]
+    pub struct CreateChatCompletion<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::CreateChatCompletionIcApiVersion>, String>,
+        ic_smith_id: Result<Option<::std::string::String>, String>,
+        idempotency_key: Result<
+            Option<types::CreateChatCompletionIdempotencyKey>,
+            String,
+        >,
+        body: Result<types::builder::ChatCompletionRequest, String>,
+    }
+    impl<'a> CreateChatCompletion<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+                ic_smith_id: Ok(None),
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateChatCompletionIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateChatCompletionIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_smith_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.ic_smith_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for ic_smith_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateChatCompletionIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateChatCompletionIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ChatCompletionRequest>,
+            <V as std::convert::TryInto<
+                types::ChatCompletionRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `ChatCompletionRequest` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::ChatCompletionRequest,
+            ) -> types::builder::ChatCompletionRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/chat/completions`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ChatCompletion>, Error<types::ErrorEnvelope>> {
+            let Self { client, ic_api_version, ic_smith_id, idempotency_key, body } = self;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let ic_smith_id = ic_smith_id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::ChatCompletionRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/chat/completions", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(4usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            if let Some(value) = ic_smith_id {
+                header_map.append("IC-Smith-Id", value.to_string().try_into()?);
+            }
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_chat_completion",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

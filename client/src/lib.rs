@@ -41,7 +41,10 @@
 //! assert_eq!(all[0].id, smith.id);
 //!
 //! // A synchronous run on the built-in offline model.
-//! let say = |text: &str| types::InputMessage { role: types::Role::User, content: types::MessageContent::Text(text.into()) };
+//! let say = |text: &str| -> types::InputMessage {
+//!     let message = types::InputMessage::builder().role(types::Role::User).content(types::MessageContent::Text(text.into()));
+//!     message.try_into().expect("a valid message")
+//! };
 //! let run = client
 //!     .create_run()
 //!     .sid(&smith.id)

@@ -1,5 +1,7 @@
 //! The one error type every route answers with: the OpenAI error envelope.
 
+use std::borrow::Cow;
+
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -39,7 +41,8 @@ pub enum ErrorType {
 pub struct ApiError {
     pub status: StatusCode,
     pub kind: ErrorType,
-    pub code: &'static str,
+    /// A fixed slug, or one carried over from a stored error (a failed run's).
+    pub code: Cow<'static, str>,
     pub message: String,
     pub param: Option<String>,
 }
@@ -48,7 +51,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: ErrorType, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, code, message: message.into(), param: None }
+        Self { status, kind, code: Cow::Borrowed(code), message: message.into(), param: None }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -91,7 +94,7 @@ impl ApiError {
                 message: self.message.clone(),
                 kind: self.kind,
                 param: self.param.clone(),
-                code: self.code.to_owned(),
+                code: self.code.to_string(),
             },
         }
     }

@@ -69,7 +69,7 @@ pub fn spawn_upkeep(state: AppState) -> tokio::task::JoinHandle<()> {
             match idempotency::purge_expired(&state).await {
                 Ok(purged) if purged > 0 => tracing::info!(purged, "purged expired idempotency keys"),
                 Ok(_) => {}
-                Err(err) => tracing::warn!(code = err.code, "could not purge idempotency keys"),
+                Err(err) => tracing::warn!(code = %err.code, "could not purge idempotency keys"),
             }
         }
     })

@@ -7,6 +7,7 @@ mod engine_providers;
 mod fixtures;
 mod harness;
 mod idempotency;
+mod openai_chat;
 mod projects_tokens;
 mod providers;
 mod run_streams;

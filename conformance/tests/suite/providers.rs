@@ -180,6 +180,7 @@ fn request(model: &str, messages: Vec<Message>) -> ModelRequest {
         tools: vec![weather_tool()],
         max_tokens: Some(256),
         temperature: None,
+        tool_choice: Default::default(),
     }
 }
 

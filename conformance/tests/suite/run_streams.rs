@@ -190,8 +190,13 @@ async fn the_client_streams_and_drives_runs_against_the_server() {
     let app = TestApp::start().await;
     let client = Client::with_token(&app.base_url, &app.admin_token).unwrap();
     let sid = app.create_smith(&app.admin_token, "client").await;
-    let user =
-        |text: &str| types::InputMessage { role: types::Role::User, content: types::MessageContent::Text(text.into()) };
+    let user = |text: &str| -> types::InputMessage {
+        types::InputMessage::builder()
+            .role(types::Role::User)
+            .content(types::MessageContent::Text(text.into()))
+            .try_into()
+            .expect("a valid message")
+    };
 
     let request: types::CreateRunRequest =
         types::CreateRunRequest::builder().input(vec![user("Hi")]).try_into().unwrap();

@@ -149,3 +149,8 @@ pub fn assert_frame_conforms(event: &str, data: &Value) {
     validate(&json!({"$ref": variant["$ref"]}), data, &format!("frame {event}"));
     assert_eq!(data["v"], 1, "frame {event} lacks v: 1");
 }
+
+/// Validates a value against a named component schema.
+pub fn assert_matches_schema(name: &str, value: &Value) {
+    validate(&json!({"$ref": format!("#/components/schemas/{name}")}), value, name);
+}

@@ -141,13 +141,14 @@ async fn a_smith_token_never_reaches_beyond_its_smith() {
         let path = concrete_path(&operation, &victim.params);
         let answer = app.call(&operation.method, &path, Some(&token), body_for(&operation)).await;
         let what = format!("{} {path}", operation.method);
-        let listed_own_only = operation.method == "GET" && !targets_victim_resource(&operation) && answer.status == 200;
-        assert!(
-            listed_own_only || matches!(answer.status, 403 | 404),
-            "{what} answered {}: {:#}",
-            answer.status,
-            answer.body
-        );
+        // Operations that name a victim resource must refuse; the others act on the token's
+        // own smith (its list, its chat completion) and may answer anything but a 5xx, as
+        // long as nothing of the victim's comes back.
+        if targets_victim_resource(&operation) {
+            assert!(matches!(answer.status, 403 | 404), "{what} answered {}: {:#}", answer.status, answer.body);
+        } else {
+            assert!(answer.status < 500, "{what} answered {}: {:#}", answer.status, answer.body);
+        }
         assert_no_leak(&what, &path, &answer.body, &victim.secrets);
     }
     assert_victim_intact(&app, &victim).await;

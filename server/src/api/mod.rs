@@ -4,6 +4,7 @@ pub mod agents;
 pub mod extract;
 pub mod health;
 pub mod model_keys;
+pub mod openai;
 pub mod pagination;
 pub mod projects;
 pub mod runs;
@@ -34,6 +35,7 @@ use crate::http::CURRENT_API_VERSION;
         (name = "agents", description = "The designs smiths run."),
         (name = "smiths", description = "One smith per end-user, with config revisions."),
         (name = "runs", description = "One turn of a smith: synchronous, or streamed as SSE."),
+        (name = "openai", description = "OpenAI-compatible surface: point an OpenAI SDK at /v1."),
         (name = "models", description = "Provider keys (BYOK) and the models a project can use."),
         (name = "health", description = "Liveness."),
     )
@@ -68,7 +70,8 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(agents::router())
         .merge(smiths::router())
         .merge(runs::router())
-        .merge(model_keys::router());
+        .merge(model_keys::router())
+        .merge(openai::router());
     (authenticated, health::router())
 }
 

@@ -207,6 +207,10 @@ async fn create_run(
             instructions: request.instructions.or(instructions),
             tools,
             auto_memory,
+            max_tokens: None,
+            temperature: None,
+            tool_choice: None,
+            stateless: false,
         },
         client_tools: request.tools.unwrap_or_default(),
         metadata: request.metadata,
@@ -240,7 +244,7 @@ async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Response> 
             }
             Ok(None) => None,
             Err(err) => {
-                tracing::warn!(code = err.code, "a run event stream broke off");
+                tracing::warn!(code = %err.code, "a run event stream broke off");
                 None
             }
         }

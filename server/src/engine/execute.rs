@@ -14,14 +14,14 @@ use super::events::{Emitter, LiveRun};
 use super::types::{
     EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
     RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
-    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage,
+    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
 };
 use crate::domain::{is_unique_violation, model_keys};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
 use crate::providers::{
     Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role, StopReason, ToolCall,
-    ToolSpec, Usage, pricing,
+    ToolChoice, ToolSpec, Usage, pricing,
 };
 use crate::store::{now, run};
 
@@ -32,8 +32,18 @@ const ENQUEUE_POLL: Duration = Duration::from_millis(50);
 
 /// How an execution ended, before it is recorded.
 enum Outcome {
-    Completed { content: String, stop_reason: StopReason, usage: RunUsage },
-    Paused { content: String, tool_calls: Vec<ToolCall>, usage: RunUsage },
+    /// `tool_calls` is non-empty only for a stateless run that ended on client tool calls.
+    Completed {
+        content: String,
+        tool_calls: Vec<ToolCall>,
+        stop_reason: StopReason,
+        usage: RunUsage,
+    },
+    Paused {
+        content: String,
+        tool_calls: Vec<ToolCall>,
+        usage: RunUsage,
+    },
     Failed(ErrorBody),
     Cancelled,
 }
@@ -47,7 +57,7 @@ pub(super) async fn run(engine: &Engine, run_id: &str, live: &std::sync::Arc<Liv
     };
     if let Err(err) = record(engine, run_id, &mut emitter, outcome).await {
         // The lease lapses and the sweeper fails the run with run_interrupted.
-        tracing::error!(run_id, code = err.code, "could not record the end of a run");
+        tracing::error!(run_id, code = %err.code, "could not record the end of a run");
     }
 }
 
@@ -156,8 +166,8 @@ async fn execute(
             }),
         )
         .await?;
-    Ok(if tool_calls.is_empty() {
-        Outcome::Completed { content, stop_reason, usage }
+    Ok(if tool_calls.is_empty() || config.stateless {
+        Outcome::Completed { content, tool_calls, stop_reason, usage }
     } else {
         Outcome::Paused { content, tool_calls, usage }
     })
@@ -196,21 +206,21 @@ async fn model_request(
     config: &RunConfig,
     model: &ResolvedModel,
 ) -> ApiResult<ModelRequest> {
-    let mut earlier = run::Entity::find()
-        .filter(run::Column::SmithId.eq(current.smith_id.as_str()))
-        .filter(run::Column::ThreadId.eq(current.thread_id.as_str()))
-        .filter(run::Column::Status.eq(RunStatus::Completed.as_str()))
-        .filter(run::Column::Id.lt(current.id.as_str()))
-        .order_by_desc(run::Column::Id)
-        .limit(HISTORY_RUNS)
-        .all(engine.db())
-        .await?;
-    earlier.reverse();
+    let earlier = if config.stateless { Vec::new() } else { thread_history(engine, current).await? };
     let mut messages = Vec::new();
     for turn in earlier.iter().chain(std::iter::once(current)) {
         messages.extend(turn_messages(turn));
     }
-    let client_tools: Vec<FunctionTool> = serde_json::from_value(current.client_tools.clone()).unwrap_or_default();
+    let mut client_tools: Vec<FunctionTool> = serde_json::from_value(current.client_tools.clone()).unwrap_or_default();
+    let tool_choice = match &config.tool_choice {
+        None | Some(ToolChoiceOption::Mode(ToolChoiceMode::Auto)) => ToolChoice::Auto,
+        Some(ToolChoiceOption::Mode(ToolChoiceMode::Required)) => ToolChoice::Required,
+        Some(ToolChoiceOption::Named(named)) => ToolChoice::Function(named.function.name.clone()),
+        Some(ToolChoiceOption::Mode(ToolChoiceMode::None)) => {
+            client_tools.clear();
+            ToolChoice::Auto
+        }
+    };
     Ok(ModelRequest {
         model: model.model.clone(),
         system: config.instructions.clone(),
@@ -223,15 +233,40 @@ async fn model_request(
                 parameters: tool.function.parameters.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
             })
             .collect(),
-        max_tokens: None,
-        temperature: None,
+        max_tokens: config.max_tokens,
+        temperature: config.temperature,
+        tool_choice,
     })
+}
+
+/// Earlier completed runs of the thread, oldest first.
+async fn thread_history(engine: &Engine, current: &run::Model) -> ApiResult<Vec<run::Model>> {
+    let mut earlier = run::Entity::find()
+        .filter(run::Column::SmithId.eq(current.smith_id.as_str()))
+        .filter(run::Column::ThreadId.eq(current.thread_id.as_str()))
+        .filter(run::Column::Status.eq(RunStatus::Completed.as_str()))
+        .filter(run::Column::Id.lt(current.id.as_str()))
+        .order_by_desc(run::Column::Id)
+        .limit(HISTORY_RUNS)
+        .all(engine.db())
+        .await?;
+    earlier.reverse();
+    Ok(earlier)
 }
 
 fn turn_messages(turn: &run::Model) -> Vec<Message> {
     let input: Vec<InputMessage> = serde_json::from_value(turn.input.clone()).unwrap_or_default();
     let transcript: Vec<Message> = serde_json::from_value(turn.transcript.clone()).unwrap_or_default();
-    input.into_iter().map(|message| Message::text(message.role, message.content.text())).chain(transcript).collect()
+    input
+        .into_iter()
+        .map(|message| Message {
+            role: message.role,
+            content: message.content.text(),
+            tool_calls: message.tool_calls,
+            tool_call_id: message.tool_call_id,
+        })
+        .chain(transcript)
+        .collect()
 }
 
 /// Opens the provider stream, retrying transient failures before anything was streamed.
@@ -304,10 +339,15 @@ async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: O
         .col_expr(run::Column::UpdatedAt, Expr::value(now()))
         .filter(run::Column::Id.eq(run_id));
     let (status, event) = match outcome {
-        Outcome::Completed { content, stop_reason, usage } => {
-            transcript.push(Message::text(Role::Assistant, content.clone()));
+        Outcome::Completed { content, tool_calls, stop_reason, usage } => {
+            transcript.push(Message {
+                role: Role::Assistant,
+                content: content.clone(),
+                tool_calls: tool_calls.clone(),
+                tool_call_id: None,
+            });
             update = update
-                .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls: Vec::new() }))))
+                .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
                 .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
                 .col_expr(
                     run::Column::StopReason,

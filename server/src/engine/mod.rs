@@ -364,7 +364,7 @@ impl Engine {
             let period = engine.inner.settings.run_lease / 3;
             loop {
                 if let Err(err) = engine.upkeep().await {
-                    tracing::warn!(code = err.code, "run upkeep failed");
+                    tracing::warn!(code = %err.code, "run upkeep failed");
                 }
                 tokio::time::sleep(period).await;
             }

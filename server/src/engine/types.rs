@@ -51,7 +51,14 @@ impl RunStatus {
 #[serde(deny_unknown_fields)]
 pub struct InputMessage {
     pub role: Role,
+    #[serde(default)]
     pub content: MessageContent,
+    /// For an assistant message of earlier context: the tool calls it made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a `tool` message of earlier context: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 /// A string, or a list of content parts.
@@ -68,6 +75,12 @@ pub enum MessageContent {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
     Text { text: String },
+}
+
+impl Default for MessageContent {
+    fn default() -> Self {
+        Self::Text(String::new())
+    }
 }
 
 impl MessageContent {
@@ -114,6 +127,46 @@ pub struct RunConfig {
     pub instructions: Option<String>,
     pub tools: Vec<String>,
     pub auto_memory: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoiceOption>,
+    /// The model sees only this run's input, not the thread's earlier runs, and a client
+    /// tool call ends the run instead of pausing it (the OpenAI Chat Completions contract).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stateless: bool,
+}
+
+/// `none`, `auto`, `required`, or `{"type": "function", "function": {"name": …}}`, as in OpenAI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ToolChoiceOption {
+    #[schema(title = "Mode")]
+    Mode(ToolChoiceMode),
+    #[schema(title = "Named")]
+    Named(NamedToolChoice),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoiceMode {
+    None,
+    Auto,
+    Required,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NamedToolChoice {
+    #[serde(rename = "type")]
+    pub kind: FunctionToolType,
+    pub function: NamedFunction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NamedFunction {
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -9,7 +9,7 @@ use super::append_paragraph;
 use super::sse::{SseEvent, events};
 use super::{
     Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
-    StopReason, ToolCall, Usage,
+    StopReason, ToolCall, ToolChoice, Usage,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
@@ -58,6 +58,11 @@ fn body(request: &ModelRequest) -> Value {
                 spec
             })
             .collect();
+        match &request.tool_choice {
+            ToolChoice::Auto => {}
+            ToolChoice::Required => body["tool_choice"] = json!({"type": "any"}),
+            ToolChoice::Function(name) => body["tool_choice"] = json!({"type": "tool", "name": name}),
+        }
     }
     if let Some(temperature) = request.temperature {
         body["temperature"] = json!(temperature);

@@ -9,7 +9,7 @@ use super::append_paragraph;
 use super::sse::{SseEvent, events};
 use super::{
     Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
-    StopReason, ToolCall, Usage,
+    StopReason, ToolCall, ToolChoice, Usage,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
@@ -64,6 +64,13 @@ fn body(request: &ModelRequest) -> Value {
             })
             .collect();
         body["tools"] = json!([{"functionDeclarations": declarations}]);
+        match &request.tool_choice {
+            ToolChoice::Auto => {}
+            ToolChoice::Required => body["toolConfig"] = json!({"functionCallingConfig": {"mode": "ANY"}}),
+            ToolChoice::Function(name) => {
+                body["toolConfig"] = json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}});
+            }
+        }
     }
     let mut config = Map::new();
     if let Some(max_tokens) = request.max_tokens {

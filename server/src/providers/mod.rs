@@ -72,6 +72,20 @@ pub struct ModelRequest {
     pub tools: Vec<ToolSpec>,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    /// How the model must use `tools` (they are left out entirely for "none").
+    #[serde(default)]
+    pub tool_choice: ToolChoice,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToolChoice {
+    /// The model decides.
+    #[default]
+    Auto,
+    /// The model must call some tool.
+    Required,
+    /// The model must call this tool.
+    Function(String),
 }
 
 /// Why the model stopped.

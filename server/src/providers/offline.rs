@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::{Message, ModelEvent, ModelRequest, ModelStream, Role, StopReason, ToolCall, Usage};
+use super::{Message, ModelEvent, ModelRequest, ModelStream, Role, StopReason, ToolCall, ToolChoice, Usage};
 
 pub const MODEL_NAME: &str = "offline";
 
@@ -49,6 +49,16 @@ fn reply(request: &ModelRequest) -> Reply {
         return Reply::Text(format!("The tool {name} returned: {}", last.content));
     }
     let text = last.content.trim();
+    // A forced tool choice calls that tool (or the first one) with empty arguments.
+    let forced = match &request.tool_choice {
+        ToolChoice::Auto => None,
+        ToolChoice::Required => request.tools.first().map(|tool| tool.name.clone()),
+        ToolChoice::Function(name) => Some(name.clone()),
+    };
+    if let Some(name) = forced.filter(|_| !text.starts_with("/tool ")) {
+        let calls_so_far = request.messages.iter().map(|m| m.tool_calls.len()).sum::<usize>();
+        return Reply::Call(ToolCall { id: format!("call_{}", calls_so_far + 1), name, arguments: "{}".into() });
+    }
     if let Some(command) = text.strip_prefix("/tool ") {
         let (name, arguments) = command.trim().split_once(' ').unwrap_or((command.trim(), "{}"));
         if request.tools.iter().any(|tool| tool.name == name) {
@@ -114,7 +124,15 @@ mod tests {
     use crate::providers::ToolSpec;
 
     fn request(messages: Vec<Message>, tools: Vec<ToolSpec>) -> ModelRequest {
-        ModelRequest { model: MODEL_NAME.into(), system: None, messages, tools, max_tokens: None, temperature: None }
+        ModelRequest {
+            model: MODEL_NAME.into(),
+            system: None,
+            messages,
+            tools,
+            max_tokens: None,
+            temperature: None,
+            tool_choice: ToolChoice::Auto,
+        }
     }
 
     async fn collect(request: &ModelRequest) -> Vec<ModelEvent> {

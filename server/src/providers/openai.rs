@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::sse::events;
 use super::{
     Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
-    StopReason, ToolCall, Usage,
+    StopReason, ToolCall, ToolChoice, Usage,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -36,6 +36,11 @@ fn body(request: &ModelRequest) -> Value {
                     "name": tool.name, "description": tool.description, "parameters": tool.parameters}})
             })
             .collect();
+        match &request.tool_choice {
+            ToolChoice::Auto => {}
+            ToolChoice::Required => body["tool_choice"] = json!("required"),
+            ToolChoice::Function(name) => body["tool_choice"] = json!({"type": "function", "function": {"name": name}}),
+        }
     }
     if let Some(max_tokens) = request.max_tokens {
         body["max_completion_tokens"] = json!(max_tokens);

@@ -1,0 +1,569 @@
+//! OpenAI-compatible `/v1/chat/completions`: every call is a real run of a smith, driven by
+//! the same engine, framed as OpenAI frames it. Chat Completions is stateless: `messages` is
+//! the whole conversation, and a client tool call ends the call (the next one carries the
+//! results), so these runs never pause.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::api::extract::Json;
+use crate::api::smiths::{CreateSmithRequest, EffectiveConfig, Smith};
+use crate::auth::{Authorized, scopes};
+use crate::domain::smiths::{self, SmithWithAgent, Upserted};
+use crate::engine::events::StoredEvent;
+use crate::engine::types::{
+    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunConfig, RunOutput, RunStatus, RunUsage,
+    ToolChoiceOption,
+};
+use crate::engine::{OnBusy, RunSpec};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::providers::{Role, StopReason, ToolCall};
+
+/// Names the smith for a tenant-admin token, instead of `user`.
+pub const SMITH_HEADER: &str = "ic-smith-id";
+/// The `model` value that keeps the smith's own configured model.
+pub const SMITH_MODEL: &str = "default";
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChatCompletionRequest {
+    /// The model for this call (the smith's inference model is overridden); `default` keeps the smith's.
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default)]
+    pub stream: bool,
+    pub stream_options: Option<StreamOptions>,
+    /// Deprecated in OpenAI but still sent by many clients; the same cap as `max_completion_tokens`.
+    pub max_tokens: Option<u32>,
+    pub max_completion_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub tools: Option<Vec<FunctionTool>>,
+    pub tool_choice: Option<ToolChoiceOption>,
+    /// With a tenant-admin token: the external_id of the smith (on the project's default agent).
+    pub user: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Only 1 is supported.
+    pub n: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChatMessage {
+    pub role: Role,
+    #[serde(default)]
+    pub content: Option<ChatContent>,
+    #[serde(default)]
+    pub tool_calls: Vec<ChatToolCall>,
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ChatContent {
+    #[schema(title = "Text")]
+    Text(String),
+    #[schema(title = "Parts")]
+    Parts(Vec<ChatContentPart>),
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatContentPart {
+    Text {
+        text: String,
+    },
+    /// Accepted by the schema so the refusal is a clear 400, not a parse error.
+    ImageUrl {
+        #[schema(value_type = Object)]
+        image_url: Value,
+    },
+    File {
+        #[schema(value_type = Object)]
+        file: Value,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChatToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: FunctionToolType,
+    pub function: ChatFunctionCall,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChatFunctionCall {
+    pub name: String,
+    /// A JSON object, serialized.
+    pub arguments: String,
+}
+
+impl From<&ToolCall> for ChatToolCall {
+    fn from(call: &ToolCall) -> Self {
+        Self {
+            id: call.id.clone(),
+            kind: FunctionToolType::Function,
+            function: ChatFunctionCall { name: call.name.clone(), arguments: call.arguments.clone() },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChatCompletion {
+    pub id: String,
+    /// Always `chat.completion`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub model: String,
+    pub choices: Vec<ChatChoice>,
+    pub usage: ChatUsage,
+    pub service_tier: String,
+    pub system_fingerprint: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChatChoice {
+    pub index: u32,
+    pub message: ChatResponseMessage,
+    #[schema(value_type = Option<Object>)]
+    pub logprobs: Option<Value>,
+    pub finish_reason: FinishReason,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChatResponseMessage {
+    /// Always `assistant`.
+    pub role: Role,
+    pub content: Option<String>,
+    pub refusal: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ChatToolCall>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ToolCalls,
+    ContentFilter,
+}
+
+impl FinishReason {
+    fn of(stop_reason: Option<StopReason>, has_tool_calls: bool) -> Self {
+        match stop_reason {
+            _ if has_tool_calls => Self::ToolCalls,
+            Some(StopReason::MaxTokens) => Self::Length,
+            Some(StopReason::ContentFilter) => Self::ContentFilter,
+            _ => Self::Stop,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChatUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub prompt_tokens_details: PromptTokensDetails,
+    pub completion_tokens_details: CompletionTokensDetails,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PromptTokensDetails {
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CompletionTokensDetails {
+    pub reasoning_tokens: u64,
+}
+
+impl From<RunUsage> for ChatUsage {
+    fn from(usage: RunUsage) -> Self {
+        Self {
+            prompt_tokens: usage.input_tokens,
+            completion_tokens: usage.output_tokens,
+            total_tokens: usage.total_tokens,
+            prompt_tokens_details: PromptTokensDetails { cached_tokens: 0 },
+            completion_tokens_details: CompletionTokensDetails { reasoning_tokens: 0 },
+        }
+    }
+}
+
+/// One `data:` chunk of a streamed chat completion.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChatCompletionChunk {
+    pub id: String,
+    /// Always `chat.completion.chunk`.
+    pub object: String,
+    pub created: i64,
+    pub model: String,
+    pub choices: Vec<ChatChunkChoice>,
+    /// Null on every chunk but the last when `stream_options.include_usage` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Option<ChatUsage>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChatChunkChoice {
+    pub index: u32,
+    pub delta: ChatDelta,
+    #[schema(value_type = Option<Object>)]
+    pub logprobs: Option<Value>,
+    pub finish_reason: Option<FinishReason>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ChatDelta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ChatToolCallDelta>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChatToolCallDelta {
+    pub index: u32,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: FunctionToolType,
+    pub function: ChatFunctionCall,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_chat_completion))
+}
+
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatCompletionRequest,
+    params(("IC-Smith-Id" = Option<String>, Header, description = "The smith, for a tenant-admin token (instead of `user`).")),
+    responses((status = 200, description = "A chat completion; with `stream: true`, `data:` chunks ending with `data: [DONE]`.",
+        content((ChatCompletion = "application/json"), (ChatCompletionChunk = "text/event-stream")))))]
+async fn create_chat_completion(
+    State(state): State<AppState>,
+    caller: Authorized<scopes::RunsWrite>,
+    headers: HeaderMap,
+    Json(request): Json<ChatCompletionRequest>,
+) -> ApiResult<Response> {
+    if request.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid_param("n", "Only n = 1 is supported."));
+    }
+    if request.messages.is_empty() {
+        return Err(ApiError::invalid_param("messages", "messages needs at least one message."));
+    }
+    let smith = resolve_smith(&state, &caller, &headers, request.user.as_deref()).await?;
+    let (instructions, input) = split_messages(request.messages)?;
+    let Smith { id: smith_id, agent_id, effective_config, .. } = Smith::from(smith);
+    let EffectiveConfig { instructions: base, model, tools, auto_memory } = effective_config;
+    let model_requested = request.model.clone();
+    let spec = RunSpec {
+        project_id: caller.project_id.clone(),
+        smith_id,
+        thread_id: None,
+        input,
+        config: RunConfig {
+            agent_id,
+            model: if request.model == SMITH_MODEL { model } else { request.model },
+            instructions: join_instructions(base, instructions),
+            tools,
+            auto_memory,
+            max_tokens: request.max_completion_tokens.or(request.max_tokens),
+            temperature: request.temperature,
+            tool_choice: request.tool_choice,
+            stateless: true,
+        },
+        client_tools: request.tools.unwrap_or_default(),
+        metadata: request.metadata,
+        on_busy: OnBusy::Reject,
+        replay_of: None,
+    };
+    let run = state.engine.create(spec).await?;
+    let id = format!("chatcmpl-{}", run.id);
+    let created = run.created_at.timestamp();
+    if request.stream {
+        let include_usage = request.stream_options.is_some_and(|options| options.include_usage);
+        return stream(&state, &run.id, Framing { id, created, model: model_requested, include_usage }).await;
+    }
+    let settled = state.engine.wait_settled(&run.id, 0).await?;
+    if settled.status != RunStatus::Completed.as_str() {
+        return Err(run_error(settled.error));
+    }
+    let output: RunOutput = settled.output.and_then(|o| serde_json::from_value(o).ok()).unwrap_or_default();
+    let usage: RunUsage = settled.usage.and_then(|u| serde_json::from_value(u).ok()).unwrap_or_default();
+    let stop_reason = settled.stop_reason.and_then(|reason| serde_json::from_value(Value::String(reason)).ok());
+    let has_tool_calls = !output.tool_calls.is_empty();
+    let completion = ChatCompletion {
+        id,
+        object: "chat.completion".into(),
+        created,
+        model: model_requested,
+        choices: vec![ChatChoice {
+            index: 0,
+            message: ChatResponseMessage {
+                role: Role::Assistant,
+                content: (!(output.content.is_empty() && has_tool_calls)).then_some(output.content),
+                refusal: None,
+                tool_calls: output.tool_calls.iter().map(ChatToolCall::from).collect(),
+            },
+            logprobs: None,
+            finish_reason: FinishReason::of(stop_reason, has_tool_calls),
+        }],
+        usage: usage.into(),
+        service_tier: "default".into(),
+        system_fingerprint: None,
+    };
+    Ok(axum::Json(completion).into_response())
+}
+
+/// A smith token is the smith; a tenant-admin token names it with `IC-Smith-Id` or `user`.
+async fn resolve_smith(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    headers: &HeaderMap,
+    user: Option<&str>,
+) -> ApiResult<SmithWithAgent> {
+    if let Some(own) = &caller.smith_id {
+        return smiths::get_with_agent(&state.db, caller, own).await;
+    }
+    if let Some(smith_id) = headers.get(SMITH_HEADER).and_then(|value| value.to_str().ok()) {
+        return smiths::get_with_agent(&state.db, caller, smith_id).await;
+    }
+    let Some(external_id) = user else {
+        return Err(ApiError::bad_request(
+            "smith_required",
+            "Name the smith: use a smith token, the IC-Smith-Id header, or `user` (its external_id).",
+        )
+        .with_param("user"));
+    };
+    let ensure = CreateSmithRequest {
+        external_id: external_id.to_owned(),
+        agent_id: None,
+        customer_id: None,
+        display_name: None,
+        metadata: None,
+        instructions: None,
+        model: None,
+        tools: None,
+        auto_memory: None,
+    };
+    match smiths::upsert(&state.db, caller, ensure).await? {
+        Upserted::Created(smith) | Upserted::Existing(smith) => Ok(smith),
+    }
+}
+
+/// System and developer messages become this call's added instructions; the rest is input.
+fn split_messages(messages: Vec<ChatMessage>) -> ApiResult<(Vec<String>, Vec<InputMessage>)> {
+    let mut instructions = Vec::new();
+    let mut input = Vec::new();
+    for message in messages {
+        let text = match message.content {
+            None => String::new(),
+            Some(ChatContent::Text(text)) => text,
+            Some(ChatContent::Parts(parts)) => {
+                let mut text = String::new();
+                for part in parts {
+                    match part {
+                        ChatContentPart::Text { text: piece } => text.push_str(&piece),
+                        ChatContentPart::ImageUrl { .. } | ChatContentPart::File { .. } => {
+                            return Err(ApiError::bad_request(
+                                "unsupported_content",
+                                "Image and file parts are not supported yet; send text parts.",
+                            )
+                            .with_param("messages"));
+                        }
+                    }
+                }
+                text
+            }
+        };
+        match message.role {
+            Role::System | Role::Developer => instructions.push(text),
+            role => input.push(InputMessage {
+                role,
+                content: MessageContent::Text(text),
+                tool_calls: message
+                    .tool_calls
+                    .into_iter()
+                    .map(|call| ToolCall { id: call.id, name: call.function.name, arguments: call.function.arguments })
+                    .collect(),
+                tool_call_id: message.tool_call_id,
+            }),
+        }
+    }
+    if input.is_empty() {
+        return Err(ApiError::invalid_param("messages", "messages needs a user message."));
+    }
+    Ok((instructions, input))
+}
+
+fn join_instructions(base: Option<String>, added: Vec<String>) -> Option<String> {
+    let parts: Vec<String> = base.into_iter().chain(added).filter(|part| !part.is_empty()).collect();
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
+}
+
+/// A failed run as the HTTP error an OpenAI SDK maps to the right exception.
+fn run_error(error: Option<Value>) -> ApiError {
+    let body: Option<ErrorBody> = error.and_then(|error| serde_json::from_value(error).ok());
+    let Some(body) = body else { return ApiError::internal("The run ended without an answer.") };
+    let status = match body.kind {
+        ErrorType::AuthenticationError => StatusCode::UNAUTHORIZED,
+        ErrorType::PermissionError => StatusCode::FORBIDDEN,
+        ErrorType::RateLimitError => StatusCode::TOO_MANY_REQUESTS,
+        ErrorType::InvalidRequestError => StatusCode::BAD_REQUEST,
+        ErrorType::ApiError => StatusCode::BAD_GATEWAY,
+    };
+    ApiError { status, kind: body.kind, code: body.code.into(), message: body.message, param: body.param }
+}
+
+struct Framing {
+    id: String,
+    created: i64,
+    model: String,
+    include_usage: bool,
+}
+
+impl Framing {
+    fn chunk(&self, delta: ChatDelta, finish_reason: Option<FinishReason>) -> Event {
+        let chunk = ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChatChunkChoice { index: 0, delta, logprobs: None, finish_reason }],
+            usage: self.include_usage.then_some(None),
+        };
+        Event::default().data(serde_json::to_string(&chunk).expect("chunks serialize"))
+    }
+
+    fn usage(&self, usage: ChatUsage) -> Event {
+        let chunk = ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: Vec::new(),
+            usage: Some(Some(usage)),
+        };
+        Event::default().data(serde_json::to_string(&chunk).expect("chunks serialize"))
+    }
+}
+
+/// Streams the run as OpenAI chunks. A run that fails before its first word answers with the
+/// HTTP error instead, so SDKs raise the matching exception.
+async fn stream(state: &AppState, run_id: &str, framing: Framing) -> ApiResult<Response> {
+    let mut subscription = state.engine.subscribe(run_id, 0).await?;
+    let mut first = Vec::new();
+    loop {
+        let Some(event) = subscription.next().await? else { break };
+        let decisive = event.kind != "run.started";
+        if event.kind == "run.failed" {
+            let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
+            return Err(run_error(data.get("error").cloned()));
+        }
+        first.push(event);
+        if decisive {
+            break;
+        }
+    }
+    let frames = futures::stream::unfold(
+        (subscription, first.into_iter(), framing, true, false),
+        |(mut subscription, mut buffered, framing, mut opening, mut done)| async move {
+            loop {
+                if done {
+                    return None;
+                }
+                let event = match buffered.next() {
+                    Some(event) => Some(event),
+                    None => subscription.next().await.ok().flatten(),
+                };
+                let Some(event) = event else {
+                    done = true;
+                    return Some((
+                        vec![Event::default().data("[DONE]")],
+                        (subscription, buffered, framing, opening, done),
+                    ));
+                };
+                let mut out = Vec::new();
+                if opening && event.kind != "run.started" {
+                    opening = false;
+                    let delta =
+                        ChatDelta { role: Some(Role::Assistant), content: Some(String::new()), ..ChatDelta::default() };
+                    out.push(framing.chunk(delta, None));
+                }
+                out.extend(frames_for(&framing, &event));
+                if matches!(event.kind.as_str(), "run.completed" | "run.failed" | "run.cancelled") {
+                    out.push(Event::default().data("[DONE]"));
+                    done = true;
+                }
+                if !out.is_empty() {
+                    return Some((out, (subscription, buffered, framing, opening, done)));
+                }
+            }
+        },
+    );
+    use futures::StreamExt;
+    let frames =
+        frames.flat_map(|events| futures::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>)));
+    Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response())
+}
+
+fn frames_for(framing: &Framing, event: &StoredEvent) -> Vec<Event> {
+    let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
+    match event.kind.as_str() {
+        "message.delta" => {
+            let delta = ChatDelta { content: data["delta"].as_str().map(str::to_owned), ..ChatDelta::default() };
+            vec![framing.chunk(delta, None)]
+        }
+        "message.completed" => {
+            let calls: Vec<ToolCall> = serde_json::from_value(data["tool_calls"].clone()).unwrap_or_default();
+            calls
+                .iter()
+                .enumerate()
+                .map(|(index, call)| {
+                    let delta = ChatDelta {
+                        tool_calls: vec![ChatToolCallDelta {
+                            index: index as u32,
+                            id: call.id.clone(),
+                            kind: FunctionToolType::Function,
+                            function: ChatFunctionCall { name: call.name.clone(), arguments: call.arguments.clone() },
+                        }],
+                        ..ChatDelta::default()
+                    };
+                    framing.chunk(delta, None)
+                })
+                .collect()
+        }
+        "run.completed" => {
+            let stop_reason: Option<StopReason> = serde_json::from_value(data["stop_reason"].clone()).ok();
+            let finish = FinishReason::of(stop_reason, stop_reason == Some(StopReason::ToolUse));
+            let mut out = vec![framing.chunk(ChatDelta::default(), Some(finish))];
+            if framing.include_usage {
+                let usage: RunUsage = serde_json::from_value(data["usage"].clone()).unwrap_or_default();
+                out.push(framing.usage(usage.into()));
+            }
+            out
+        }
+        "run.failed" => {
+            // Mid-stream failures: the SDKs raise on a chunk carrying `error`.
+            vec![Event::default().data(json!({"error": data["error"]}).to_string())]
+        }
+        _ => Vec::new(),
+    }
+}

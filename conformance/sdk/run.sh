@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the real OpenAI SDKs against a freshly started server.
+#   conformance/sdk/run.sh                      # on a temporary SQLite file
+#   conformance/sdk/run.sh postgres://…/test    # on a new database next to that one
+# Installs the pinned SDK versions into target/sdk/ on first use.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+
+venv=target/sdk/python
+if [ ! -x "$venv/bin/pytest" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r conformance/sdk/python/requirements.txt
+fi
+cargo build --quiet --bin ingram
+
+work=$(mktemp -d)
+database_url="sqlite://$work/ingram.db?mode=rwc"
+pg_database=""
+if [ $# -gt 0 ]; then
+    pg_database="ingram_sdk_$$_$RANDOM"
+    psql -q "$1" -c "CREATE DATABASE $pg_database"
+    database_url="${1%/*}/$pg_database"
+fi
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+token="tha_live_sdk$RANDOM$RANDOM"
+
+INGRAM_ADMIN_TOKEN="$token" INGRAM_DATA_DIR="$work" INGRAM_OFFLINE_TOKEN_DELAY_MS=0 INGRAM_LOG=warn \
+    target/debug/ingram --database-url "$database_url" serve --listen "127.0.0.1:$port" > "$work/server.log" 2>&1 &
+server=$!
+cleanup() {
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    if [ -n "$pg_database" ]; then psql -q "$1" -c "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" || true; fi
+    rm -rf "$work"
+}
+trap 'cleanup "${1:-}"' EXIT
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break
+    sleep 0.1
+done
+curl -sf "http://127.0.0.1:$port/healthz" > /dev/null || { cat "$work/server.log"; exit 1; }
+
+INGRAM_BASE_URL="http://127.0.0.1:$port/v1" INGRAM_TOKEN="$token" "$venv/bin/pytest" -q -p no:cacheprovider conformance/sdk/python

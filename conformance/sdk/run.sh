@@ -12,6 +12,12 @@ if [ ! -x "$venv/bin/pytest" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r conformance/sdk/python/requirements.txt
 fi
+node_dir=target/sdk/node
+if [ ! -d "$node_dir/node_modules/openai" ]; then
+    mkdir -p "$node_dir"
+    cp conformance/sdk/node/package.json "$node_dir/"
+    npm install --silent --no-audit --no-fund --prefix "$node_dir" > /dev/null
+fi
 cargo build --quiet --bin ingram
 
 work=$(mktemp -d)
@@ -41,4 +47,8 @@ for _ in $(seq 1 100); do
 done
 curl -sf "http://127.0.0.1:$port/healthz" > /dev/null || { cat "$work/server.log"; exit 1; }
 
-INGRAM_BASE_URL="http://127.0.0.1:$port/v1" INGRAM_TOKEN="$token" "$venv/bin/pytest" -q -p no:cacheprovider conformance/sdk/python
+export INGRAM_BASE_URL="http://127.0.0.1:$port/v1" INGRAM_TOKEN="$token"
+status=0
+"$venv/bin/pytest" -q -p no:cacheprovider conformance/sdk/python || status=1
+NODE_PATH="$root/$node_dir/node_modules" node --test --test-reporter=tap conformance/sdk/node/ || status=1
+exit $status

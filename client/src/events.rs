@@ -237,7 +237,7 @@ fn new_key() -> String {
 }
 
 /// The typed error of a non-2xx answer to a request made outside the generated methods.
-async fn error_from(response: reqwest::Response) -> Error {
+pub(crate) async fn error_from(response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
     let request_id =
         response.headers().get("x-request-id").and_then(|id| id.to_str().ok()).unwrap_or_default().to_owned();

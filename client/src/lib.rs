@@ -74,6 +74,7 @@
 //! # Ok(()) }
 //! ```
 
+mod chat;
 mod error;
 mod events;
 mod pagination;
@@ -86,6 +87,7 @@ mod generated {
 
 use std::time::Duration;
 
+pub use chat::ChatCompletionStream;
 pub use error::{ApiError, Error, Result};
 pub use events::{RunEvent, RunEventFrame, RunEventStream};
 pub use generated::*;

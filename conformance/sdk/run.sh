@@ -18,7 +18,8 @@ if [ ! -d "$node_dir/node_modules/openai" ]; then
     cp conformance/sdk/node/package.json "$node_dir/"
     npm install --silent --no-audit --no-fund --prefix "$node_dir" > /dev/null
 fi
-cargo build --quiet --bin ingram
+# The same feature set as `cargo test --workspace`, so this reuses its build.
+cargo build --quiet --workspace --bins
 
 work=$(mktemp -d)
 database_url="sqlite://$work/ingram.db?mode=rwc"

@@ -210,3 +210,28 @@ async fn errors_carry_the_status_and_code_sdks_expect() {
     let streamed = app.request(Method::POST, PATH).bearer_auth(&app.admin_token).json(&keyless);
     app.send("POST", PATH, streamed).await.expect_error(401, "model_key_invalid");
 }
+
+#[tokio::test]
+async fn the_rust_client_calls_and_streams_chat_completions() {
+    use futures::TryStreamExt;
+    use ingram_client::{Client, types};
+    let app = TestApp::start().await;
+    let client = Client::with_token(&app.base_url, &app.admin_token).unwrap();
+    let request: types::ChatCompletionRequest = serde_json::from_value(ask("From Rust")).unwrap();
+    let completion = client.create_chat_completion().body(request.clone()).send().await.unwrap().into_inner();
+    assert_eq!(
+        completion.choices[0].message.content.as_deref(),
+        Some("Hello! I am the built-in offline model. You said: \"From Rust\".")
+    );
+    let chunks: Vec<types::ChatCompletionChunk> =
+        client.create_chat_completion_stream(&request, None).await.unwrap().try_collect().await.unwrap();
+    let text: String = chunks.iter().filter_map(|c| c.choices.first()?.delta.content.clone()).collect();
+    assert_eq!(text, "Hello! I am the built-in offline model. You said: \"From Rust\".");
+    let mut keyless = request;
+    keyless.model = "gpt-4o".into();
+    let err = match client.create_chat_completion_stream(&keyless, None).await {
+        Err(err) => err,
+        Ok(_) => panic!("a model without a key is refused"),
+    };
+    assert_eq!(err.code(), Some("model_key_missing"));
+}

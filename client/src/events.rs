@@ -101,7 +101,7 @@ impl Client {
         let response = self
             .open_stream(self.client().post(self.url(&path)).json(&body).header("idempotency-key", new_key()))
             .await?;
-        Ok(self.follow(smith_id.to_owned(), response, None))
+        Ok(self.follow(smith_id.to_owned(), response, None, None))
     }
 
     /// Answers a paused run's tool calls and streams the resumed run's events.
@@ -116,14 +116,14 @@ impl Client {
         let response = self
             .open_stream(self.client().post(self.url(&path)).json(&body).header("idempotency-key", new_key()))
             .await?;
-        Ok(self.follow(smith_id.to_owned(), response, Some(run_id.to_owned())))
+        Ok(self.follow(smith_id.to_owned(), response, Some(run_id.to_owned()), None))
     }
 
     /// A run's events after `after` (all of them for `None`), then live ones until the run
     /// finishes or pauses.
     pub async fn stream_run_events(&self, smith_id: &str, run_id: &str, after: Option<u64>) -> Result<RunEventStream> {
         let response = self.open_events(smith_id, run_id, after).await?;
-        Ok(self.follow(smith_id.to_owned(), response, Some(run_id.to_owned())))
+        Ok(self.follow(smith_id.to_owned(), response, Some(run_id.to_owned()), after))
     }
 
     fn url(&self, path: &str) -> String {
@@ -150,8 +150,15 @@ impl Client {
         Err(error_from(response).await)
     }
 
-    /// Reads frames from `response`; after a drop, resumes from the last sequence number seen.
-    fn follow(&self, smith_id: String, response: reqwest::Response, run_id: Option<String>) -> RunEventStream {
+    /// Reads frames from `response`; after a drop, resumes from the last sequence number seen
+    /// (or `after`, where the stream began, when none was seen yet).
+    fn follow(
+        &self,
+        smith_id: String,
+        response: reqwest::Response,
+        run_id: Option<String>,
+        after: Option<u64>,
+    ) -> RunEventStream {
         struct Follow {
             client: Client,
             smith_id: String,
@@ -167,7 +174,7 @@ impl Client {
             client: self.clone(),
             smith_id,
             run_id,
-            last_seq: None,
+            last_seq: after,
             frames: Some(frames(response)),
             resumes_left: RESUME_ATTEMPTS,
             done: false,

@@ -471,6 +471,13 @@ pub mod types {
         #[serde(rename = "text")]
         Text(::std::string::String),
     }
+    ///`ConversationRef`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ConversationRef {
+        Id(::std::string::String),
+        Object { id: ::std::string::String },
+    }
     ///`CreateAgentIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -952,6 +959,155 @@ pub mod types {
     }
     impl CreateProjectTokenRequest {
         pub fn builder() -> builder::CreateProjectTokenRequest {
+            Default::default()
+        }
+    }
+    ///`CreateResponseIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CreateResponseIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for CreateResponseIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CreateResponseIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateResponseIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateResponseIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`CreateResponseIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateResponseIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for CreateResponseIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateResponseIdempotencyKey> for ::std::string::String {
+        fn from(value: CreateResponseIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateResponseIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateResponseIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateResponseIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateResponseIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateResponseRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct CreateResponseRequest {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub conversation: ::std::option::Option<ConversationRef>,
+        pub input: ResponseInput,
+        ///Added to the smith's instructions for this response only (not carried over).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub instructions: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub max_output_tokens: ::std::option::Option<i32>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
+        ///The model for this response; `default` keeps the smith's.
+        pub model: ::std::string::String,
+        ///Continue from this response (its thread); cannot be combined with `conversation`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub previous_response_id: ::std::option::Option<::std::string::String>,
+        ///Whether a later response may continue from this one (default true).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub store: ::std::option::Option<bool>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub stream: ::std::option::Option<bool>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub temperature: ::std::option::Option<f32>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_choice: ::std::option::Option<ResponseToolChoice>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tools: ::std::option::Option<::std::vec::Vec<ResponseFunctionTool>>,
+        ///With a tenant-admin token: the external_id of the smith.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub user: ::std::option::Option<::std::string::String>,
+    }
+    impl CreateResponseRequest {
+        pub fn builder() -> builder::CreateResponseRequest {
             Default::default()
         }
     }
@@ -2100,6 +2256,16 @@ pub mod types {
             Default::default()
         }
     }
+    ///`IncompleteDetails`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct IncompleteDetails {
+        pub reason: ::std::string::String,
+    }
+    impl IncompleteDetails {
+        pub fn builder() -> builder::IncompleteDetails {
+            Default::default()
+        }
+    }
     ///One input message, in the OpenAI chat shape.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
@@ -3155,6 +3321,325 @@ pub mod types {
             value.parse()
         }
     }
+    ///`ResponseContent`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ResponseContent {
+        Text(::std::string::String),
+        Parts(::std::vec::Vec<ResponseContentPart>),
+    }
+    impl ::std::convert::From<::std::vec::Vec<ResponseContentPart>> for ResponseContent {
+        fn from(value: ::std::vec::Vec<ResponseContentPart>) -> Self {
+            Self::Parts(value)
+        }
+    }
+    ///`ResponseContentPart`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(tag = "type", content = "text")]
+    pub enum ResponseContentPart {
+        #[serde(rename = "input_text")]
+        InputText(::std::string::String),
+        #[serde(rename = "output_text")]
+        OutputText(::std::string::String),
+        #[serde(rename = "input_image")]
+        InputImage,
+        #[serde(rename = "input_file")]
+        InputFile,
+    }
+    ///`ResponseError`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ResponseError {
+        pub code: ::std::string::String,
+        pub message: ::std::string::String,
+    }
+    impl ResponseError {
+        pub fn builder() -> builder::ResponseError {
+            Default::default()
+        }
+    }
+    ///A function tool in the Responses shape: flat, unlike Chat Completions'.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ResponseFunctionTool {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        pub name: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub parameters: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub strict: ::std::option::Option<bool>,
+        #[serde(rename = "type")]
+        pub type_: FunctionToolType,
+    }
+    impl ResponseFunctionTool {
+        pub fn builder() -> builder::ResponseFunctionTool {
+            Default::default()
+        }
+    }
+    ///`ResponseInput`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ResponseInput {
+        Text(::std::string::String),
+        Items(::std::vec::Vec<ResponseInputItem>),
+    }
+    impl ::std::convert::From<::std::vec::Vec<ResponseInputItem>> for ResponseInput {
+        fn from(value: ::std::vec::Vec<ResponseInputItem>) -> Self {
+            Self::Items(value)
+        }
+    }
+    ///A message (`type` may be omitted), a `function_call` echoed back, or a `function_call_output`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct ResponseInputItem {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub arguments: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub call_id: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub content: ::std::option::Option<ResponseContent>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub output: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub role: ::std::option::Option<Role>,
+        #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
+        pub type_: ::std::option::Option<ResponseItemType>,
+    }
+    impl ResponseInputItem {
+        pub fn builder() -> builder::ResponseInputItem {
+            Default::default()
+        }
+    }
+    ///`ResponseItemType`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ResponseItemType {
+        #[serde(rename = "message")]
+        Message,
+        #[serde(rename = "function_call")]
+        FunctionCall,
+        #[serde(rename = "function_call_output")]
+        FunctionCallOutput,
+    }
+    impl ::std::fmt::Display for ResponseItemType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Message => f.write_str("message"),
+                Self::FunctionCall => f.write_str("function_call"),
+                Self::FunctionCallOutput => f.write_str("function_call_output"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ResponseItemType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "message" => Ok(Self::Message),
+                "function_call" => Ok(Self::FunctionCall),
+                "function_call_output" => Ok(Self::FunctionCallOutput),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ResponseItemType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ResponseItemType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ResponseNamedTool`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ResponseNamedTool {
+        pub name: ::std::string::String,
+        #[serde(rename = "type")]
+        pub type_: FunctionToolType,
+    }
+    impl ResponseNamedTool {
+        pub fn builder() -> builder::ResponseNamedTool {
+            Default::default()
+        }
+    }
+    ///A response object, as OpenAI's.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ResponseObject {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub completed_at: ::std::option::Option<i64>,
+        pub created_at: i64,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<ResponseError>,
+        pub id: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub incomplete_details: ::std::option::Option<IncompleteDetails>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub instructions: ::std::option::Option<::std::string::String>,
+        pub metadata: ::std::collections::HashMap<
+            ::std::string::String,
+            ::std::string::String,
+        >,
+        pub model: ::std::string::String,
+        ///Always `response`.
+        pub object: ::std::string::String,
+        pub output: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        pub parallel_tool_calls: bool,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub previous_response_id: ::std::option::Option<::std::string::String>,
+        pub status: ResponseStatus,
+        pub store: bool,
+        pub temperature: f32,
+        pub text: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        pub tool_choice: ResponseToolChoice,
+        pub tools: ::std::vec::Vec<ResponseFunctionTool>,
+        pub top_p: f32,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub usage: ::std::option::Option<ResponseUsage>,
+    }
+    impl ResponseObject {
+        pub fn builder() -> builder::ResponseObject {
+            Default::default()
+        }
+    }
+    ///`ResponseStatus`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ResponseStatus {
+        #[serde(rename = "in_progress")]
+        InProgress,
+        #[serde(rename = "completed")]
+        Completed,
+        #[serde(rename = "incomplete")]
+        Incomplete,
+        #[serde(rename = "failed")]
+        Failed,
+        #[serde(rename = "cancelled")]
+        Cancelled,
+    }
+    impl ::std::fmt::Display for ResponseStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::InProgress => f.write_str("in_progress"),
+                Self::Completed => f.write_str("completed"),
+                Self::Incomplete => f.write_str("incomplete"),
+                Self::Failed => f.write_str("failed"),
+                Self::Cancelled => f.write_str("cancelled"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ResponseStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "in_progress" => Ok(Self::InProgress),
+                "completed" => Ok(Self::Completed),
+                "incomplete" => Ok(Self::Incomplete),
+                "failed" => Ok(Self::Failed),
+                "cancelled" => Ok(Self::Cancelled),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ResponseStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ResponseStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///One `event:`/`data:` frame of a streamed response; `type` names it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ResponseStreamEvent {
+        pub sequence_number: i64,
+        #[serde(rename = "type")]
+        pub type_: ::std::string::String,
+    }
+    impl ResponseStreamEvent {
+        pub fn builder() -> builder::ResponseStreamEvent {
+            Default::default()
+        }
+    }
+    ///`ResponseToolChoice`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    pub enum ResponseToolChoice {
+        ToolChoiceMode(ToolChoiceMode),
+        ResponseNamedTool(ResponseNamedTool),
+    }
+    impl ::std::convert::From<ToolChoiceMode> for ResponseToolChoice {
+        fn from(value: ToolChoiceMode) -> Self {
+            Self::ToolChoiceMode(value)
+        }
+    }
+    impl ::std::convert::From<ResponseNamedTool> for ResponseToolChoice {
+        fn from(value: ResponseNamedTool) -> Self {
+            Self::ResponseNamedTool(value)
+        }
+    }
+    ///`ResponseUsage`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ResponseUsage {
+        pub input_tokens: i64,
+        pub input_tokens_details: ::serde_json::Map<
+            ::std::string::String,
+            ::serde_json::Value,
+        >,
+        pub output_tokens: i64,
+        pub output_tokens_details: ::serde_json::Map<
+            ::std::string::String,
+            ::serde_json::Value,
+        >,
+        pub total_tokens: i64,
+    }
+    impl ResponseUsage {
+        pub fn builder() -> builder::ResponseUsage {
+            Default::default()
+        }
+    }
     ///`RestoreRevisionIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -3403,11 +3888,12 @@ pub mod types {
         pub instructions: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub max_tokens: ::std::option::Option<i32>,
-        pub model: ::std::string::String,
-        /**The model sees only this run's input, not the thread's earlier runs, and a client
-tool call ends the run instead of pausing it (the OpenAI Chat Completions contract).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub stateless: ::std::option::Option<bool>,
+        pub mode: ::std::option::Option<RunMode>,
+        pub model: ::std::string::String,
+        ///For a Responses run: whether a later response may continue from it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub store: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub temperature: ::std::option::Option<f32>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -3576,6 +4062,65 @@ tool call ends the run instead of pausing it (the OpenAI Chat Completions contra
     impl RunList {
         pub fn builder() -> builder::RunList {
             Default::default()
+        }
+    }
+    ///`RunMode`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RunMode {
+        #[serde(rename = "native")]
+        Native,
+        #[serde(rename = "chat_completions")]
+        ChatCompletions,
+        #[serde(rename = "responses")]
+        Responses,
+    }
+    impl ::std::fmt::Display for RunMode {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Native => f.write_str("native"),
+                Self::ChatCompletions => f.write_str("chat_completions"),
+                Self::Responses => f.write_str("responses"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RunMode {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "native" => Ok(Self::Native),
+                "chat_completions" => Ok(Self::ChatCompletions),
+                "responses" => Ok(Self::Responses),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RunMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RunMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`RunOutput`
@@ -6506,6 +7051,297 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct CreateResponseRequest {
+            conversation: ::std::result::Result<
+                ::std::option::Option<super::ConversationRef>,
+                ::std::string::String,
+            >,
+            input: ::std::result::Result<super::ResponseInput, ::std::string::String>,
+            instructions: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            max_output_tokens: ::std::result::Result<
+                ::std::option::Option<i32>,
+                ::std::string::String,
+            >,
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            previous_response_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            store: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            stream: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            temperature: ::std::result::Result<
+                ::std::option::Option<f32>,
+                ::std::string::String,
+            >,
+            tool_choice: ::std::result::Result<
+                ::std::option::Option<super::ResponseToolChoice>,
+                ::std::string::String,
+            >,
+            tools: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ResponseFunctionTool>>,
+                ::std::string::String,
+            >,
+            user: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CreateResponseRequest {
+            fn default() -> Self {
+                Self {
+                    conversation: Ok(Default::default()),
+                    input: Err("no value supplied for input".to_string()),
+                    instructions: Ok(Default::default()),
+                    max_output_tokens: Ok(Default::default()),
+                    metadata: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                    previous_response_id: Ok(Default::default()),
+                    store: Ok(Default::default()),
+                    stream: Ok(Default::default()),
+                    temperature: Ok(Default::default()),
+                    tool_choice: Ok(Default::default()),
+                    tools: Ok(Default::default()),
+                    user: Ok(Default::default()),
+                }
+            }
+        }
+        impl CreateResponseRequest {
+            pub fn conversation<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ConversationRef>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.conversation = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for conversation: {e}")
+                    });
+                self
+            }
+            pub fn input<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ResponseInput>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input: {e}")
+                    });
+                self
+            }
+            pub fn instructions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.instructions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for instructions: {e}")
+                    });
+                self
+            }
+            pub fn max_output_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.max_output_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for max_output_tokens: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn previous_response_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.previous_response_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for previous_response_id: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn store<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.store = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for store: {e}")
+                    });
+                self
+            }
+            pub fn stream<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stream = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stream: {e}")
+                    });
+                self
+            }
+            pub fn temperature<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<f32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.temperature = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for temperature: {e}")
+                    });
+                self
+            }
+            pub fn tool_choice<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ResponseToolChoice>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_choice = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_choice: {e}")
+                    });
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::ResponseFunctionTool>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tools: {e}")
+                    });
+                self
+            }
+            pub fn user<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.user = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for user: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CreateResponseRequest>
+        for super::CreateResponseRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CreateResponseRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    conversation: value.conversation?,
+                    input: value.input?,
+                    instructions: value.instructions?,
+                    max_output_tokens: value.max_output_tokens?,
+                    metadata: value.metadata?,
+                    model: value.model?,
+                    previous_response_id: value.previous_response_id?,
+                    store: value.store?,
+                    stream: value.stream?,
+                    temperature: value.temperature?,
+                    tool_choice: value.tool_choice?,
+                    tools: value.tools?,
+                    user: value.user?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CreateResponseRequest>
+        for CreateResponseRequest {
+            fn from(value: super::CreateResponseRequest) -> Self {
+                Self {
+                    conversation: Ok(value.conversation),
+                    input: Ok(value.input),
+                    instructions: Ok(value.instructions),
+                    max_output_tokens: Ok(value.max_output_tokens),
+                    metadata: Ok(value.metadata),
+                    model: Ok(value.model),
+                    previous_response_id: Ok(value.previous_response_id),
+                    store: Ok(value.store),
+                    stream: Ok(value.stream),
+                    temperature: Ok(value.temperature),
+                    tool_choice: Ok(value.tool_choice),
+                    tools: Ok(value.tools),
+                    user: Ok(value.user),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct CreateRunRequest {
             input: ::std::result::Result<
                 ::std::vec::Vec<super::InputMessage>,
@@ -7475,6 +8311,44 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::Health> for Health {
             fn from(value: super::Health) -> Self {
                 Self { status: Ok(value.status) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct IncompleteDetails {
+            reason: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for IncompleteDetails {
+            fn default() -> Self {
+                Self {
+                    reason: Err("no value supplied for reason".to_string()),
+                }
+            }
+        }
+        impl IncompleteDetails {
+            pub fn reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for reason: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<IncompleteDetails> for super::IncompleteDetails {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: IncompleteDetails,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { reason: value.reason? })
+            }
+        }
+        impl ::std::convert::From<super::IncompleteDetails> for IncompleteDetails {
+            fn from(value: super::IncompleteDetails) -> Self {
+                Self { reason: Ok(value.reason) }
             }
         }
         #[derive(Clone, Debug)]
@@ -8495,6 +9369,999 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct ResponseError {
+            code: ::std::result::Result<::std::string::String, ::std::string::String>,
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ResponseError {
+            fn default() -> Self {
+                Self {
+                    code: Err("no value supplied for code".to_string()),
+                    message: Err("no value supplied for message".to_string()),
+                }
+            }
+        }
+        impl ResponseError {
+            pub fn code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.code = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for code: {e}")
+                    });
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ResponseError> for super::ResponseError {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ResponseError,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    code: value.code?,
+                    message: value.message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ResponseError> for ResponseError {
+            fn from(value: super::ResponseError) -> Self {
+                Self {
+                    code: Ok(value.code),
+                    message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ResponseFunctionTool {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            parameters: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            strict: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<super::FunctionToolType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ResponseFunctionTool {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    name: Err("no value supplied for name".to_string()),
+                    parameters: Ok(Default::default()),
+                    strict: Ok(Default::default()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ResponseFunctionTool {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn parameters<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parameters = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for parameters: {e}")
+                    });
+                self
+            }
+            pub fn strict<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.strict = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for strict: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionToolType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ResponseFunctionTool>
+        for super::ResponseFunctionTool {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ResponseFunctionTool,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    name: value.name?,
+                    parameters: value.parameters?,
+                    strict: value.strict?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ResponseFunctionTool> for ResponseFunctionTool {
+            fn from(value: super::ResponseFunctionTool) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    name: Ok(value.name),
+                    parameters: Ok(value.parameters),
+                    strict: Ok(value.strict),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ResponseInputItem {
+            arguments: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            call_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            content: ::std::result::Result<
+                ::std::option::Option<super::ResponseContent>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            output: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            role: ::std::result::Result<
+                ::std::option::Option<super::Role>,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<
+                ::std::option::Option<super::ResponseItemType>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ResponseInputItem {
+            fn default() -> Self {
+                Self {
+                    arguments: Ok(Default::default()),
+                    call_id: Ok(Default::default()),
+                    content: Ok(Default::default()),
+                    name: Ok(Default::default()),
+                    output: Ok(Default::default()),
+                    role: Ok(Default::default()),
+                    type_: Ok(Default::default()),
+                }
+            }
+        }
+        impl ResponseInputItem {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn call_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.call_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for call_id: {e}")
+                    });
+                self
+            }
+            pub fn content<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ResponseContent>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.content = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn output<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output: {e}")
+                    });
+                self
+            }
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::Role>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ResponseItemType>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ResponseInputItem> for super::ResponseInputItem {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ResponseInputItem,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    call_id: value.call_id?,
+                    content: value.content?,
+                    name: value.name?,
+                    output: value.output?,
+                    role: value.role?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ResponseInputItem> for ResponseInputItem {
+            fn from(value: super::ResponseInputItem) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    call_id: Ok(value.call_id),
+                    content: Ok(value.content),
+                    name: Ok(value.name),
+                    output: Ok(value.output),
+                    role: Ok(value.role),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ResponseNamedTool {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<super::FunctionToolType, ::std::string::String>,
+        }
+        impl ::std::default::Default for ResponseNamedTool {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ResponseNamedTool {
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::FunctionToolType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ResponseNamedTool> for super::ResponseNamedTool {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ResponseNamedTool,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    name: value.name?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ResponseNamedTool> for ResponseNamedTool {
+            fn from(value: super::ResponseNamedTool) -> Self {
+                Self {
+                    name: Ok(value.name),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ResponseObject {
+            completed_at: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            created_at: ::std::result::Result<i64, ::std::string::String>,
+            error: ::std::result::Result<
+                ::std::option::Option<super::ResponseError>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            incomplete_details: ::std::result::Result<
+                ::std::option::Option<super::IncompleteDetails>,
+                ::std::string::String,
+            >,
+            instructions: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            metadata: ::std::result::Result<
+                ::std::collections::HashMap<
+                    ::std::string::String,
+                    ::std::string::String,
+                >,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            object: ::std::result::Result<::std::string::String, ::std::string::String>,
+            output: ::std::result::Result<
+                ::std::vec::Vec<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            parallel_tool_calls: ::std::result::Result<bool, ::std::string::String>,
+            previous_response_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<super::ResponseStatus, ::std::string::String>,
+            store: ::std::result::Result<bool, ::std::string::String>,
+            temperature: ::std::result::Result<f32, ::std::string::String>,
+            text: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            tool_choice: ::std::result::Result<
+                super::ResponseToolChoice,
+                ::std::string::String,
+            >,
+            tools: ::std::result::Result<
+                ::std::vec::Vec<super::ResponseFunctionTool>,
+                ::std::string::String,
+            >,
+            top_p: ::std::result::Result<f32, ::std::string::String>,
+            usage: ::std::result::Result<
+                ::std::option::Option<super::ResponseUsage>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ResponseObject {
+            fn default() -> Self {
+                Self {
+                    completed_at: Ok(Default::default()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    error: Ok(Default::default()),
+                    id: Err("no value supplied for id".to_string()),
+                    incomplete_details: Ok(Default::default()),
+                    instructions: Ok(Default::default()),
+                    metadata: Err("no value supplied for metadata".to_string()),
+                    model: Err("no value supplied for model".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                    output: Err("no value supplied for output".to_string()),
+                    parallel_tool_calls: Err(
+                        "no value supplied for parallel_tool_calls".to_string(),
+                    ),
+                    previous_response_id: Ok(Default::default()),
+                    status: Err("no value supplied for status".to_string()),
+                    store: Err("no value supplied for store".to_string()),
+                    temperature: Err("no value supplied for temperature".to_string()),
+                    text: Err("no value supplied for text".to_string()),
+                    tool_choice: Err("no value supplied for tool_choice".to_string()),
+                    tools: Err("no value supplied for tools".to_string()),
+                    top_p: Err("no value supplied for top_p".to_string()),
+                    usage: Ok(Default::default()),
+                }
+            }
+        }
+        impl ResponseObject {
+            pub fn completed_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.completed_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for completed_at: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ResponseError>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn incomplete_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::IncompleteDetails>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.incomplete_details = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for incomplete_details: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn instructions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.instructions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for instructions: {e}")
+                    });
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+            pub fn output<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::vec::Vec<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output: {e}")
+                    });
+                self
+            }
+            pub fn parallel_tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parallel_tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for parallel_tool_calls: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn previous_response_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.previous_response_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for previous_response_id: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ResponseStatus>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn store<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.store = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for store: {e}")
+                    });
+                self
+            }
+            pub fn temperature<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.temperature = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for temperature: {e}")
+                    });
+                self
+            }
+            pub fn text<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.text = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for text: {e}")
+                    });
+                self
+            }
+            pub fn tool_choice<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ResponseToolChoice>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_choice = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool_choice: {e}")
+                    });
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ResponseFunctionTool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tools: {e}")
+                    });
+                self
+            }
+            pub fn top_p<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.top_p = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for top_p: {e}")
+                    });
+                self
+            }
+            pub fn usage<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ResponseUsage>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.usage = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for usage: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ResponseObject> for super::ResponseObject {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ResponseObject,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    completed_at: value.completed_at?,
+                    created_at: value.created_at?,
+                    error: value.error?,
+                    id: value.id?,
+                    incomplete_details: value.incomplete_details?,
+                    instructions: value.instructions?,
+                    metadata: value.metadata?,
+                    model: value.model?,
+                    object: value.object?,
+                    output: value.output?,
+                    parallel_tool_calls: value.parallel_tool_calls?,
+                    previous_response_id: value.previous_response_id?,
+                    status: value.status?,
+                    store: value.store?,
+                    temperature: value.temperature?,
+                    text: value.text?,
+                    tool_choice: value.tool_choice?,
+                    tools: value.tools?,
+                    top_p: value.top_p?,
+                    usage: value.usage?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ResponseObject> for ResponseObject {
+            fn from(value: super::ResponseObject) -> Self {
+                Self {
+                    completed_at: Ok(value.completed_at),
+                    created_at: Ok(value.created_at),
+                    error: Ok(value.error),
+                    id: Ok(value.id),
+                    incomplete_details: Ok(value.incomplete_details),
+                    instructions: Ok(value.instructions),
+                    metadata: Ok(value.metadata),
+                    model: Ok(value.model),
+                    object: Ok(value.object),
+                    output: Ok(value.output),
+                    parallel_tool_calls: Ok(value.parallel_tool_calls),
+                    previous_response_id: Ok(value.previous_response_id),
+                    status: Ok(value.status),
+                    store: Ok(value.store),
+                    temperature: Ok(value.temperature),
+                    text: Ok(value.text),
+                    tool_choice: Ok(value.tool_choice),
+                    tools: Ok(value.tools),
+                    top_p: Ok(value.top_p),
+                    usage: Ok(value.usage),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ResponseStreamEvent {
+            sequence_number: ::std::result::Result<i64, ::std::string::String>,
+            type_: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ResponseStreamEvent {
+            fn default() -> Self {
+                Self {
+                    sequence_number: Err(
+                        "no value supplied for sequence_number".to_string(),
+                    ),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl ResponseStreamEvent {
+            pub fn sequence_number<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sequence_number = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for sequence_number: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ResponseStreamEvent>
+        for super::ResponseStreamEvent {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ResponseStreamEvent,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    sequence_number: value.sequence_number?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ResponseStreamEvent> for ResponseStreamEvent {
+            fn from(value: super::ResponseStreamEvent) -> Self {
+                Self {
+                    sequence_number: Ok(value.sequence_number),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ResponseUsage {
+            input_tokens: ::std::result::Result<i64, ::std::string::String>,
+            input_tokens_details: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            output_tokens: ::std::result::Result<i64, ::std::string::String>,
+            output_tokens_details: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            total_tokens: ::std::result::Result<i64, ::std::string::String>,
+        }
+        impl ::std::default::Default for ResponseUsage {
+            fn default() -> Self {
+                Self {
+                    input_tokens: Err("no value supplied for input_tokens".to_string()),
+                    input_tokens_details: Err(
+                        "no value supplied for input_tokens_details".to_string(),
+                    ),
+                    output_tokens: Err(
+                        "no value supplied for output_tokens".to_string(),
+                    ),
+                    output_tokens_details: Err(
+                        "no value supplied for output_tokens_details".to_string(),
+                    ),
+                    total_tokens: Err("no value supplied for total_tokens".to_string()),
+                }
+            }
+        }
+        impl ResponseUsage {
+            pub fn input_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input_tokens: {e}")
+                    });
+                self
+            }
+            pub fn input_tokens_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input_tokens_details = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for input_tokens_details: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn output_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output_tokens: {e}")
+                    });
+                self
+            }
+            pub fn output_tokens_details<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output_tokens_details = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for output_tokens_details: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn total_tokens<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.total_tokens = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for total_tokens: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ResponseUsage> for super::ResponseUsage {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ResponseUsage,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    input_tokens: value.input_tokens?,
+                    input_tokens_details: value.input_tokens_details?,
+                    output_tokens: value.output_tokens?,
+                    output_tokens_details: value.output_tokens_details?,
+                    total_tokens: value.total_tokens?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ResponseUsage> for ResponseUsage {
+            fn from(value: super::ResponseUsage) -> Self {
+                Self {
+                    input_tokens: Ok(value.input_tokens),
+                    input_tokens_details: Ok(value.input_tokens_details),
+                    output_tokens: Ok(value.output_tokens),
+                    output_tokens_details: Ok(value.output_tokens_details),
+                    total_tokens: Ok(value.total_tokens),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Run {
             completed_at: ::std::result::Result<
                 ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
@@ -8990,8 +10857,12 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<i32>,
                 ::std::string::String,
             >,
+            mode: ::std::result::Result<
+                ::std::option::Option<super::RunMode>,
+                ::std::string::String,
+            >,
             model: ::std::result::Result<::std::string::String, ::std::string::String>,
-            stateless: ::std::result::Result<
+            store: ::std::result::Result<
                 ::std::option::Option<bool>,
                 ::std::string::String,
             >,
@@ -9015,8 +10886,9 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: Err("no value supplied for auto_memory".to_string()),
                     instructions: Ok(Default::default()),
                     max_tokens: Ok(Default::default()),
+                    mode: Ok(Default::default()),
                     model: Err("no value supplied for model".to_string()),
-                    stateless: Ok(Default::default()),
+                    store: Ok(Default::default()),
                     temperature: Ok(Default::default()),
                     tool_choice: Ok(Default::default()),
                     tools: Err("no value supplied for tools".to_string()),
@@ -9072,6 +10944,18 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn mode<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::RunMode>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.mode = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for mode: {e}")
+                    });
+                self
+            }
             pub fn model<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -9084,15 +10968,15 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
-            pub fn stateless<T>(mut self, value: T) -> Self
+            pub fn store<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<bool>>,
                 T::Error: ::std::fmt::Display,
             {
-                self.stateless = value
+                self.store = value
                     .try_into()
                     .map_err(|e| {
-                        format!("error converting supplied value for stateless: {e}")
+                        format!("error converting supplied value for store: {e}")
                     });
                 self
             }
@@ -9145,8 +11029,9 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
                     max_tokens: value.max_tokens?,
+                    mode: value.mode?,
                     model: value.model?,
-                    stateless: value.stateless?,
+                    store: value.store?,
                     temperature: value.temperature?,
                     tool_choice: value.tool_choice?,
                     tools: value.tools?,
@@ -9160,8 +11045,9 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
                     max_tokens: Ok(value.max_tokens),
+                    mode: Ok(value.mode),
                     model: Ok(value.model),
-                    stateless: Ok(value.stateless),
+                    store: Ok(value.store),
                     temperature: Ok(value.temperature),
                     tool_choice: Ok(value.tool_choice),
                     tools: Ok(value.tools),
@@ -11663,6 +13549,25 @@ let response = client.create_project_token()
     pub fn create_project_token(&self) -> builder::CreateProjectToken<'_> {
         builder::CreateProjectToken::new(self)
     }
+    /**Sends a `POST` request to `/v1/responses`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `ic_smith_id`: The smith, for a tenant-admin token (instead of `user`).
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+- `body`
+```ignore
+let response = client.create_response()
+    .ic_api_version(ic_api_version)
+    .ic_smith_id(ic_smith_id)
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_response(&self) -> builder::CreateResponse<'_> {
+        builder::CreateResponse::new(self)
+    }
     /**Sends a `GET` request to `/v1/runs`
 
 Arguments:
@@ -13463,6 +15368,161 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 201u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::create_response`]
+
+[`Client::create_response`]: super::Client::create_response*/
+    #[derive(Debug, Clone)]
+    pub struct CreateResponse<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::CreateResponseIcApiVersion>, String>,
+        ic_smith_id: Result<Option<::std::string::String>, String>,
+        idempotency_key: Result<Option<types::CreateResponseIdempotencyKey>, String>,
+        body: Result<types::builder::CreateResponseRequest, String>,
+    }
+    impl<'a> CreateResponse<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+                ic_smith_id: Ok(None),
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateResponseIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateResponseIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_smith_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.ic_smith_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for ic_smith_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateResponseIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateResponseIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateResponseRequest>,
+            <V as std::convert::TryInto<
+                types::CreateResponseRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `CreateResponseRequest` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CreateResponseRequest,
+            ) -> types::builder::CreateResponseRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/responses`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ResponseObject>, Error<types::ErrorEnvelope>> {
+            let Self { client, ic_api_version, ic_smith_id, idempotency_key, body } = self;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let ic_smith_id = ic_smith_id.map_err(Error::InvalidRequest)?;
+            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CreateResponseRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1/responses", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(4usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            if let Some(value) = ic_smith_id {
+                header_map.append("IC-Smith-Id", value.to_string().try_into()?);
+            }
+            if let Some(value) = idempotency_key {
+                header_map.append("Idempotency-Key", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "create_response",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(

@@ -59,12 +59,20 @@ async fn handle(state: &AppState, key: HeaderValue, request: Request, next: Next
     let scope = request
         .extensions()
         .get::<Principal>()
-        .map(|principal| principal.idempotency_scope().to_owned())
+        .map(Principal::idempotency_scope)
         .ok_or_else(|| ApiError::internal("idempotency runs after authentication").into_response())?;
+    // The smith a tenant-admin token names by header is part of the request.
+    let named_smith = request.headers().get(crate::api::openai::SMITH_HEADER).cloned();
 
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, BODY_LIMIT).await.map_err(|_| payload_too_large().into_response())?;
-    let request_hash = hash_request(&parts.method, parts.uri.path(), &bytes);
+    let named_smith = named_smith.as_ref().map_or(&b""[..], |value| value.as_bytes());
+    let request_hash = crate::digest::sha256_hex(&[
+        parts.method.as_str().as_bytes(),
+        parts.uri.path().as_bytes(),
+        named_smith,
+        &bytes,
+    ]);
 
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
@@ -105,8 +113,14 @@ async fn handle(state: &AppState, key: HeaderValue, request: Request, next: Next
         }
     }
 
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    Ok(record(state, &scope, &key, response).await)
+    // The answer is produced and recorded in its own task: a client that hangs up must not
+    // leave the key claimed without a stored answer (its retry would wait, then run twice).
+    let state = state.clone();
+    let answered = tokio::spawn(async move {
+        let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+        record(&state, &scope, &key, response).await
+    });
+    answered.await.map_err(|_| ApiError::internal("The request's handler failed.").into_response())
 }
 
 /// Inserts the key as "in progress"; false when it already exists.
@@ -135,10 +149,16 @@ async fn record(state: &AppState, scope: &str, key: &str, response: Response) ->
         release(state, scope, key).await;
         return response;
     }
-    if let Some(run_id) = streamed_run(&response) {
-        // A stream is not replayed: its retry gets a pointer to the run it started.
-        let marker = serde_json::json!({ STREAM_MARKER: run_id }).to_string();
-        store(state, scope, key, status, marker).await;
+    if is_event_stream(&response) {
+        // A stream is never buffered or replayed. A native run stream's retry gets a pointer to
+        // the run it started; other streams release the key.
+        match response.headers().get(crate::api::runs::RUN_ID_HEADER).and_then(|id| id.to_str().ok()) {
+            Some(run_id) => {
+                let marker = serde_json::json!({ STREAM_MARKER: run_id }).to_string();
+                store(state, scope, key, status, marker).await;
+            }
+            None => release(state, scope, key).await,
+        }
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -165,13 +185,8 @@ async fn store(state: &AppState, scope: &str, key: &str, status: StatusCode, bod
 
 const STREAM_MARKER: &str = "streamed_run_id";
 
-fn streamed_run(response: &Response) -> Option<String> {
-    let is_stream = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"));
-    let run_id = response.headers().get(crate::api::runs::RUN_ID_HEADER)?.to_str().ok()?;
-    is_stream.then(|| run_id.to_owned())
+fn is_event_stream(response: &Response) -> bool {
+    response.headers().get(header::CONTENT_TYPE).is_some_and(|value| value.as_bytes().starts_with(b"text/event-stream"))
 }
 
 async fn release(state: &AppState, scope: &str, key: &str) {
@@ -217,10 +232,6 @@ fn replay(status: i32, body: String) -> Response {
         body,
     )
         .into_response()
-}
-
-fn hash_request(method: &Method, path: &str, body: &[u8]) -> String {
-    crate::digest::sha256_hex(&[method.as_str().as_bytes(), path.as_bytes(), body])
 }
 
 /// Deletes keys past their retention; run periodically.

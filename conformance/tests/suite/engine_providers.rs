@@ -254,3 +254,32 @@ async fn a_run_outlives_a_client_that_disconnects_mid_stream() {
     assert_eq!(finished.body["status"], "completed");
     assert_eq!(finished.body["output"]["content"], "Hello");
 }
+
+#[tokio::test]
+async fn a_keyed_request_whose_client_hung_up_still_records_its_answer() {
+    let provider = &PROVIDERS[0];
+    let app = TestApp::start().await;
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(provider.path))
+        .respond_with(sse(provider.text).set_delay(Duration::from_millis(400)))
+        .mount(&mock)
+        .await;
+    let sid = smith_on(&app, provider, &mock).await;
+    let runs = format!("/v1/smiths/{sid}/runs");
+    let body = json!({"input": [{"role": "user", "content": "Hi"}]});
+    let keyed = || {
+        app.request(reqwest::Method::POST, &runs)
+            .bearer_auth(&app.admin_token)
+            .header("idempotency-key", "hang-up")
+            .json(&body)
+    };
+    // The client gives up long before the provider answers.
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), keyed().send()).await;
+    assert!(gave_up.is_err());
+    let retried = app.send("POST", &runs, keyed()).await.expect(200);
+    assert_eq!(retried.body["status"], "completed");
+    let listed = app.get(&runs, &app.admin_token).await.expect(200);
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 1, "the retry replayed the first run");
+    assert_eq!(mock.received_requests().await.unwrap().len(), 1);
+}

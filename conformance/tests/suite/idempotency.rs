@@ -72,3 +72,17 @@ async fn bad_keys_are_rejected() {
         .await
         .expect_error(400, "invalid_idempotency_key");
 }
+
+#[tokio::test]
+async fn smith_tokens_keep_their_keys_apart() {
+    let app = TestApp::start().await;
+    let body = json!({"model": "ingram/offline", "messages": [{"role": "user", "content": "same"}]});
+    let mut ids = Vec::new();
+    for user in ["alice", "bob"] {
+        let sid = app.create_smith(&app.admin_token, user).await;
+        let token = app.smith_token(&sid).await;
+        let answer = keyed_post(&app, &token, "/v1/chat/completions", "shared-key", body.clone()).await.expect(200);
+        ids.push(answer.body["id"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(ids[0], ids[1], "one end-user's key never replays another's answer");
+}

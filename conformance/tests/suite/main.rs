@@ -8,6 +8,7 @@ mod fixtures;
 mod harness;
 mod idempotency;
 mod openai_chat;
+mod openai_responses;
 mod projects_tokens;
 mod providers;
 mod run_streams;

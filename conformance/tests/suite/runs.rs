@@ -421,3 +421,25 @@ fn frames_parse() {
     let frames = parse_frames("event: a\nid: 1\ndata: {\"v\":1}\n\n: keep-alive\n\n");
     assert_eq!(frames.len(), 1);
 }
+
+#[tokio::test]
+async fn a_stale_cancel_request_does_not_kill_a_resumed_run() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+    let app = TestApp::start().await;
+    let sid = smith(&app).await;
+    let path = format!("/v1/smiths/{sid}/runs");
+    let body = json!({"input": [{"role": "user", "content": "/tool weather {}"}], "tools": weather_tool()});
+    let paused = app.post(&path, &app.admin_token, body).await.expect(200);
+    // A cancel that arrived while the run was pausing left its flag behind.
+    let stored = ingram_server::store::run::Entity::find_by_id(paused.id()).one(&app.state.db).await.unwrap().unwrap();
+    let mut flagged = stored.into_active_model();
+    flagged.cancel_requested = Set(true);
+    flagged.update(&app.state.db).await.unwrap();
+    let call_id = paused.body["required_action"]["tool_calls"][0]["id"].as_str().unwrap();
+    let submit = json!({"tool_outputs": [{"tool_call_id": call_id, "output": "ok"}]});
+    let done = app.post(&format!("{path}/{}/submit", paused.id()), &app.admin_token, submit).await.expect(200);
+    assert_eq!(done.body["status"], "completed");
+    app.state.engine.upkeep().await.unwrap();
+    let later = app.get(&format!("{path}/{}", paused.id()), &app.admin_token).await.expect(200);
+    assert_eq!(later.body["status"], "completed");
+}

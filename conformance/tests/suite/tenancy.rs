@@ -43,9 +43,14 @@ async fn victim(app: &TestApp) -> Victim {
         .expect(200);
     let rid = run.id();
     let thread = run.body["thread_id"].as_str().unwrap().to_owned();
-    app.call("PUT", "/v1/tenant/model_keys/openai", Some(token), Some(json!({"api_key": "sk-victim-key"})))
-        .await
-        .expect(200);
+    app.call(
+        "PUT",
+        "/v1/tenant/model_keys/openai",
+        Some(token),
+        Some(json!({"api_key": "sk-victim-key", "base_url": "http://127.0.0.1:9/v1"})),
+    )
+    .await
+    .expect(200);
     let params = HashMap::from([
         ("sid", sid.clone()),
         ("aid", aid.clone()),
@@ -82,8 +87,13 @@ fn concrete_path(operation: &Operation, params: &HashMap<&'static str, String>) 
 }
 
 fn body_for(operation: &Operation) -> Option<serde_json::Value> {
-    crate::spec::minimal_body(operation)
-        .or_else(|| matches!(operation.method.as_str(), "POST" | "PATCH" | "PUT").then(|| json!({})))
+    let mut body = crate::spec::minimal_body(operation)
+        .or_else(|| matches!(operation.method.as_str(), "POST" | "PATCH" | "PUT").then(|| json!({})))?;
+    // A body that names a model names the offline one: the matrix never reaches a provider.
+    if let Some(model) = body.get_mut("model") {
+        *model = json!("ingram/offline");
+    }
+    Some(body)
 }
 
 /// No victim id may appear in an answer, except one the caller itself put in the path (a

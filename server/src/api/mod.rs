@@ -7,6 +7,7 @@ pub mod model_keys;
 pub mod openai;
 pub mod pagination;
 pub mod projects;
+pub mod responses;
 pub mod runs;
 pub mod smiths;
 pub mod tokens;
@@ -71,7 +72,8 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(smiths::router())
         .merge(runs::router())
         .merge(model_keys::router())
-        .merge(openai::router());
+        .merge(openai::router())
+        .merge(responses::router());
     (authenticated, health::router())
 }
 

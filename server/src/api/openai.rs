@@ -21,7 +21,7 @@ use crate::auth::{Authorized, scopes};
 use crate::domain::smiths::{self, SmithWithAgent, Upserted};
 use crate::engine::events::StoredEvent;
 use crate::engine::types::{
-    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunConfig, RunOutput, RunStatus, RunUsage,
+    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunConfig, RunMode, RunOutput, RunStatus, RunUsage,
     ToolChoiceOption,
 };
 use crate::engine::{OnBusy, RunSpec};
@@ -287,7 +287,8 @@ async fn create_chat_completion(
             max_tokens: request.max_completion_tokens.or(request.max_tokens),
             temperature: request.temperature,
             tool_choice: request.tool_choice,
-            stateless: true,
+            mode: RunMode::ChatCompletions,
+            store: None,
         },
         client_tools: request.tools.unwrap_or_default(),
         metadata: request.metadata,
@@ -303,7 +304,7 @@ async fn create_chat_completion(
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
     if settled.status != RunStatus::Completed.as_str() {
-        return Err(run_error(settled.error));
+        return Err(settled_error(settled));
     }
     let output: RunOutput = settled.output.and_then(|o| serde_json::from_value(o).ok()).unwrap_or_default();
     let usage: RunUsage = settled.usage.and_then(|u| serde_json::from_value(u).ok()).unwrap_or_default();
@@ -333,7 +334,7 @@ async fn create_chat_completion(
 }
 
 /// A smith token is the smith; a tenant-admin token names it with `IC-Smith-Id` or `user`.
-async fn resolve_smith(
+pub(crate) async fn resolve_smith(
     state: &AppState,
     caller: &crate::auth::Caller,
     headers: &HeaderMap,
@@ -413,13 +414,22 @@ fn split_messages(messages: Vec<ChatMessage>) -> ApiResult<(Vec<String>, Vec<Inp
     Ok((instructions, input))
 }
 
-fn join_instructions(base: Option<String>, added: Vec<String>) -> Option<String> {
+pub(crate) fn join_instructions(base: Option<String>, added: Vec<String>) -> Option<String> {
     let parts: Vec<String> = base.into_iter().chain(added).filter(|part| !part.is_empty()).collect();
     (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
+/// Why a settled run gave no answer, as the HTTP error an OpenAI SDK maps to the right
+/// exception. A cancelled run is a 409, not a retryable 5xx that would run it again.
+pub(crate) fn settled_error(run: crate::store::run::Model) -> ApiError {
+    if run.status == RunStatus::Cancelled.as_str() {
+        return ApiError::conflict("run_cancelled", "The run behind this request was cancelled.");
+    }
+    run_error(run.error)
+}
+
 /// A failed run as the HTTP error an OpenAI SDK maps to the right exception.
-fn run_error(error: Option<Value>) -> ApiError {
+pub(crate) fn run_error(error: Option<Value>) -> ApiError {
     let body: Option<ErrorBody> = error.and_then(|error| serde_json::from_value(error).ok());
     let Some(body) = body else { return ApiError::internal("The run ended without an answer.") };
     let status = match body.kind {

@@ -22,7 +22,7 @@ use crate::auth::{Authorized, scopes};
 use crate::domain::runs::{self, RunFilters};
 use crate::domain::smiths;
 use crate::engine::types::{
-    FunctionTool, InputMessage, RequiredAction, RunConfig, RunEventData, RunOutput, RunStatus, RunUsage,
+    FunctionTool, InputMessage, RequiredAction, RunConfig, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
 };
 use crate::engine::{OnBusy, RunSpec, ToolOutput};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -210,7 +210,8 @@ async fn create_run(
             max_tokens: None,
             temperature: None,
             tool_choice: None,
-            stateless: false,
+            mode: RunMode::Native,
+            store: None,
         },
         client_tools: request.tools.unwrap_or_default(),
         metadata: request.metadata,

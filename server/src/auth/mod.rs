@@ -58,11 +58,13 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// The namespace the caller's idempotency keys live in.
-    pub fn idempotency_scope(&self) -> &str {
+    /// The namespace the caller's idempotency keys live in: the organization, the project, or
+    /// for a smith token its smith (so two end-users' keys never meet).
+    pub fn idempotency_scope(&self) -> String {
         match self {
-            Self::Org { organization_id } => organization_id,
-            Self::Tenant(caller) => &caller.project_id,
+            Self::Org { organization_id } => organization_id.clone(),
+            Self::Tenant(Caller { project_id, smith_id: None, .. }) => project_id.clone(),
+            Self::Tenant(Caller { project_id, smith_id: Some(smith_id), .. }) => format!("{project_id}/{smith_id}"),
         }
     }
 }

@@ -232,8 +232,14 @@ impl Subscription {
             Self { db, run_id, last: after, buffer: VecDeque::new(), live: None, lookup_live, done: false };
         if let Some(live) = (subscription.lookup_live)() {
             // What came before this execution of the run is in the database already.
-            let earlier = stored_after(&subscription.db, &subscription.run_id, after, Some(live.first_seq)).await?;
-            subscription.buffer.extend(earlier);
+            let mut cursor = after;
+            loop {
+                let earlier =
+                    stored_after(&subscription.db, &subscription.run_id, cursor, Some(live.first_seq)).await?;
+                let Some(last) = earlier.last() else { break };
+                cursor = last.seq;
+                subscription.buffer.extend(earlier);
+            }
             let version = live.version.subscribe();
             subscription.live = Some((live, version));
         }
@@ -270,6 +276,12 @@ impl Subscription {
                 let _ = version.changed().await;
                 continue;
             }
+            // The status is read before the rows: a run that ended in between still has its
+            // closing events read here.
+            let status = run::Entity::find_by_id(self.run_id.as_str())
+                .one(&self.db)
+                .await?
+                .and_then(|run| RunStatus::parse(&run.status));
             let rows = stored_after(&self.db, &self.run_id, self.last, None).await?;
             if !rows.is_empty() {
                 self.buffer.extend(rows);
@@ -280,10 +292,6 @@ impl Subscription {
                 self.live = Some((live, version));
                 continue;
             }
-            let status = run::Entity::find_by_id(self.run_id.as_str())
-                .one(&self.db)
-                .await?
-                .and_then(|run| RunStatus::parse(&run.status));
             if status.is_none_or(|status| status.is_terminal() || status == RunStatus::RequiresAction) {
                 // Nothing more will come (a stream whose end was already read, or a run that
                 // paused or ended before `after`).

@@ -32,7 +32,7 @@ const ENQUEUE_POLL: Duration = Duration::from_millis(50);
 
 /// How an execution ended, before it is recorded.
 enum Outcome {
-    /// `tool_calls` is non-empty only for a stateless run that ended on client tool calls.
+    /// `tool_calls` is non-empty only for a run whose mode ends (not pauses) on client tool calls.
     Completed {
         content: String,
         tool_calls: Vec<ToolCall>,
@@ -166,7 +166,7 @@ async fn execute(
             }),
         )
         .await?;
-    Ok(if tool_calls.is_empty() || config.stateless {
+    Ok(if tool_calls.is_empty() || !config.mode.pauses_for_tools() {
         Outcome::Completed { content, tool_calls, stop_reason, usage }
     } else {
         Outcome::Paused { content, tool_calls, usage }
@@ -206,7 +206,7 @@ async fn model_request(
     config: &RunConfig,
     model: &ResolvedModel,
 ) -> ApiResult<ModelRequest> {
-    let earlier = if config.stateless { Vec::new() } else { thread_history(engine, current).await? };
+    let earlier = if config.mode.includes_history() { thread_history(engine, current).await? } else { Vec::new() };
     let mut messages = Vec::new();
     for turn in earlier.iter().chain(std::iter::once(current)) {
         messages.extend(turn_messages(turn));
@@ -397,7 +397,17 @@ async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: O
             .col_expr(run::Column::ActiveThreadId, Expr::value(Option::<String>::None))
             .col_expr(run::Column::CompletedAt, Expr::value(Some(now())));
     }
-    update.exec(&txn).await?;
+    // Only while this replica still holds the run: if its lease lapsed and another replica
+    // failed the run, that outcome stands.
+    let recorded = update
+        .filter(run::Column::LeaseOwner.eq(engine.inner.instance.as_str()))
+        .filter(run::Column::Status.is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]))
+        .exec(&txn)
+        .await?;
+    if recorded.rows_affected == 0 {
+        tracing::warn!(run_id, "the run was taken over after its lease lapsed; its outcome is dropped");
+        return Ok(());
+    }
     emitter.flush(&txn).await?;
     txn.commit().await?;
     emitter.publish(closing);

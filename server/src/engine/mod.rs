@@ -79,6 +79,20 @@ struct Inner {
     live: Mutex<HashMap<String, Arc<LiveRun>>>,
 }
 
+/// A run's place in this replica's registry, released when its task ends however it ends.
+struct Registered {
+    engine: Engine,
+    run_id: String,
+    live: Arc<LiveRun>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.engine.unregister(&self.run_id);
+        self.live.close();
+    }
+}
+
 const INTERRUPT_WAIT: Duration = Duration::from_secs(10);
 
 fn thread_busy() -> ApiError {
@@ -192,9 +206,10 @@ impl Engine {
         let engine = self.clone();
         let run_id = run_id.to_owned();
         tokio::spawn(async move {
+            // Unregistering on drop covers a panicking task too, so subscribers never wait on
+            // a log nobody writes, and the lease stops being renewed.
+            let _registered = Registered { engine: engine.clone(), run_id: run_id.clone(), live: live.clone() };
             execute::run(&engine, &run_id, &live, reserved).await;
-            engine.unregister(&run_id);
-            live.close();
         });
     }
 
@@ -259,6 +274,8 @@ impl Engine {
         // Another replica notices the request on its next heartbeat.
         let settled = tokio::time::timeout(INTERRUPT_WAIT, self.wait_settled(&current.id, current.last_seq)).await;
         match settled {
+            // It paused before the cancel reached it: cancel the pause.
+            Ok(Ok(run)) if run.status == RunStatus::RequiresAction.as_str() => Box::pin(self.cancel(&run)).await,
             Ok(result) => result,
             Err(_) => Err(ApiError::new(
                 axum::http::StatusCode::GATEWAY_TIMEOUT,
@@ -323,6 +340,7 @@ impl Engine {
             .col_expr(run::Column::LeaseOwner, Expr::value(Some(self.inner.instance.clone())))
             .col_expr(run::Column::LeaseUntil, Expr::value(Some(self.lease_until())))
             .col_expr(run::Column::LastSeq, Expr::value(current.last_seq + SEQ_RESERVATION))
+            .col_expr(run::Column::CancelRequested, Expr::value(false))
             .col_expr(run::Column::UpdatedAt, Expr::value(now()))
             .filter(run::Column::Id.eq(current.id.as_str()))
             .filter(run::Column::Status.eq(RunStatus::RequiresAction.as_str()))
@@ -374,12 +392,19 @@ impl Engine {
     pub async fn upkeep(&self) -> ApiResult<()> {
         let db = &self.inner.db;
         let active = [RunStatus::Queued.as_str(), RunStatus::Running.as_str()];
-        run::Entity::update_many()
-            .col_expr(run::Column::LeaseUntil, Expr::value(Some(self.lease_until())))
-            .filter(run::Column::LeaseOwner.eq(self.inner.instance.as_str()))
-            .filter(run::Column::Status.is_in(active))
-            .exec(db)
-            .await?;
+        // Only runs a task here still executes: a run whose task is gone lets its lease lapse
+        // and is swept.
+        let executing: Vec<String> =
+            self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        if !executing.is_empty() {
+            run::Entity::update_many()
+                .col_expr(run::Column::LeaseUntil, Expr::value(Some(self.lease_until())))
+                .filter(run::Column::Id.is_in(executing))
+                .filter(run::Column::LeaseOwner.eq(self.inner.instance.as_str()))
+                .filter(run::Column::Status.is_in(active))
+                .exec(db)
+                .await?;
+        }
         let cancelled = run::Entity::find()
             .filter(run::Column::LeaseOwner.eq(self.inner.instance.as_str()))
             .filter(run::Column::Status.is_in(active))

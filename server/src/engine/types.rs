@@ -133,10 +133,38 @@ pub struct RunConfig {
     pub temperature: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoiceOption>,
-    /// The model sees only this run's input, not the thread's earlier runs, and a client
-    /// tool call ends the run instead of pausing it (the OpenAI Chat Completions contract).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub stateless: bool,
+    /// Which contract the run follows; absent means `native`.
+    #[serde(default, skip_serializing_if = "RunMode::is_native")]
+    pub mode: RunMode,
+    /// For a Responses run: whether a later response may continue from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// The thread's earlier runs are the history; client tool calls pause the run.
+    #[default]
+    Native,
+    /// OpenAI Chat Completions: the input is the whole conversation; tool calls end the run.
+    ChatCompletions,
+    /// OpenAI Responses: the thread's earlier runs are the history; tool calls end the run.
+    Responses,
+}
+
+impl RunMode {
+    pub fn is_native(&self) -> bool {
+        *self == Self::Native
+    }
+
+    pub fn includes_history(self) -> bool {
+        self != Self::ChatCompletions
+    }
+
+    pub fn pauses_for_tools(self) -> bool {
+        self == Self::Native
+    }
 }
 
 /// `none`, `auto`, `required`, or `{"type": "function", "function": {"name": …}}`, as in OpenAI.

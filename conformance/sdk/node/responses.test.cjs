@@ -1,0 +1,42 @@
+// The official openai Node SDK's Responses API against the Ingram server.
+const { test } = require("node:test");
+const assert = require("node:assert/strict");
+const { randomUUID } = require("node:crypto");
+const OpenAI = require("openai");
+
+const client = new OpenAI({ baseURL: process.env.INGRAM_BASE_URL, apiKey: process.env.INGRAM_TOKEN, maxRetries: 0 });
+const model = "ingram/offline";
+const freshUser = () => `node-${randomUUID()}`;
+const said = (text) => `Hello! I am the built-in offline model. You said: "${text}".`;
+const weather = [{ type: "function", name: "weather", parameters: { type: "object", properties: { city: { type: "string" } } } }];
+
+test("non-stream and server-held history", async () => {
+  const first = await client.responses.create({ model, user: freshUser(), input: "First" });
+  assert.equal(first.output_text, said("First"));
+  const second = await client.responses.create({ model, previous_response_id: first.id, input: "Second" });
+  assert.match(second.output_text, /message 2 of our conversation; it began with "First"/);
+});
+
+test("stream helper's final response", async () => {
+  const stream = client.responses.stream({ model, user: freshUser(), input: "Helper" });
+  const final = await stream.finalResponse();
+  assert.equal(final.output_text, said("Helper"));
+});
+
+test("function call round trip", async () => {
+  const first = await client.responses.create({ model, user: freshUser(), input: '/tool weather {"city":"Paris"}', tools: weather });
+  const call = first.output[0];
+  assert.equal(call.type, "function_call");
+  const second = await client.responses.create({
+    model, previous_response_id: first.id, tools: weather,
+    input: [{ type: "function_call_output", call_id: call.call_id, output: "21C" }],
+  });
+  assert.equal(second.output_text, "The tool weather returned: 21C");
+});
+
+test("errors raise the matching exception with our code", async () => {
+  await assert.rejects(
+    client.responses.create({ model: "gpt-4o", user: freshUser(), input: "x" }),
+    (err) => err instanceof OpenAI.BadRequestError && err.code === "model_key_missing",
+  );
+});

@@ -7,13 +7,17 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
+# Each toolchain is (re)installed when its pinned manifest differs from the one installed.
 venv=target/sdk/python
-if [ ! -x "$venv/bin/pytest" ]; then
+if ! cmp -s conformance/sdk/python/requirements.txt "$venv/requirements.txt"; then
+    rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r conformance/sdk/python/requirements.txt
+    cp conformance/sdk/python/requirements.txt "$venv/"
 fi
 node_dir=target/sdk/node
-if [ ! -d "$node_dir/node_modules/openai" ]; then
+if ! cmp -s conformance/sdk/node/package.json "$node_dir/package.json"; then
+    rm -rf "$node_dir"
     mkdir -p "$node_dir"
     cp conformance/sdk/node/package.json "$node_dir/"
     npm install --silent --no-audit --no-fund --prefix "$node_dir" > /dev/null

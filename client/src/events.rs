@@ -168,8 +168,10 @@ impl Client {
             resumes_left: u32,
             done: bool,
         }
-        let run_id =
-            run_id.or_else(|| response.headers().get("x-run-id").and_then(|id| id.to_str().ok()).map(str::to_owned));
+        let header = |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned);
+        let run_id = run_id.or_else(|| header("x-run-id"));
+        let after = after
+            .or_else(|| header("x-run-stream-after").and_then(|after| after.parse().ok()).filter(|after| *after > 0));
         let state = Follow {
             client: self.clone(),
             smith_id,

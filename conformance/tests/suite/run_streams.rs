@@ -255,3 +255,32 @@ async fn the_client_streams_and_drives_runs_against_the_server() {
     };
     assert_eq!(err.code(), Some("model_key_missing"));
 }
+
+#[tokio::test]
+async fn a_submit_stream_dropped_before_its_first_frame_resumes_after_the_pause() {
+    let mock = MockServer::start().await;
+    let runs = "/v1/smiths/smt_x/runs";
+    Mock::given(method("POST"))
+        .and(path(format!("{runs}/run_x/submit")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-run-id", "run_x")
+                .insert_header("x-run-stream-after", "3")
+                .set_body_raw("", "text/event-stream"),
+        )
+        .mount(&mock)
+        .await;
+    let tail = "event: run.completed\nid: 4\ndata: {\"v\":1,\"run_id\":\"run_x\",\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1,\"total_tokens\":2,\"cost_usd\":0.0}}\n\n";
+    Mock::given(method("GET"))
+        .and(path(format!("{runs}/run_x/events")))
+        .and(header("last-event-id", "3"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(tail, "text/event-stream"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let client = Client::with_token_and_policy(&mock.uri(), "t", RetryPolicy::none()).unwrap();
+    let frames: Vec<RunEventFrame> =
+        client.submit_tool_outputs_stream("smt_x", "run_x", vec![]).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(frames.len(), 1);
+    assert!(matches!(frames[0].event, RunEvent::Completed(_)));
+}

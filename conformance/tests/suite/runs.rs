@@ -160,6 +160,7 @@ async fn submit_can_stream_the_resumed_run() {
         )
         .await;
     assert_eq!(resumed.frames[0].id.as_deref(), Some("4"), "numbering carries on after the pause");
+    assert_eq!(resumed.headers["x-run-stream-after"], "3");
     assert_eq!(resumed.last().event, "run.completed");
     assert_eq!(resumed.text(), "The tool weather returned: ok");
 }

@@ -233,6 +233,9 @@ async fn answer(state: &AppState, run_id: String, after: i32, stream: bool) -> A
 
 /// Names the run a streamed answer belongs to, so a retried create can point at it.
 pub const RUN_ID_HEADER: &str = "x-run-id";
+/// The sequence number a streamed answer starts after, so a client that drops before the
+/// first frame resumes from the right place.
+pub const STREAM_AFTER_HEADER: &str = "x-run-stream-after";
 
 async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Response> {
     let subscription = state.engine.subscribe(run_id, after).await?;
@@ -251,7 +254,7 @@ async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Response> 
         }
     });
     let sse = Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
-    Ok(([(RUN_ID_HEADER, run_id.to_owned())], sse).into_response())
+    Ok(([(RUN_ID_HEADER, run_id.to_owned()), (STREAM_AFTER_HEADER, after.to_string())], sse).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID), PageParams),

@@ -193,16 +193,7 @@ pub async fn update(
         smith.revision = Set(current.revision + 1);
     }
     smith.updated_at = Set(now());
-    let smith = match smith.update(&txn).await {
-        Ok(smith) => smith,
-        Err(err) if is_unique_violation(&err) => {
-            return Err(ApiError::conflict(
-                "smith_exists",
-                "That agent already has a live smith with this external_id.",
-            ));
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let smith = save(&txn, smith).await?;
     if config_changed {
         record_revision(&txn, &smith, None).await?;
     }
@@ -221,6 +212,17 @@ pub async fn delete(db: &DatabaseConnection, caller: &Caller, smith_id: &str) ->
     tokens::revoke_all(&txn, token::Column::SmithId, smith_id).await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// Saves a changed smith; moving onto an agent where its external_id is taken is a conflict.
+async fn save(db: &impl ConnectionTrait, smith: smith::ActiveModel) -> ApiResult<smith::Model> {
+    match smith.update(db).await {
+        Ok(smith) => Ok(smith),
+        Err(err) if is_unique_violation(&err) => {
+            Err(ApiError::conflict("smith_exists", "That agent already has a live smith with this external_id."))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 async fn record_revision(db: &impl ConnectionTrait, smith: &smith::Model, restored_from: Option<i32>) -> ApiResult<()> {
@@ -277,16 +279,7 @@ pub async fn restore(
     smith.overrides = Set(revision.overrides);
     smith.revision = Set(current.revision + 1);
     smith.updated_at = Set(now());
-    let smith = match smith.update(&txn).await {
-        Ok(smith) => smith,
-        Err(err) if is_unique_violation(&err) => {
-            return Err(ApiError::conflict(
-                "smith_exists",
-                "That agent already has a live smith with this external_id.",
-            ));
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let smith = save(&txn, smith).await?;
     record_revision(&txn, &smith, Some(number)).await?;
     txn.commit().await?;
     Ok(SmithWithAgent { smith, agent })

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
-use super::append_paragraph;
 use super::sse::{SseEvent, events};
 use super::{
     Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
     StopReason, ToolCall, ToolChoice, Usage,
 };
+use super::{append_paragraph, push_turn};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
 
@@ -101,18 +101,6 @@ fn arguments_object(arguments: &str) -> Value {
 
 fn input_schema(parameters: &Value) -> Value {
     if parameters.is_object() { parameters.clone() } else { json!({"type": "object", "properties": {}}) }
-}
-
-/// Roles must alternate, so a message with the previous one's role is merged into it (this is
-/// also what groups consecutive tool results into one user message).
-fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
-    }
-    match turns.last_mut() {
-        Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
-        _ => turns.push((role, blocks)),
-    }
 }
 
 fn stop_reason(reason: &str) -> StopReason {

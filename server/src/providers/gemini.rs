@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
-use super::append_paragraph;
 use super::sse::{SseEvent, events};
 use super::{
     Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
     StopReason, ToolCall, ToolChoice, Usage,
 };
+use super::{append_paragraph, push_turn};
 
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 
@@ -40,7 +40,7 @@ fn body(request: &ModelRequest) -> Value {
             }
             Role::Tool => ("user", vec![function_response(message, &call_names)]),
         };
-        push_content(&mut contents, role, parts);
+        push_turn(&mut contents, role, parts);
     }
     let contents: Vec<Value> =
         contents.into_iter().map(|(role, parts)| json!({"role": role, "parts": parts})).collect();
@@ -114,18 +114,6 @@ fn arguments_object(arguments: &str) -> Value {
     match serde_json::from_str::<Value>(arguments) {
         Ok(value @ Value::Object(_)) => value,
         _ => Value::Object(Map::new()),
-    }
-}
-
-/// Merges a message into the previous content when the role repeats (so consecutive tool
-/// results become one user content, answering all calls of the model turn together).
-fn push_content(contents: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, parts: Vec<Value>) {
-    if parts.is_empty() {
-        return;
-    }
-    match contents.last_mut() {
-        Some((last_role, last_parts)) if *last_role == role => last_parts.extend(parts),
-        _ => contents.push((role, parts)),
     }
 }
 

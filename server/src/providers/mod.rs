@@ -193,6 +193,22 @@ pub(crate) fn append_paragraph(text: &mut String, paragraph: &str) {
     text.push_str(paragraph);
 }
 
+/// Appends a turn, merging it into the previous one when the role repeats: Anthropic and
+/// Gemini want alternating roles, and consecutive tool results answer one model turn together.
+pub(crate) fn push_turn(
+    turns: &mut Vec<(&'static str, Vec<serde_json::Value>)>,
+    role: &'static str,
+    parts: Vec<serde_json::Value>,
+) {
+    if parts.is_empty() {
+        return;
+    }
+    match turns.last_mut() {
+        Some((last_role, last_parts)) if *last_role == role => last_parts.extend(parts),
+        _ => turns.push((role, parts)),
+    }
+}
+
 pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ProviderError>> + Send>>;
 
 /// Where and how to reach a provider: the key and base URL come from the project's BYOK

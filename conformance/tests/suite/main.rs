@@ -13,6 +13,7 @@ mod projects_tokens;
 mod providers;
 mod run_streams;
 mod runs;
+mod sdk_wire;
 mod smiths_agents;
 mod spec;
 mod tenancy;

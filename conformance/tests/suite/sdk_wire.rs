@@ -1,7 +1,7 @@
-//! The wire the real openai Python SDK sends (recorded by conformance/sdk/python/record_wire.py
-//! into conformance/fixtures/openai-sdk-wire.json), replayed against the server (insta
-//! snapshot, ids and times redacted), then the server's answers served by wiremock to the
-//! generated Rust client, which must decode them whole.
+//! The wire the real SDKs send (recorded by conformance/sdk/python/record_wire.py and
+//! conformance/sdk/node/record-wire.cjs into conformance/fixtures/*-wire.json), replayed
+//! against the server (insta snapshots, ids and times redacted), then the server's answers
+//! served by wiremock to the generated Rust client, which must decode them whole.
 
 use futures::TryStreamExt;
 use ingram_client::{Client, RetryPolicy, types};
@@ -58,8 +58,22 @@ fn stream_data(text: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn the_python_sdks_wire_replays_against_the_server_and_through_the_client() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/openai-sdk-wire.json")).unwrap();
+async fn the_openai_python_sdks_wire() {
+    replay("openai-sdk-wire.json", "openai_sdk_wire").await;
+}
+
+#[tokio::test]
+async fn the_openai_node_sdks_wire() {
+    replay("openai-node-wire.json", "openai_node_wire").await;
+}
+
+#[tokio::test]
+async fn the_vercel_ai_sdks_wire() {
+    replay("vercel-ai-wire.json", "vercel_ai_wire").await;
+}
+
+async fn replay(file: &str, snapshot: &str) {
+    let text = std::fs::read_to_string(format!("{}/fixtures/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let fixture: Value = serde_json::from_str(&text).unwrap();
     let app = TestApp::start().await;
     let mock = MockServer::start().await;
@@ -108,5 +122,5 @@ async fn the_python_sdks_wire_replays_against_the_server_and_through_the_client(
         };
         assert_eq!(without_nulls(&decoded), without_nulls(&answer.body), "{name}: the client's type lost data");
     }
-    insta::assert_json_snapshot!("openai_sdk_wire", transcript);
+    insta::assert_json_snapshot!(snapshot, transcript);
 }

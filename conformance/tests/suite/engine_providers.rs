@@ -66,6 +66,20 @@ async fn smith_on(app: &TestApp, provider: &Provider, mock: &MockServer) -> Stri
     smith.expect(201).id()
 }
 
+/// A smith on the OpenAI provider whose every answer takes `delay` to start.
+async fn slow_openai_smith(delay: Duration) -> (TestApp, MockServer, String) {
+    let provider = &PROVIDERS[0];
+    let app = TestApp::start().await;
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(provider.path))
+        .respond_with(sse(provider.text).set_delay(delay))
+        .mount(&mock)
+        .await;
+    let sid = smith_on(&app, provider, &mock).await;
+    (app, mock, sid)
+}
+
 fn tools() -> serde_json::Value {
     json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])
 }
@@ -158,15 +172,7 @@ async fn provider_errors_fail_the_run_with_our_codes() {
 
 #[tokio::test]
 async fn cancel_aborts_a_run_waiting_on_its_provider() {
-    let provider = &PROVIDERS[0];
-    let app = TestApp::start().await;
-    let mock = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(provider.path))
-        .respond_with(sse(provider.text).set_delay(Duration::from_secs(30)))
-        .mount(&mock)
-        .await;
-    let sid = smith_on(&app, provider, &mock).await;
+    let (app, _mock, sid) = slow_openai_smith(Duration::from_secs(30)).await;
     let runs = format!("/v1/smiths/{sid}/runs");
     let streamed =
         app.stream_post(&runs, &app.admin_token, json!({"input": [{"role": "user", "content": "Hi"}], "stream": true}));
@@ -223,15 +229,7 @@ async fn model_keys_are_sealed_masked_and_listed_with_models() {
 
 #[tokio::test]
 async fn a_run_outlives_a_client_that_disconnects_mid_stream() {
-    let provider = &PROVIDERS[0];
-    let app = TestApp::start().await;
-    let mock = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(provider.path))
-        .respond_with(sse(provider.text).set_delay(Duration::from_millis(300)))
-        .mount(&mock)
-        .await;
-    let sid = smith_on(&app, provider, &mock).await;
+    let (app, _mock, sid) = slow_openai_smith(Duration::from_millis(300)).await;
     let runs = format!("/v1/smiths/{sid}/runs");
     let mut response = app
         .request(reqwest::Method::POST, &runs)
@@ -257,15 +255,7 @@ async fn a_run_outlives_a_client_that_disconnects_mid_stream() {
 
 #[tokio::test]
 async fn a_keyed_request_whose_client_hung_up_still_records_its_answer() {
-    let provider = &PROVIDERS[0];
-    let app = TestApp::start().await;
-    let mock = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(provider.path))
-        .respond_with(sse(provider.text).set_delay(Duration::from_millis(400)))
-        .mount(&mock)
-        .await;
-    let sid = smith_on(&app, provider, &mock).await;
+    let (app, mock, sid) = slow_openai_smith(Duration::from_millis(400)).await;
     let runs = format!("/v1/smiths/{sid}/runs");
     let body = json!({"input": [{"role": "user", "content": "Hi"}]});
     let keyed = || {

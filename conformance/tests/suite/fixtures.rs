@@ -144,7 +144,7 @@ async fn foundation_fixtures_replay_against_the_server_and_through_the_client() 
     }
 }
 
-fn without_nulls(value: &Value) -> Value {
+pub fn without_nulls(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),

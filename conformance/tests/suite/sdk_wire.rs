@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::fixtures::redact;
+use crate::fixtures::{redact, without_nulls};
 use crate::harness::{TestApp, parse_frames};
 
 /// Redacts ids and RFC 3339 times, plus the unix-second times OpenAI objects carry.
@@ -31,16 +31,6 @@ fn redact_all(value: &Value) -> Value {
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact_all).collect()),
         other => other,
-    }
-}
-
-fn without_nulls(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
-        other => other.clone(),
     }
 }
 

@@ -271,32 +271,6 @@ pub mod types {
             Default::default()
         }
     }
-    ///`ChatContent`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-    #[serde(untagged)]
-    pub enum ChatContent {
-        Text(::std::string::String),
-        Parts(::std::vec::Vec<ChatContentPart>),
-    }
-    impl ::std::convert::From<::std::vec::Vec<ChatContentPart>> for ChatContent {
-        fn from(value: ::std::vec::Vec<ChatContentPart>) -> Self {
-            Self::Parts(value)
-        }
-    }
-    ///`ChatContentPart`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-    #[serde(tag = "type")]
-    pub enum ChatContentPart {
-        #[serde(rename = "text")]
-        Text { text: ::std::string::String },
-        ///Accepted by the schema so the refusal is a clear 400, not a parse error.
-        #[serde(rename = "image_url")]
-        ImageUrl {
-            image_url: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        },
-        #[serde(rename = "file")]
-        File { file: ::serde_json::Map<::std::string::String, ::serde_json::Value> },
-    }
     ///`ChatDelta`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct ChatDelta {
@@ -328,7 +302,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatMessage {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub content: ::std::option::Option<ChatContent>,
+        pub content: ::std::option::Option<MessageContent>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         pub role: Role,
@@ -464,12 +438,18 @@ pub mod types {
             value.parse()
         }
     }
-    ///`ContentPart`
+    /**A part of a message, in the OpenAI chat shape. Data URLs and base64 `file_data` are
+stored as the smith's files when the run is created, and the run's input then names them
+by `file_id` (`GET /v1/files/{fid}`).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-    #[serde(tag = "type", content = "text")]
+    #[serde(tag = "type")]
     pub enum ContentPart {
         #[serde(rename = "text")]
-        Text(::std::string::String),
+        Text { text: ::std::string::String },
+        #[serde(rename = "image_url")]
+        ImageUrl { image_url: ImagePart },
+        #[serde(rename = "file")]
+        File { file: FilePart },
     }
     ///`ConversationRef`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -1898,6 +1878,44 @@ pub mod types {
             value.parse()
         }
     }
+    ///A stored file, in OpenAI's file shape plus what Ingram knows of it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct File {
+        ///Size in bytes.
+        pub bytes: i64,
+        ///Unix seconds, as in OpenAI.
+        pub created_at: i64,
+        pub filename: ::std::string::String,
+        pub id: ::std::string::String,
+        pub media_type: ::std::string::String,
+        ///Always `file`.
+        pub object: ::std::string::String,
+        ///Always `user_data`: the file came inline in a conversation.
+        pub purpose: ::std::string::String,
+        ///The smith whose conversation it came in.
+        pub smith_id: ::std::string::String,
+    }
+    impl File {
+        pub fn builder() -> builder::File {
+            Default::default()
+        }
+    }
+    ///A document: base64 or data-URL `file_data`, or a stored file's id.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct FilePart {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub file_data: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub file_id: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub filename: ::std::option::Option<::std::string::String>,
+    }
+    impl FilePart {
+        pub fn builder() -> builder::FilePart {
+            Default::default()
+        }
+    }
     ///`FinishReason`
     #[derive(
         ::serde::Deserialize,
@@ -2093,6 +2111,108 @@ pub mod types {
             value.parse()
         }
     }
+    ///`GetFileContentIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetFileContentIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetFileContentIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetFileContentIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetFileContentIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetFileContentIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`GetFileIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetFileIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetFileIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetFileIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetFileIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetFileIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`GetProjectIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -2253,6 +2373,81 @@ pub mod types {
     }
     impl Health {
         pub fn builder() -> builder::Health {
+            Default::default()
+        }
+    }
+    ///`ImageDetail`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ImageDetail {
+        #[serde(rename = "auto")]
+        Auto,
+        #[serde(rename = "low")]
+        Low,
+        #[serde(rename = "high")]
+        High,
+    }
+    impl ::std::fmt::Display for ImageDetail {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Auto => f.write_str("auto"),
+                Self::Low => f.write_str("low"),
+                Self::High => f.write_str("high"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ImageDetail {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "auto" => Ok(Self::Auto),
+                "low" => Ok(Self::Low),
+                "high" => Ok(Self::High),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ImageDetail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ImageDetail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///An image: an `http(s)` or `data:` URL, or a stored file's id.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct ImagePart {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub detail: ::std::option::Option<ImageDetail>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub file_id: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub url: ::std::option::Option<::std::string::String>,
+    }
+    impl ImagePart {
+        pub fn builder() -> builder::ImagePart {
             Default::default()
         }
     }
@@ -3335,16 +3530,32 @@ pub mod types {
     }
     ///`ResponseContentPart`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
-    #[serde(tag = "type", content = "text")]
+    #[serde(tag = "type")]
     pub enum ResponseContentPart {
         #[serde(rename = "input_text")]
-        InputText(::std::string::String),
+        InputText { text: ::std::string::String },
         #[serde(rename = "output_text")]
-        OutputText(::std::string::String),
+        OutputText { text: ::std::string::String },
+        ///An http(s) or data URL in `image_url`, or a stored file's `file_id`.
         #[serde(rename = "input_image")]
-        InputImage,
+        InputImage {
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            detail: ::std::option::Option<ImageDetail>,
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            file_id: ::std::option::Option<::std::string::String>,
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            image_url: ::std::option::Option<::std::string::String>,
+        },
+        ///Base64 or data-URL `file_data`, or a stored file's `file_id`.
         #[serde(rename = "input_file")]
-        InputFile,
+        InputFile {
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            file_data: ::std::option::Option<::std::string::String>,
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            file_id: ::std::option::Option<::std::string::String>,
+            #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+            filename: ::std::option::Option<::std::string::String>,
+        },
     }
     ///`ResponseError`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -4283,6 +4494,8 @@ pub mod types {
         RunsRead,
         #[serde(rename = "runs:write")]
         RunsWrite,
+        #[serde(rename = "files:read")]
+        FilesRead,
     }
     impl ::std::fmt::Display for Scope {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -4297,6 +4510,7 @@ pub mod types {
                 Self::ModelKeysWrite => f.write_str("model_keys:write"),
                 Self::RunsRead => f.write_str("runs:read"),
                 Self::RunsWrite => f.write_str("runs:write"),
+                Self::FilesRead => f.write_str("files:read"),
             }
         }
     }
@@ -4316,6 +4530,7 @@ pub mod types {
                 "model_keys:write" => Ok(Self::ModelKeysWrite),
                 "runs:read" => Ok(Self::RunsRead),
                 "runs:write" => Ok(Self::RunsWrite),
+                "files:read" => Ok(Self::FilesRead),
                 _ => Err("invalid value".into()),
             }
         }
@@ -6268,7 +6483,7 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct ChatMessage {
             content: ::std::result::Result<
-                ::std::option::Option<super::ChatContent>,
+                ::std::option::Option<super::MessageContent>,
                 ::std::string::String,
             >,
             name: ::std::result::Result<
@@ -6299,7 +6514,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ChatMessage {
             pub fn content<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::ChatContent>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::MessageContent>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.content = value
@@ -8129,6 +8344,250 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct File {
+            bytes: ::std::result::Result<i64, ::std::string::String>,
+            created_at: ::std::result::Result<i64, ::std::string::String>,
+            filename: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            media_type: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            object: ::std::result::Result<::std::string::String, ::std::string::String>,
+            purpose: ::std::result::Result<::std::string::String, ::std::string::String>,
+            smith_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for File {
+            fn default() -> Self {
+                Self {
+                    bytes: Err("no value supplied for bytes".to_string()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    filename: Err("no value supplied for filename".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    media_type: Err("no value supplied for media_type".to_string()),
+                    object: Err("no value supplied for object".to_string()),
+                    purpose: Err("no value supplied for purpose".to_string()),
+                    smith_id: Err("no value supplied for smith_id".to_string()),
+                }
+            }
+        }
+        impl File {
+            pub fn bytes<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.bytes = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for bytes: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for filename: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn media_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.media_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for media_type: {e}")
+                    });
+                self
+            }
+            pub fn object<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.object = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for object: {e}")
+                    });
+                self
+            }
+            pub fn purpose<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.purpose = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for purpose: {e}")
+                    });
+                self
+            }
+            pub fn smith_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.smith_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for smith_id: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<File> for super::File {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: File,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    bytes: value.bytes?,
+                    created_at: value.created_at?,
+                    filename: value.filename?,
+                    id: value.id?,
+                    media_type: value.media_type?,
+                    object: value.object?,
+                    purpose: value.purpose?,
+                    smith_id: value.smith_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::File> for File {
+            fn from(value: super::File) -> Self {
+                Self {
+                    bytes: Ok(value.bytes),
+                    created_at: Ok(value.created_at),
+                    filename: Ok(value.filename),
+                    id: Ok(value.id),
+                    media_type: Ok(value.media_type),
+                    object: Ok(value.object),
+                    purpose: Ok(value.purpose),
+                    smith_id: Ok(value.smith_id),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FilePart {
+            file_data: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            file_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            filename: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FilePart {
+            fn default() -> Self {
+                Self {
+                    file_data: Ok(Default::default()),
+                    file_id: Ok(Default::default()),
+                    filename: Ok(Default::default()),
+                }
+            }
+        }
+        impl FilePart {
+            pub fn file_data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for file_data: {e}")
+                    });
+                self
+            }
+            pub fn file_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for file_id: {e}")
+                    });
+                self
+            }
+            pub fn filename<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.filename = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for filename: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FilePart> for super::FilePart {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FilePart,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    file_data: value.file_data?,
+                    file_id: value.file_id?,
+                    filename: value.filename?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FilePart> for FilePart {
+            fn from(value: super::FilePart) -> Self {
+                Self {
+                    file_data: Ok(value.file_data),
+                    file_id: Ok(value.file_id),
+                    filename: Ok(value.filename),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct FunctionDefinition {
             description: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -8311,6 +8770,89 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::Health> for Health {
             fn from(value: super::Health) -> Self {
                 Self { status: Ok(value.status) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ImagePart {
+            detail: ::std::result::Result<
+                ::std::option::Option<super::ImageDetail>,
+                ::std::string::String,
+            >,
+            file_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            url: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ImagePart {
+            fn default() -> Self {
+                Self {
+                    detail: Ok(Default::default()),
+                    file_id: Ok(Default::default()),
+                    url: Ok(Default::default()),
+                }
+            }
+        }
+        impl ImagePart {
+            pub fn detail<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ImageDetail>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.detail = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for detail: {e}")
+                    });
+                self
+            }
+            pub fn file_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for file_id: {e}")
+                    });
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ImagePart> for super::ImagePart {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ImagePart,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    detail: value.detail?,
+                    file_id: value.file_id?,
+                    url: value.url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ImagePart> for ImagePart {
+            fn from(value: super::ImagePart) -> Self {
+                Self {
+                    detail: Ok(value.detail),
+                    file_id: Ok(value.file_id),
+                    url: Ok(value.url),
+                }
             }
         }
         #[derive(Clone, Debug)]
@@ -13466,6 +14008,36 @@ let response = client.create_chat_completion()
     pub fn create_chat_completion(&self) -> builder::CreateChatCompletion<'_> {
         builder::CreateChatCompletion::new(self)
     }
+    /**Sends a `GET` request to `/v1/files/{fid}`
+
+Arguments:
+- `fid`: The file's id (file_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.get_file()
+    .fid(fid)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn get_file(&self) -> builder::GetFile<'_> {
+        builder::GetFile::new(self)
+    }
+    /**Sends a `GET` request to `/v1/files/{fid}/content`
+
+Arguments:
+- `fid`: The file's id (file_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.get_file_content()
+    .fid(fid)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn get_file_content(&self) -> builder::GetFileContent<'_> {
+        builder::GetFileContent::new(self)
+    }
     /**Sends a `GET` request to `/v1/organization/projects`
 
 Arguments:
@@ -14757,6 +15329,198 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_file`]
+
+[`Client::get_file`]: super::Client::get_file*/
+    #[derive(Debug, Clone)]
+    pub struct GetFile<'a> {
+        client: &'a super::Client,
+        fid: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::GetFileIcApiVersion>, String>,
+    }
+    impl<'a> GetFile<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fid: Err("fid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn fid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetFileIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetFileIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/files/{fid}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::File>, Error<types::ErrorEnvelope>> {
+            let Self { client, fid, ic_api_version } = self;
+            let fid = fid.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/files/{}", client.baseurl, encode_path(& fid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_file",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16..=499u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16..=599u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_file_content`]
+
+[`Client::get_file_content`]: super::Client::get_file_content*/
+    #[derive(Debug, Clone)]
+    pub struct GetFileContent<'a> {
+        client: &'a super::Client,
+        fid: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::GetFileContentIcApiVersion>, String>,
+    }
+    impl<'a> GetFileContent<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fid: Err("fid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn fid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.fid = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for fid failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetFileContentIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetFileContentIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/files/{fid}/content`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorEnvelope>> {
+            let Self { client, fid, ic_api_version } = self;
+            let fid = fid.map_err(Error::InvalidRequest)?;
+            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/v1/files/{}/content", client.baseurl, encode_path(& fid.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            if let Some(value) = ic_api_version {
+                header_map.append("IC-Api-Version", value.to_string().try_into()?);
+            }
+            #[allow(unused_mut)]
+            let mut request = client.client.get(url).headers(header_map).build()?;
+            let info = OperationInfo {
+                operation_id: "get_file_content",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::stream(response)),
                 400u16..=499u16 => {
                     Err(
                         Error::ErrorResponse(

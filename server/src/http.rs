@@ -14,7 +14,10 @@ use crate::error::{ApiError, ErrorType};
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const API_VERSION: HeaderName = HeaderName::from_static("ic-api-version");
 pub const CURRENT_API_VERSION: &str = "2026-05-01";
+/// The body limit of every route but those that take a conversation.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+/// The body limit of routes that create runs, whose messages may inline images and files.
+pub const INPUT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Mints `req_…` ids for requests that do not bring their own.
 #[derive(Clone, Copy, Default)]

@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::api::extract::payload_too_large;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::http::BODY_LIMIT;
+use crate::http::INPUT_BODY_LIMIT;
 use crate::store::{idempotency_key, now};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -65,7 +65,8 @@ async fn handle(state: &AppState, key: HeaderValue, request: Request, next: Next
     let named_smith = request.headers().get(crate::api::openai::SMITH_HEADER).cloned();
 
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, BODY_LIMIT).await.map_err(|_| payload_too_large().into_response())?;
+    // The route's own limit applies when its handler reads the body; this is the largest.
+    let bytes = to_bytes(body, INPUT_BODY_LIMIT).await.map_err(|_| payload_too_large().into_response())?;
     let named_smith = named_smith.as_ref().map_or(&b""[..], |value| value.as_bytes());
     let request_hash = crate::digest::sha256_hex(&[
         parts.method.as_str().as_bytes(),

@@ -16,6 +16,7 @@ pub enum IdKind {
     Smith,
     Run,
     Thread,
+    File,
 }
 
 impl IdKind {
@@ -28,6 +29,7 @@ impl IdKind {
             Self::Smith => "smt_",
             Self::Run => "run_",
             Self::Thread => "thr_",
+            Self::File => "file_",
         }
     }
 }

@@ -4,6 +4,7 @@
 mod client;
 mod conventions;
 mod engine_providers;
+mod files;
 mod fixtures;
 mod harness;
 mod idempotency;

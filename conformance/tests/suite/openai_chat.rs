@@ -187,8 +187,8 @@ async fn errors_carry_the_status_and_code_sdks_expect() {
     app.post(PATH, &app.admin_token, json!({"model": "m", "user": "u", "messages": []}))
         .await
         .expect_error(400, "invalid_parameter");
-    let image = json!({"model": "ingram/offline", "user": "u", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]});
-    app.post(PATH, &app.admin_token, image).await.expect_error(400, "unsupported_content");
+    let image = json!({"model": "ingram/offline", "user": "u", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}]});
+    app.post(PATH, &app.admin_token, image).await.expect_error(400, "invalid_content");
     app.post(PATH, "sk-wrong", ask("x")).await.expect_error(401, "invalid_token");
 
     let provider = wiremock::MockServer::start().await;

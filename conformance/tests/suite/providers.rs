@@ -6,8 +6,8 @@ use ingram_server::providers::anthropic::Anthropic;
 use ingram_server::providers::gemini::Gemini;
 use ingram_server::providers::openai::OpenAi;
 use ingram_server::providers::{
-    Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ProviderError, ProviderErrorKind, Role, StopReason,
-    ToolCall, ToolSpec, Usage,
+    Attachment, AttachmentKind, AttachmentSource, Endpoint, Message, ModelEvent, ModelProvider, ModelRequest,
+    ProviderError, ProviderErrorKind, Role, StopReason, ToolCall, ToolSpec, Usage,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
@@ -192,13 +192,8 @@ fn question() -> Vec<Message> {
 fn answered(text: &str, call: &ToolCall) -> Vec<Message> {
     vec![
         Message::text(Role::User, "Weather in Paris?"),
-        Message { role: Role::Assistant, content: text.into(), tool_calls: vec![call.clone()], tool_call_id: None },
-        Message {
-            role: Role::Tool,
-            content: "21°C".into(),
-            tool_calls: Vec::new(),
-            tool_call_id: Some(call.id.clone()),
-        },
+        Message::assistant(text, vec![call.clone()]),
+        Message::tool_result(&call.id, "21°C"),
     ]
 }
 
@@ -446,24 +441,9 @@ async fn anthropic_merges_tool_results_and_inline_system_messages() {
         vec![
             Message::text(Role::User, "Weather in Paris and Lyon?"),
             Message::text(Role::System, "Use metric units."),
-            Message {
-                role: Role::Assistant,
-                content: String::new(),
-                tool_calls: vec![paris, broken],
-                tool_call_id: None,
-            },
-            Message {
-                role: Role::Tool,
-                content: "21°C".into(),
-                tool_calls: Vec::new(),
-                tool_call_id: Some("toolu_1".into()),
-            },
-            Message {
-                role: Role::Tool,
-                content: "18°C".into(),
-                tool_calls: Vec::new(),
-                tool_call_id: Some("toolu_2".into()),
-            },
+            Message::assistant("", vec![paris, broken]),
+            Message::tool_result("toolu_1", "21°C"),
+            Message::tool_result("toolu_2", "18°C"),
         ],
     );
     request.max_tokens = None;
@@ -593,4 +573,82 @@ async fn gemini_http_errors_map_to_kinds() {
         let got = error_kind(&Gemini, "/v1beta", GEMINI_PATH, auth, status, body(status, rpc_status)).await;
         assert_eq!(got, kind, "status {status}");
     }
+}
+
+/// A user message with a stored image, an image by URL, a PDF and a text file.
+fn with_attachments() -> Vec<Message> {
+    let stored = |kind, media_type: &str, filename: Option<&str>, data: &str| Attachment {
+        kind,
+        media_type: Some(media_type.into()),
+        filename: filename.map(Into::into),
+        source: AttachmentSource::Base64(data.into()),
+        detail: None,
+    };
+    let mut message = Message::text(Role::User, "Describe these.");
+    message.attachments = vec![
+        stored(AttachmentKind::Image, "image/png", Some("image.png"), "iVBORw0K"),
+        Attachment {
+            kind: AttachmentKind::Image,
+            media_type: None,
+            filename: None,
+            source: AttachmentSource::Url("https://example.com/cat.jpg".into()),
+            detail: Some("high".into()),
+        },
+        stored(AttachmentKind::File, "application/pdf", Some("report.pdf"), "JVBERi0x"),
+        stored(AttachmentKind::File, "text/plain", Some("notes.txt"), "YnV5IG1pbGs="),
+    ];
+    vec![message]
+}
+
+async fn sends<P: ModelProvider>(provider: &P, suffix: &str, route: &str, model: &str, body: Value, reply: &str) {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(route))
+        .and(body_partial_json(body))
+        .respond_with(sse(reply))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let events = run(provider, format!("{}{suffix}", mock.uri()), &request(model, with_attachments())).await;
+    assert!(events.is_ok(), "{events:?}");
+}
+
+#[tokio::test]
+async fn openai_sends_image_url_and_file_parts_before_the_text() {
+    let content = json!([
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0x", "filename": "report.pdf"}},
+        {"type": "file", "file": {"file_data": "data:text/plain;base64,YnV5IG1pbGs=", "filename": "notes.txt"}},
+        {"type": "text", "text": "Describe these."},
+    ]);
+    let body = json!({"messages": [{"role": "system"}, {"role": "user", "content": content}]});
+    sends(&OpenAi, "/v1", "/v1/chat/completions", "gpt-x", body, OPENAI_TEXT).await;
+}
+
+#[tokio::test]
+async fn anthropic_sends_image_and_document_blocks() {
+    let content = json!([
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+        {"type": "document", "title": "report.pdf",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}},
+        {"type": "document", "title": "notes.txt", "source": {"type": "text", "media_type": "text/plain", "data": "buy milk"}},
+        {"type": "text", "text": "Describe these."},
+    ]);
+    let body = json!({"messages": [{"role": "user", "content": content}]});
+    sends(&Anthropic, "/v1", "/v1/messages", "claude-x", body, ANTHROPIC_TEXT).await;
+}
+
+#[tokio::test]
+async fn gemini_sends_inline_and_file_data_parts() {
+    let parts = json!([
+        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0K"}},
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/cat.jpg"}},
+        {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0x"}},
+        {"inlineData": {"mimeType": "text/plain", "data": "YnV5IG1pbGs="}},
+        {"text": "Describe these."},
+    ]);
+    let body = json!({"contents": [{"role": "user", "parts": parts}]});
+    sends(&Gemini, "/v1beta", GEMINI_PATH, "gemini-x", body, GEMINI_TEXT).await;
 }

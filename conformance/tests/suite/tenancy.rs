@@ -37,11 +37,13 @@ async fn victim(app: &TestApp) -> Victim {
     let aid = app.post("/v1/agents", token, json!({"name": "victim-agent"})).await.expect(201).id();
     let tid =
         app.post("/v1/tenant/tokens", token, json!({"kind": "tenant_admin", "name": "victim"})).await.expect(201).id();
-    let run = app
-        .post(&format!("/v1/smiths/{sid}/runs"), token, json!({"input": [{"role": "user", "content": "secret plans"}]}))
-        .await
-        .expect(200);
+    let input = json!([{"role": "user", "content": [
+        {"type": "text", "text": "secret plans"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,c2VjcmV0IGltYWdl"}},
+    ]}]);
+    let run = app.post(&format!("/v1/smiths/{sid}/runs"), token, json!({"input": input})).await.expect(200);
     let rid = run.id();
+    let fid = run.body["input"][0]["content"][1]["image_url"]["file_id"].as_str().unwrap().to_owned();
     let thread = run.body["thread_id"].as_str().unwrap().to_owned();
     app.call(
         "PUT",
@@ -59,6 +61,7 @@ async fn victim(app: &TestApp) -> Victim {
         ("n", "1".to_owned()),
         ("rid", rid.clone()),
         ("provider", "openai".to_owned()),
+        ("fid", fid.clone()),
     ]);
     Victim {
         params,
@@ -68,6 +71,7 @@ async fn victim(app: &TestApp) -> Victim {
             tid,
             rid,
             thread,
+            fid,
             app.project_id.clone(),
             "sk-victim".to_owned(),
             "secret plans".to_owned(),
@@ -112,6 +116,7 @@ async fn assert_victim_intact(app: &TestApp, victim: &Victim) {
     let tokens = app.get("/v1/tenant/tokens?limit=100", token).await.expect(200);
     assert!(tokens.body.to_string().contains(&victim.params["tid"]), "the victim's token survived");
     app.get(&format!("/v1/smiths/{}/runs/{}", victim.params["sid"], victim.params["rid"]), token).await.expect(200);
+    app.get(&format!("/v1/files/{}", victim.params["fid"]), token).await.expect(200);
     let keys = app.get("/v1/tenant/model_keys", token).await.expect(200);
     assert_eq!(keys.body["data"].as_array().unwrap().len(), 1, "the victim's model key survived");
 }

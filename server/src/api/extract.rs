@@ -42,7 +42,11 @@ pub fn payload_too_large() -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         ErrorType::InvalidRequestError,
         "payload_too_large",
-        format!("The request body is larger than the limit of {} bytes.", crate::http::BODY_LIMIT),
+        format!(
+            "The request body is too large: the limit is {} MiB, and {} MiB for requests that create runs.",
+            crate::http::BODY_LIMIT >> 20,
+            crate::http::INPUT_BODY_LIMIT >> 20
+        ),
     )
 }
 

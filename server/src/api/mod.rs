@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod extract;
+pub mod files;
 pub mod health;
 pub mod model_keys;
 pub mod openai;
@@ -37,6 +38,7 @@ use crate::http::CURRENT_API_VERSION;
         (name = "smiths", description = "One smith per end-user, with config revisions."),
         (name = "runs", description = "One turn of a smith: synchronous, or streamed as SSE."),
         (name = "openai", description = "OpenAI-compatible surface: point an OpenAI SDK at /v1."),
+        (name = "files", description = "Images and documents inlined into conversations."),
         (name = "models", description = "Provider keys (BYOK) and the models a project can use."),
         (name = "health", description = "Liveness."),
     )
@@ -73,7 +75,8 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(runs::router())
         .merge(model_keys::router())
         .merge(openai::router())
-        .merge(responses::router());
+        .merge(responses::router())
+        .merge(files::router());
     (authenticated, health::router())
 }
 

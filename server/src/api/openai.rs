@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use crate::engine::types::{
 };
 use crate::engine::{OnBusy, RunSpec};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::http::INPUT_BODY_LIMIT;
 use crate::providers::{Role, StopReason, ToolCall};
 
 /// Names the smith for a tenant-admin token, instead of `user`.
@@ -63,38 +64,13 @@ pub struct StreamOptions {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatMessage {
     pub role: Role,
+    /// Text, or parts: `text`, `image_url` (an http(s) or data URL) and `file` (base64 `file_data`, or a `file_id`).
     #[serde(default)]
-    pub content: Option<ChatContent>,
+    pub content: Option<MessageContent>,
     #[serde(default)]
     pub tool_calls: Vec<ChatToolCall>,
     pub tool_call_id: Option<String>,
     pub name: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum ChatContent {
-    #[schema(title = "Text")]
-    Text(String),
-    #[schema(title = "Parts")]
-    Parts(Vec<ChatContentPart>),
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ChatContentPart {
-    Text {
-        text: String,
-    },
-    /// Accepted by the schema so the refusal is a clear 400, not a parse error.
-    ImageUrl {
-        #[schema(value_type = Object)]
-        image_url: Value,
-    },
-    File {
-        #[schema(value_type = Object)]
-        file: Value,
-    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -249,7 +225,7 @@ pub struct ChatToolCallDelta {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_chat_completion))
+    OpenApiRouter::new().routes(routes!(create_chat_completion)).layer(DefaultBodyLimit::max(INPUT_BODY_LIMIT))
 }
 
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatCompletionRequest,
@@ -374,31 +350,21 @@ fn split_messages(messages: Vec<ChatMessage>) -> ApiResult<(Vec<String>, Vec<Inp
     let mut instructions = Vec::new();
     let mut input = Vec::new();
     for message in messages {
-        let text = match message.content {
-            None => String::new(),
-            Some(ChatContent::Text(text)) => text,
-            Some(ChatContent::Parts(parts)) => {
-                let mut text = String::new();
-                for part in parts {
-                    match part {
-                        ChatContentPart::Text { text: piece } => text.push_str(&piece),
-                        ChatContentPart::ImageUrl { .. } | ChatContentPart::File { .. } => {
-                            return Err(ApiError::bad_request(
-                                "unsupported_content",
-                                "Image and file parts are not supported yet; send text parts.",
-                            )
-                            .with_param("messages"));
-                        }
-                    }
-                }
-                text
-            }
-        };
+        let content = message.content.unwrap_or_default().simplified();
         match message.role {
-            Role::System | Role::Developer => instructions.push(text),
+            Role::System | Role::Developer => {
+                if content.attachments().next().is_some() {
+                    return Err(ApiError::bad_request(
+                        "invalid_content",
+                        "System and developer messages take text only; send images and files in user messages.",
+                    )
+                    .with_param("messages"));
+                }
+                instructions.push(content.text());
+            }
             role => input.push(InputMessage {
                 role,
-                content: MessageContent::Text(text),
+                content,
                 tool_calls: message
                     .tool_calls
                     .into_iter()

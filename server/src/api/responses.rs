@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -22,11 +22,13 @@ use crate::api::smiths::{EffectiveConfig, Smith};
 use crate::auth::{Authorized, Caller, scopes};
 use crate::domain::smiths;
 use crate::engine::types::{
-    FunctionDefinition, FunctionTool, FunctionToolType, InputMessage, MessageContent, NamedFunction, NamedToolChoice,
-    RunConfig, RunMode, RunOutput, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
+    ContentPart, FilePart, FunctionDefinition, FunctionTool, FunctionToolType, ImageDetail, ImagePart, InputMessage,
+    MessageContent, NamedFunction, NamedToolChoice, RunConfig, RunMode, RunOutput, RunStatus, RunUsage, ToolChoiceMode,
+    ToolChoiceOption,
 };
 use crate::engine::{OnBusy, RunSpec};
 use crate::error::{ApiError, ApiResult};
+use crate::http::INPUT_BODY_LIMIT;
 use crate::providers::{Role, StopReason, ToolCall};
 use crate::store::run;
 
@@ -102,9 +104,32 @@ pub enum ResponseContentPart {
     OutputText {
         text: String,
     },
-    /// Accepted by the schema so the refusal is a clear 400, not a parse error.
-    InputImage {},
-    InputFile {},
+    /// An http(s) or data URL in `image_url`, or a stored file's `file_id`.
+    InputImage {
+        image_url: Option<String>,
+        file_id: Option<String>,
+        detail: Option<ImageDetail>,
+    },
+    /// Base64 or data-URL `file_data`, or a stored file's `file_id`.
+    InputFile {
+        file_id: Option<String>,
+        file_data: Option<String>,
+        filename: Option<String>,
+    },
+}
+
+impl From<ResponseContentPart> for ContentPart {
+    fn from(part: ResponseContentPart) -> Self {
+        match part {
+            ResponseContentPart::InputText { text } | ResponseContentPart::OutputText { text } => Self::Text { text },
+            ResponseContentPart::InputImage { image_url, file_id, detail } => {
+                Self::ImageUrl { image_url: ImagePart { url: image_url, file_id, detail } }
+            }
+            ResponseContentPart::InputFile { file_id, file_data, filename } => {
+                Self::File { file: FilePart { file_id, file_data, filename } }
+            }
+        }
+    }
 }
 
 /// A function tool in the Responses shape: flat, unlike Chat Completions'.
@@ -225,7 +250,7 @@ pub struct ResponseStreamEvent {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_response))
+    OpenApiRouter::new().routes(routes!(create_response)).layer(DefaultBodyLimit::max(INPUT_BODY_LIMIT))
 }
 
 /// Ids of the run's items, derived from the run id: `resp_…`, `msg_…`, `fc_…`.
@@ -469,35 +494,14 @@ fn input_messages(input: ResponseInput) -> ApiResult<Vec<InputMessage>> {
         match item.kind.unwrap_or(ResponseItemType::Message) {
             ResponseItemType::Message => {
                 let role = item.role.ok_or_else(|| invalid("A message item needs a role."))?;
-                let text = match item.content {
-                    None => String::new(),
-                    Some(ResponseContent::Text(text)) => text,
+                let content = match item.content {
+                    None => MessageContent::default(),
+                    Some(ResponseContent::Text(text)) => MessageContent::Text(text),
                     Some(ResponseContent::Parts(parts)) => {
-                        let mut text = String::new();
-                        for part in parts {
-                            match part {
-                                ResponseContentPart::InputText { text: piece }
-                                | ResponseContentPart::OutputText { text: piece } => {
-                                    text.push_str(&piece);
-                                }
-                                ResponseContentPart::InputImage {} | ResponseContentPart::InputFile {} => {
-                                    return Err(ApiError::bad_request(
-                                        "unsupported_content",
-                                        "Image and file inputs are not supported yet; send text.",
-                                    )
-                                    .with_param("input"));
-                                }
-                            }
-                        }
-                        text
+                        MessageContent::Parts(parts.into_iter().map(ContentPart::from).collect()).simplified()
                     }
                 };
-                messages.push(InputMessage {
-                    role,
-                    content: MessageContent::Text(text),
-                    tool_calls: Vec::new(),
-                    tool_call_id: None,
-                });
+                messages.push(InputMessage { role, content, tool_calls: Vec::new(), tool_call_id: None });
             }
             ResponseItemType::FunctionCall => {
                 let call = ToolCall {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use crate::engine::types::{
 };
 use crate::engine::{OnBusy, RunSpec, ToolOutput};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::INPUT_BODY_LIMIT;
 use crate::providers::{Role, StopReason};
 use crate::store::run;
 
@@ -140,6 +141,7 @@ pub struct ListRunsParams {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_run, list_smith_runs))
+        .layer(DefaultBodyLimit::max(INPUT_BODY_LIMIT))
         .routes(routes!(get_run))
         .routes(routes!(run_events))
         .routes(routes!(submit_tool_outputs))

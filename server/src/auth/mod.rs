@@ -254,6 +254,7 @@ pub mod scopes {
         ModelKeysRead,
         ModelKeysWrite,
         RunsRead,
-        RunsWrite
+        RunsWrite,
+        FilesRead
     );
 }

@@ -25,6 +25,8 @@ pub enum Scope {
     RunsRead,
     #[serde(rename = "runs:write")]
     RunsWrite,
+    #[serde(rename = "files:read")]
+    FilesRead,
 }
 
 impl Scope {
@@ -40,12 +42,14 @@ impl Scope {
             Self::ModelKeysWrite => "model_keys:write",
             Self::RunsRead => "runs:read",
             Self::RunsWrite => "runs:write",
+            Self::FilesRead => "files:read",
         }
     }
 
     /// Smith tokens are browser-safe: they read their own smith and drive its runs, and
-    /// never change its design or reach project-wide resources.
+    /// read the files inlined into its conversations, and never change its design or reach
+    /// project-wide resources.
     pub const fn allowed_for_smith_tokens(self) -> bool {
-        matches!(self, Self::SmithsRead | Self::RunsRead | Self::RunsWrite)
+        matches!(self, Self::SmithsRead | Self::RunsRead | Self::RunsWrite | Self::FilesRead)
     }
 }

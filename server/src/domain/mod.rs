@@ -2,6 +2,7 @@
 //! scopes its queries by it.
 
 pub mod agents;
+pub mod files;
 pub mod model_keys;
 pub mod projects;
 pub mod runs;

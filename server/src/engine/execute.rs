@@ -1,6 +1,7 @@
 //! One execution of a run: from queued (or resumed after `/submit`) until it completes,
 //! fails, is cancelled, or pauses for client tool results.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -16,14 +17,14 @@ use super::types::{
     RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
     RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
 };
-use crate::domain::{is_unique_violation, model_keys};
+use crate::domain::{files, is_unique_violation, model_keys};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
 use crate::providers::{
-    Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role, StopReason, ToolCall,
-    ToolChoice, ToolSpec, Usage, pricing,
+    Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, StopReason, ToolCall, ToolChoice,
+    ToolSpec, Usage, pricing,
 };
-use crate::store::{now, run};
+use crate::store::{file, now, run};
 
 /// Earlier runs of a thread the model sees, at most.
 const HISTORY_RUNS: u64 = 50;
@@ -207,9 +208,21 @@ async fn model_request(
     model: &ResolvedModel,
 ) -> ApiResult<ModelRequest> {
     let earlier = if config.mode.includes_history() { thread_history(engine, current).await? } else { Vec::new() };
+    let turns: Vec<(Vec<InputMessage>, Vec<Message>)> = earlier
+        .iter()
+        .chain(std::iter::once(current))
+        .map(|turn| {
+            let input = serde_json::from_value(turn.input.clone()).unwrap_or_default();
+            let transcript = serde_json::from_value(turn.transcript.clone()).unwrap_or_default();
+            (input, transcript)
+        })
+        .collect();
+    let named = turns.iter().flat_map(|(input, _)| input);
+    let stored = files::load_named(engine.db(), &current.project_id, named).await?;
     let mut messages = Vec::new();
-    for turn in earlier.iter().chain(std::iter::once(current)) {
-        messages.extend(turn_messages(turn));
+    for (input, transcript) in turns {
+        messages.extend(input.into_iter().map(|message| model_message(message, &stored)));
+        messages.extend(transcript);
     }
     let mut client_tools: Vec<FunctionTool> = serde_json::from_value(current.client_tools.clone()).unwrap_or_default();
     let tool_choice = match &config.tool_choice {
@@ -254,19 +267,15 @@ async fn thread_history(engine: &Engine, current: &run::Model) -> ApiResult<Vec<
     Ok(earlier)
 }
 
-fn turn_messages(turn: &run::Model) -> Vec<Message> {
-    let input: Vec<InputMessage> = serde_json::from_value(turn.input.clone()).unwrap_or_default();
-    let transcript: Vec<Message> = serde_json::from_value(turn.transcript.clone()).unwrap_or_default();
-    input
-        .into_iter()
-        .map(|message| Message {
-            role: message.role,
-            content: message.content.text(),
-            tool_calls: message.tool_calls,
-            tool_call_id: message.tool_call_id,
-        })
-        .chain(transcript)
-        .collect()
+/// An input message as the model sees it, its images and files resolved.
+fn model_message(message: InputMessage, stored: &HashMap<String, file::Model>) -> Message {
+    Message {
+        role: message.role,
+        content: message.content.text(),
+        attachments: message.content.attachments().filter_map(|part| files::attachment(part, stored)).collect(),
+        tool_calls: message.tool_calls,
+        tool_call_id: message.tool_call_id,
+    }
 }
 
 /// Opens the provider stream, retrying transient failures before anything was streamed.
@@ -340,12 +349,7 @@ async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: O
         .filter(run::Column::Id.eq(run_id));
     let (status, event) = match outcome {
         Outcome::Completed { content, tool_calls, stop_reason, usage } => {
-            transcript.push(Message {
-                role: Role::Assistant,
-                content: content.clone(),
-                tool_calls: tool_calls.clone(),
-                tool_call_id: None,
-            });
+            transcript.push(Message::assistant(content.clone(), tool_calls.clone()));
             update = update
                 .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
                 .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
@@ -359,12 +363,7 @@ async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: O
             )
         }
         Outcome::Paused { content, tool_calls, usage } => {
-            transcript.push(Message {
-                role: Role::Assistant,
-                content: content.clone(),
-                tool_calls: tool_calls.clone(),
-                tool_call_id: None,
-            });
+            transcript.push(Message::assistant(content.clone(), tool_calls.clone()));
             let required_action =
                 RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: tool_calls.clone() };
             update = update

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    TransactionTrait,
 };
 use serde_json::json;
 
@@ -24,7 +25,7 @@ use self::types::{
     EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
     RunFailedEvent, RunStatus,
 };
-use crate::domain::{is_unique_violation, model_keys};
+use crate::domain::{files, is_unique_violation, model_keys};
 use crate::error::{ApiError, ApiResult, ErrorType};
 use crate::ids::{IdKind, new_id};
 use crate::providers::offline::Offline;
@@ -90,6 +91,14 @@ impl Drop for Registered {
     fn drop(&mut self) {
         self.engine.unregister(&self.run_id);
         self.live.close();
+    }
+}
+
+async fn insert_run(db: &impl ConnectionTrait, row: run::ActiveModel) -> ApiResult<run::Model> {
+    match row.insert(db).await {
+        Ok(run) => Ok(run),
+        Err(err) if is_unique_violation(&err) => Err(thread_busy()),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -162,8 +171,24 @@ impl Engine {
         if spec.on_busy == OnBusy::Interrupt {
             self.interrupt_thread(&spec.smith_id, &thread_id).await?;
         }
+        // Inlined files and the run that names them are written together, or not at all.
+        let run = if files::has_attachments(&spec.input) {
+            let txn = db.begin().await?;
+            let mut spec = spec;
+            files::store_inline(&txn, &spec.project_id, &spec.smith_id, &mut spec.input).await?;
+            let run = insert_run(&txn, self.new_row(spec, thread_id)).await?;
+            txn.commit().await?;
+            run
+        } else {
+            insert_run(db, self.new_row(spec, thread_id)).await?
+        };
+        self.start(&run.id, 1, SEQ_RESERVATION);
+        Ok(run)
+    }
+
+    fn new_row(&self, spec: RunSpec, thread_id: String) -> run::ActiveModel {
         let at = now();
-        let row = run::ActiveModel {
+        run::ActiveModel {
             id: Set(new_id(IdKind::Run)),
             project_id: Set(spec.project_id),
             smith_id: Set(spec.smith_id),
@@ -190,14 +215,7 @@ impl Engine {
             started_at: Set(None),
             completed_at: Set(None),
             updated_at: Set(at),
-        };
-        let run = match row.insert(db).await {
-            Ok(run) => run,
-            Err(err) if is_unique_violation(&err) => return Err(thread_busy()),
-            Err(err) => return Err(err.into()),
-        };
-        self.start(&run.id, 1, SEQ_RESERVATION);
-        Ok(run)
+        }
     }
 
     /// Executes the run in its own task; `reserved` is the sequence number its row reserves through.
@@ -326,12 +344,7 @@ impl Engine {
         // Answers go in the order the model made the calls, whatever order they came in.
         for call in &action.tool_calls {
             let output = outputs.iter().find(|output| output.tool_call_id == call.id).expect("checked above");
-            transcript.push(crate::providers::Message {
-                role: crate::providers::Role::Tool,
-                content: output.output.clone(),
-                tool_calls: Vec::new(),
-                tool_call_id: Some(call.id.clone()),
-            });
+            transcript.push(crate::providers::Message::tool_result(&call.id, &output.output));
         }
         let resumed = run::Entity::update_many()
             .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))

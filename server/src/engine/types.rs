@@ -71,10 +71,57 @@ pub enum MessageContent {
     Parts(Vec<ContentPart>),
 }
 
+/// A part of a message, in the OpenAI chat shape. Data URLs and base64 `file_data` are
+/// stored as the smith's files when the run is created, and the run's input then names them
+/// by `file_id` (`GET /v1/files/{fid}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
     Text { text: String },
+    ImageUrl { image_url: ImagePart },
+    File { file: FilePart },
+}
+
+/// An image: an `http(s)` or `data:` URL, or a stored file's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImagePart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<ImageDetail>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageDetail {
+    Auto,
+    Low,
+    High,
+}
+
+impl ImageDetail {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Low => "low",
+            Self::High => "high",
+        }
+    }
+}
+
+/// A document: base64 or data-URL `file_data`, or a stored file's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilePart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
 }
 
 impl Default for MessageContent {
@@ -84,13 +131,45 @@ impl Default for MessageContent {
 }
 
 impl MessageContent {
+    /// Parts that are all text, as one text; anything else as it is.
+    pub fn simplified(self) -> Self {
+        match self {
+            Self::Parts(parts) if parts.iter().all(|part| matches!(part, ContentPart::Text { .. })) => {
+                Self::Text(Self::Parts(parts).text())
+            }
+            other => other,
+        }
+    }
+
+    /// The text parts, joined.
     pub fn text(&self) -> String {
         match self {
             Self::Text(text) => text.clone(),
-            Self::Parts(parts) => {
-                parts.iter().map(|ContentPart::Text { text }| text.as_str()).collect::<Vec<_>>().join("")
-            }
+            Self::Parts(parts) => parts
+                .iter()
+                .filter_map(|part| match part {
+                    ContentPart::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect(),
         }
+    }
+
+    /// The image and file parts, in order.
+    pub fn attachments(&self) -> impl Iterator<Item = &ContentPart> {
+        let parts = match self {
+            Self::Text(_) => &[][..],
+            Self::Parts(parts) => parts.as_slice(),
+        };
+        parts.iter().filter(|part| !matches!(part, ContentPart::Text { .. }))
+    }
+
+    pub fn attachments_mut(&mut self) -> impl Iterator<Item = &mut ContentPart> {
+        let parts = match self {
+            Self::Text(_) => &mut [][..],
+            Self::Parts(parts) => parts.as_mut_slice(),
+        };
+        parts.iter_mut().filter(|part| !matches!(part, ContentPart::Text { .. }))
     }
 }
 

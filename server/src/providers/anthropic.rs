@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::sse::{SseEvent, events};
 use super::{
-    Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
-    StopReason, ToolCall, ToolChoice, Usage,
+    Attachment, AttachmentKind, AttachmentSource, Endpoint, Message, ModelEvent, ModelProvider, ModelRequest,
+    ModelStream, ProviderError, ProviderErrorKind, Role, StopReason, ToolCall, ToolChoice, Usage,
 };
 use super::{append_paragraph, push_turn};
 
@@ -29,7 +31,7 @@ fn body(request: &ModelRequest) -> Value {
                 append_paragraph(&mut system, &message.content);
                 continue;
             }
-            Role::User => ("user", text_blocks(&message.content)),
+            Role::User => ("user", user_blocks(message)),
             Role::Assistant => ("assistant", assistant_blocks(message)),
             Role::Tool => ("user", vec![tool_result(message)]),
         };
@@ -73,6 +75,39 @@ fn body(request: &ModelRequest) -> Value {
 /// Anthropic rejects empty text blocks, so empty text yields no block at all.
 fn text_blocks(text: &str) -> Vec<Value> {
     if text.is_empty() { Vec::new() } else { vec![json!({"type": "text", "text": text})] }
+}
+
+fn user_blocks(message: &Message) -> Vec<Value> {
+    let mut blocks: Vec<Value> = message.attachments.iter().map(attachment_block).collect();
+    blocks.extend(text_blocks(&message.content));
+    blocks
+}
+
+/// Images as `image` blocks; documents as `document` blocks (text files as text sources,
+/// anything else as base64, which Anthropic accepts for PDFs).
+fn attachment_block(attachment: &Attachment) -> Value {
+    let media_type = attachment.media_type_or_default();
+    let source = match &attachment.source {
+        AttachmentSource::Url(url) => json!({"type": "url", "url": url}),
+        AttachmentSource::Base64(data)
+            if attachment.kind == AttachmentKind::File && media_type.starts_with("text/") =>
+        {
+            let text =
+                BASE64.decode(data).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default();
+            json!({"type": "text", "media_type": "text/plain", "data": text})
+        }
+        AttachmentSource::Base64(data) => json!({"type": "base64", "media_type": media_type, "data": data}),
+    };
+    match attachment.kind {
+        AttachmentKind::Image => json!({"type": "image", "source": source}),
+        AttachmentKind::File => {
+            let mut block = json!({"type": "document", "source": source});
+            if let Some(filename) = &attachment.filename {
+                block["title"] = json!(filename);
+            }
+            block
+        }
+    }
 }
 
 fn assistant_blocks(message: &Message) -> Vec<Value> {

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::sse::{SseEvent, events};
 use super::{
-    Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
-    StopReason, ToolCall, ToolChoice, Usage,
+    Attachment, AttachmentSource, Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream,
+    ProviderError, ProviderErrorKind, Role, StopReason, ToolCall, ToolChoice, Usage,
 };
 use super::{append_paragraph, push_turn};
 
@@ -31,7 +31,7 @@ fn body(request: &ModelRequest) -> Value {
                 append_paragraph(&mut system, &message.content);
                 continue;
             }
-            Role::User => ("user", text_parts(&message.content)),
+            Role::User => ("user", user_parts(message)),
             Role::Assistant => {
                 for call in &message.tool_calls {
                     call_names.insert(&call.id, &call.name);
@@ -87,6 +87,20 @@ fn body(request: &ModelRequest) -> Value {
 
 fn text_parts(text: &str) -> Vec<Value> {
     if text.is_empty() { Vec::new() } else { vec![json!({"text": text})] }
+}
+
+fn user_parts(message: &Message) -> Vec<Value> {
+    let mut parts: Vec<Value> = message.attachments.iter().map(attachment_part).collect();
+    parts.extend(text_parts(&message.content));
+    parts
+}
+
+fn attachment_part(attachment: &Attachment) -> Value {
+    let mime_type = attachment.media_type_or_default();
+    match &attachment.source {
+        AttachmentSource::Url(url) => json!({"fileData": {"mimeType": mime_type, "fileUri": url}}),
+        AttachmentSource::Base64(data) => json!({"inlineData": {"mimeType": mime_type, "data": data}}),
+    }
 }
 
 fn model_parts(message: &Message) -> Vec<Value> {

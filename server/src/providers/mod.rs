@@ -22,6 +22,9 @@ pub struct Message {
     /// Text content; empty for an assistant message that only calls tools.
     #[serde(default)]
     pub content: String,
+    /// Images and documents of a user message; providers place them before its text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
     /// Tool calls an assistant message made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
@@ -32,7 +35,64 @@ pub struct Message {
 
 impl Message {
     pub fn text(role: Role, content: impl Into<String>) -> Self {
-        Self { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+        Self { role, content: content.into(), attachments: Vec::new(), tool_calls: Vec::new(), tool_call_id: None }
+    }
+
+    /// An assistant turn: its text and the tools it called.
+    pub fn assistant(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+        Self { tool_calls, ..Self::text(Role::Assistant, content) }
+    }
+
+    /// A tool's answer to the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, output: impl Into<String>) -> Self {
+        Self { tool_call_id: Some(call_id.into()), ..Self::text(Role::Tool, output) }
+    }
+}
+
+/// An image or document the model sees, by URL or with its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub kind: AttachmentKind,
+    /// Known for stored files; guessed from the path for a URL (may be absent).
+    pub media_type: Option<String>,
+    pub filename: Option<String>,
+    pub source: AttachmentSource,
+    /// OpenAI's image `detail`, passed through where the provider has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    File,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentSource {
+    /// An `http(s)` URL the provider fetches itself.
+    Url(String),
+    /// The content, base64-encoded.
+    Base64(String),
+}
+
+impl Attachment {
+    /// The media type, or the generic one of its kind.
+    pub fn media_type_or_default(&self) -> &str {
+        self.media_type.as_deref().unwrap_or(match self.kind {
+            AttachmentKind::Image => "image/jpeg",
+            AttachmentKind::File => "application/octet-stream",
+        })
+    }
+
+    /// A `data:` URL of a base64 attachment, or its own URL.
+    pub fn url(&self) -> String {
+        match &self.source {
+            AttachmentSource::Url(url) => url.clone(),
+            AttachmentSource::Base64(data) => format!("data:{};base64,{data}", self.media_type_or_default()),
+        }
     }
 }
 

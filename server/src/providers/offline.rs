@@ -1,12 +1,18 @@
 //! `ingram/offline`: the built-in model. It needs no key and no network, streams word by
 //! word, counts tokens honestly (one token per whitespace-separated word), and exercises the
-//! tool path: a user message `/tool <name> <json arguments>` calls that client tool.
+//! tool path: a user message `/tool <name> <json arguments>` calls that client tool. It
+//! names the images and files it was sent, with their sizes, so tests see they arrived whole.
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 
-use super::{Message, ModelEvent, ModelRequest, ModelStream, Role, StopReason, ToolCall, ToolChoice, Usage};
+use super::{
+    Attachment, AttachmentKind, AttachmentSource, Message, ModelEvent, ModelRequest, ModelStream, Role, StopReason,
+    ToolCall, ToolChoice, Usage,
+};
 
 pub const MODEL_NAME: &str = "offline";
 
@@ -74,6 +80,10 @@ fn reply(request: &ModelRequest) -> Reply {
     }
     let user_turns: Vec<&Message> = request.messages.iter().filter(|m| m.role == Role::User).collect();
     let mut answer = format!("Hello! I am the built-in offline model. You said: \"{text}\".");
+    if !last.attachments.is_empty() {
+        let seen: Vec<String> = last.attachments.iter().map(describe).collect();
+        answer.push_str(&format!(" I see {}.", seen.join(" and ")));
+    }
     if user_turns.len() > 1 {
         answer.push_str(&format!(
             " This is message {} of our conversation; it began with \"{}\".",
@@ -82,6 +92,22 @@ fn reply(request: &ModelRequest) -> Reply {
         ));
     }
     Reply::Text(answer)
+}
+
+/// What the offline model "sees" of an attachment: enough for a test to tell it arrived whole.
+fn describe(attachment: &Attachment) -> String {
+    let what = match (attachment.kind, &attachment.filename) {
+        (AttachmentKind::Image, _) => "an image".to_owned(),
+        (AttachmentKind::File, Some(name)) => format!("a file {name}"),
+        (AttachmentKind::File, None) => "a file".to_owned(),
+    };
+    match &attachment.source {
+        AttachmentSource::Url(url) => format!("{what} at {url}"),
+        AttachmentSource::Base64(data) => {
+            let bytes = BASE64.decode(data).map_or(0, |bytes| bytes.len());
+            format!("{what} ({}, {bytes} bytes)", attachment.media_type_or_default())
+        }
+    }
 }
 
 impl Offline {
@@ -168,18 +194,8 @@ mod tests {
         assert!(matches!(events[1], ModelEvent::Finished { stop_reason: StopReason::ToolUse, .. }));
 
         let mut messages = first.messages.clone();
-        messages.push(Message {
-            role: Role::Assistant,
-            content: String::new(),
-            tool_calls: vec![call],
-            tool_call_id: None,
-        });
-        messages.push(Message {
-            role: Role::Tool,
-            content: "21C".into(),
-            tool_calls: vec![],
-            tool_call_id: Some("call_1".into()),
-        });
+        messages.push(Message::assistant("", vec![call]));
+        messages.push(Message::tool_result("call_1", "21C"));
         let events = collect(&request(messages, vec![weather])).await;
         let text: String = events
             .iter()

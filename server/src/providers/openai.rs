@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::sse::events;
 use super::{
-    Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, Role,
-    StopReason, ToolCall, ToolChoice, Usage,
+    Attachment, AttachmentKind, Endpoint, Message, ModelEvent, ModelProvider, ModelRequest, ModelStream, ProviderError,
+    ProviderErrorKind, Role, StopReason, ToolCall, ToolChoice, Usage,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -61,7 +61,33 @@ fn message(message: &Message) -> Value {
                 "id": call.id, "type": "function",
                 "function": {"name": call.name, "arguments": call.arguments}})).collect::<Vec<_>>(),
         }),
+        Role::User if !message.attachments.is_empty() => {
+            let mut parts: Vec<Value> = message.attachments.iter().map(attachment_part).collect();
+            if !message.content.is_empty() {
+                parts.push(json!({"type": "text", "text": message.content}));
+            }
+            json!({"role": "user", "content": parts})
+        }
         role => json!({"role": role, "content": message.content}),
+    }
+}
+
+fn attachment_part(attachment: &Attachment) -> Value {
+    match attachment.kind {
+        AttachmentKind::Image => {
+            let mut image_url = json!({"url": attachment.url()});
+            if let Some(detail) = &attachment.detail {
+                image_url["detail"] = json!(detail);
+            }
+            json!({"type": "image_url", "image_url": image_url})
+        }
+        AttachmentKind::File => {
+            let mut file = json!({"file_data": attachment.url()});
+            if let Some(filename) = &attachment.filename {
+                file["filename"] = json!(filename);
+            }
+            json!({"type": "file", "file": file})
+        }
     }
 }
 

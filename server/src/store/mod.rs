@@ -1,6 +1,7 @@
 //! Entities and the queries shared across the domain layer.
 
 pub mod agent;
+pub mod file;
 pub mod idempotency_key;
 pub mod model_key;
 pub mod organization;

@@ -1,0 +1,35 @@
+use sea_orm::entity::prelude::*;
+
+/// A file inlined into a smith's conversation; run inputs refer to it by id.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "files")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub project_id: String,
+    pub smith_id: String,
+    pub filename: String,
+    pub media_type: String,
+    pub bytes: i64,
+    /// A hash of the content (`digest::sha256_hex`), so the same content sent again is stored once.
+    pub sha256: String,
+    pub data: Vec<u8>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// A file without its content, for answers that describe it.
+#[derive(Clone, Debug, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "Entity")]
+pub struct Info {
+    pub id: String,
+    pub smith_id: String,
+    pub filename: String,
+    pub media_type: String,
+    pub bytes: i64,
+    pub created_at: DateTimeUtc,
+}

@@ -3609,6 +3609,9 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         pub call_id: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub content: ::std::option::Option<ResponseContent>,
+        ///For an `item_reference`: the id of an item of an earlier stored response (`msg_…`, `fc_…`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -3643,6 +3646,8 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         FunctionCall,
         #[serde(rename = "function_call_output")]
         FunctionCallOutput,
+        #[serde(rename = "item_reference")]
+        ItemReference,
     }
     impl ::std::fmt::Display for ResponseItemType {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -3650,6 +3655,7 @@ by `file_id` (`GET /v1/files/{fid}`).*/
                 Self::Message => f.write_str("message"),
                 Self::FunctionCall => f.write_str("function_call"),
                 Self::FunctionCallOutput => f.write_str("function_call_output"),
+                Self::ItemReference => f.write_str("item_reference"),
             }
         }
     }
@@ -3662,6 +3668,7 @@ by `file_id` (`GET /v1/files/{fid}`).*/
                 "message" => Ok(Self::Message),
                 "function_call" => Ok(Self::FunctionCall),
                 "function_call_output" => Ok(Self::FunctionCallOutput),
+                "item_reference" => Ok(Self::ItemReference),
                 _ => Err("invalid value".into()),
             }
         }
@@ -10104,6 +10111,10 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<super::ResponseContent>,
                 ::std::string::String,
             >,
+            id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             name: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -10127,6 +10138,7 @@ and `null` removes it, so the agent's value applies again.*/
                     arguments: Ok(Default::default()),
                     call_id: Ok(Default::default()),
                     content: Ok(Default::default()),
+                    id: Ok(Default::default()),
                     name: Ok(Default::default()),
                     output: Ok(Default::default()),
                     role: Ok(Default::default()),
@@ -10171,6 +10183,16 @@ and `null` removes it, so the agent's value applies again.*/
                     .map_err(|e| {
                         format!("error converting supplied value for content: {e}")
                     });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
                 self
             }
             pub fn name<T>(mut self, value: T) -> Self
@@ -10233,6 +10255,7 @@ and `null` removes it, so the agent's value applies again.*/
                     arguments: value.arguments?,
                     call_id: value.call_id?,
                     content: value.content?,
+                    id: value.id?,
                     name: value.name?,
                     output: value.output?,
                     role: value.role?,
@@ -10246,6 +10269,7 @@ and `null` removes it, so the agent's value applies again.*/
                     arguments: Ok(value.arguments),
                     call_id: Ok(value.call_id),
                     content: Ok(value.content),
+                    id: Ok(value.id),
                     name: Ok(value.name),
                     output: Ok(value.output),
                     role: Ok(value.role),

@@ -74,9 +74,9 @@
 //! # Ok(()) }
 //! ```
 
-mod chat;
 mod error;
 mod events;
+mod openai;
 mod pagination;
 mod retry;
 
@@ -87,10 +87,10 @@ mod generated {
 
 use std::time::Duration;
 
-pub use chat::ChatCompletionStream;
 pub use error::{ApiError, Error, Result};
 pub use events::{RunEvent, RunEventFrame, RunEventStream};
 pub use generated::*;
+pub use openai::{ChatCompletionStream, ResponseEvent, ResponseEventStream};
 pub use pagination::{CursorPage, paginate};
 pub use progenitor_client::ResponseValue;
 pub use retry::RetryPolicy;

@@ -67,6 +67,24 @@ test("multi-turn is held by the client", async () => {
   assert.match(second.choices[0].message.content, /message 2 of our conversation; it began with "First"/);
 });
 
+test("image and file parts reach the model and are stored", async () => {
+  const pixel = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "base64");
+  const completion = await client.chat.completions.create({
+    model, user: freshUser(), messages: [{ role: "user", content: [
+      { type: "text", text: "What is this?" },
+      { type: "image_url", image_url: { url: `data:image/png;base64,${pixel.toString("base64")}` } },
+      { type: "file", file: { file_data: Buffer.from("buy milk").toString("base64"), filename: "notes.txt" } },
+    ] }],
+  });
+  assert.equal(completion.choices[0].message.content,
+    `${said("What is this?")} I see an image (image/png, ${pixel.length} bytes) and a file notes.txt (text/plain, 8 bytes).`);
+  const runs = await (await fetch(`${baseURL}/runs?limit=100`, { headers: { authorization: `Bearer ${apiKey}` } })).json();
+  const run = runs.data.find((r) => r.id === completion.id.replace("chatcmpl-", ""));
+  const fileId = run.input[0].content[1].image_url.file_id;
+  const content = await client.files.content(fileId);
+  assert.deepEqual(Buffer.from(await content.arrayBuffer()), pixel);
+});
+
 test("errors raise the matching exception with our code", async () => {
   await assert.rejects(
     client.chat.completions.create({ model: "gpt-4o", user: freshUser(), messages: [{ role: "user", content: "x" }] }),

@@ -33,6 +33,7 @@ async function main() {
   const model = "ingram/offline";
   const user = "sdk-wire";
   const openai = new OpenAI({ baseURL, apiKey: "recorder", maxRetries: 0 });
+  const pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
   const weather = { type: "function", function: { name: "weather", parameters: { type: "object", properties: { city: { type: "string" } } } } };
   const node = [
     await record("chat non-stream", () => openai.chat.completions.create({ model, user, messages: [{ role: "user", content: "Say hello" }] })),
@@ -41,6 +42,8 @@ async function main() {
       for await (const _ of stream) {}
     }),
     await record("chat tool call", () => openai.chat.completions.create({ model, user, tools: [weather], messages: [{ role: "user", content: '/tool weather {"city":"Paris"}' }] })),
+    await record("chat image", () => openai.chat.completions.create({ model, user, messages: [{ role: "user", content: [
+      { type: "text", text: "What is this?" }, { type: "image_url", image_url: { url: `data:image/png;base64,${pixel}` } }] }] })),
     await record("responses non-stream", () => openai.responses.create({ model, user, input: "Say hello" })),
     await record("responses stream", async () => {
       const stream = await openai.responses.create({ model, user, input: "Stream it", stream: true });
@@ -55,6 +58,8 @@ async function main() {
       const result = streamText({ model: m, prompt: "Stream it", maxRetries: 0, providerOptions: { openai: { user } }, onError: () => {} });
       for await (const _ of result.fullStream) {}
     }));
+    const image = [{ role: "user", content: [{ type: "text", text: "What is this?" }, { type: "file", data: Buffer.from(pixel, "base64"), mediaType: "image/png" }] }];
+    vercel.push(await record(`${name} image`, () => generateText({ model: m, messages: image, maxRetries: 0, providerOptions: { openai: { user } } })));
   }
   server.close();
   const fixtures = path.resolve(__dirname, "../../fixtures");

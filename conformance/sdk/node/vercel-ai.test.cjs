@@ -33,6 +33,29 @@ test("generateText", async () => {
     const result = await generateText({ model, prompt: "Say hello" });
     assert.equal(result.text, said("Say hello"), name);
     assert.ok(result.usage.inputTokens > 0 && result.usage.outputTokens > 0, name);
+    assert.match(result.response.headers["x-request-id"], /^req_/, name);
+  }
+});
+
+test("multi-turn held by the SDK's messages", async () => {
+  for (const [name, model] of models()) {
+    const first = await generateText({ model, prompt: "First" });
+    const second = await generateText({
+      model,
+      messages: [{ role: "user", content: "First" }, ...first.response.messages, { role: "user", content: "Second" }],
+    });
+    assert.match(second.text, /message 2 of our conversation; it began with "First"/, name);
+  }
+});
+
+test("an image part", async () => {
+  const pixel = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==", "base64");
+  for (const [name, model] of models()) {
+    const result = await generateText({
+      model,
+      messages: [{ role: "user", content: [{ type: "text", text: "Look" }, { type: "file", data: pixel, mediaType: "image/png" }] }],
+    });
+    assert.equal(result.text, `${said("Look")} I see an image (image/png, ${pixel.length} bytes).`, name);
   }
 });
 
@@ -42,6 +65,7 @@ test("streamText", async () => {
     let text = "";
     for await (const delta of result.textStream) text += delta;
     assert.equal(text, said("Stream it"), name);
+    assert.equal(await result.text, said("Stream it"), `${name}: the accumulated text`);
     assert.equal(await result.finishReason, "stop", name);
   }
 });

@@ -36,6 +36,8 @@ threading.Thread(target=server.serve_forever, daemon=True).start()
 client = OpenAI(base_url=f"http://127.0.0.1:{server.server_port}/v1", api_key="recorder", max_retries=0)
 MODEL, USER = "ingram/offline", "sdk-wire"
 CHAT_TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+NOTES = "YnV5IG1pbGs="  # "buy milk"
 RESPONSE_TOOLS = [{"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 
 calls = {
@@ -49,9 +51,17 @@ calls = {
         {"role": "user", "content": '/tool weather {"city":"Paris"}'},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "21C"}]),
+    "chat image and file": lambda: client.chat.completions.create(model=MODEL, user=USER, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": PIXEL, "detail": "low"}},
+        {"type": "file", "file": {"file_data": NOTES, "filename": "notes.txt"}}]}]),
     "responses non-stream": lambda: client.responses.create(model=MODEL, user=USER, input="Say hello", instructions="Be brief."),
     "responses stream": lambda: client.responses.create(model=MODEL, user=USER, input=[{"role": "user", "content": "Stream it"}], stream=True),
     "responses tool call": lambda: client.responses.create(model=MODEL, user=USER, tools=RESPONSE_TOOLS, input='/tool weather {"city":"Oslo"}'),
+    "responses image and file": lambda: client.responses.create(model=MODEL, user=USER, input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": PIXEL, "detail": "auto"},
+        {"type": "input_file", "file_data": "data:text/plain;base64," + NOTES, "filename": "notes.txt"}]}]),
 }
 fixtures = []
 for name, call in calls.items():

@@ -1,5 +1,6 @@
 """The official openai Python SDK against the Ingram server: nothing changed but base_url and the key."""
 
+import base64
 import json
 import os
 import urllib.request
@@ -26,6 +27,9 @@ def fresh_user():
 
 def said(text):
     return f'Hello! I am the built-in offline model. You said: "{text}".'
+
+
+PIXEL = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
 
 def test_non_stream():
@@ -110,6 +114,30 @@ def test_errors_raise_the_matching_exception_with_our_code():
         wrong.chat.completions.create(model=MODEL, user=fresh_user(), messages=[{"role": "user", "content": "x"}])
     assert unauthenticated.value.code == "invalid_token"
     assert unauthenticated.value.type == "authentication_error"
+
+
+def test_image_and_file_parts_reach_the_model_and_are_stored():
+    image = "data:image/png;base64," + base64.b64encode(PIXEL).decode()
+    notes = base64.b64encode(b"buy milk").decode()
+    completion = client.chat.completions.create(model=MODEL, user=fresh_user(), messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": image, "detail": "low"}},
+        {"type": "file", "file": {"file_data": notes, "filename": "notes.txt"}},
+    ]}])
+    assert completion.choices[0].message.content == said("What is this?") + (
+        f" I see an image (image/png, {len(PIXEL)} bytes) and a file notes.txt (text/plain, 8 bytes).")
+    # The run names the stored image, which the files endpoints serve as it came in.
+    run_id = completion.id.removeprefix("chatcmpl-")
+    run = next(r for r in _get("/runs?limit=100")["data"] if r["id"] == run_id)
+    file_id = run["input"][0]["content"][1]["image_url"]["file_id"]
+    assert _get(f"/files/{file_id}")["bytes"] == len(PIXEL)
+    assert client.files.content(file_id).content == PIXEL
+
+
+def _get(path):
+    request = urllib.request.Request(BASE_URL + path, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
 
 
 def _post(path, body):

@@ -1,5 +1,6 @@
 """The official openai Python SDK's Responses API against the Ingram server: history held on the server."""
 
+import base64
 import json
 import os
 import uuid
@@ -72,6 +73,17 @@ def test_function_call_round_trip():
         final = stream.get_final_response()
     assert final.output[0].type == "function_call"
     assert json.loads(final.output[0].arguments) == {"city": "Oslo"}
+
+
+def test_image_and_file_inputs_reach_the_model():
+    pixel = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    response = client.responses.create(model=MODEL, user=fresh_user(), input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "Look"},
+        {"type": "input_image", "image_url": "data:image/png;base64," + base64.b64encode(pixel).decode(), "detail": "auto"},
+        {"type": "input_file", "filename": "notes.txt", "file_data": "data:text/plain;base64," + base64.b64encode(b"buy milk").decode()},
+    ]}])
+    assert response.output_text == said("Look") + (
+        f" I see an image (image/png, {len(pixel)} bytes) and a file notes.txt (text/plain, 8 bytes).")
 
 
 def test_errors_raise_the_matching_exception_with_our_code():

@@ -4,7 +4,7 @@
 //! served by wiremock to the generated Rust client, which must decode them whole.
 
 use futures::TryStreamExt;
-use ingram_client::{Client, RetryPolicy, types};
+use ingram_client::{Client, ResponseEvent, RetryPolicy, types};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -82,17 +82,23 @@ async fn replay(file: &str, snapshot: &str) {
             let data = stream_data(&raw);
             assert!(!data.is_empty(), "{name}");
             transcript.push(json!({"name": name, "request": body, "stream": redact_all(&Value::Array(data.clone()))}));
-            if route == "/v1/chat/completions" {
-                Mock::given(method("POST"))
-                    .and(path(route))
-                    .respond_with(ResponseTemplate::new(200).set_body_raw(raw, "text/event-stream"))
-                    .mount(&mock)
-                    .await;
+            Mock::given(method("POST"))
+                .and(path(route))
+                .respond_with(ResponseTemplate::new(200).set_body_raw(raw, "text/event-stream"))
+                .mount(&mock)
+                .await;
+            let decoded = if route == "/v1/chat/completions" {
                 let request: types::ChatCompletionRequest = serde_json::from_value(body).unwrap();
-                let chunks: Vec<types::ChatCompletionChunk> =
-                    client.create_chat_completion_stream(&request, None).await.unwrap().try_collect().await.unwrap();
-                assert_eq!(chunks.len(), data.len(), "{name}: every chunk decodes");
-            }
+                let stream = client.create_chat_completion_stream(&request, None).await.unwrap();
+                stream.try_collect::<Vec<_>>().await.unwrap().len()
+            } else {
+                let request: types::CreateResponseRequest = serde_json::from_value(body).unwrap();
+                let stream = client.create_response_stream(&request, None).await.unwrap();
+                let events: Vec<ResponseEvent> = stream.try_collect().await.unwrap();
+                assert!(events.last().unwrap().is_terminal(), "{name}");
+                events.len()
+            };
+            assert_eq!(decoded, data.len(), "{name}: every frame decodes");
             continue;
         }
         let answer = app.post(route, &app.admin_token, body.clone()).await.expect(200);

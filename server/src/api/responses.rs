@@ -3,7 +3,7 @@
 //! thread; `instructions` apply to this response only. A client tool call ends the response
 //! (the next request sends `function_call_output` items), so these runs never pause.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
@@ -76,6 +76,8 @@ pub struct ResponseInputItem {
     pub name: Option<String>,
     pub arguments: Option<String>,
     pub output: Option<String>,
+    /// For an `item_reference`: the id of an item of an earlier stored response (`msg_…`, `fc_…`).
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -84,6 +86,7 @@ pub enum ResponseItemType {
     Message,
     FunctionCall,
     FunctionCallOutput,
+    ItemReference,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -361,7 +364,8 @@ async fn create_response(
         (None, Some(ConversationRef::Id(id) | ConversationRef::Object { id })) => Some(id.clone()),
         (None, None) => None,
     };
-    let input = input_messages(request.input)?;
+    let referenced = referenced_items(&state, &request.input, &smith.smith.id).await?;
+    let input = input_messages(request.input, &referenced)?;
     let Smith { id: smith_id, agent_id, effective_config, .. } = Smith::from(smith);
     let EffectiveConfig { instructions: base, model, tools: agent_tools, auto_memory } = effective_config;
     let tools = request.tools.unwrap_or_default();
@@ -474,9 +478,71 @@ fn function_tool(tool: &ResponseFunctionTool) -> FunctionTool {
     }
 }
 
+/// An output item of an earlier response, as an `item_reference` brings it back.
+#[derive(Debug, Clone)]
+enum ReferencedItem {
+    Message(String),
+    FunctionCall(ToolCall),
+}
+
+/// The items `item_reference`s name, by id. They must come from stored responses of the
+/// same smith; anything else is not found.
+async fn referenced_items(
+    state: &AppState,
+    input: &ResponseInput,
+    smith_id: &str,
+) -> ApiResult<HashMap<String, ReferencedItem>> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let ResponseInput::Items(items) = input else { return Ok(HashMap::new()) };
+    let mut found = HashMap::new();
+    let references = items.iter().filter(|item| item.kind == Some(ResponseItemType::ItemReference));
+    for id in references.filter_map(|item| item.id.as_deref()) {
+        let not_found = || ApiError::not_found("item_not_found", "stored response item", id).with_param("input");
+        let (kind, rest) = id.split_once('_').ok_or_else(not_found)?;
+        let (suffix, index) = match kind {
+            "msg" => (rest, None),
+            "fc" => {
+                let (suffix, index) = rest.rsplit_once('_').ok_or_else(not_found)?;
+                (suffix, Some(index.parse::<usize>().map_err(|_| not_found())?))
+            }
+            _ => return Err(not_found()),
+        };
+        let run = run::Entity::find_by_id(format!("run_{suffix}"))
+            .filter(run::Column::SmithId.eq(smith_id))
+            .filter(run::Column::Status.eq(RunStatus::Completed.as_str()))
+            .one(&state.db)
+            .await?
+            .ok_or_else(not_found)?;
+        let config: RunConfig = serde_json::from_value(run.config).map_err(|_| not_found())?;
+        if config.mode != RunMode::Responses || config.store == Some(false) {
+            return Err(not_found());
+        }
+        let output: RunOutput = run.output.and_then(|output| serde_json::from_value(output).ok()).unwrap_or_default();
+        let item = match index {
+            None => ReferencedItem::Message(output.content),
+            Some(index) => ReferencedItem::FunctionCall(output.tool_calls.get(index).cloned().ok_or_else(not_found)?),
+        };
+        found.insert(id.to_owned(), item);
+    }
+    Ok(found)
+}
+
+/// Appends a call to the assistant message of calls just before it, or starts one.
+fn push_call(messages: &mut Vec<InputMessage>, call: ToolCall) {
+    match messages.last_mut() {
+        Some(last) if last.role == Role::Assistant && !last.tool_calls.is_empty() => last.tool_calls.push(call),
+        _ => messages.push(InputMessage {
+            role: Role::Assistant,
+            content: MessageContent::Text(String::new()),
+            tool_calls: vec![call],
+            tool_call_id: None,
+        }),
+    }
+}
+
 /// Input items as run input: messages, echoed calls (one assistant message per run of
-/// calls), and their outputs as tool messages.
-fn input_messages(input: ResponseInput) -> ApiResult<Vec<InputMessage>> {
+/// calls), their outputs as tool messages, and references to earlier output items.
+fn input_messages(input: ResponseInput, referenced: &HashMap<String, ReferencedItem>) -> ApiResult<Vec<InputMessage>> {
     let items = match input {
         ResponseInput::Text(text) => {
             return Ok(vec![InputMessage {
@@ -509,16 +575,19 @@ fn input_messages(input: ResponseInput) -> ApiResult<Vec<InputMessage>> {
                     name: item.name.ok_or_else(|| invalid("A function_call item needs name."))?,
                     arguments: item.arguments.unwrap_or_else(|| "{}".into()),
                 };
-                match messages.last_mut() {
-                    Some(last) if last.role == Role::Assistant && !last.tool_calls.is_empty() => {
-                        last.tool_calls.push(call)
-                    }
-                    _ => messages.push(InputMessage {
+                push_call(&mut messages, call);
+            }
+            ResponseItemType::ItemReference => {
+                let id = item.id.ok_or_else(|| invalid("An item_reference item needs id."))?;
+                match referenced.get(&id).cloned() {
+                    Some(ReferencedItem::Message(text)) => messages.push(InputMessage {
                         role: Role::Assistant,
-                        content: MessageContent::Text(String::new()),
-                        tool_calls: vec![call],
+                        content: MessageContent::Text(text),
+                        tool_calls: Vec::new(),
                         tool_call_id: None,
                     }),
+                    Some(ReferencedItem::FunctionCall(call)) => push_call(&mut messages, call),
+                    None => return Err(ApiError::not_found("item_not_found", "stored response item", &id)),
                 }
             }
             ResponseItemType::FunctionCallOutput => messages.push(InputMessage {

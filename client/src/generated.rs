@@ -14018,12 +14018,14 @@ let response = client.update_agent()
 Arguments:
 - `ic_api_version`: The API version; absent means the current one, 2026-05-01.
 - `ic_smith_id`: The smith, for a tenant-admin token (instead of `user`).
+- `ic_thread_id`: Records the run on this thread of the smith (default: a new thread). The model still sees only `messages`.
 - `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
 - `body`
 ```ignore
 let response = client.create_chat_completion()
     .ic_api_version(ic_api_version)
     .ic_smith_id(ic_smith_id)
+    .ic_thread_id(ic_thread_id)
     .idempotency_key(idempotency_key)
     .body(body)
     .send()
@@ -15221,6 +15223,7 @@ pub mod builder {
         client: &'a super::Client,
         ic_api_version: Result<Option<types::CreateChatCompletionIcApiVersion>, String>,
         ic_smith_id: Result<Option<::std::string::String>, String>,
+        ic_thread_id: Result<Option<::std::string::String>, String>,
         idempotency_key: Result<
             Option<types::CreateChatCompletionIdempotencyKey>,
             String,
@@ -15233,6 +15236,7 @@ pub mod builder {
                 client: client,
                 ic_api_version: Ok(None),
                 ic_smith_id: Ok(None),
+                ic_thread_id: Ok(None),
                 idempotency_key: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
@@ -15259,6 +15263,19 @@ pub mod builder {
                 .map(Some)
                 .map_err(|_| {
                     "conversion to `:: std :: string :: String` for ic_smith_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_thread_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.ic_thread_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for ic_thread_id failed"
                         .to_string()
                 });
             self
@@ -15306,9 +15323,17 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::ChatCompletion>, Error<types::ErrorEnvelope>> {
-            let Self { client, ic_api_version, ic_smith_id, idempotency_key, body } = self;
+            let Self {
+                client,
+                ic_api_version,
+                ic_smith_id,
+                ic_thread_id,
+                idempotency_key,
+                body,
+            } = self;
             let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
             let ic_smith_id = ic_smith_id.map_err(Error::InvalidRequest)?;
+            let ic_thread_id = ic_thread_id.map_err(Error::InvalidRequest)?;
             let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
@@ -15316,7 +15341,7 @@ pub mod builder {
                 })
                 .map_err(Error::InvalidRequest)?;
             let url = format!("{}/v1/chat/completions", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(4usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -15329,6 +15354,9 @@ pub mod builder {
             }
             if let Some(value) = ic_smith_id {
                 header_map.append("IC-Smith-Id", value.to_string().try_into()?);
+            }
+            if let Some(value) = ic_thread_id {
+                header_map.append("IC-Thread-Id", value.to_string().try_into()?);
             }
             if let Some(value) = idempotency_key {
                 header_map.append("Idempotency-Key", value.to_string().try_into()?);

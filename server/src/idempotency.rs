@@ -61,17 +61,18 @@ async fn handle(state: &AppState, key: HeaderValue, request: Request, next: Next
         .get::<Principal>()
         .map(Principal::idempotency_scope)
         .ok_or_else(|| ApiError::internal("idempotency runs after authentication").into_response())?;
-    // The smith a tenant-admin token names by header is part of the request.
-    let named_smith = request.headers().get(crate::api::openai::SMITH_HEADER).cloned();
+    // The smith and thread named by header are part of the request.
+    let named_smith = header_bytes(request.headers(), crate::api::openai::SMITH_HEADER);
+    let named_thread = header_bytes(request.headers(), crate::api::openai::THREAD_HEADER);
 
     let (parts, body) = request.into_parts();
     // The route's own limit applies when its handler reads the body; this is the largest.
     let bytes = to_bytes(body, INPUT_BODY_LIMIT).await.map_err(|_| payload_too_large().into_response())?;
-    let named_smith = named_smith.as_ref().map_or(&b""[..], |value| value.as_bytes());
     let request_hash = crate::digest::sha256_hex(&[
         parts.method.as_str().as_bytes(),
         parts.uri.path().as_bytes(),
-        named_smith,
+        &named_smith,
+        &named_thread,
         &bytes,
     ]);
 
@@ -243,4 +244,8 @@ pub async fn purge_expired(state: &AppState) -> ApiResult<u64> {
         .exec(&state.db)
         .await?;
     Ok(result.rows_affected)
+}
+
+fn header_bytes(headers: &axum::http::HeaderMap, name: &str) -> Vec<u8> {
+    headers.get(name).map(|value| value.as_bytes().to_vec()).unwrap_or_default()
 }

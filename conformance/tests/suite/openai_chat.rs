@@ -235,3 +235,26 @@ async fn the_rust_client_calls_and_streams_chat_completions() {
     };
     assert_eq!(err.code(), Some("model_key_missing"));
 }
+
+#[tokio::test]
+async fn ic_thread_id_records_calls_on_one_thread_without_adding_history() {
+    let app = TestApp::start().await;
+    let on_thread = |text: &str| {
+        app.request(Method::POST, PATH)
+            .bearer_auth(&app.admin_token)
+            .header("IC-Thread-Id", "support-42")
+            .json(&ask(text))
+    };
+    app.send("POST", PATH, on_thread("One")).await.expect(200);
+    let second = app.send("POST", PATH, on_thread("Two")).await.expect(200);
+    let reply = second.body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(!reply.contains("conversation"), "still stateless: {reply}");
+    let runs = app.get("/v1/runs", &app.admin_token).await.expect(200);
+    let threads: Vec<&str> =
+        runs.body["data"].as_array().unwrap().iter().map(|r| r["thread_id"].as_str().unwrap()).collect();
+    assert_eq!(threads, ["support-42", "support-42"]);
+
+    let too_long =
+        app.request(Method::POST, PATH).bearer_auth(&app.admin_token).header("IC-Thread-Id", "x".repeat(129));
+    app.send("POST", PATH, too_long.json(&ask("x"))).await.expect_error(400, "invalid_parameter");
+}

@@ -31,6 +31,8 @@ use crate::providers::{Role, StopReason, ToolCall};
 
 /// Names the smith for a tenant-admin token, instead of `user`.
 pub const SMITH_HEADER: &str = "ic-smith-id";
+/// Records a chat completion's run on this thread of the smith instead of a new one.
+pub const THREAD_HEADER: &str = "ic-thread-id";
 /// The `model` value that keeps the smith's own configured model.
 pub const SMITH_MODEL: &str = "default";
 
@@ -229,7 +231,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatCompletionRequest,
-    params(("IC-Smith-Id" = Option<String>, Header, description = "The smith, for a tenant-admin token (instead of `user`).")),
+    params(("IC-Smith-Id" = Option<String>, Header, description = "The smith, for a tenant-admin token (instead of `user`)."),
+        ("IC-Thread-Id" = Option<String>, Header, description = "Records the run on this thread of the smith (default: a new thread). The model still sees only `messages`.")),
     responses((status = 200, description = "A chat completion; with `stream: true`, `data:` chunks ending with `data: [DONE]`.",
         content((ChatCompletion = "application/json"), (ChatCompletionChunk = "text/event-stream")))))]
 async fn create_chat_completion(
@@ -244,6 +247,15 @@ async fn create_chat_completion(
     if request.messages.is_empty() {
         return Err(ApiError::invalid_param("messages", "messages needs at least one message."));
     }
+    let thread_id = match headers.get(THREAD_HEADER) {
+        None => None,
+        Some(value) => {
+            let thread_id =
+                value.to_str().map_err(|_| ApiError::invalid_param("IC-Thread-Id", "IC-Thread-Id must be text."))?;
+            crate::api::runs::validate_thread_id("IC-Thread-Id", thread_id)?;
+            Some(thread_id.to_owned())
+        }
+    };
     let smith = resolve_smith(&state, &caller, &headers, request.user.as_deref()).await?;
     let (instructions, input) = split_messages(request.messages)?;
     let Smith { id: smith_id, agent_id, effective_config, .. } = Smith::from(smith);
@@ -252,7 +264,7 @@ async fn create_chat_completion(
     let spec = RunSpec {
         project_id: caller.project_id.clone(),
         smith_id,
-        thread_id: None,
+        thread_id,
         input,
         config: RunConfig {
             agent_id,

@@ -154,6 +154,14 @@ const SID: &str = "The smith's id (smt_…).";
 const RID: &str = "The run's id (run_…).";
 const TOOL_NAME_MAX: usize = 64;
 
+/// A caller-chosen thread id: 1 to 128 characters, none of them control characters.
+pub(crate) fn validate_thread_id(param: &str, thread_id: &str) -> ApiResult<()> {
+    if thread_id.is_empty() || thread_id.len() > 128 || thread_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid_param(param, format!("{param} must be 1 to 128 characters.")));
+    }
+    Ok(())
+}
+
 fn validate_create(request: &CreateRunRequest) -> ApiResult<()> {
     if request.input.is_empty() {
         return Err(ApiError::invalid_param("input", "input needs at least one message."));
@@ -161,10 +169,8 @@ fn validate_create(request: &CreateRunRequest) -> ApiResult<()> {
     if request.input.iter().any(|message| message.role == Role::Tool) {
         return Err(ApiError::invalid_param("input", "Tool results go to POST …/runs/{rid}/submit, not into input."));
     }
-    if let Some(thread_id) = &request.thread_id
-        && (thread_id.is_empty() || thread_id.len() > 128 || thread_id.chars().any(char::is_control))
-    {
-        return Err(ApiError::invalid_param("thread_id", "thread_id must be 1 to 128 characters."));
+    if let Some(thread_id) = &request.thread_id {
+        validate_thread_id("thread_id", thread_id)?;
     }
     let mut names = std::collections::HashSet::new();
     for tool in request.tools.iter().flatten() {

@@ -1,5 +1,6 @@
-//! Developer tasks: `cargo xtask regenerate [--check]`.
+//! Developer tasks: `cargo xtask regenerate [--check]` and `cargo xtask bench [options]`.
 
+mod bench;
 mod openapi30;
 mod regenerate;
 
@@ -11,8 +12,12 @@ fn main() -> ExitCode {
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["regenerate"] => regenerate::run(false),
         ["regenerate", "--check"] => regenerate::run(true),
+        ["bench", options @ ..] => {
+            bench::Options::parse(options).and_then(|options| bench::run(&options)).map(|()| true)
+        }
         _ => {
             eprintln!("usage: cargo xtask regenerate [--check]");
+            eprintln!("       cargo xtask bench [--vs-litellm] [--postgres URL] [--rounds N] [--quick]");
             return ExitCode::from(2);
         }
     };

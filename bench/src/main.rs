@@ -1,0 +1,31 @@
+//! The benchmark's processes: `mock` is an OpenAI chat-completions upstream with a fixed
+//! latency and paced SSE chunks; `load` drives one endpoint over keep-alive connections and
+//! prints what it measured as one JSON line.
+
+mod load;
+mod mock;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ingram-bench", about = "The processes behind `cargo xtask bench`")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves `POST /v1/chat/completions`; prints its address, then serves until killed.
+    Mock(mock::Options),
+    /// Sends requests and prints a JSON summary of their latencies.
+    Load(load::Options),
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match Cli::parse().command {
+        Command::Mock(options) => runtime.block_on(mock::serve(options)),
+        Command::Load(options) => runtime.block_on(load::run(options)),
+    }
+}

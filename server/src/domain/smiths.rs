@@ -31,14 +31,25 @@ pub async fn upsert(db: &DatabaseConnection, caller: &Caller, request: CreateSmi
     validate_external_id(&request.external_id)?;
     let overrides = request.overrides().validated()?;
     validate_metadata(request.metadata.as_ref())?;
-    let txn = db.begin().await?;
-    let agent = match &request.agent_id {
-        Some(agent_id) => agents::get(&txn, &caller.project_id, agent_id).await?,
-        None => agents::get_default(&txn, &caller.project_id).await?,
+    // "Ensure smith" on every call mostly finds one: look, in one query, before opening a
+    // transaction; a concurrent create is caught by the unique index below.
+    let mut existing = smith::Entity::find()
+        .find_also_related(agent::Entity)
+        .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
+        .filter(smith::Column::LiveExternalId.eq(request.external_id.as_str()))
+        .filter(agent::Column::DeletedAt.is_null());
+    existing = match &request.agent_id {
+        Some(agent_id) => existing.filter(agent::Column::Id.eq(agent_id.as_str())),
+        None => existing.filter(agent::Column::IsDefault.eq(true)),
     };
-    if let Some(existing) = find_live(&txn, &caller.project_id, &agent.id, &request.external_id).await? {
-        return Ok(Upserted::Existing(SmithWithAgent { smith: existing, agent }));
+    if let Some((smith, Some(agent))) = existing.one(db).await? {
+        return Ok(Upserted::Existing(SmithWithAgent { smith, agent }));
     }
+    let agent = match &request.agent_id {
+        Some(agent_id) => agents::get(db, &caller.project_id, agent_id).await?,
+        None => agents::get_default(db, &caller.project_id).await?,
+    };
+    let txn = db.begin().await?;
     let created_at = now();
     let smith = smith::ActiveModel {
         id: Set(new_id(IdKind::Smith)),
@@ -101,8 +112,18 @@ pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> 
 }
 
 pub async fn get_with_agent(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> ApiResult<SmithWithAgent> {
-    let smith = get(db, caller, smith_id).await?;
-    let agent = agent_of(db, &smith).await?;
+    let not_found = || ApiError::not_found("smith_not_found", "smith", smith_id);
+    if !caller.sees_smith(smith_id) {
+        return Err(not_found());
+    }
+    let (smith, agent) = smith::Entity::find_by_id(smith_id)
+        .find_also_related(agent::Entity)
+        .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
+        .filter(smith::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(not_found)?;
+    let agent = agent.ok_or_else(|| ApiError::internal("A smith points at a missing agent."))?;
     Ok(SmithWithAgent { smith, agent })
 }
 

@@ -2,9 +2,9 @@
 //!
 //! The run's task owns an [`Emitter`]. Every event goes into the run's in-memory log at once
 //! (subscribers on this replica see it immediately and can never lag: they read the log by
-//! index) and into the `run_events` table. `message.delta`s are written in batches; any other
-//! event flushes everything before it, so what a finished run replays from the database is
-//! exactly what its stream sent. Subscribers on another replica tail the table.
+//! index) and into the `run_events` table, in batches; a closing event flushes everything
+//! before it in the transaction that records the run's outcome, so what a finished run
+//! replays from the database is exactly what its stream sent. Subscribers on another replica tail the table.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,9 +20,9 @@ use super::types::{RunEventData, RunStatus, ends_stream};
 use crate::error::ApiResult;
 use crate::store::{now, run, run_event};
 
-/// Deltas wait for this many, or this long, before being written.
-const DELTA_BATCH: usize = 32;
-const DELTA_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+/// Events wait for this many, or this long, before being written.
+const BATCH_SIZE: usize = 32;
+const BATCH_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 /// Sequence numbers a run reserves at a time in `runs.last_seq`, before streaming them: a
 /// run that dies with events streamed but not yet written is closed above its reservation,
 /// so a client resuming from any number it saw still gets the closing event.
@@ -52,6 +52,8 @@ pub struct LiveRun {
     /// Bumped on every append and when the run's task ends.
     version: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
+    /// The run's row as this execution recorded it, once it finished or paused.
+    settled: std::sync::OnceLock<run::Model>,
     pub cancel: watch::Sender<bool>,
 }
 
@@ -62,6 +64,7 @@ impl LiveRun {
             first_seq,
             version: watch::channel(0).0,
             closed: false.into(),
+            settled: std::sync::OnceLock::new(),
             cancel: watch::channel(false).0,
         })
     }
@@ -74,6 +77,11 @@ impl LiveRun {
     pub fn close(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// The run as this execution left it, after its closing event was published.
+    pub fn settled(&self) -> Option<run::Model> {
+        self.settled.get().cloned()
     }
 
     fn is_closed(&self) -> bool {
@@ -108,8 +116,9 @@ impl Emitter {
         self.seq
     }
 
-    /// Publishes the event and queues it for the database; flushes unless it is a delta
-    /// that can wait for its batch.
+    /// Publishes the event and queues it for the database, written with its batch: when the
+    /// batch is full, has waited long enough, or the run records its outcome (closing events
+    /// flush everything before them in the same transaction).
     pub async fn emit(&mut self, db: &impl ConnectionTrait, data: RunEventData) -> ApiResult<()> {
         if self.seq >= self.reserved {
             self.reserved = self.seq + SEQ_RESERVATION;
@@ -119,10 +128,9 @@ impl Emitter {
                 .exec(db)
                 .await?;
         }
-        let batched = matches!(data, RunEventData::MessageDelta(_));
         self.push(data);
-        let lingered = self.oldest_pending.is_some_and(|at| at.elapsed() >= DELTA_LINGER);
-        if !batched || self.pending.len() >= DELTA_BATCH || lingered {
+        let lingered = self.oldest_pending.is_some_and(|at| at.elapsed() >= BATCH_LINGER);
+        if self.pending.len() >= BATCH_SIZE || lingered {
             self.flush(db).await?;
         }
         Ok(())
@@ -151,8 +159,15 @@ impl Emitter {
         Arc::new(StoredEvent { seq: self.seq, kind, data })
     }
 
-    pub fn publish(&self, event: Arc<StoredEvent>) {
+    fn publish(&self, event: Arc<StoredEvent>) {
         self.live.append(event);
+    }
+
+    /// Publishes the closing event of an execution together with the row it committed, so
+    /// a waiter that sees the one has the other without reading it back.
+    pub fn settle(&self, row: run::Model, closing: Arc<StoredEvent>) {
+        let _ = self.live.settled.set(row);
+        self.publish(closing);
     }
 
     pub async fn flush(&mut self, db: &impl ConnectionTrait) -> ApiResult<()> {
@@ -233,7 +248,7 @@ impl Subscription {
         if let Some(live) = (subscription.lookup_live)() {
             // What came before this execution of the run is in the database already.
             let mut cursor = after;
-            loop {
+            while cursor + 1 < live.first_seq {
                 let earlier =
                     stored_after(&subscription.db, &subscription.run_id, cursor, Some(live.first_seq)).await?;
                 let Some(last) = earlier.last() else { break };

@@ -17,12 +17,12 @@ use super::types::{
     RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
     RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
 };
-use crate::domain::{files, is_unique_violation, model_keys};
+use crate::domain::{files, is_unique_violation};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
 use crate::providers::{
-    Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, StopReason, ToolCall, ToolChoice,
-    ToolSpec, Usage, pricing,
+    Endpoint, Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, StopReason, ToolCall,
+    ToolChoice, ToolSpec, Usage, pricing,
 };
 use crate::store::{file, now, run};
 
@@ -49,14 +49,24 @@ enum Outcome {
     Cancelled,
 }
 
-pub(super) async fn run(engine: &Engine, run_id: &str, live: &std::sync::Arc<LiveRun>, reserved: i32) {
-    let mut emitter = Emitter::new(run_id.to_owned(), live.clone(), reserved);
+/// Executes `current` (the run's row as it was written when it was started) and records how it ended.
+pub(super) async fn run(
+    engine: &Engine,
+    current: run::Model,
+    endpoint: Option<Endpoint>,
+    live: &std::sync::Arc<LiveRun>,
+    reserved: i32,
+) {
+    let run_id = current.id.clone();
+    // Nothing else writes the transcript while the run executes.
+    let transcript = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
+    let mut emitter = Emitter::new(run_id.clone(), live.clone(), reserved);
     let mut cancel = live.cancel.subscribe();
-    let outcome = match execute(engine, run_id, &mut emitter, &mut cancel).await {
+    let outcome = match execute(engine, current, endpoint, &mut emitter, &mut cancel).await {
         Ok(outcome) => outcome,
         Err(err) => Outcome::Failed(err.envelope().error),
     };
-    if let Err(err) = record(engine, run_id, &mut emitter, outcome).await {
+    if let Err(err) = record(engine, &run_id, transcript, &mut emitter, outcome).await {
         // The lease lapses and the sweeper fails the run with run_interrupted.
         tracing::error!(run_id, code = %err.code, "could not record the end of a run");
     }
@@ -68,13 +78,14 @@ fn cancelled(cancel: &watch::Receiver<bool>) -> bool {
 
 async fn execute(
     engine: &Engine,
-    run_id: &str,
+    mut current: run::Model,
+    endpoint: Option<Endpoint>,
     emitter: &mut Emitter,
     cancel: &mut watch::Receiver<bool>,
 ) -> ApiResult<Outcome> {
     let db = engine.db();
-    let mut current =
-        run::Entity::find_by_id(run_id).one(db).await?.ok_or_else(|| ApiError::internal("A started run vanished."))?;
+    let run_id = current.id.clone();
+    let run_id = run_id.as_str();
     while current.active_thread_id.is_none() {
         if cancelled(cancel) || current.cancel_requested {
             return Ok(Outcome::Cancelled);
@@ -92,12 +103,14 @@ async fn execute(
         serde_json::from_value(current.config.clone()).map_err(|_| ApiError::internal("A run's config is corrupt."))?;
     let model = resolve(&config.model);
     if emitter.last_seq() == 0 {
-        run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
-            .col_expr(run::Column::StartedAt, Expr::value(Some(now())))
-            .filter(run::Column::Id.eq(run_id))
-            .exec(db)
-            .await?;
+        if current.status == RunStatus::Queued.as_str() {
+            run::Entity::update_many()
+                .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
+                .col_expr(run::Column::StartedAt, Expr::value(Some(now())))
+                .filter(run::Column::Id.eq(run_id))
+                .exec(db)
+                .await?;
+        }
         emitter
             .emit(
                 db,
@@ -119,7 +132,11 @@ async fn execute(
     let request = model_request(engine, &current, &config, &model).await?;
     let previous_usage: RunUsage =
         current.usage.clone().and_then(|usage| serde_json::from_value(usage).ok()).unwrap_or_default();
-    let Some(mut stream) = open_with_retries(engine, &current.project_id, &model, &request, cancel).await? else {
+    let endpoint = match endpoint {
+        Some(endpoint) => endpoint,
+        None => engine.endpoint(&current.project_id, model.provider).await?,
+    };
+    let Some(mut stream) = open_with_retries(engine, &model, &endpoint, &request, cancel).await? else {
         return Ok(Outcome::Cancelled);
     };
     let mut content = String::new();
@@ -282,28 +299,16 @@ fn model_message(message: InputMessage, stored: &HashMap<String, file::Model>) -
 /// None when the run was cancelled meanwhile.
 async fn open_with_retries(
     engine: &Engine,
-    project_id: &str,
     model: &ResolvedModel,
+    endpoint: &Endpoint,
     request: &ModelRequest,
     cancel: &mut watch::Receiver<bool>,
 ) -> ApiResult<Option<ModelStream>> {
-    let endpoint = if model.provider.needs_key() {
-        let found = model_keys::endpoint(engine.db(), &engine.inner.settings, project_id, model.provider).await?;
-        let (endpoint, _) = found.ok_or_else(|| {
-            ApiError::bad_request(
-                "model_key_missing",
-                format!("No {} key is configured for this project.", model.provider.as_str()),
-            )
-        })?;
-        endpoint
-    } else {
-        crate::providers::Endpoint { base_url: String::new(), api_key: String::new() }
-    };
     let mut attempt = 0;
     loop {
         attempt += 1;
         let opened = tokio::select! {
-            opened = open_stream(model.provider, &engine.inner.offline, &engine.inner.http, &endpoint, request) => opened,
+            opened = open_stream(model.provider, &engine.inner.offline, &engine.inner.http, endpoint, request) => opened,
             _ = cancel.changed() => return Ok(None),
         };
         match opened {
@@ -337,11 +342,15 @@ fn provider_error(err: &ProviderError) -> ErrorBody {
 }
 
 /// Writes how the execution ended: the run's row and its closing event, in one transaction.
-async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: Outcome) -> ApiResult<()> {
+/// `transcript` is the run's before this execution.
+async fn record(
+    engine: &Engine,
+    run_id: &str,
+    mut transcript: Vec<Message>,
+    emitter: &mut Emitter,
+    outcome: Outcome,
+) -> ApiResult<()> {
     let txn = engine.db().begin().await?;
-    let current =
-        run::Entity::find_by_id(run_id).one(&txn).await?.ok_or_else(|| ApiError::internal("A run vanished."))?;
-    let mut transcript: Vec<Message> = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
     let v = EVENT_VERSION;
     let run_id_owned = run_id.to_owned();
     let mut update = run::Entity::update_many()
@@ -401,14 +410,14 @@ async fn record(engine: &Engine, run_id: &str, emitter: &mut Emitter, outcome: O
     let recorded = update
         .filter(run::Column::LeaseOwner.eq(engine.inner.instance.as_str()))
         .filter(run::Column::Status.is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]))
-        .exec(&txn)
+        .exec_with_returning(&txn)
         .await?;
-    if recorded.rows_affected == 0 {
+    let Some(settled) = recorded.into_iter().next() else {
         tracing::warn!(run_id, "the run was taken over after its lease lapsed; its outcome is dropped");
         return Ok(());
-    }
+    };
     emitter.flush(&txn).await?;
     txn.commit().await?;
-    emitter.publish(closing);
+    emitter.settle(settled, closing);
     Ok(())
 }

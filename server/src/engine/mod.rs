@@ -28,8 +28,9 @@ use self::types::{
 use crate::domain::{files, is_unique_violation, model_keys};
 use crate::error::{ApiError, ApiResult, ErrorType};
 use crate::ids::{IdKind, new_id};
+use crate::providers::Endpoint;
 use crate::providers::offline::Offline;
-use crate::providers::routing::resolve;
+use crate::providers::routing::{ProviderKind, resolve};
 use crate::settings::Settings;
 use crate::store::{now, run};
 
@@ -153,20 +154,7 @@ impl Engine {
     /// model's provider has no key.
     pub async fn create(&self, spec: RunSpec) -> ApiResult<run::Model> {
         let db = &self.inner.db;
-        let model = resolve(&spec.config.model);
-        if model.provider.needs_key()
-            && model_keys::endpoint(db, &self.inner.settings, &spec.project_id, model.provider).await?.is_none()
-        {
-            return Err(ApiError::bad_request(
-                "model_key_missing",
-                format!(
-                    "No {} key is configured for this project; add one with PUT /v1/tenant/model_keys/{}.",
-                    model.provider.as_str(),
-                    model.provider.as_str()
-                ),
-            )
-            .with_param("model"));
-        }
+        let endpoint = self.endpoint(&spec.project_id, resolve(&spec.config.model).provider).await?;
         let thread_id = spec.thread_id.clone().unwrap_or_else(|| new_id(IdKind::Thread));
         if spec.on_busy == OnBusy::Interrupt {
             self.interrupt_thread(&spec.smith_id, &thread_id).await?;
@@ -182,8 +170,29 @@ impl Engine {
         } else {
             insert_run(db, self.new_row(spec, thread_id)).await?
         };
-        self.start(&run.id, 1, SEQ_RESERVATION);
+        self.start(run.clone(), 1, SEQ_RESERVATION, Some(endpoint));
         Ok(run)
+    }
+
+    /// Where the provider is reached, with which key: the project's own, else the server's
+    /// fallback. Refused with `model_key_missing` when there is neither.
+    async fn endpoint(&self, project_id: &str, provider: ProviderKind) -> ApiResult<Endpoint> {
+        if !provider.needs_key() {
+            return Ok(Endpoint { base_url: String::new(), api_key: String::new() });
+        }
+        let found = model_keys::endpoint(&self.inner.db, &self.inner.settings, project_id, provider).await?;
+        let (endpoint, _) = found.ok_or_else(|| {
+            ApiError::bad_request(
+                "model_key_missing",
+                format!(
+                    "No {} key is configured for this project; add one with PUT /v1/tenant/model_keys/{}.",
+                    provider.as_str(),
+                    provider.as_str()
+                ),
+            )
+            .with_param("model")
+        })?;
+        Ok(endpoint)
     }
 
     fn new_row(&self, spec: RunSpec, thread_id: String) -> run::ActiveModel {
@@ -195,7 +204,10 @@ impl Engine {
             thread_id: Set(thread_id.clone()),
             // An enqueued run claims its thread when the active one releases it.
             active_thread_id: Set((spec.on_busy != OnBusy::Enqueue).then_some(thread_id)),
-            status: Set(RunStatus::Queued.as_str().to_owned()),
+            // A run that has its thread starts at once; an enqueued one waits, queued.
+            status: Set(if spec.on_busy == OnBusy::Enqueue { RunStatus::Queued } else { RunStatus::Running }
+                .as_str()
+                .to_owned()),
             input: Set(json!(spec.input)),
             transcript: Set(json!([])),
             output: Set(None),
@@ -212,22 +224,22 @@ impl Engine {
             lease_until: Set(Some(self.lease_until())),
             last_seq: Set(SEQ_RESERVATION),
             created_at: Set(at),
-            started_at: Set(None),
+            started_at: Set((spec.on_busy != OnBusy::Enqueue).then_some(at)),
             completed_at: Set(None),
             updated_at: Set(at),
         }
     }
 
-    /// Executes the run in its own task; `reserved` is the sequence number its row reserves through.
-    fn start(&self, run_id: &str, first_seq: i32, reserved: i32) {
-        let live = self.register(run_id, first_seq);
+    /// Executes the run, as its row now stands, in its own task; `reserved` is the sequence
+    /// number the row reserves through. `endpoint` saves looking the provider up again.
+    fn start(&self, run: run::Model, first_seq: i32, reserved: i32, endpoint: Option<Endpoint>) {
+        let live = self.register(&run.id, first_seq);
         let engine = self.clone();
-        let run_id = run_id.to_owned();
         tokio::spawn(async move {
             // Unregistering on drop covers a panicking task too, so subscribers never wait on
             // a log nobody writes, and the lease stops being renewed.
-            let _registered = Registered { engine: engine.clone(), run_id: run_id.clone(), live: live.clone() };
-            execute::run(&engine, &run_id, &live, reserved).await;
+            let _registered = Registered { engine: engine.clone(), run_id: run.id.clone(), live: live.clone() };
+            execute::run(&engine, run, endpoint, &live, reserved).await;
         });
     }
 
@@ -346,24 +358,35 @@ impl Engine {
             let output = outputs.iter().find(|output| output.tool_call_id == call.id).expect("checked above");
             transcript.push(crate::providers::Message::tool_result(&call.id, &output.output));
         }
-        let resumed = run::Entity::update_many()
-            .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
+        let resumed = run::Model {
+            status: RunStatus::Running.as_str().to_owned(),
+            required_action: None,
+            transcript: json!(transcript),
+            lease_owner: Some(self.inner.instance.clone()),
+            lease_until: Some(self.lease_until()),
+            last_seq: current.last_seq + SEQ_RESERVATION,
+            cancel_requested: false,
+            updated_at: now(),
+            ..current.clone()
+        };
+        let written = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(resumed.status.as_str()))
             .col_expr(run::Column::RequiredAction, Expr::value(Option::<serde_json::Value>::None))
-            .col_expr(run::Column::Transcript, Expr::value(json!(transcript)))
-            .col_expr(run::Column::LeaseOwner, Expr::value(Some(self.inner.instance.clone())))
-            .col_expr(run::Column::LeaseUntil, Expr::value(Some(self.lease_until())))
-            .col_expr(run::Column::LastSeq, Expr::value(current.last_seq + SEQ_RESERVATION))
+            .col_expr(run::Column::Transcript, Expr::value(resumed.transcript.clone()))
+            .col_expr(run::Column::LeaseOwner, Expr::value(resumed.lease_owner.clone()))
+            .col_expr(run::Column::LeaseUntil, Expr::value(resumed.lease_until))
+            .col_expr(run::Column::LastSeq, Expr::value(resumed.last_seq))
             .col_expr(run::Column::CancelRequested, Expr::value(false))
-            .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+            .col_expr(run::Column::UpdatedAt, Expr::value(resumed.updated_at))
             .filter(run::Column::Id.eq(current.id.as_str()))
             .filter(run::Column::Status.eq(RunStatus::RequiresAction.as_str()))
             .exec(&self.inner.db)
             .await?;
-        if resumed.rows_affected == 0 {
+        if written.rows_affected == 0 {
             // Another submit or a cancel got there first.
             return Err(not_waiting());
         }
-        self.start(&current.id, current.last_seq + 1, current.last_seq + SEQ_RESERVATION);
+        self.start(resumed, current.last_seq + 1, current.last_seq + SEQ_RESERVATION, None);
         Ok(())
     }
 
@@ -375,9 +398,13 @@ impl Engine {
 
     /// Waits until the run, past event `after`, finished or paused, and returns it.
     pub async fn wait_settled(&self, run_id: &str, after: i32) -> ApiResult<run::Model> {
+        let live = self.live(run_id);
         let mut subscription = self.subscribe(run_id, after).await?;
         while subscription.next().await?.is_some() {}
-        self.reload(run_id).await
+        match live.and_then(|live| live.settled()) {
+            Some(settled) => Ok(settled),
+            None => self.reload(run_id).await,
+        }
     }
 
     async fn reload(&self, run_id: &str) -> ApiResult<run::Model> {

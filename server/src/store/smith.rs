@@ -23,6 +23,15 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(belongs_to = "super::agent::Entity", from = "Column::AgentId", to = "super::agent::Column::Id")]
+    Agent,
+}
+
+impl Related<super::agent::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Agent.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

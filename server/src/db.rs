@@ -2,24 +2,58 @@
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ingram.db?mode=rwc";
+
+/// WAL pages past which the committing request checkpoints by itself (64 MiB); the
+/// background checkpoints keep the WAL well below that.
+const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
+/// What the WAL file is truncated back to after a checkpoint.
+const WAL_SIZE_LIMIT_BYTES: &str = "67108864";
+const CHECKPOINT_PERIOD: Duration = Duration::from_secs(1);
 
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging(false);
     if url.starts_with("postgres") {
-        options.max_connections(16);
+        // sqlx pings every connection it hands out, a round trip per statement; ping only
+        // those idle long enough that the server or a proxy may have dropped them.
+        options.max_connections(16).test_before_acquire_if_idle_for(Duration::from_secs(30));
     } else {
+        // A file cannot hang up: no ping before each statement.
+        options.test_before_acquire(false);
         // WAL lets readers run beside the writer, and with synchronous=NORMAL a commit is
         // not an fsync: it survives a crash of the server, and a power loss may undo the
-        // last commits but never corrupts the file (docs/decisions.md).
+        // last commits but never corrupts the file (docs/runs.md). Checkpoints, which do
+        // fsync, are left to `spawn_wal_checkpoints`; a commit checkpoints only past the limit.
         options.map_sqlx_sqlite_opts(|sqlite| {
-            sqlite.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal)
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+                .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES)
         });
     }
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
+}
+
+/// On SQLite, copies the WAL into the database file every second, off the request path, so
+/// no request waits for a checkpoint's fsync. Runs until the process ends.
+pub fn spawn_wal_checkpoints(db: DatabaseConnection) {
+    if db.get_database_backend() != DatabaseBackend::Sqlite {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CHECKPOINT_PERIOD).await;
+            if let Err(err) = db.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::warn!(%err, "could not checkpoint the SQLite WAL");
+            }
+        }
+    });
 }

@@ -94,6 +94,7 @@ async fn serve(db: sea_orm::DatabaseConnection, listen: SocketAddr) -> anyhow::R
             "Try: curl -s http://{listen}/v1/smiths -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' -d '{{\"external_id\":\"user_123\"}}'"
         );
     }
+    ingram_server::db::spawn_wal_checkpoints(db.clone());
     let state = AppState::new(db, settings_from_env()?);
     ingram_server::spawn_upkeep(state.clone());
     state.engine.spawn_upkeep();

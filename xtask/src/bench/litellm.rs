@@ -56,7 +56,9 @@ pub fn start(venv: &Path, work: &Path, mock_url: &str) -> anyhow::Result<(Proces
             .args(["--host", "127.0.0.1", "--port", &port, "--num_workers", "1"])
             .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
             .env("LITELLM_LOG", "ERROR")
-            .stdout(std::process::Stdio::null()),
+            .stdout(std::process::Stdio::null())
+            // It logs every request at INFO whatever LITELLM_LOG says; keep that off the terminal.
+            .stderr(std::fs::File::create(work.join("litellm.log"))?),
     )?;
     let base = format!("http://127.0.0.1:{port}");
     process.wait_ready(&format!("{base}/health/liveliness"), Duration::from_secs(180))?;

@@ -13,7 +13,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://ingram.db?mode=rwc";
 const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
 /// What the WAL file is truncated back to after a checkpoint.
 const WAL_SIZE_LIMIT_BYTES: &str = "67108864";
-const CHECKPOINT_PERIOD: Duration = Duration::from_secs(1);
+const CHECKPOINT_PERIOD: Duration = Duration::from_millis(200);
 
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
@@ -42,7 +42,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Ok(db)
 }
 
-/// On SQLite, copies the WAL into the database file every second, off the request path, so
+/// On SQLite, copies the WAL into the database file every 200 ms, off the request path, so
 /// no request waits for a checkpoint's fsync. Runs until the process ends.
 pub fn spawn_wal_checkpoints(db: DatabaseConnection) {
     if db.get_database_backend() != DatabaseBackend::Sqlite {

@@ -43,7 +43,8 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// On SQLite, copies the WAL into the database file every 200 ms, off the request path, so
-/// no request waits for a checkpoint's fsync. Runs until the process ends.
+/// no request runs a checkpoint itself (a commit that meets one still waits for its lock).
+/// Runs until the process ends.
 pub fn spawn_wal_checkpoints(db: DatabaseConnection) {
     if db.get_database_backend() != DatabaseBackend::Sqlite {
         return;

@@ -10,13 +10,13 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Tr
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::Engine;
 use super::events::{Emitter, LiveRun};
 use super::types::{
     EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
     RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
     RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
 };
+use super::{Engine, Known};
 use crate::domain::{files, is_unique_violation};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
@@ -53,7 +53,7 @@ enum Outcome {
 pub(super) async fn run(
     engine: &Engine,
     current: run::Model,
-    endpoint: Option<Endpoint>,
+    known: Known,
     live: &std::sync::Arc<LiveRun>,
     reserved: i32,
 ) {
@@ -62,7 +62,7 @@ pub(super) async fn run(
     let transcript = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
     let mut emitter = Emitter::new(run_id.clone(), live.clone(), reserved);
     let mut cancel = live.cancel.subscribe();
-    let outcome = match execute(engine, current, endpoint, &mut emitter, &mut cancel).await {
+    let outcome = match execute(engine, current, known, &mut emitter, &mut cancel).await {
         Ok(outcome) => outcome,
         Err(err) => Outcome::Failed(err.envelope().error),
     };
@@ -79,7 +79,7 @@ fn cancelled(cancel: &watch::Receiver<bool>) -> bool {
 async fn execute(
     engine: &Engine,
     mut current: run::Model,
-    endpoint: Option<Endpoint>,
+    known: Known,
     emitter: &mut Emitter,
     cancel: &mut watch::Receiver<bool>,
 ) -> ApiResult<Outcome> {
@@ -129,10 +129,11 @@ async fn execute(
         return Ok(Outcome::Cancelled);
     }
 
-    let request = model_request(engine, &current, &config, &model).await?;
+    let with_history = config.mode.includes_history() && !known.new_thread;
+    let request = model_request(engine, &current, &config, &model, with_history).await?;
     let previous_usage: RunUsage =
         current.usage.clone().and_then(|usage| serde_json::from_value(usage).ok()).unwrap_or_default();
-    let endpoint = match endpoint {
+    let endpoint = match known.endpoint {
         Some(endpoint) => endpoint,
         None => engine.endpoint(&current.project_id, model.provider).await?,
     };
@@ -217,14 +218,16 @@ fn add_usage(previous: RunUsage, model: &ResolvedModel, usage: Usage) -> RunUsag
     }
 }
 
-/// The conversation the model sees: earlier completed runs of the thread, then this run.
+/// The conversation the model sees: earlier completed runs of the thread (`with_history`),
+/// then this run.
 async fn model_request(
     engine: &Engine,
     current: &run::Model,
     config: &RunConfig,
     model: &ResolvedModel,
+    with_history: bool,
 ) -> ApiResult<ModelRequest> {
-    let earlier = if config.mode.includes_history() { thread_history(engine, current).await? } else { Vec::new() };
+    let earlier = if with_history { thread_history(engine, current).await? } else { Vec::new() };
     let turns: Vec<(Vec<InputMessage>, Vec<Message>)> = earlier
         .iter()
         .chain(std::iter::once(current))

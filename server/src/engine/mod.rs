@@ -81,6 +81,15 @@ struct Inner {
     live: Mutex<HashMap<String, Arc<LiveRun>>>,
 }
 
+/// What the code starting a run already found out, so that its task does not read it again.
+#[derive(Default)]
+struct Known {
+    /// The provider endpoint, key included.
+    endpoint: Option<Endpoint>,
+    /// The run opened its thread: there is no history to read.
+    new_thread: bool,
+}
+
 /// A run's place in this replica's registry, released when its task ends however it ends.
 struct Registered {
     engine: Engine,
@@ -155,8 +164,9 @@ impl Engine {
     pub async fn create(&self, spec: RunSpec) -> ApiResult<run::Model> {
         let db = &self.inner.db;
         let endpoint = self.endpoint(&spec.project_id, resolve(&spec.config.model).provider).await?;
+        let new_thread = spec.thread_id.is_none();
         let thread_id = spec.thread_id.clone().unwrap_or_else(|| new_id(IdKind::Thread));
-        if spec.on_busy == OnBusy::Interrupt {
+        if spec.on_busy == OnBusy::Interrupt && !new_thread {
             self.interrupt_thread(&spec.smith_id, &thread_id).await?;
         }
         // Inlined files and the run that names them are written together, or not at all.
@@ -170,7 +180,7 @@ impl Engine {
         } else {
             insert_run(db, self.new_row(spec, thread_id)).await?
         };
-        self.start(run.clone(), 1, SEQ_RESERVATION, Some(endpoint));
+        self.start(run.clone(), 1, SEQ_RESERVATION, Known { endpoint: Some(endpoint), new_thread });
         Ok(run)
     }
 
@@ -231,15 +241,15 @@ impl Engine {
     }
 
     /// Executes the run, as its row now stands, in its own task; `reserved` is the sequence
-    /// number the row reserves through. `endpoint` saves looking the provider up again.
-    fn start(&self, run: run::Model, first_seq: i32, reserved: i32, endpoint: Option<Endpoint>) {
+    /// number the row reserves through.
+    fn start(&self, run: run::Model, first_seq: i32, reserved: i32, known: Known) {
         let live = self.register(&run.id, first_seq);
         let engine = self.clone();
         tokio::spawn(async move {
             // Unregistering on drop covers a panicking task too, so subscribers never wait on
             // a log nobody writes, and the lease stops being renewed.
             let _registered = Registered { engine: engine.clone(), run_id: run.id.clone(), live: live.clone() };
-            execute::run(&engine, run, endpoint, &live, reserved).await;
+            execute::run(&engine, run, known, &live, reserved).await;
         });
     }
 
@@ -386,7 +396,7 @@ impl Engine {
             // Another submit or a cancel got there first.
             return Err(not_waiting());
         }
-        self.start(resumed, current.last_seq + 1, current.last_seq + SEQ_RESERVATION, None);
+        self.start(resumed, current.last_seq + 1, current.last_seq + SEQ_RESERVATION, Known::default());
         Ok(())
     }
 

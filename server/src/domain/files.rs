@@ -40,9 +40,9 @@ pub async fn store_inline(
             }
             match part {
                 ContentPart::ImageUrl { image_url } => {
-                    store_image(db, &owner, image_url).await.map_err(|e| e.at(&at))?
+                    store_image(db, &owner, image_url).await.map_err(|e| e.at(at))?
                 }
-                ContentPart::File { file } => store_file(db, &owner, file).await.map_err(|e| e.at(&at))?,
+                ContentPart::File { file } => store_file(db, &owner, file).await.map_err(|e| e.at(at))?,
                 ContentPart::Text { .. } => {}
             }
         }

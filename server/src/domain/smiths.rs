@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
 };
 
 use crate::api::pagination::{Page, PageRequest};
@@ -99,39 +99,41 @@ async fn find_live(
 
 /// The smith, if the caller may see it; another project's or smith's is a 404.
 pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> ApiResult<smith::Model> {
-    let not_found = || ApiError::not_found("smith_not_found", "smith", smith_id);
-    if !caller.sees_smith(smith_id) {
-        return Err(not_found());
-    }
-    smith::Entity::find_by_id(smith_id)
-        .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
-        .filter(smith::Column::DeletedAt.is_null())
-        .one(db)
-        .await?
-        .ok_or_else(not_found)
+    visible(caller, smith_id)?.one(db).await?.ok_or_else(|| smith_not_found(smith_id))
 }
 
+/// The smith with its agent, in one query; the same 404 as [`get`].
 pub async fn get_with_agent(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> ApiResult<SmithWithAgent> {
-    let not_found = || ApiError::not_found("smith_not_found", "smith", smith_id);
-    if !caller.sees_smith(smith_id) {
-        return Err(not_found());
-    }
-    let (smith, agent) = smith::Entity::find_by_id(smith_id)
+    let (smith, agent) = visible(caller, smith_id)?
         .find_also_related(agent::Entity)
-        .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
-        .filter(smith::Column::DeletedAt.is_null())
         .one(db)
         .await?
-        .ok_or_else(not_found)?;
-    let agent = agent.ok_or_else(|| ApiError::internal("A smith points at a missing agent."))?;
+        .ok_or_else(|| smith_not_found(smith_id))?;
+    let agent = agent.ok_or_else(missing_agent)?;
     Ok(SmithWithAgent { smith, agent })
 }
 
+/// The query for a live smith of the caller's project; refused at once for a smith token of
+/// another smith.
+fn visible(caller: &Caller, smith_id: &str) -> ApiResult<Select<smith::Entity>> {
+    if !caller.sees_smith(smith_id) {
+        return Err(smith_not_found(smith_id));
+    }
+    Ok(smith::Entity::find_by_id(smith_id)
+        .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
+        .filter(smith::Column::DeletedAt.is_null()))
+}
+
+fn smith_not_found(smith_id: &str) -> ApiError {
+    ApiError::not_found("smith_not_found", "smith", smith_id)
+}
+
+fn missing_agent() -> ApiError {
+    ApiError::internal("A smith points at a missing agent.")
+}
+
 async fn agent_of(db: &impl ConnectionTrait, smith: &smith::Model) -> ApiResult<agent::Model> {
-    agent::Entity::find_by_id(smith.agent_id.as_str())
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::internal("A smith points at a missing agent."))
+    agent::Entity::find_by_id(smith.agent_id.as_str()).one(db).await?.ok_or_else(missing_agent)
 }
 
 pub async fn list(

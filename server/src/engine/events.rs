@@ -4,7 +4,8 @@
 //! (subscribers on this replica see it immediately and can never lag: they read the log by
 //! index) and into the `run_events` table, in batches; a closing event flushes everything
 //! before it in the transaction that records the run's outcome, so what a finished run
-//! replays from the database is exactly what its stream sent. Subscribers on another replica tail the table.
+//! replays from the database is exactly what its stream sent. Subscribers on another
+//! replica tail the table.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

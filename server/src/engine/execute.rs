@@ -84,8 +84,9 @@ async fn execute(
     cancel: &mut watch::Receiver<bool>,
 ) -> ApiResult<Outcome> {
     let db = engine.db();
-    let run_id = current.id.clone();
-    let run_id = run_id.as_str();
+    // `current` is read again while the run waits for its thread.
+    let id = current.id.clone();
+    let run_id = id.as_str();
     while current.active_thread_id.is_none() {
         if cancelled(cancel) || current.cancel_requested {
             return Ok(Outcome::Cancelled);

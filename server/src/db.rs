@@ -1,9 +1,9 @@
 //! Connecting to SQLite or PostgreSQL and bringing the schema up to date.
 
-use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use std::time::Duration;
 
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ingram.db?mode=rwc";

@@ -5,12 +5,18 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_foundation;
 mod m0002_runs;
 mod m0003_files;
+mod m0004_security;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_foundation::Migration), Box::new(m0002_runs::Migration), Box::new(m0003_files::Migration)]
+        vec![
+            Box::new(m0001_foundation::Migration),
+            Box::new(m0002_runs::Migration),
+            Box::new(m0003_files::Migration),
+            Box::new(m0004_security::Migration),
+        ]
     }
 }

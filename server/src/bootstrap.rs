@@ -13,14 +13,15 @@ use crate::error::ApiResult;
 use crate::ids::{IdKind, new_id};
 use crate::store::{now, organization, token};
 
-#[derive(Debug, Default)]
+/// No `Debug`: it carries secrets.
+#[derive(Default)]
 pub struct Chosen {
     pub org_key: Option<String>,
     pub admin_token: Option<String>,
 }
 
 /// What bootstrapping made; secrets are present only when generated here, to print once.
-#[derive(Debug)]
+/// No `Debug`: it carries secrets.
 pub struct Bootstrapped {
     pub organization_id: String,
     pub project_id: String,

@@ -1,20 +1,50 @@
-//! Secrets at rest (provider keys, later channel secrets): sealed with ChaCha20-Poly1305
-//! under the server's master key, stored as base64 of nonce ‖ ciphertext.
+//! Secrets at rest (provider keys, idempotent answers, later channel secrets): sealed with
+//! ChaCha20-Poly1305 under a key derived from the operator's master key.
+//!
+//! A sealed value is `v2:` + base64(nonce ‖ ciphertext). Its key comes from the master key by
+//! Argon2id, and every value is bound to what it belongs to by associated data (a provider
+//! key to its project and provider, an idempotent answer to its token and key), so a
+//! ciphertext copied to another row does not open. Values sealed before versioning (base64
+//! without a prefix, key = SHA-256 of the master key, no associated data) still open.
 
 use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
 
 const NONCE_LEN: usize = 12;
+const CURRENT: &str = "v2:";
 pub const KEY_FILE: &str = "ingram-master.key";
+/// The master key must derive to the same cipher key on every replica with no shared state,
+/// so the salt is fixed; it separates this use from any other use of the same secret.
+const KDF_SALT: &[u8] = b"ingram.master-key.v2";
+
+/// What a sealed value belongs to; opening it under another context fails.
+#[derive(Debug, Clone, Copy)]
+pub enum SealContext<'a> {
+    ModelKey { project_id: &'a str, provider: &'a str },
+    IdempotentAnswer { scope: &'a str, key: &'a str },
+}
+
+impl SealContext<'_> {
+    fn associated_data(self) -> Vec<u8> {
+        let parts: [&str; 3] = match self {
+            Self::ModelKey { project_id, provider } => ["model_key", project_id, provider],
+            Self::IdempotentAnswer { scope, key } => ["idempotent_answer", scope, key],
+        };
+        // Length-prefixed, so no two contexts share bytes.
+        parts.iter().flat_map(|part| (part.len() as u32).to_be_bytes().into_iter().chain(part.bytes())).collect()
+    }
+}
 
 #[derive(Clone)]
 pub struct MasterKey {
-    cipher: ChaCha20Poly1305,
+    current: ChaCha20Poly1305,
+    /// Opens values sealed before versioning; never seals.
+    legacy: ChaCha20Poly1305,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -24,14 +54,20 @@ impl std::fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    /// Any operator-chosen string works: it is stretched to 256 bits with SHA-256.
+    /// Any operator-chosen string works: it is stretched to 256 bits with Argon2id
+    /// (19 MiB, 2 passes), so even a passphrase costs an attacker real work per guess.
     pub fn from_secret(secret: &str) -> Self {
-        let key = Sha256::digest(secret.as_bytes());
-        Self { cipher: ChaCha20Poly1305::new(&key) }
+        let mut key = Key::default();
+        let params = argon2::Params::new(19 * 1024, 2, 1, Some(key.len())).expect("valid Argon2 parameters");
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password_into(secret.as_bytes(), KDF_SALT, &mut key)
+            .expect("Argon2 accepts any secret with this salt");
+        Self { current: ChaCha20Poly1305::new(&key), legacy: ChaCha20Poly1305::new(&Sha256::digest(secret.as_bytes())) }
     }
 
     pub fn random() -> Self {
-        Self { cipher: ChaCha20Poly1305::new(&ChaCha20Poly1305::generate_key(&mut OsRng)) }
+        let key = ChaCha20Poly1305::generate_key(&mut OsRng);
+        Self { current: ChaCha20Poly1305::new(&key), legacy: ChaCha20Poly1305::new(&key) }
     }
 
     /// INGRAM_MASTER_KEY when set; otherwise the key file in `data_dir`, created on first
@@ -52,29 +88,37 @@ impl MasterKey {
         }
     }
 
-    pub fn seal(&self, plaintext: &str) -> String {
+    pub fn seal(&self, plaintext: &str, context: SealContext<'_>) -> String {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let ciphertext =
-            self.cipher.encrypt(&nonce, plaintext.as_bytes()).expect("encryption of a short secret cannot fail");
+        let aad = context.associated_data();
+        let ciphertext = self
+            .current
+            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: &aad })
+            .expect("ChaCha20-Poly1305 encrypts any message that fits in memory");
         let mut sealed = nonce.to_vec();
         sealed.extend(ciphertext);
-        STANDARD.encode(sealed)
+        format!("{CURRENT}{}", STANDARD.encode(sealed))
     }
 
-    /// None when the value was sealed under another key or is corrupt.
-    pub fn open(&self, sealed: &str) -> Option<String> {
-        let bytes = STANDARD.decode(sealed).ok()?;
+    /// None when the value was sealed under another key or context, or is corrupt.
+    pub fn open(&self, sealed: &str, context: SealContext<'_>) -> Option<String> {
+        let (cipher, encoded, aad) = match sealed.strip_prefix(CURRENT) {
+            Some(encoded) => (&self.current, encoded, context.associated_data()),
+            None => (&self.legacy, sealed, Vec::new()),
+        };
+        let bytes = STANDARD.decode(encoded).ok()?;
         if bytes.len() < NONCE_LEN {
             return None;
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
         let nonce = Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).ok()?);
-        let plaintext = self.cipher.decrypt(&nonce, ciphertext).ok()?;
+        let plaintext = cipher.decrypt(&nonce, Payload { msg: ciphertext, aad: &aad }).ok()?;
         String::from_utf8(plaintext).ok()
     }
 }
 
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+/// Creates `path` readable and writable by its owner only; fails if it exists.
+pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -87,26 +131,50 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    const KEY: SealContext<'static> = SealContext::ModelKey { project_id: "prj_1", provider: "openai" };
+
     #[test]
-    fn seals_and_opens_and_refuses_other_keys() {
+    fn seals_and_opens_and_refuses_other_keys_and_contexts() {
         let key = MasterKey::from_secret("operator secret");
-        let sealed = key.seal("sk-live-123");
-        assert!(!sealed.contains("sk-live"));
-        assert_ne!(sealed, key.seal("sk-live-123"), "a fresh nonce every time");
-        assert_eq!(key.open(&sealed).as_deref(), Some("sk-live-123"));
-        assert_eq!(MasterKey::from_secret("another").open(&sealed), None);
-        assert_eq!(key.open("not base64!"), None);
+        let sealed = key.seal("sk-live-123", KEY);
+        assert!(sealed.starts_with("v2:") && !sealed.contains("sk-live"));
+        assert_ne!(sealed, key.seal("sk-live-123", KEY), "a fresh nonce every time");
+        assert_eq!(key.open(&sealed, KEY).as_deref(), Some("sk-live-123"));
+        assert_eq!(MasterKey::from_secret("another").open(&sealed, KEY), None);
+        let other_project = SealContext::ModelKey { project_id: "prj_2", provider: "openai" };
+        assert_eq!(key.open(&sealed, other_project), None, "bound to its project");
+        let other_provider = SealContext::ModelKey { project_id: "prj_1", provider: "gemini" };
+        assert_eq!(key.open(&sealed, other_provider), None, "bound to its provider");
+        assert_eq!(key.open("not base64!", KEY), None);
+        assert_eq!(key.open("v2:AAAA", KEY), None);
     }
 
     #[test]
-    fn the_key_file_is_created_once_and_reused() {
+    fn values_sealed_before_versioning_still_open() {
+        // Sealed the old way: key = SHA-256(secret), no associated data, no prefix.
+        let old = ChaCha20Poly1305::new(&Sha256::digest(b"operator secret"));
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut sealed = nonce.to_vec();
+        sealed.extend(old.encrypt(&nonce, b"sk-old".as_slice()).unwrap());
+        let sealed = STANDARD.encode(sealed);
+        assert_eq!(MasterKey::from_secret("operator secret").open(&sealed, KEY).as_deref(), Some("sk-old"));
+    }
+
+    #[test]
+    fn the_key_file_is_created_once_private_and_reused() {
         let dir = std::env::temp_dir().join(format!("ingram-key-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).unwrap();
         let (first, created) = MasterKey::load_or_create(None, &dir).unwrap();
         assert!(created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         let (second, created) = MasterKey::load_or_create(None, &dir).unwrap();
         assert!(!created);
-        assert_eq!(second.open(&first.seal("x")).as_deref(), Some("x"));
+        assert_eq!(second.open(&first.seal("x", KEY), KEY).as_deref(), Some("x"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod db;
 pub mod digest;
 pub mod domain;
+pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod http;

@@ -7,6 +7,7 @@ use ingram_server::auth::TokenKind;
 use ingram_server::bootstrap::{self, Chosen};
 use ingram_server::crypto::MasterKey;
 use ingram_server::domain::{projects, smiths, tokens};
+use ingram_server::egress::EgressPolicy;
 use ingram_server::settings::Settings;
 use ingram_server::{AppState, db};
 use tracing_subscriber::EnvFilter;
@@ -117,11 +118,18 @@ fn settings_from_env() -> anyhow::Result<Settings> {
         );
     }
     let millis = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let egress = EgressPolicy::parse(&std::env::var("INGRAM_EGRESS_ALLOW").unwrap_or_default())
+        .map_err(|err| anyhow::anyhow!("INGRAM_EGRESS_ALLOW: {err}"))?;
     Ok(Settings {
         master_key,
         fallback_keys: Settings::fallback_keys_from_env(),
         offline_token_delay: std::time::Duration::from_millis(millis("INGRAM_OFFLINE_TOKEN_DELAY_MS", 20)),
         run_lease: std::time::Duration::from_millis(millis("INGRAM_RUN_LEASE_MS", 15_000)),
+        egress,
+        run_deadline: std::time::Duration::from_secs(millis(
+            "INGRAM_RUN_DEADLINE_SECS",
+            ingram_server::settings::DEFAULT_RUN_DEADLINE.as_secs(),
+        )),
     })
 }
 

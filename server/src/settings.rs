@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use crate::crypto::MasterKey;
+use crate::egress::EgressPolicy;
 use crate::providers::Endpoint;
 use crate::providers::routing::ProviderKind;
+
+pub const DEFAULT_RUN_DEADLINE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -16,6 +19,11 @@ pub struct Settings {
     /// How long a replica's claim on a running run holds without renewal; a run whose claim
     /// lapsed (its replica died) is failed with `run_interrupted`.
     pub run_lease: Duration,
+    /// What tenant-chosen URLs may reach beyond the public internet (INGRAM_EGRESS_ALLOW).
+    pub egress: EgressPolicy,
+    /// The most working time a run may take, paused time not counted; then it fails with
+    /// `run_deadline_exceeded`.
+    pub run_deadline: Duration,
 }
 
 impl Settings {
@@ -29,18 +37,21 @@ impl Settings {
                     .ok()
                     .filter(|url| !url.is_empty())
                     .unwrap_or_else(|| provider.default_base_url().to_owned());
-                Some((provider, Endpoint { base_url, api_key }))
+                Some((provider, Endpoint { base_url, api_key, trusted: true }))
             })
             .collect()
     }
 
-    /// For tests: a random master key, no fallback keys, no pacing, a short lease.
+    /// For tests: a random master key, no fallback keys, no pacing, a short lease, the
+    /// strict egress policy.
     pub fn for_tests() -> Self {
         Self {
             master_key: MasterKey::random(),
             fallback_keys: Vec::new(),
             offline_token_delay: Duration::ZERO,
             run_lease: Duration::from_secs(5),
+            egress: EgressPolicy::strict(),
+            run_deadline: DEFAULT_RUN_DEADLINE,
         }
     }
 }

@@ -52,7 +52,15 @@ impl Answer {
 }
 
 impl TestApp {
+    /// The server as the tests usually need it: its egress policy allows loopback, where
+    /// the tests' wiremock providers listen.
     pub async fn start() -> Self {
+        let mut settings = ingram_server::settings::Settings::for_tests();
+        settings.egress = settings.egress.allowing("127.0.0.1").expect("a valid rule");
+        Self::start_with(settings).await
+    }
+
+    pub async fn start_with(settings: ingram_server::settings::Settings) -> Self {
         let (url, dir) = match std::env::var("INGRAM_TEST_DATABASE_URL").ok().filter(|url| !url.is_empty()) {
             Some(base) => (fresh_postgres_database(&base).await, None),
             None => {
@@ -63,7 +71,7 @@ impl TestApp {
         };
         let db = db::connect(&url).await.expect("the test database opens");
         let boot = bootstrap::ensure(&db, Chosen::default()).await.expect("bootstrap");
-        let state = AppState::new(db, ingram_server::settings::Settings::for_tests());
+        let state = AppState::new(db, settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("an ephemeral port");
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();

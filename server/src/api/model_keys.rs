@@ -43,11 +43,15 @@ pub struct ModelKeyList {
     pub data: Vec<ModelKey>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// No `Debug`: it carries a secret.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutModelKeyRequest {
+    #[schema(min_length = 1, max_length = 4096)]
     pub api_key: String,
-    /// Any OpenAI-compatible server (vLLM, llama.cpp, Ollama) for `openai`, or a proxy.
+    /// Any OpenAI-compatible server (vLLM, llama.cpp, Ollama) for `openai`, or a proxy. It must
+    /// reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).
+    #[schema(max_length = 2048)]
     pub base_url: Option<String>,
 }
 
@@ -105,6 +109,8 @@ async fn list_model_keys(
     Ok(axum::Json(ModelKeyList { data: keys.into_iter().map(ModelKey::from).collect() }))
 }
 
+const BASE_URL_MAX: usize = 2048;
+
 #[utoipa::path(put, path = "/v1/tenant/model_keys/{provider}", tag = "models",
     params(("provider" = String, Path, description = "`openai`, `anthropic` or `gemini`.")), request_body = PutModelKeyRequest,
     responses((status = 200, description = "The key, stored encrypted; only its preview comes back.", body = ModelKey)))]
@@ -118,10 +124,17 @@ async fn put_model_key(
     if request.api_key.trim().is_empty() || request.api_key.len() > 4096 {
         return Err(ApiError::invalid_param("api_key", "api_key must be 1 to 4096 characters."));
     }
-    if let Some(base_url) = &request.base_url
-        && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
-    {
-        return Err(ApiError::invalid_param("base_url", "base_url must be an http(s) URL."));
+    if let Some(base_url) = &request.base_url {
+        if base_url.len() > BASE_URL_MAX || !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ApiError::invalid_param(
+                "base_url",
+                format!("base_url must be an http(s) URL of at most {BASE_URL_MAX} characters."),
+            ));
+        }
+        // Checked again on every request, when the host is resolved.
+        crate::egress::check_saved_url(&state.settings.egress, base_url).map_err(|denied| {
+            ApiError::bad_request("egress_denied", format!("base_url is not allowed: {denied}.")).with_param("base_url")
+        })?;
     }
     let stored = model_keys::put(
         &state.db,

@@ -16,7 +16,7 @@ use crate::domain::{smiths, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::store::token;
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Token {
     pub id: String,
     pub kind: TokenKind,
@@ -35,6 +35,18 @@ pub struct Token {
 }
 
 list_type!(TokenList, Token);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("project_id", &self.project_id)
+            .field("smith_id", &self.smith_id)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
+    }
+}
 
 impl Token {
     pub fn from_record(record: token::Model) -> Self {

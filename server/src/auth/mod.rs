@@ -7,7 +7,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -15,6 +15,7 @@ pub use scope::Scope;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::Gate;
 use crate::store::token;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -53,18 +54,16 @@ impl TokenKind {
 /// The authenticated caller, put into request extensions by [`authenticate`].
 #[derive(Debug, Clone)]
 pub enum Principal {
-    Org { organization_id: String },
+    Org { organization_id: String, token_id: String },
     Tenant(Caller),
 }
 
 impl Principal {
-    /// The namespace the caller's idempotency keys live in: the organization, the project, or
-    /// for a smith token its smith (so two end-users' keys never meet).
-    pub fn idempotency_scope(&self) -> String {
+    /// The token the caller authenticated with.
+    pub fn token_id(&self) -> &str {
         match self {
-            Self::Org { organization_id } => organization_id.clone(),
-            Self::Tenant(Caller { project_id, smith_id: None, .. }) => project_id.clone(),
-            Self::Tenant(Caller { project_id, smith_id: Some(smith_id), .. }) => format!("{project_id}/{smith_id}"),
+            Self::Org { token_id, .. } => token_id,
+            Self::Tenant(caller) => &caller.token_id,
         }
     }
 }
@@ -147,7 +146,7 @@ async fn resolve(state: &AppState, header: Option<&axum::http::HeaderValue>) -> 
 fn principal_of(record: token::Model) -> ApiResult<Principal> {
     let corrupt = || ApiError::internal("A stored token is inconsistent.");
     match TokenKind::parse(&record.kind).ok_or_else(corrupt)? {
-        TokenKind::Org => Ok(Principal::Org { organization_id: record.organization_id }),
+        TokenKind::Org => Ok(Principal::Org { organization_id: record.organization_id, token_id: record.id }),
         TokenKind::TenantAdmin | TokenKind::Smith => {
             let scopes = match record.scopes {
                 Some(json) => Some(serde_json::from_value(json).map_err(|_| corrupt())?),
@@ -188,22 +187,28 @@ pub struct OrgCaller {
     pub organization_id: String,
 }
 
+/// Authorizes the org key, then passes the idempotency gate (see [`Authorized`]).
 impl<S: Send + Sync> FromRequestParts<S> for OrgCaller {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        match principal(parts)? {
-            Principal::Org { organization_id } => Ok(Self { organization_id: organization_id.clone() }),
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let caller = match principal(parts).map_err(IntoResponse::into_response)? {
+            Principal::Org { organization_id, .. } => Self { organization_id: organization_id.clone() },
             Principal::Tenant(_) => {
-                Err(ApiError::forbidden("permission_denied", "Only an org key may manage projects."))
+                return Err(
+                    ApiError::forbidden("permission_denied", "Only an org key may manage projects.").into_response()
+                );
             }
-        }
+        };
+        Gate::pass(parts).await?;
+        Ok(caller)
     }
 }
 
 /// A project caller already checked for one scope, named by a marker type from [`scopes`].
 /// As an extractor it runs before the body is read, so a token that may not call an
-/// operation is refused with 403 whatever it sent.
+/// operation is refused with 403 whatever it sent; and only once it passed does a keyed
+/// request reach its stored answer ([`Gate`]).
 pub struct Authorized<S> {
     pub caller: Caller,
     _scope: std::marker::PhantomData<S>,
@@ -222,11 +227,12 @@ pub trait RequiredScope {
 }
 
 impl<M: RequiredScope, S: Send + Sync> FromRequestParts<S> for Authorized<M> {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require(M::SCOPE)?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let caller = Caller::from_request_parts(parts, state).await.map_err(IntoResponse::into_response)?;
+        caller.require(M::SCOPE).map_err(IntoResponse::into_response)?;
+        Gate::pass(parts).await?;
         Ok(Self { caller, _scope: std::marker::PhantomData })
     }
 }

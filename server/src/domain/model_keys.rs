@@ -3,6 +3,7 @@
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::crypto::SealContext;
 use crate::error::{ApiError, ApiResult};
 use crate::providers::Endpoint;
 use crate::providers::routing::ProviderKind;
@@ -30,7 +31,7 @@ pub async fn put(
     let row = model_key::ActiveModel {
         project_id: Set(project_id.to_owned()),
         provider: Set(provider.as_str().to_owned()),
-        ciphertext: Set(settings.master_key.seal(api_key)),
+        ciphertext: Set(settings.master_key.seal(api_key, sealing(project_id, provider))),
         base_url: Set(base_url),
         preview: Set(preview),
         created_at: Set(at),
@@ -87,14 +88,20 @@ pub async fn endpoint(
     if let Some(stored) = get(db, project_id, provider).await? {
         let api_key = settings
             .master_key
-            .open(&stored.ciphertext)
+            .open(&stored.ciphertext, sealing(project_id, provider))
             .ok_or_else(|| ApiError::internal("A stored model key cannot be opened with this server's master key."))?;
         let base_url = stored.base_url.unwrap_or_else(|| provider.default_base_url().to_owned());
-        return Ok(Some((Endpoint { base_url, api_key }, KeySource::Project)));
+        return Ok(Some((Endpoint { base_url, api_key, trusted: false }, KeySource::Project)));
     }
     Ok(settings
         .fallback_keys
         .iter()
         .find(|(kind, _)| *kind == provider)
         .map(|(_, endpoint)| (endpoint.clone(), KeySource::Server)))
+}
+
+/// A provider key is bound to its project and provider: a ciphertext moved to another row
+/// does not open.
+fn sealing<'a>(project_id: &'a str, provider: ProviderKind) -> SealContext<'a> {
+    SealContext::ModelKey { project_id, provider: provider.as_str() }
 }

@@ -308,11 +308,12 @@ async fn open_with_retries(
     request: &ModelRequest,
     cancel: &mut watch::Receiver<bool>,
 ) -> ApiResult<Option<ModelStream>> {
+    let http = engine.client_for(endpoint).map_err(|err| provider_api_error(&err))?;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let opened = tokio::select! {
-            opened = open_stream(model.provider, &engine.inner.offline, &engine.inner.http, endpoint, request) => opened,
+            opened = open_stream(model.provider, &engine.inner.offline, http, endpoint, request) => opened,
             _ = cancel.changed() => return Ok(None),
         };
         match opened {
@@ -337,6 +338,7 @@ fn provider_api_error(err: &ProviderError) -> ApiError {
         ProviderErrorKind::Upstream => (502, ErrorType::ApiError, "upstream_error"),
         ProviderErrorKind::Unreachable => (502, ErrorType::ApiError, "upstream_unreachable"),
         ProviderErrorKind::BadRequest => (400, ErrorType::InvalidRequestError, "upstream_invalid_request"),
+        ProviderErrorKind::EgressDenied => (400, ErrorType::InvalidRequestError, "egress_denied"),
     };
     ApiError::new(axum::http::StatusCode::from_u16(status).expect("a valid status"), kind, code, err.message.clone())
 }

@@ -26,6 +26,7 @@ use self::types::{
     RunFailedEvent, RunStatus,
 };
 use crate::domain::{files, is_unique_violation, model_keys};
+use crate::egress::Egress;
 use crate::error::{ApiError, ApiResult, ErrorType};
 use crate::ids::{IdKind, new_id};
 use crate::providers::Endpoint;
@@ -74,7 +75,10 @@ pub struct Engine {
 struct Inner {
     db: DatabaseConnection,
     settings: Arc<Settings>,
+    /// For operator-set endpoints only.
     http: reqwest::Client,
+    /// For every endpoint a tenant chose.
+    egress: Egress,
     offline: Offline,
     /// This replica's name in run leases.
     instance: String,
@@ -129,11 +133,13 @@ impl Engine {
             .build()
             .expect("an HTTP client with default TLS");
         let offline = Offline { token_delay: settings.offline_token_delay };
+        let egress = Egress::new(settings.egress.clone());
         Self {
             inner: Arc::new(Inner {
                 db,
                 settings,
                 http,
+                egress,
                 offline,
                 instance: format!("replica_{}", ulid::Ulid::new().to_string().to_lowercase()),
                 live: Mutex::new(HashMap::new()),
@@ -188,7 +194,7 @@ impl Engine {
     /// fallback. Refused with `model_key_missing` when there is neither.
     async fn endpoint(&self, project_id: &str, provider: ProviderKind) -> ApiResult<Endpoint> {
         if !provider.needs_key() {
-            return Ok(Endpoint { base_url: String::new(), api_key: String::new() });
+            return Ok(Endpoint { base_url: String::new(), api_key: String::new(), trusted: true });
         }
         let found = model_keys::endpoint(&self.inner.db, &self.inner.settings, project_id, provider).await?;
         let (endpoint, _) = found.ok_or_else(|| {
@@ -203,6 +209,20 @@ impl Engine {
             .with_param("model")
         })?;
         Ok(endpoint)
+    }
+
+    /// The client that reaches `endpoint`: operator-set ones directly, a tenant's through
+    /// the egress policy.
+    fn client_for(&self, endpoint: &Endpoint) -> Result<&reqwest::Client, crate::providers::ProviderError> {
+        if endpoint.trusted {
+            return Ok(&self.inner.http);
+        }
+        self.inner.egress.client_for(&endpoint.base_url).map_err(|denied| {
+            crate::providers::ProviderError::new(
+                crate::providers::ProviderErrorKind::EgressDenied,
+                format!("the provider's URL is not allowed: {denied}"),
+            )
+        })
     }
 
     fn new_row(&self, spec: RunSpec, thread_id: String) -> run::ActiveModel {

@@ -154,8 +154,7 @@ fn stream_error(error: &Value) -> ProviderError {
         "invalid_request_error" | "not_found_error" | "request_too_large" => ProviderErrorKind::BadRequest,
         _ => ProviderErrorKind::Upstream,
     };
-    let message = error["message"].as_str().map_or_else(|| error.to_string(), str::to_owned);
-    ProviderError::new(kind, format!("provider stream error: {message}"))
+    ProviderError::in_stream(kind, error)
 }
 
 /// A content block being streamed, keyed by its `index`.
@@ -277,8 +276,10 @@ impl Decoder {
                 None => Vec::new(),
             },
             (Some("input_json_delta"), Some(Block::ToolUse { json, .. })) => {
-                json.push_str(delta["partial_json"].as_str().unwrap_or_default());
-                Vec::new()
+                match super::push_arguments(json, delta["partial_json"].as_str().unwrap_or_default()) {
+                    Ok(()) => Vec::new(),
+                    Err(err) => vec![Err(err)],
+                }
             }
             _ => Vec::new(),
         }

@@ -147,8 +147,8 @@ fn finish_reason(reason: &str) -> StopReason {
 
 fn chunk_error(error: &Value) -> ProviderError {
     match error["code"].as_u64().and_then(|code| u16::try_from(code).ok()) {
-        Some(code) => ProviderError::from_status(code, &error.to_string()),
-        None => ProviderError::new(ProviderErrorKind::Upstream, format!("provider stream error: {error}")),
+        Some(code) => ProviderError::from_status(code, serde_json::json!({ "error": error }).to_string().as_bytes()),
+        None => ProviderError::in_stream(ProviderErrorKind::Upstream, error),
     }
 }
 

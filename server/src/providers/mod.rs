@@ -196,6 +196,37 @@ pub enum ProviderErrorKind {
     Unreachable,
     /// The provider refused the request as malformed (400, 404, 422).
     BadRequest,
+    /// The egress policy refused the provider's URL.
+    EgressDenied,
+}
+
+/// The longest provider error message passed on to a tenant, in characters.
+pub const ERROR_MESSAGE_MAX: usize = 500;
+/// The most of a provider's error body that is read.
+pub const ERROR_BODY_MAX: usize = 64 * 1024;
+
+/// The longest arguments of one tool call a provider may stream, in bytes.
+pub const TOOL_ARGUMENTS_MAX: usize = 1024 * 1024;
+
+/// Appends a streamed fragment of tool-call arguments, refusing to grow past the cap.
+pub(crate) fn push_arguments(arguments: &mut String, fragment: &str) -> Result<(), ProviderError> {
+    if arguments.len() + fragment.len() > TOOL_ARGUMENTS_MAX {
+        return Err(ProviderError::new(
+            ProviderErrorKind::Upstream,
+            format!("the model's tool-call arguments exceed {} KiB", TOOL_ARGUMENTS_MAX >> 10),
+        ));
+    }
+    arguments.push_str(fragment);
+    Ok(())
+}
+
+pub(crate) fn capped_message(message: &str) -> String {
+    let mut capped: String =
+        message.chars().filter(|c| !c.is_control() || *c == '\n').take(ERROR_MESSAGE_MAX).collect();
+    if message.chars().count() > ERROR_MESSAGE_MAX {
+        capped.push('…');
+    }
+    capped
 }
 
 impl ProviderError {
@@ -203,19 +234,37 @@ impl ProviderError {
         Self { kind, message: message.into() }
     }
 
-    /// Maps an HTTP status from a provider to an error kind.
-    pub fn from_status(status: u16, body: &str) -> Self {
+    /// Maps an HTTP status from a provider to an error kind. The tenant sees the message of
+    /// the provider's own error envelope (`{"error": {"message": …}}`, the shape OpenAI,
+    /// Anthropic and Gemini share), capped; never the raw bytes of whatever answered.
+    pub fn from_status(status: u16, body: &[u8]) -> Self {
         let kind = match status {
             401 | 403 => ProviderErrorKind::InvalidKey,
             429 => ProviderErrorKind::RateLimited,
             500..=599 => ProviderErrorKind::Upstream,
             _ => ProviderErrorKind::BadRequest,
         };
-        let snippet: String = body.chars().take(500).collect();
-        Self::new(kind, format!("provider answered {status}: {snippet}"))
+        let message = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|envelope| envelope["error"]["message"].as_str().map(capped_message));
+        match message {
+            Some(message) => Self::new(kind, format!("provider answered {status}: {message}")),
+            None => Self::new(kind, format!("provider answered {status}")),
+        }
+    }
+
+    /// An error object inside a provider's stream, by its `message` only.
+    pub fn in_stream(kind: ProviderErrorKind, error: &serde_json::Value) -> Self {
+        match error["message"].as_str() {
+            Some(message) => Self::new(kind, format!("provider stream error: {}", capped_message(message))),
+            None => Self::new(kind, "provider stream error"),
+        }
     }
 
     pub fn from_transport(err: &reqwest::Error) -> Self {
+        if let Some(denied) = crate::egress::denial_in(err) {
+            return Self::new(ProviderErrorKind::EgressDenied, format!("the provider's URL is not allowed: {denied}"));
+        }
         if err.is_connect() || err.is_timeout() {
             Self::new(ProviderErrorKind::Unreachable, format!("provider unreachable: {err}"))
         } else {
@@ -239,7 +288,22 @@ pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Re
         return Ok(response);
     }
     let status = response.status().as_u16();
-    Err(ProviderError::from_status(status, &response.text().await.unwrap_or_default()))
+    Err(ProviderError::from_status(status, &read_capped(response, ERROR_BODY_MAX).await))
+}
+
+/// Reads at most `max` bytes of a body; the rest is never read.
+async fn read_capped(response: reqwest::Response, max: usize) -> Vec<u8> {
+    use futures::StreamExt;
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(Ok(chunk)) = chunks.next().await {
+        let room = max - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == max {
+            break;
+        }
+    }
+    body
 }
 
 /// Joins system texts (instructions, then inline system or developer messages) with blank lines.
@@ -273,10 +337,23 @@ pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ProviderErro
 
 /// Where and how to reach a provider: the key and base URL come from the project's BYOK
 /// key or the server-wide fallback.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     pub base_url: String,
     pub api_key: String,
+    /// Set by the operator (a server-wide fallback): reached without the egress policy.
+    /// A project's key is the tenant's choice and always goes through it.
+    pub trusted: bool,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"…")
+            .field("trusted", &self.trusted)
+            .finish()
+    }
 }
 
 /// One model provider. `stream` returns once the provider accepted the request (so errors

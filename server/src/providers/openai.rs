@@ -129,7 +129,7 @@ impl ModelProvider for OpenAi {
                         out.push(Err(ProviderError::new(ProviderErrorKind::Upstream, format!("bad chunk: {err}"))))
                     }
                     Ok(chunk) if chunk.get("error").is_some() => {
-                        out.push(Err(ProviderError::new(ProviderErrorKind::Upstream, chunk["error"].to_string())));
+                        out.push(Err(ProviderError::in_stream(ProviderErrorKind::Upstream, &chunk["error"])));
                     }
                     Ok(chunk) => {
                         if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
@@ -149,8 +149,10 @@ impl ModelProvider for OpenAi {
                                 if let Some(name) = fragment["function"]["name"].as_str() {
                                     call.name.push_str(name);
                                 }
-                                if let Some(arguments) = fragment["function"]["arguments"].as_str() {
-                                    call.arguments.push_str(arguments);
+                                if let Some(arguments) = fragment["function"]["arguments"].as_str()
+                                    && let Err(err) = super::push_arguments(&mut call.arguments, arguments)
+                                {
+                                    out.push(Err(err));
                                 }
                             }
                             if let Some(reason) = choice["finish_reason"].as_str() {

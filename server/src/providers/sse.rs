@@ -2,7 +2,17 @@
 
 use futures::{Stream, StreamExt};
 
-use super::ProviderError;
+use super::{ProviderError, ProviderErrorKind};
+
+/// The largest single event a provider may send; a longer one fails the stream.
+pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+fn oversized() -> ProviderError {
+    ProviderError::new(
+        ProviderErrorKind::Upstream,
+        format!("the provider sent an event over {} MiB", MAX_EVENT_BYTES >> 20),
+    )
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -42,6 +52,9 @@ pub fn events(response: reqwest::Response) -> impl Stream<Item = Result<SseEvent
                     match field {
                         "event" => current.event = Some(value.to_owned()),
                         "data" => {
+                            if current.data.len() + value.len() > MAX_EVENT_BYTES {
+                                return Some((Err(oversized()), (bytes, buffer, current, true)));
+                            }
                             if !current.data.is_empty() {
                                 current.data.push('\n');
                             }
@@ -50,6 +63,9 @@ pub fn events(response: reqwest::Response) -> impl Stream<Item = Result<SseEvent
                         _ => {}
                     }
                     continue;
+                }
+                if buffer.len() > MAX_EVENT_BYTES {
+                    return Some((Err(oversized()), (bytes, buffer, current, true)));
                 }
                 match bytes.next().await {
                     Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),

@@ -1,0 +1,47 @@
+//! Idempotency keys belong to the token that used them, hold their claim with a renewed
+//! lease, and keep their answers sealed. Entries written before are dropped: they were
+//! scoped per project and stored in clear, and are only a 48-hour replay cache.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum IdempotencyKeys {
+    Table,
+    ClaimId,
+    LeaseUntil,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.exec_stmt(Query::delete().from_table(IdempotencyKeys::Table).to_owned()).await?;
+        // One column per statement: SQLite alters a table one change at a time.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(IdempotencyKeys::Table)
+                    .add_column(string_null(IdempotencyKeys::ClaimId))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(IdempotencyKeys::Table)
+                    .add_column(timestamp_with_time_zone_null(IdempotencyKeys::LeaseUntil))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [IdempotencyKeys::ClaimId, IdempotencyKeys::LeaseUntil] {
+            manager.alter_table(Table::alter().table(IdempotencyKeys::Table).drop_column(column).to_owned()).await?;
+        }
+        Ok(())
+    }
+}

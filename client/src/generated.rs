@@ -10,6 +10,11 @@ pub mod types {
     ///`Agent`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Agent {
+        ///The models a run may ask for instead of `model`; null: any model the project can reach.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub allowed_models: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
         pub auto_memory: bool,
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         pub id: ::std::string::String,
@@ -570,6 +575,11 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct CreateAgentRequest {
+        ///Bounds the `model` a run may ask for (every token's); absent: no bound.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub allowed_models: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1205,16 +1215,17 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     pub struct CreateRunRequest {
         ///The new messages of this turn.
         pub input: ::std::vec::Vec<InputMessage>,
-        ///Replaces the instructions for this run.
+        /**This run's instructions. From a tenant-admin token they replace the smith's; from a
+smith token they are added after them (a browser never removes the design).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub instructions: ::std::option::Option<::std::string::String>,
+        pub instructions: ::std::option::Option<CreateRunRequestInstructions>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metadata: ::std::option::Option<
             ::std::collections::HashMap<::std::string::String, ::std::string::String>,
         >,
-        ///Overrides the model for this run.
+        ///Overrides the model for this run, within the smith's `allowed_models` when set.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub model: ::std::option::Option<::std::string::String>,
+        pub model: ::std::option::Option<CreateRunRequestModel>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub on_busy: ::std::option::Option<OnBusy>,
         ///Answer with the SSE event stream instead of the finished run.
@@ -1230,6 +1241,116 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     impl CreateRunRequest {
         pub fn builder() -> builder::CreateRunRequest {
             Default::default()
+        }
+    }
+    /**This run's instructions. From a tenant-admin token they replace the smith's; from a
+smith token they are added after them (a browser never removes the design).*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateRunRequestInstructions(::std::string::String);
+    impl ::std::ops::Deref for CreateRunRequestInstructions {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateRunRequestInstructions> for ::std::string::String {
+        fn from(value: CreateRunRequestInstructions) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateRunRequestInstructions {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 262144usize {
+                return Err("longer than 262144 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateRunRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateRunRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateRunRequestInstructions {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Overrides the model for this run, within the smith's `allowed_models` when set.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateRunRequestModel(::std::string::String);
+    impl ::std::ops::Deref for CreateRunRequestModel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateRunRequestModel> for ::std::string::String {
+        fn from(value: CreateRunRequestModel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateRunRequestModel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateRunRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateRunRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateRunRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`CreateSmithIcApiVersion`
@@ -1347,6 +1468,11 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         ///The agent to run; the project's default agent when absent.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub agent_id: ::std::option::Option<::std::string::String>,
+        ///Overrides the agent's allowed_models for this smith.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub allowed_models: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
         ///Overrides the agent's auto_memory for this smith.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
@@ -1772,6 +1898,11 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     ///The config a smith runs with: its agent's, with the smith's overrides on top.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct EffectiveConfig {
+        ///The models a run may ask for instead of `model`; null: any model the project can reach.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub allowed_models: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
         pub auto_memory: bool,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<::std::string::String>,
@@ -3319,18 +3450,131 @@ by `file_id` (`GET /v1/files/{fid}`).*/
             value.parse()
         }
     }
-    ///`PutModelKeyRequest`
+    ///No `Debug`: it carries a secret.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct PutModelKeyRequest {
-        pub api_key: ::std::string::String,
-        ///Any OpenAI-compatible server (vLLM, llama.cpp, Ollama) for `openai`, or a proxy.
+        pub api_key: PutModelKeyRequestApiKey,
+        /**Any OpenAI-compatible server (vLLM, llama.cpp, Ollama) for `openai`, or a proxy. It must
+reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub base_url: ::std::option::Option<::std::string::String>,
+        pub base_url: ::std::option::Option<PutModelKeyRequestBaseUrl>,
     }
     impl PutModelKeyRequest {
         pub fn builder() -> builder::PutModelKeyRequest {
             Default::default()
+        }
+    }
+    ///`PutModelKeyRequestApiKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutModelKeyRequestApiKey(::std::string::String);
+    impl ::std::ops::Deref for PutModelKeyRequestApiKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutModelKeyRequestApiKey> for ::std::string::String {
+        fn from(value: PutModelKeyRequestApiKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutModelKeyRequestApiKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 4096usize {
+                return Err("longer than 4096 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutModelKeyRequestApiKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutModelKeyRequestApiKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutModelKeyRequestApiKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**Any OpenAI-compatible server (vLLM, llama.cpp, Ollama) for `openai`, or a proxy. It must
+reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutModelKeyRequestBaseUrl(::std::string::String);
+    impl ::std::ops::Deref for PutModelKeyRequestBaseUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutModelKeyRequestBaseUrl> for ::std::string::String {
+        fn from(value: PutModelKeyRequestBaseUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutModelKeyRequestBaseUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutModelKeyRequestBaseUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutModelKeyRequestBaseUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutModelKeyRequestBaseUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`ReplayRunIcApiVersion`
@@ -4589,6 +4833,11 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     ///A smith's own config: each field set here overrides its agent's.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct SmithConfig {
+        ///Bounds the `model` any run of this smith may ask for; replaces the agent's list.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub allowed_models: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -5125,6 +5374,10 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     #[serde(deny_unknown_fields)]
     pub struct UpdateAgentRequest {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub allowed_models: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<::std::string::String>,
@@ -5200,6 +5453,10 @@ and `null` removes it, so the agent's value applies again.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub agent_id: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub allowed_models: ::std::option::Option<
+            ::std::vec::Vec<::std::string::String>,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub customer_id: ::std::option::Option<::std::string::String>,
@@ -5225,6 +5482,10 @@ and `null` removes it, so the agent's value applies again.*/
     pub mod builder {
         #[derive(Clone, Debug)]
         pub struct Agent {
+            allowed_models: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
             auto_memory: ::std::result::Result<bool, ::std::string::String>,
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
@@ -5250,6 +5511,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::default::Default for Agent {
             fn default() -> Self {
                 Self {
+                    allowed_models: Ok(Default::default()),
                     auto_memory: Err("no value supplied for auto_memory".to_string()),
                     created_at: Err("no value supplied for created_at".to_string()),
                     id: Err("no value supplied for id".to_string()),
@@ -5263,6 +5525,22 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         impl Agent {
+            pub fn allowed_models<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allowed_models = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allowed_models: {e}"
+                        )
+                    });
+                self
+            }
             pub fn auto_memory<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<bool>,
@@ -5376,6 +5654,7 @@ and `null` removes it, so the agent's value applies again.*/
                 value: Agent,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     created_at: value.created_at?,
                     id: value.id?,
@@ -5391,6 +5670,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::Agent> for Agent {
             fn from(value: super::Agent) -> Self {
                 Self {
+                    allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     created_at: Ok(value.created_at),
                     id: Ok(value.id),
@@ -7047,6 +7327,10 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct CreateAgentRequest {
+            allowed_models: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
             auto_memory: ::std::result::Result<
                 ::std::option::Option<bool>,
                 ::std::string::String,
@@ -7068,6 +7352,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::default::Default for CreateAgentRequest {
             fn default() -> Self {
                 Self {
+                    allowed_models: Ok(Default::default()),
                     auto_memory: Ok(Default::default()),
                     instructions: Ok(Default::default()),
                     model: Ok(Default::default()),
@@ -7077,6 +7362,22 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         impl CreateAgentRequest {
+            pub fn allowed_models<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allowed_models = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allowed_models: {e}"
+                        )
+                    });
+                self
+            }
             pub fn auto_memory<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<bool>>,
@@ -7146,6 +7447,7 @@ and `null` removes it, so the agent's value applies again.*/
                 value: CreateAgentRequest,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
                     model: value.model?,
@@ -7157,6 +7459,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::CreateAgentRequest> for CreateAgentRequest {
             fn from(value: super::CreateAgentRequest) -> Self {
                 Self {
+                    allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
                     model: Ok(value.model),
@@ -7570,7 +7873,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             instructions: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateRunRequestInstructions>,
                 ::std::string::String,
             >,
             metadata: ::std::result::Result<
@@ -7583,7 +7886,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             model: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateRunRequestModel>,
                 ::std::string::String,
             >,
             on_busy: ::std::result::Result<
@@ -7632,7 +7935,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn instructions<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateRunRequestInstructions>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.instructions = value
@@ -7663,7 +7968,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn model<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateRunRequestModel>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.model = value
@@ -7761,6 +8068,10 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            allowed_models: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
             auto_memory: ::std::result::Result<
                 ::std::option::Option<bool>,
                 ::std::string::String,
@@ -7803,6 +8114,7 @@ and `null` removes it, so the agent's value applies again.*/
             fn default() -> Self {
                 Self {
                     agent_id: Ok(Default::default()),
+                    allowed_models: Ok(Default::default()),
                     auto_memory: Ok(Default::default()),
                     customer_id: Ok(Default::default()),
                     display_name: Ok(Default::default()),
@@ -7824,6 +8136,22 @@ and `null` removes it, so the agent's value applies again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for agent_id: {e}")
+                    });
+                self
+            }
+            pub fn allowed_models<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allowed_models = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allowed_models: {e}"
+                        )
                     });
                 self
             }
@@ -7940,6 +8268,7 @@ and `null` removes it, so the agent's value applies again.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     agent_id: value.agent_id?,
+                    allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     customer_id: value.customer_id?,
                     display_name: value.display_name?,
@@ -7955,6 +8284,7 @@ and `null` removes it, so the agent's value applies again.*/
             fn from(value: super::CreateSmithRequest) -> Self {
                 Self {
                     agent_id: Ok(value.agent_id),
+                    allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     customer_id: Ok(value.customer_id),
                     display_name: Ok(value.display_name),
@@ -8125,6 +8455,10 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct EffectiveConfig {
+            allowed_models: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
             auto_memory: ::std::result::Result<bool, ::std::string::String>,
             instructions: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -8139,6 +8473,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::default::Default for EffectiveConfig {
             fn default() -> Self {
                 Self {
+                    allowed_models: Ok(Default::default()),
                     auto_memory: Err("no value supplied for auto_memory".to_string()),
                     instructions: Ok(Default::default()),
                     model: Err("no value supplied for model".to_string()),
@@ -8147,6 +8482,22 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         impl EffectiveConfig {
+            pub fn allowed_models<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allowed_models = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allowed_models: {e}"
+                        )
+                    });
+                self
+            }
             pub fn auto_memory<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<bool>,
@@ -8202,6 +8553,7 @@ and `null` removes it, so the agent's value applies again.*/
                 value: EffectiveConfig,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
                     model: value.model?,
@@ -8212,6 +8564,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::EffectiveConfig> for EffectiveConfig {
             fn from(value: super::EffectiveConfig) -> Self {
                 Self {
+                    allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
                     model: Ok(value.model),
@@ -9753,9 +10106,12 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct PutModelKeyRequest {
-            api_key: ::std::result::Result<::std::string::String, ::std::string::String>,
+            api_key: ::std::result::Result<
+                super::PutModelKeyRequestApiKey,
+                ::std::string::String,
+            >,
             base_url: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::PutModelKeyRequestBaseUrl>,
                 ::std::string::String,
             >,
         }
@@ -9770,7 +10126,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl PutModelKeyRequest {
             pub fn api_key<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::PutModelKeyRequestApiKey>,
                 T::Error: ::std::fmt::Display,
             {
                 self.api_key = value
@@ -9782,7 +10138,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn base_url<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::PutModelKeyRequestBaseUrl>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.base_url = value
@@ -12457,6 +12815,10 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct SmithConfig {
+            allowed_models: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
             auto_memory: ::std::result::Result<
                 ::std::option::Option<bool>,
                 ::std::string::String,
@@ -12477,6 +12839,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::default::Default for SmithConfig {
             fn default() -> Self {
                 Self {
+                    allowed_models: Ok(Default::default()),
                     auto_memory: Ok(Default::default()),
                     instructions: Ok(Default::default()),
                     model: Ok(Default::default()),
@@ -12485,6 +12848,22 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         impl SmithConfig {
+            pub fn allowed_models<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allowed_models = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allowed_models: {e}"
+                        )
+                    });
+                self
+            }
             pub fn auto_memory<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<bool>>,
@@ -12542,6 +12921,7 @@ and `null` removes it, so the agent's value applies again.*/
                 value: SmithConfig,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
                     model: value.model?,
@@ -12552,6 +12932,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::SmithConfig> for SmithConfig {
             fn from(value: super::SmithConfig) -> Self {
                 Self {
+                    allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
                     model: Ok(value.model),
@@ -13514,6 +13895,10 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct UpdateAgentRequest {
+            allowed_models: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
             auto_memory: ::std::result::Result<
                 ::std::option::Option<bool>,
                 ::std::string::String,
@@ -13538,6 +13923,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::default::Default for UpdateAgentRequest {
             fn default() -> Self {
                 Self {
+                    allowed_models: Ok(Default::default()),
                     auto_memory: Ok(Default::default()),
                     instructions: Ok(Default::default()),
                     model: Ok(Default::default()),
@@ -13547,6 +13933,22 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         impl UpdateAgentRequest {
+            pub fn allowed_models<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allowed_models = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allowed_models: {e}"
+                        )
+                    });
+                self
+            }
             pub fn auto_memory<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<bool>>,
@@ -13616,6 +14018,7 @@ and `null` removes it, so the agent's value applies again.*/
                 value: UpdateAgentRequest,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
                     model: value.model?,
@@ -13627,6 +14030,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::UpdateAgentRequest> for UpdateAgentRequest {
             fn from(value: super::UpdateAgentRequest) -> Self {
                 Self {
+                    allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
                     model: Ok(value.model),
@@ -13639,6 +14043,10 @@ and `null` removes it, so the agent's value applies again.*/
         pub struct UpdateSmithRequest {
             agent_id: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            allowed_models: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
                 ::std::string::String,
             >,
             auto_memory: ::std::result::Result<
@@ -13679,6 +14087,7 @@ and `null` removes it, so the agent's value applies again.*/
             fn default() -> Self {
                 Self {
                     agent_id: Ok(Default::default()),
+                    allowed_models: Ok(Default::default()),
                     auto_memory: Ok(Default::default()),
                     customer_id: Ok(Default::default()),
                     display_name: Ok(Default::default()),
@@ -13699,6 +14108,22 @@ and `null` removes it, so the agent's value applies again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for agent_id: {e}")
+                    });
+                self
+            }
+            pub fn allowed_models<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.allowed_models = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for allowed_models: {e}"
+                        )
                     });
                 self
             }
@@ -13803,6 +14228,7 @@ and `null` removes it, so the agent's value applies again.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     agent_id: value.agent_id?,
+                    allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     customer_id: value.customer_id?,
                     display_name: value.display_name?,
@@ -13817,6 +14243,7 @@ and `null` removes it, so the agent's value applies again.*/
             fn from(value: super::UpdateSmithRequest) -> Self {
                 Self {
                     agent_id: Ok(value.agent_id),
+                    allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     customer_id: Ok(value.customer_id),
                     display_name: Ok(value.display_name),

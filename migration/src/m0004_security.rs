@@ -1,6 +1,7 @@
 //! Idempotency keys belong to the token that used them, hold their claim with a renewed
 //! lease, and keep their answers sealed. Entries written before are dropped: they were
 //! scoped per project and stored in clear, and are only a 48-hour replay cache.
+//! Agents may bound the models runs ask for (`allowed_models`).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -13,6 +14,12 @@ enum IdempotencyKeys {
     Table,
     ClaimId,
     LeaseUntil,
+}
+
+#[derive(DeriveIden)]
+enum Agents {
+    Table,
+    AllowedModels,
 }
 
 #[async_trait::async_trait]
@@ -35,10 +42,16 @@ impl MigrationTrait for Migration {
                     .add_column(timestamp_with_time_zone_null(IdempotencyKeys::LeaseUntil))
                     .to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter().table(Agents::Table).add_column(json_binary_null(Agents::AllowedModels)).to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table(Agents::Table).drop_column(Agents::AllowedModels).to_owned()).await?;
         for column in [IdempotencyKeys::ClaimId, IdempotencyKeys::LeaseUntil] {
             manager.alter_table(Table::alter().table(IdempotencyKeys::Table).drop_column(column).to_owned()).await?;
         }

@@ -1,15 +1,15 @@
 //! First start: an organization, a default project with its default agent, an org key and a
 //! tenant-admin token. Operators may choose those two secrets (INGRAM_ORG_KEY,
-//! INGRAM_ADMIN_TOKEN); the server then makes sure exactly they exist.
+//! INGRAM_ADMIN_TOKEN); the server creates each once, for the organization and the project
+//! live at that moment, and never re-points or reinstates it afterwards.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
 };
 
 use crate::auth::{TokenKind, secret};
 use crate::domain::{projects, tokens};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::ids::{IdKind, new_id};
 use crate::store::{now, organization, token};
 
@@ -99,7 +99,9 @@ async fn mint(
     Ok(minted.secret)
 }
 
-/// Makes the operator's chosen secret a live token of this kind, reinstating it if revoked.
+/// Makes the operator's chosen secret a token of this kind, once. A restart never moves it to
+/// another project nor un-revokes it (a revoked one stays revoked, with a warning); a secret
+/// that already names a token of another kind or organization stops the server.
 async fn ensure_secret(
     db: &DatabaseConnection,
     kind: TokenKind,
@@ -107,29 +109,31 @@ async fn ensure_secret(
     project_id: Option<&str>,
     chosen: String,
 ) -> ApiResult<()> {
+    let variable = match kind {
+        TokenKind::Org => "INGRAM_ORG_KEY",
+        _ => "INGRAM_ADMIN_TOKEN",
+    };
     let existing = token::Entity::find().filter(token::Column::SecretHash.eq(secret::hash(&chosen))).one(db).await?;
     match existing {
-        Some(record) if record.kind == kind.as_str() && record.project_id.as_deref() == project_id => {
-            if record.revoked_at.is_some() {
-                let mut record = record.into_active_model();
-                record.revoked_at = Set(None);
-                record.update(db).await?;
-            }
-        }
-        Some(record) => {
-            // The same secret may not name two principals: re-point it at what the operator chose.
-            let mut record = record.into_active_model();
-            record.kind = Set(kind.as_str().to_owned());
-            record.organization_id = Set(organization_id.to_owned());
-            record.project_id = Set(project_id.map(str::to_owned));
-            record.smith_id = Set(None);
-            record.scopes = Set(None);
-            record.revoked_at = Set(None);
-            record.update(db).await?;
-        }
         None => {
             mint(db, kind, organization_id, project_id, Some(chosen)).await?;
         }
+        Some(record) if record.kind != kind.as_str() || record.organization_id != organization_id => {
+            return Err(ApiError::conflict(
+                "bootstrap_secret_conflict",
+                format!(
+                    "{variable} is already the secret of token {} ({}); it will not be changed. Choose another secret for {variable}.",
+                    record.id, record.kind
+                ),
+            ));
+        }
+        Some(record) if record.revoked_at.is_some() => {
+            tracing::warn!(
+                token_id = %record.id,
+                "{variable} names a revoked token; it stays revoked. Unset {variable} or choose a new secret."
+            );
+        }
+        Some(_) => {}
     }
     Ok(())
 }

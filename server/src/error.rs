@@ -67,6 +67,11 @@ impl ApiError {
         Self::bad_request("invalid_parameter", message).with_param(param)
     }
 
+    /// An input over one of its declared limits (length, count, size).
+    pub fn limit_exceeded(param: &str, message: impl Into<String>) -> Self {
+        Self::bad_request("limit_exceeded", message).with_param(param)
+    }
+
     /// The resource does not exist *for this caller*: also what another tenant's resource looks like.
     pub fn not_found(code: &'static str, what: &str, id: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorType::InvalidRequestError, code, format!("No {what} with id '{id}'."))

@@ -19,7 +19,30 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// The body limit of routes that create runs, whose messages may inline images and files.
 pub const INPUT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-/// Mints `req_…` ids for requests that do not bring their own.
+/// Where a client's own `X-Request-Id` goes: the server mints its own id for every request
+/// and logs the client's beside it, capped.
+pub const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-client-request-id");
+pub const CLIENT_REQUEST_ID_MAX: usize = 128;
+
+/// Moves a client-sent `X-Request-Id` aside (visible ASCII only, at most
+/// [`CLIENT_REQUEST_ID_MAX`] characters), so the id in logs and answers is always the server's.
+pub async fn set_aside_client_request_id(mut request: Request, next: Next) -> Response {
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_REQUEST_ID);
+    if let Some(sent) = headers.remove(REQUEST_ID) {
+        let kept: String = String::from_utf8_lossy(sent.as_bytes())
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(CLIENT_REQUEST_ID_MAX)
+            .collect();
+        if let Ok(value) = HeaderValue::from_str(&kept) {
+            headers.insert(CLIENT_REQUEST_ID, value);
+        }
+    }
+    next.run(request).await
+}
+
+/// Mints the `req_…` id of every request.
 #[derive(Clone, Copy, Default)]
 pub struct MakeRequestUlid;
 

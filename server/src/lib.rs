@@ -49,10 +49,13 @@ pub fn with_conventions(routes: Router<AppState>) -> Router<AppState> {
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(
             ServiceBuilder::new()
+                .layer(from_fn(http::set_aside_client_request_id))
                 .layer(SetRequestIdLayer::new(http::REQUEST_ID, http::MakeRequestUlid))
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                    let request_id = request.headers().get(http::REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                    let header = |name| request.headers().get(name).and_then(|id| id.to_str().ok()).unwrap_or("");
+                    let request_id = header(http::REQUEST_ID);
+                    let client_request_id = header(http::CLIENT_REQUEST_ID);
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id, client_request_id)
                 }).on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
                 .layer(PropagateRequestIdLayer::new(http::REQUEST_ID))
                 .layer(CatchPanicLayer::custom(http::panic_response))

@@ -15,6 +15,7 @@ mod providers;
 mod run_streams;
 mod runs;
 mod sdk_wire;
+mod security;
 mod smiths_agents;
 mod spec;
 mod tenancy;

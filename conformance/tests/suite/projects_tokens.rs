@@ -142,7 +142,7 @@ async fn a_project_token_can_be_minted_without_a_body() {
 }
 
 #[tokio::test]
-async fn bootstrap_ensures_operator_chosen_secrets() {
+async fn bootstrap_creates_operator_chosen_secrets_once_and_never_reinstates_or_moves_them() {
     use ingram_server::bootstrap::{self, Chosen};
     let app = TestApp::start().await;
     let chosen =
@@ -153,17 +153,45 @@ async fn bootstrap_ensures_operator_chosen_secrets() {
     app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect(200);
     app.get("/v1/organization/projects", "ik_org_chosen-by-ops").await.expect(200);
 
-    // Restarting with the same secrets changes nothing; a revoked chosen token comes back.
+    // Restarting with the same secrets changes nothing; a revoked chosen token stays revoked.
     bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
     let tokens = app.get("/v1/tenant/tokens?limit=100", &app.admin_token).await.expect(200);
+    assert_eq!(tokens.body["data"].as_array().unwrap().len(), 2, "the bootstrap token and the chosen one, once");
     let chosen_token =
         tokens.body["data"].as_array().unwrap().iter().find(|t| t["preview"] == "tha_live_cho…").unwrap();
     app.delete(&format!("/v1/tenant/tokens/{}", chosen_token["id"].as_str().unwrap()), &app.admin_token)
         .await
         .expect(200);
-    app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect_error(401, "invalid_token");
     bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
-    app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect(200);
-    let tokens = app.get("/v1/tenant/tokens?limit=100", &app.admin_token).await.expect(200);
-    assert_eq!(tokens.body["data"].as_array().unwrap().len(), 2, "the bootstrap token and the chosen one, once");
+    app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect_error(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn a_chosen_admin_token_never_moves_to_another_project() {
+    use ingram_server::bootstrap::{self, Chosen};
+    let app = TestApp::start().await;
+    let chosen = || Chosen { org_key: None, admin_token: Some("tha_live_pinned-by-ops".into()) };
+    bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
+    // A second project appears, then the first (the token's) is deleted.
+    let (other_project, other_token) = app.other_project().await;
+    app.delete(&format!("/v1/organization/projects/{}", app.project_id), &app.org_key).await.expect(200);
+    bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
+    app.get("/v1/smiths", "tha_live_pinned-by-ops").await.expect_error(401, "invalid_token");
+    let tokens = app.get("/v1/tenant/tokens?limit=100", &other_token).await.expect(200);
+    assert!(
+        tokens.body["data"].as_array().unwrap().iter().all(|t| t["preview"] != "tha_live_pin…"),
+        "the chosen token was not re-attached to {other_project}"
+    );
+}
+
+#[tokio::test]
+async fn a_chosen_secret_that_names_another_token_stops_the_server() {
+    use ingram_server::bootstrap::{self, Chosen};
+    let app = TestApp::start().await;
+    // The operator sets INGRAM_ADMIN_TOKEN to the org key's secret.
+    let clash = Chosen { org_key: None, admin_token: Some(app.org_key.clone()) };
+    let refused = bootstrap::ensure(&app.state.db, clash).await.err().expect("a conflict stops the start");
+    assert_eq!(refused.code, "bootstrap_secret_conflict");
+    assert!(refused.message.contains("INGRAM_ADMIN_TOKEN"), "{}", refused.message);
+    app.get("/v1/organization/projects", &app.org_key).await.expect(200);
 }

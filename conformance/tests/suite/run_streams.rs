@@ -247,8 +247,11 @@ async fn the_client_streams_and_drives_runs_against_the_server() {
     let listed = client.list_runs().smith_id(&sid).send().await.unwrap().into_inner();
     assert_eq!(listed.data.len(), 3);
 
-    let missing_key: types::CreateRunRequest =
-        types::CreateRunRequest::builder().input(vec![user("x")]).model("gpt-4o".to_string()).try_into().unwrap();
+    let missing_key: types::CreateRunRequest = types::CreateRunRequest::builder()
+        .input(vec![user("x")])
+        .model(Some("gpt-4o".parse::<types::CreateRunRequestModel>().unwrap()))
+        .try_into()
+        .unwrap();
     let err = match client.create_run_stream(&sid, &missing_key).await {
         Err(err) => err,
         Ok(_) => panic!("a run without a key must be refused"),

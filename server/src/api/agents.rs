@@ -26,6 +26,8 @@ pub struct Agent {
     /// Names of the tools the agent may use.
     pub tools: Vec<String>,
     pub auto_memory: bool,
+    /// The models a run may ask for instead of `model`; null: any model the project can reach.
+    pub allowed_models: Option<Vec<String>>,
     /// The project's default agent, which smiths naming no agent land on.
     pub is_default: bool,
     pub created_at: DateTime<Utc>,
@@ -43,6 +45,7 @@ impl From<agent::Model> for Agent {
             instructions: model.instructions,
             model: model.model,
             auto_memory: model.auto_memory,
+            allowed_models: model.allowed_models.and_then(|models| serde_json::from_value(models).ok()),
             is_default: model.is_default,
             created_at: model.created_at,
             updated_at: model.updated_at,
@@ -59,6 +62,9 @@ pub struct CreateAgentRequest {
     pub model: Option<String>,
     pub tools: Option<Vec<String>>,
     pub auto_memory: Option<bool>,
+    /// Bounds the `model` a run may ask for (every token's); absent: no bound.
+    #[schema(max_items = 64)]
+    pub allowed_models: Option<Vec<String>>,
 }
 
 /// Fields left out stay as they are; `instructions: null` clears them.
@@ -72,6 +78,9 @@ pub struct UpdateAgentRequest {
     pub model: Option<String>,
     pub tools: Option<Vec<String>>,
     pub auto_memory: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable, max_items = 64)]
+    pub allowed_models: Option<Option<Vec<String>>>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -19,6 +19,7 @@ use crate::api::extract::Json;
 use crate::api::smiths::{CreateSmithRequest, EffectiveConfig, Smith};
 use crate::auth::{Authorized, scopes};
 use crate::domain::smiths::{self, SmithWithAgent, Upserted};
+use crate::domain::turn::{self, TurnInstructions};
 use crate::engine::events::StoredEvent;
 use crate::engine::types::{
     FunctionTool, FunctionToolType, InputMessage, MessageContent, RunConfig, RunMode, RunOutput, RunStatus, RunUsage,
@@ -259,7 +260,9 @@ async fn create_chat_completion(
     let smith = resolve_smith(&state, &caller, &headers, request.user.as_deref()).await?;
     let (instructions, input) = split_messages(request.messages)?;
     let Smith { id: smith_id, agent_id, effective_config, .. } = Smith::from(smith);
-    let EffectiveConfig { instructions: base, model, tools, auto_memory } = effective_config;
+    let model = (request.model != SMITH_MODEL).then(|| request.model.clone());
+    let design = turn::resolve(&caller, &effective_config, model, TurnInstructions::Append(instructions))?;
+    let EffectiveConfig { tools, auto_memory, .. } = effective_config;
     let model_requested = request.model.clone();
     let spec = RunSpec {
         project_id: caller.project_id.clone(),
@@ -268,8 +271,8 @@ async fn create_chat_completion(
         input,
         config: RunConfig {
             agent_id,
-            model: if request.model == SMITH_MODEL { model } else { request.model },
-            instructions: join_instructions(base, instructions),
+            model: design.model,
+            instructions: design.instructions,
             tools,
             auto_memory,
             max_tokens: request.max_completion_tokens.or(request.max_tokens),
@@ -351,6 +354,7 @@ pub(crate) async fn resolve_smith(
         model: None,
         tools: None,
         auto_memory: None,
+        allowed_models: None,
     };
     match smiths::upsert(&state.db, caller, ensure).await? {
         Upserted::Created(smith) | Upserted::Existing(smith) => Ok(smith),
@@ -390,11 +394,6 @@ fn split_messages(messages: Vec<ChatMessage>) -> ApiResult<(Vec<String>, Vec<Inp
         return Err(ApiError::invalid_param("messages", "messages needs a user message."));
     }
     Ok((instructions, input))
-}
-
-pub(crate) fn join_instructions(base: Option<String>, added: Vec<String>) -> Option<String> {
-    let parts: Vec<String> = base.into_iter().chain(added).filter(|part| !part.is_empty()).collect();
-    (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
 /// Why a settled run gave no answer, as the HTTP error an OpenAI SDK maps to the right

@@ -17,10 +17,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::api::extract::Json;
-use crate::api::openai::{SMITH_MODEL, join_instructions, resolve_smith, run_error, settled_error};
+use crate::api::openai::{SMITH_MODEL, resolve_smith, run_error, settled_error};
 use crate::api::smiths::{EffectiveConfig, Smith};
 use crate::auth::{Authorized, Caller, scopes};
 use crate::domain::smiths;
+use crate::domain::turn::{self, TurnInstructions};
 use crate::engine::types::{
     ContentPart, FilePart, FunctionDefinition, FunctionTool, FunctionToolType, ImageDetail, ImagePart, InputMessage,
     MessageContent, NamedFunction, NamedToolChoice, RunConfig, RunMode, RunOutput, RunStatus, RunUsage, ToolChoiceMode,
@@ -367,7 +368,10 @@ async fn create_response(
     let referenced = referenced_items(&state, &request.input, &smith.smith.id).await?;
     let input = input_messages(request.input, &referenced)?;
     let Smith { id: smith_id, agent_id, effective_config, .. } = Smith::from(smith);
-    let EffectiveConfig { instructions: base, model, tools: agent_tools, auto_memory } = effective_config;
+    let model = (request.model != SMITH_MODEL).then(|| request.model.clone());
+    let added = TurnInstructions::Append(request.instructions.clone().into_iter().collect());
+    let design = turn::resolve(&caller, &effective_config, model, added)?;
+    let EffectiveConfig { tools: agent_tools, auto_memory, .. } = effective_config;
     let tools = request.tools.unwrap_or_default();
     let store = request.store.unwrap_or(true);
     let spec = RunSpec {
@@ -377,8 +381,8 @@ async fn create_response(
         input,
         config: RunConfig {
             agent_id,
-            model: if request.model == SMITH_MODEL { model } else { request.model.clone() },
-            instructions: join_instructions(base, request.instructions.clone().into_iter().collect()),
+            model: design.model,
+            instructions: design.instructions,
             tools: agent_tools,
             auto_memory,
             max_tokens: request.max_output_tokens,

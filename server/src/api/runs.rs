@@ -21,6 +21,7 @@ use crate::api::smiths::{EffectiveConfig, Smith};
 use crate::auth::{Authorized, scopes};
 use crate::domain::runs::{self, RunFilters};
 use crate::domain::smiths;
+use crate::domain::turn::{self, TurnInstructions};
 use crate::engine::types::{
     FunctionTool, InputMessage, RequiredAction, RunConfig, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
 };
@@ -97,9 +98,12 @@ pub struct CreateRunRequest {
     #[serde(default)]
     pub stream: bool,
     pub metadata: Option<BTreeMap<String, String>>,
-    /// Overrides the model for this run.
+    /// Overrides the model for this run, within the smith's `allowed_models` when set.
+    #[schema(max_length = 256)]
     pub model: Option<String>,
-    /// Replaces the instructions for this run.
+    /// This run's instructions. From a tenant-admin token they replace the smith's; from a
+    /// smith token they are added after them (a browser never removes the design).
+    #[schema(max_length = 262144)]
     pub instructions: Option<String>,
     /// Client-side functions: the run pauses with `requires_action` when the model calls one.
     pub tools: Option<Vec<FunctionTool>>,
@@ -185,9 +189,6 @@ fn validate_create(request: &CreateRunRequest) -> ApiResult<()> {
             ));
         }
     }
-    if let Some(model) = &request.model {
-        crate::domain::agents::validate::model(model)?;
-    }
     Ok(())
 }
 
@@ -203,7 +204,12 @@ async fn create_run(
 ) -> ApiResult<Response> {
     let smith = Smith::from(smiths::get_with_agent(&state.db, &caller, &sid).await?);
     validate_create(&request)?;
-    let EffectiveConfig { instructions, model, tools, auto_memory } = smith.effective_config;
+    let instructions = match request.instructions {
+        Some(text) => TurnInstructions::Replace(text),
+        None => TurnInstructions::Append(Vec::new()),
+    };
+    let design = turn::resolve(&caller, &smith.effective_config, request.model, instructions)?;
+    let EffectiveConfig { tools, auto_memory, .. } = smith.effective_config;
     let spec = RunSpec {
         project_id: caller.project_id.clone(),
         smith_id: smith.id,
@@ -211,8 +217,8 @@ async fn create_run(
         input: request.input,
         config: RunConfig {
             agent_id: smith.agent_id,
-            model: request.model.unwrap_or(model),
-            instructions: request.instructions.or(instructions),
+            model: design.model,
+            instructions: design.instructions,
             tools,
             auto_memory,
             max_tokens: None,

@@ -30,6 +30,10 @@ pub struct SmithConfig {
     pub tools: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_memory: Option<bool>,
+    /// Bounds the `model` any run of this smith may ask for; replaces the agent's list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 64)]
+    pub allowed_models: Option<Vec<String>>,
 }
 
 impl SmithConfig {
@@ -42,6 +46,9 @@ impl SmithConfig {
         }
         if let Some(tools) = &self.tools {
             validate::tools(tools)?;
+        }
+        if let Some(models) = &self.allowed_models {
+            validate::allowed_models(models)?;
         }
         Ok(self)
     }
@@ -58,6 +65,8 @@ pub struct EffectiveConfig {
     pub model: String,
     pub tools: Vec<String>,
     pub auto_memory: bool,
+    /// The models a run may ask for instead of `model`; null: any model the project can reach.
+    pub allowed_models: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
@@ -98,6 +107,10 @@ impl From<SmithWithAgent> for Smith {
             model: overrides.model.clone().unwrap_or(agent.model),
             tools: overrides.tools.clone().unwrap_or(agent_tools),
             auto_memory: overrides.auto_memory.unwrap_or(agent.auto_memory),
+            allowed_models: overrides
+                .allowed_models
+                .clone()
+                .or_else(|| agent.allowed_models.and_then(|models| serde_json::from_value(models).ok())),
         };
         Self {
             id: smith.id,
@@ -135,6 +148,9 @@ pub struct CreateSmithRequest {
     pub tools: Option<Vec<String>>,
     /// Overrides the agent's auto_memory for this smith.
     pub auto_memory: Option<bool>,
+    /// Overrides the agent's allowed_models for this smith.
+    #[schema(max_items = 64)]
+    pub allowed_models: Option<Vec<String>>,
 }
 
 impl CreateSmithRequest {
@@ -144,6 +160,7 @@ impl CreateSmithRequest {
             model: self.model.clone(),
             tools: self.tools.clone(),
             auto_memory: self.auto_memory,
+            allowed_models: self.allowed_models.clone(),
         }
     }
 }
@@ -176,6 +193,9 @@ pub struct UpdateSmithRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(nullable)]
     pub auto_memory: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(nullable, max_items = 64)]
+    pub allowed_models: Option<Option<Vec<String>>>,
 }
 
 impl UpdateSmithRequest {
@@ -189,6 +209,7 @@ impl UpdateSmithRequest {
         apply(&mut overrides.model, &self.model);
         apply(&mut overrides.tools, &self.tools);
         apply(&mut overrides.auto_memory, &self.auto_memory);
+        apply(&mut overrides.allowed_models, &self.allowed_models);
     }
 }
 

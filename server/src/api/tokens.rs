@@ -156,6 +156,6 @@ async fn delete_token(
     caller: Authorized<scopes::TokensWrite>,
     Path(tid): Path<String>,
 ) -> ApiResult<axum::Json<Deleted>> {
-    tokens::revoke(&state.db, &caller.project_id, &tid).await?;
+    tokens::revoke(&state.db, &caller, &tid).await?;
     Ok(axum::Json(Deleted::new(tid)))
 }

@@ -27,6 +27,7 @@ pub async fn create_default(db: &impl ConnectionTrait, project_id: &str) -> ApiR
             model: None,
             tools: None,
             auto_memory: None,
+            allowed_models: None,
         },
         true,
     )
@@ -57,6 +58,9 @@ async fn insert(
     if let Some(tools) = &request.tools {
         validate::tools(tools)?;
     }
+    if let Some(models) = &request.allowed_models {
+        validate::allowed_models(models)?;
+    }
     let created_at = now();
     Ok(agent::ActiveModel {
         id: Set(new_id(IdKind::Agent)),
@@ -66,6 +70,7 @@ async fn insert(
         model: Set(request.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned())),
         tools: Set(serde_json::json!(request.tools.unwrap_or_default())),
         auto_memory: Set(request.auto_memory.unwrap_or(false)),
+        allowed_models: Set(request.allowed_models.map(|models| serde_json::json!(models))),
         is_default: Set(is_default),
         created_at: Set(created_at),
         updated_at: Set(created_at),
@@ -139,6 +144,12 @@ pub async fn update(
     if let Some(auto_memory) = patch.auto_memory {
         agent.auto_memory = Set(auto_memory);
     }
+    if let Some(models) = patch.allowed_models {
+        if let Some(models) = &models {
+            validate::allowed_models(models)?;
+        }
+        agent.allowed_models = Set(models.map(|models| serde_json::json!(models)));
+    }
     agent.updated_at = Set(now());
     Ok(agent.update(db).await?)
 }
@@ -170,7 +181,7 @@ pub async fn delete(db: &impl ConnectionTrait, project_id: &str, agent_id: &str)
 pub mod validate {
     use crate::error::{ApiError, ApiResult};
 
-    pub const MAX_INSTRUCTIONS: usize = 32 * 1024;
+    pub const MAX_INSTRUCTIONS: usize = 256 * 1024;
 
     pub fn name(name: &str) -> ApiResult<()> {
         if name.trim().is_empty() || name.chars().count() > 200 {
@@ -179,16 +190,47 @@ pub mod validate {
         Ok(())
     }
 
+    pub const MODEL_MAX: usize = 256;
+    pub const ALLOWED_MODELS_MAX: usize = 64;
+
+    /// A model name reaches provider URLs (Gemini puts it in the path), so anything that
+    /// could change the path or query is refused before any upstream call: `..`, `.` or
+    /// empty segments, `? # % \`, whitespace and control characters. `/` and `.` inside a
+    /// segment stay allowed (`meta-llama/Llama-3-8B`, `gemini-2.5-flash`).
     pub fn model(model: &str) -> ApiResult<()> {
-        if model.trim().is_empty() || model.len() > 200 {
-            return Err(ApiError::invalid_param("model", "model must be 1 to 200 characters."));
+        let invalid = |why: &str| {
+            ApiError::bad_request("invalid_model", format!("'{}' is not a valid model name: {why}.", preview(model)))
+                .with_param("model")
+        };
+        if model.is_empty() || model.chars().count() > MODEL_MAX {
+            return Err(invalid(&format!("it must be 1 to {MODEL_MAX} characters")));
+        }
+        if model.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%' | '\\')) {
+            return Err(invalid("whitespace, control characters and ? # % \\ are not allowed"));
+        }
+        if model.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+            return Err(invalid("its path segments may not be empty, '.' or '..'"));
         }
         Ok(())
     }
 
+    pub fn allowed_models(models: &[String]) -> ApiResult<()> {
+        if models.len() > ALLOWED_MODELS_MAX {
+            return Err(ApiError::invalid_param(
+                "allowed_models",
+                format!("allowed_models holds at most {ALLOWED_MODELS_MAX} names."),
+            ));
+        }
+        models.iter().try_for_each(|name| model(name).map_err(|err| err.with_param("allowed_models")))
+    }
+
+    fn preview(text: &str) -> String {
+        text.chars().take(64).filter(|c| !c.is_control()).collect()
+    }
+
     pub fn instructions(instructions: &str) -> ApiResult<()> {
         if instructions.len() > MAX_INSTRUCTIONS {
-            return Err(ApiError::invalid_param("instructions", "instructions must be at most 32 KiB."));
+            return Err(ApiError::limit_exceeded("instructions", "instructions must be at most 256 KiB."));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod projects;
 pub mod runs;
 pub mod smiths;
 pub mod tokens;
+pub mod turn;
 
 use sea_orm::{DbErr, SqlErr};
 

@@ -51,7 +51,7 @@ pub async fn list(
             .column(smith::Column::Id)
             .from(smith::Entity)
             .and_where(smith::Column::ProjectId.eq(caller.project_id.as_str()))
-            .and_where(smith::Column::ExternalId.starts_with(prefix.as_str()))
+            .and_where(crate::store::starts_with((smith::Entity, smith::Column::ExternalId), prefix))
             .to_owned();
         query = query.filter(run::Column::SmithId.in_subquery(segment));
     }

@@ -45,6 +45,9 @@ pub async fn upsert(db: &DatabaseConnection, caller: &Caller, request: CreateSmi
     if let Some((smith, Some(agent))) = existing.one(db).await? {
         return Ok(Upserted::Existing(SmithWithAgent { smith, agent }));
     }
+    // Whatever surface asks (POST /v1/smiths, or `user` on the OpenAI surface), creating a
+    // smith takes the scope creating a smith takes.
+    caller.require(crate::auth::Scope::SmithsWrite)?;
     let agent = match &request.agent_id {
         Some(agent_id) => agents::get(db, &caller.project_id, agent_id).await?,
         None => agents::get_default(db, &caller.project_id).await?,
@@ -152,7 +155,7 @@ pub async fn list(
         query = query.filter(smith::Column::ExternalId.eq(external_id.as_str()));
     }
     if let Some(prefix) = &filters.external_id_prefix {
-        query = query.filter(smith::Column::ExternalId.starts_with(prefix.as_str()));
+        query = query.filter(crate::store::starts_with((smith::Entity, smith::Column::ExternalId), prefix));
     }
     if let Some(customer_id) = &filters.customer_id {
         query = query.filter(smith::Column::CustomerId.eq(customer_id.as_str()));

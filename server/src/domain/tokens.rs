@@ -3,7 +3,7 @@
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::api::pagination::{Page, PageRequest};
-use crate::auth::{Scope, TokenKind, secret};
+use crate::auth::{Caller, Scope, TokenKind, secret};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{IdKind, new_id};
 use crate::store::{now, token};
@@ -64,7 +64,31 @@ pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageReques
     crate::store::fetch_page(db, query, token::Column::Id, |row| &row.id, page).await
 }
 
-pub async fn revoke(db: &impl ConnectionTrait, project_id: &str, token_id: &str) -> ApiResult<()> {
+/// Revokes one of the caller's project's tokens; a scoped caller may revoke only tokens whose
+/// scopes are a subset of its own (never a broader token, never an unscoped one).
+pub async fn revoke(db: &impl ConnectionTrait, caller: &Caller, token_id: &str) -> ApiResult<()> {
+    let project_id = caller.project_id.as_str();
+    let target = token::Entity::find_by_id(token_id)
+        .filter(token::Column::ProjectId.eq(project_id))
+        .filter(token::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("token_not_found", "token", token_id))?;
+    if caller.scopes.is_some() {
+        let target_scopes: Option<Vec<Scope>> = match target.scopes {
+            Some(scopes) => Some(
+                serde_json::from_value(scopes).map_err(|_| ApiError::internal("A stored token is inconsistent."))?,
+            ),
+            None => None,
+        };
+        let within = target_scopes.is_some_and(|scopes| scopes.iter().all(|scope| caller.holds(*scope)));
+        if !within {
+            return Err(ApiError::forbidden(
+                "insufficient_scope",
+                "A scoped token may revoke only tokens whose scopes are a subset of its own.",
+            ));
+        }
+    }
     let revoked = token::Entity::update_many()
         .col_expr(token::Column::RevokedAt, Some(now()).into())
         .filter(token::Column::Id.eq(token_id))

@@ -169,6 +169,8 @@ impl Engine {
     /// model's provider has no key.
     pub async fn create(&self, spec: RunSpec) -> ApiResult<run::Model> {
         let db = &self.inner.db;
+        // The name reaches provider URLs: refused before any upstream call, whatever set it.
+        crate::domain::agents::validate::model(&spec.config.model)?;
         let endpoint = self.endpoint(&spec.project_id, resolve(&spec.config.model).provider).await?;
         let new_thread = spec.thread_id.is_none();
         let thread_id = spec.thread_id.clone().unwrap_or_else(|| new_id(IdKind::Thread));

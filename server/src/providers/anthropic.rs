@@ -304,7 +304,7 @@ impl ModelProvider for Anthropic {
         endpoint: &Endpoint,
         request: &ModelRequest,
     ) -> Result<ModelStream, ProviderError> {
-        let url = format!("{}/messages", endpoint.base_url.trim_end_matches('/'));
+        let url = super::endpoint_url(&endpoint.base_url, ["messages"])?;
         let response = super::send(
             http.post(url)
                 .header("x-api-key", &endpoint.api_key)

@@ -257,7 +257,12 @@ impl ModelProvider for Gemini {
         request: &ModelRequest,
     ) -> Result<ModelStream, ProviderError> {
         let model = request.model.strip_prefix("models/").unwrap_or(&request.model);
-        let url = format!("{}/models/{model}:streamGenerateContent?alt=sse", endpoint.base_url.trim_end_matches('/'));
+        let method = format!("{}:streamGenerateContent", model.rsplit('/').next().unwrap_or(model));
+        let prefix = model.rsplit_once('/').map(|(prefix, _)| prefix);
+        let segments =
+            std::iter::once("models").chain(prefix.into_iter().flat_map(|p| p.split('/'))).chain([method.as_str()]);
+        let mut url = super::endpoint_url(&endpoint.base_url, segments)?;
+        url.query_pairs_mut().append_pair("alt", "sse");
         let response =
             super::send(http.post(url).header("x-goog-api-key", &endpoint.api_key).json(&body(request))).await?;
         let mut decoder = Decoder {

@@ -306,6 +306,21 @@ async fn read_capped(response: reqwest::Response, max: usize) -> Vec<u8> {
     body
 }
 
+/// `base_url` with `segments` appended, each percent-encoded as one path segment, so
+/// nothing from input changes the path or query the provider sees.
+pub(crate) fn endpoint_url<'a>(
+    base_url: &str,
+    segments: impl IntoIterator<Item = &'a str>,
+) -> Result<reqwest::Url, ProviderError> {
+    let mut url = reqwest::Url::parse(base_url)
+        .map_err(|_| ProviderError::new(ProviderErrorKind::BadRequest, "the provider's base URL is not a valid URL"))?;
+    url.path_segments_mut()
+        .map_err(|()| ProviderError::new(ProviderErrorKind::BadRequest, "the provider's base URL cannot take a path"))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
 /// Joins system texts (instructions, then inline system or developer messages) with blank lines.
 pub(crate) fn append_paragraph(text: &mut String, paragraph: &str) {
     if paragraph.is_empty() {

@@ -106,7 +106,7 @@ impl ModelProvider for OpenAi {
         endpoint: &Endpoint,
         request: &ModelRequest,
     ) -> Result<ModelStream, ProviderError> {
-        let url = format!("{}/chat/completions", endpoint.base_url.trim_end_matches('/'));
+        let url = super::endpoint_url(&endpoint.base_url, ["chat", "completions"])?;
         let response = super::send(http.post(url).bearer_auth(&endpoint.api_key).json(&body(request))).await?;
         let mut calls: BTreeMap<u64, PartialCall> = BTreeMap::new();
         let mut usage = Usage::default();

@@ -13,6 +13,8 @@ pub struct Model {
     /// A JSON array of enabled tool names.
     pub tools: Json,
     pub auto_memory: bool,
+    /// A JSON array of model names runs may ask for; NULL: no bound.
+    pub allowed_models: Option<Json>,
     pub is_default: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

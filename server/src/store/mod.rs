@@ -24,6 +24,14 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use crate::api::pagination::{Page, PageRequest};
 use crate::error::ApiResult;
 
+/// `column` starts with `prefix`, exactly: case-sensitive and with no wildcards, the same on
+/// SQLite and PostgreSQL (`LIKE` would treat `_` and `%` as wildcards, and SQLite's ignores case).
+pub fn starts_with(column: impl sea_orm::sea_query::IntoColumnRef, prefix: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    let length = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+    ExprTrait::eq(Expr::expr(Func::cust("substr").args([Expr::col(column), Expr::val(1), Expr::val(length)])), prefix)
+}
+
 /// Runs `query` as one cursor page, newest first by its time-sortable `id` column.
 pub async fn fetch_page<E: EntityTrait>(
     db: &impl ConnectionTrait,

@@ -1,0 +1,77 @@
+//! What one turn may change of its smith's design, and who may change what. Every surface
+//! that starts a run (native runs, Chat Completions, Responses) resolves its model and
+//! instructions here.
+
+use crate::api::smiths::EffectiveConfig;
+use crate::auth::Caller;
+use crate::domain::agents::validate;
+use crate::error::{ApiError, ApiResult};
+
+/// Instructions a request brings for its turn.
+pub enum TurnInstructions {
+    /// Added after the agent's and smith's instructions: system and developer messages,
+    /// Responses `instructions`, and any `instructions` a smith token sends.
+    Append(Vec<String>),
+    /// Replaces them for this turn: a native run's `instructions` from a tenant-admin token.
+    Replace(String),
+}
+
+/// The model and instructions a turn runs with.
+pub struct TurnDesign {
+    pub model: String,
+    pub instructions: Option<String>,
+}
+
+/// Applies a request's overrides to the smith's design. A smith token (a browser) never
+/// removes the design: what it sends is appended. A model other than the smith's own must
+/// be a valid name and, when the agent or smith sets `allowed_models`, one of them.
+pub fn resolve(
+    caller: &Caller,
+    effective: &EffectiveConfig,
+    model: Option<String>,
+    instructions: TurnInstructions,
+) -> ApiResult<TurnDesign> {
+    let model = match model {
+        Some(model) if model != effective.model => {
+            validate::model(&model)?;
+            if let Some(allowed) = &effective.allowed_models
+                && !allowed.contains(&model)
+            {
+                return Err(ApiError::bad_request(
+                    "model_not_allowed",
+                    format!("This smith may not run '{model}'; its allowed_models are: {}.", allowed.join(", ")),
+                )
+                .with_param("model"));
+            }
+            model
+        }
+        _ => effective.model.clone(),
+    };
+    let added = match instructions {
+        TurnInstructions::Replace(text) if caller.smith_id.is_none() => {
+            check_size(text.len())?;
+            return Ok(TurnDesign { model, instructions: Some(text).filter(|text| !text.is_empty()) });
+        }
+        TurnInstructions::Replace(text) => vec![text],
+        TurnInstructions::Append(texts) => texts,
+    };
+    check_size(added.iter().map(String::len).sum())?;
+    let parts: Vec<&str> = effective
+        .instructions
+        .iter()
+        .map(String::as_str)
+        .chain(added.iter().map(String::as_str))
+        .filter(|part| !part.is_empty())
+        .collect();
+    Ok(TurnDesign { model, instructions: (!parts.is_empty()).then(|| parts.join("\n\n")) })
+}
+
+fn check_size(bytes: usize) -> ApiResult<()> {
+    if bytes > validate::MAX_INSTRUCTIONS {
+        return Err(ApiError::limit_exceeded(
+            "instructions",
+            format!("A turn's added instructions must be at most {} KiB.", validate::MAX_INSTRUCTIONS >> 10),
+        ));
+    }
+    Ok(())
+}

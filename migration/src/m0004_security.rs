@@ -1,7 +1,8 @@
 //! Idempotency keys belong to the token that used them, hold their claim with a renewed
 //! lease, and keep their answers sealed. Entries written before are dropped: they were
 //! scoped per project and stored in clear, and are only a 48-hour replay cache.
-//! Agents may bound the models runs ask for (`allowed_models`).
+//! Agents may bound the models runs ask for (`allowed_models`); runs count their working time
+//! against a deadline (`worked_ms`).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -14,6 +15,12 @@ enum IdempotencyKeys {
     Table,
     ClaimId,
     LeaseUntil,
+}
+
+#[derive(DeriveIden)]
+enum Runs {
+    Table,
+    WorkedMs,
 }
 
 #[derive(DeriveIden)]
@@ -47,10 +54,16 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter().table(Agents::Table).add_column(json_binary_null(Agents::AllowedModels)).to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter().table(Runs::Table).add_column(big_integer(Runs::WorkedMs).default(0)).to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.alter_table(Table::alter().table(Runs::Table).drop_column(Runs::WorkedMs).to_owned()).await?;
         manager.alter_table(Table::alter().table(Agents::Table).drop_column(Agents::AllowedModels).to_owned()).await?;
         for column in [IdempotencyKeys::ClaimId, IdempotencyKeys::LeaseUntil] {
             manager.alter_table(Table::alter().table(IdempotencyKeys::Table).drop_column(column).to_owned()).await?;

@@ -45,13 +45,15 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: String,
     pub param: Option<String>,
+    /// Sent as `Retry-After` (whole seconds) with a 429.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: ErrorType, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, code: Cow::Borrowed(code), message: message.into(), param: None }
+        Self { status, kind, code: Cow::Borrowed(code), message: message.into(), param: None, retry_after: None }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -89,6 +91,14 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, ErrorType::PermissionError, code, message)
     }
 
+    /// 429 `rate_limited`: over a capacity cap; retry after `retry_after`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorType::RateLimitError, "rate_limited", message)
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::ApiError, "internal_error", message)
     }
@@ -108,7 +118,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.envelope()).expect("error envelope serializes");
-        (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut response = (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if let Some(after) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, after.as_secs().max(1).into());
+        }
+        response
     }
 }
 

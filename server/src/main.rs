@@ -8,6 +8,7 @@ use ingram_server::bootstrap::{self, Chosen};
 use ingram_server::crypto::MasterKey;
 use ingram_server::domain::{projects, smiths, tokens};
 use ingram_server::egress::EgressPolicy;
+use ingram_server::engine::capacity::CapacityLimits;
 use ingram_server::settings::Settings;
 use ingram_server::{AppState, db};
 use tracing_subscriber::EnvFilter;
@@ -130,6 +131,15 @@ fn settings_from_env() -> anyhow::Result<Settings> {
             "INGRAM_RUN_DEADLINE_SECS",
             ingram_server::settings::DEFAULT_RUN_DEADLINE.as_secs(),
         )),
+        capacity: {
+            let defaults = CapacityLimits::default();
+            let cap = |name: &str, default: u32| u32::try_from(millis(name, u64::from(default))).unwrap_or(default);
+            CapacityLimits {
+                active_runs: cap("INGRAM_PROJECT_MAX_ACTIVE_RUNS", defaults.active_runs),
+                queued_runs: cap("INGRAM_PROJECT_MAX_QUEUED_RUNS", defaults.queued_runs),
+                streams: cap("INGRAM_PROJECT_MAX_STREAMS", defaults.streams),
+            }
+        },
     })
 }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::crypto::MasterKey;
 use crate::egress::EgressPolicy;
+use crate::engine::capacity::CapacityLimits;
 use crate::providers::Endpoint;
 use crate::providers::routing::ProviderKind;
 
@@ -24,6 +25,8 @@ pub struct Settings {
     /// The most working time a run may take, paused time not counted; then it fails with
     /// `run_deadline_exceeded`.
     pub run_deadline: Duration,
+    /// Per-project caps on runs executing, queued and open streams, on each replica.
+    pub capacity: CapacityLimits,
 }
 
 impl Settings {
@@ -52,6 +55,7 @@ impl Settings {
             run_lease: Duration::from_secs(5),
             egress: EgressPolicy::strict(),
             run_deadline: DEFAULT_RUN_DEADLINE,
+            capacity: CapacityLimits::default(),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Security fixes, pinned: idempotency keys belong to the token that used them and are only
 //! reached once it is authorized, stored answers are sealed, tenant-controlled provider URLs
 //! go through the egress policy (at save and at connection, without redirects), and
-//! provider error bodies never reach the tenant raw.
+//! provider error bodies never reach the tenant raw. Also: a smith token adds to its smith's
+//! design and never replaces it, `allowed_models` bounds every token, model names cannot
+//! reshape provider URLs, `user` creates smiths only with `smiths:write`, a scoped token
+//! revokes only tokens within its scopes, and `external_id_prefix` has no wildcards.
 
 use ingram_server::egress::EgressPolicy;
 use ingram_server::settings::Settings;
@@ -12,7 +15,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::harness::{Answer, TestApp};
-use crate::providers::OPENAI_TEXT;
+use crate::providers::{GEMINI_TEXT, OPENAI_TEXT};
 
 const CHAT_PATH: &str = "/v1/chat/completions";
 const API_KEY: &str = "sk-test-security-4242";
@@ -226,5 +229,352 @@ async fn provider_error_bodies_are_not_passed_on_raw() {
         assert_eq!(run["error"]["code"], "upstream_invalid_request", "{run:#}");
         let message = run["error"]["message"].as_str().unwrap();
         assert!(message.chars().count() <= 600, "a {}-char message", message.chars().count());
+    }
+}
+
+/// Sends `body` to `path` with `token`, naming the smith with the `IC-Smith-Id` header.
+async fn post_for_smith(app: &TestApp, token: &str, path: &str, sid: &str, body: Value) -> Answer {
+    let request = app.request(Method::POST, path).bearer_auth(token).header("ic-smith-id", sid).json(&body);
+    app.send("POST", path, request).await
+}
+
+/// The JSON bodies of every request `mock` received, in order.
+async fn received_bodies(mock: &MockServer) -> Vec<Value> {
+    let received = mock.received_requests().await.unwrap();
+    received.iter().map(|request| serde_json::from_slice(&request.body).expect("a JSON request body")).collect()
+}
+
+/// The system message of the last chat request `mock` received (none when it sent none).
+async fn last_system_message(mock: &MockServer) -> Option<String> {
+    let bodies = received_bodies(mock).await;
+    let last = bodies.last().expect("the provider was called");
+    let messages = last["messages"].as_array().expect("chat messages");
+    messages.iter().find(|message| message["role"] == "system").map(|message| {
+        message["content"].as_str().unwrap_or_else(|| panic!("text system content: {message:#}")).to_owned()
+    })
+}
+
+/// A mock OpenAI provider answering every chat request with a text reply, and the project's
+/// key pointing at it.
+async fn openai_mock(app: &TestApp) -> MockServer {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST")).and(path(CHAT_PATH)).respond_with(sse(OPENAI_TEXT)).mount(&mock).await;
+    put_openai_key(app, &format!("{}/v1", mock.uri())).await.expect(200);
+    mock
+}
+
+fn hi() -> Value {
+    json!([{"role": "user", "content": "hi"}])
+}
+
+#[tokio::test]
+async fn smith_token_instructions_are_appended_on_every_surface_and_admin_ones_replace() {
+    let app = TestApp::start().await;
+    let mock = openai_mock(&app).await;
+    let sid = app
+        .post(
+            "/v1/smiths",
+            &app.admin_token,
+            json!({"external_id": "persona", "model": "gpt-4o", "instructions": "PERSONA"}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let smith = app.smith_token(&sid).await;
+    let runs = format!("/v1/smiths/{sid}/runs");
+
+    // Native: a smith token's `instructions` come after the smith's.
+    let run = app.post(&runs, &smith, json!({"input": hi(), "instructions": "EXTRA"})).await.expect(200);
+    assert_eq!(run.body["status"], "completed", "{:#}", run.body);
+    assert_eq!(last_system_message(&mock).await.as_deref(), Some("PERSONA\n\nEXTRA"), "native, smith token");
+
+    // Chat Completions: a system message is added, never a replacement.
+    let chat = json!({"model": "default", "messages": [{"role": "system", "content": "EXTRA"}, {"role": "user", "content": "hi"}]});
+    let answered = app.post(CHAT_PATH, &smith, chat.clone()).await.expect(200);
+    assert_eq!(answered.body["choices"][0]["message"]["content"], "Hello", "{:#}", answered.body);
+    assert_eq!(last_system_message(&mock).await.as_deref(), Some("PERSONA\n\nEXTRA"), "chat, smith token");
+
+    // Responses: `instructions` are added too.
+    let response = json!({"model": "default", "instructions": "EXTRA", "input": "hi"});
+    let answered = app.post("/v1/responses", &smith, response.clone()).await.expect(200);
+    assert_eq!(answered.body["status"], "completed", "{:#}", answered.body);
+    assert_eq!(last_system_message(&mock).await.as_deref(), Some("PERSONA\n\nEXTRA"), "responses, smith token");
+
+    // The tenant admin's chat system messages and Responses instructions are appended as well.
+    post_for_smith(&app, &app.admin_token, CHAT_PATH, &sid, chat).await.expect(200);
+    assert_eq!(last_system_message(&mock).await.as_deref(), Some("PERSONA\n\nEXTRA"), "chat, admin token");
+    post_for_smith(&app, &app.admin_token, "/v1/responses", &sid, response).await.expect(200);
+    assert_eq!(last_system_message(&mock).await.as_deref(), Some("PERSONA\n\nEXTRA"), "responses, admin token");
+
+    // Only a native run's `instructions` from a tenant-admin token replace the design.
+    let run = app.post(&runs, &app.admin_token, json!({"input": hi(), "instructions": "REPLACED"})).await.expect(200);
+    assert_eq!(run.body["status"], "completed", "{:#}", run.body);
+    assert_eq!(last_system_message(&mock).await.as_deref(), Some("REPLACED"), "native, admin token");
+    assert_eq!(mock.received_requests().await.unwrap().len(), 6, "one provider call per turn");
+}
+
+#[tokio::test]
+async fn allowed_models_bound_every_surface_and_every_token() {
+    let app = TestApp::start().await;
+    let mock = openai_mock(&app).await;
+    let agent = app
+        .post(
+            "/v1/agents",
+            &app.admin_token,
+            json!({"name": "bounded", "model": "gpt-4o", "allowed_models": ["gpt-4o-mini"]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(agent.body["allowed_models"], json!(["gpt-4o-mini"]), "{:#}", agent.body);
+    let aid = agent.id();
+    let created =
+        app.post("/v1/smiths", &app.admin_token, json!({"external_id": "bounded", "agent_id": aid})).await.expect(201);
+    assert_eq!(created.body["effective_config"]["allowed_models"], json!(["gpt-4o-mini"]), "{:#}", created.body);
+    let sid = created.id();
+    let smith = app.smith_token(&sid).await;
+    let runs = format!("/v1/smiths/{sid}/runs");
+
+    let native = |model: &str| json!({"input": hi(), "model": model});
+    let chat = |model: &str| json!({"model": model, "messages": hi()});
+    let response = |model: &str| json!({"model": model, "input": "hi"});
+    for (who, token) in [("admin", app.admin_token.as_str()), ("smith", smith.as_str())] {
+        let refused = app.post(&runs, token, native("gpt-4.1")).await;
+        assert_eq!((refused.status, refused.code()), (400, "model_not_allowed"), "{who}, native: {:#}", refused.body);
+        assert_eq!(refused.body["error"]["param"], "model", "{who}");
+        let refused = post_for_smith(&app, token, CHAT_PATH, &sid, chat("gpt-4.1")).await;
+        assert_eq!((refused.status, refused.code()), (400, "model_not_allowed"), "{who}, chat: {:#}", refused.body);
+        let refused = post_for_smith(&app, token, "/v1/responses", &sid, response("gpt-4.1")).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (400, "model_not_allowed"),
+            "{who}, responses: {:#}",
+            refused.body
+        );
+    }
+    assert!(mock.received_requests().await.unwrap().is_empty(), "a refused model reached the provider");
+
+    // An allowed model runs, on every surface and with both tokens.
+    for token in [app.admin_token.as_str(), smith.as_str()] {
+        let run = app.post(&runs, token, native("gpt-4o-mini")).await.expect(200);
+        assert_eq!(run.body["status"], "completed", "{:#}", run.body);
+        let answered = post_for_smith(&app, token, CHAT_PATH, &sid, chat("gpt-4o-mini")).await.expect(200);
+        assert_eq!(answered.body["choices"][0]["message"]["content"], "Hello");
+        post_for_smith(&app, token, "/v1/responses", &sid, response("gpt-4o-mini")).await.expect(200);
+    }
+    // The smith's own model needs no listing.
+    app.post(&runs, &smith, native("gpt-4o")).await.expect(200);
+    let models: Vec<Value> = received_bodies(&mock).await.into_iter().map(|body| body["model"].clone()).collect();
+    assert_eq!(models.len(), 7, "{models:?}");
+    assert!(models[..6].iter().all(|model| model == "gpt-4o-mini"), "{models:?}");
+    assert_eq!(models[6], "gpt-4o");
+
+    // A smith's own list replaces its agent's.
+    let patched = app
+        .patch(&format!("/v1/smiths/{sid}"), &app.admin_token, json!({"allowed_models": ["gpt-4.1"]}))
+        .await
+        .expect(200);
+    assert_eq!(patched.body["effective_config"]["allowed_models"], json!(["gpt-4.1"]), "{:#}", patched.body);
+    app.post(&runs, &smith, native("gpt-4o-mini")).await.expect_error(400, "model_not_allowed");
+    let run = app.post(&runs, &smith, native("gpt-4.1")).await.expect(200);
+    assert_eq!(run.body["status"], "completed", "{:#}", run.body);
+    let other = app
+        .post(
+            "/v1/smiths",
+            &app.admin_token,
+            json!({"external_id": "own-list", "agent_id": aid, "allowed_models": ["o3-mini"]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(other.body["effective_config"]["allowed_models"], json!(["o3-mini"]), "{:#}", other.body);
+
+    // The agent's list can change; smiths without their own follow it.
+    let agent =
+        app.patch(&format!("/v1/agents/{aid}"), &app.admin_token, json!({"allowed_models": ["gpt-4.1-nano"]})).await;
+    assert_eq!(agent.expect(200).body["allowed_models"], json!(["gpt-4.1-nano"]));
+    let follower =
+        app.post("/v1/smiths", &app.admin_token, json!({"external_id": "follower", "agent_id": aid})).await.expect(201);
+    assert_eq!(follower.body["effective_config"]["allowed_models"], json!(["gpt-4.1-nano"]));
+    let fid = follower.id();
+    app.post(&format!("/v1/smiths/{fid}/runs"), &app.admin_token, native("gpt-4o-mini"))
+        .await
+        .expect_error(400, "model_not_allowed");
+    let kept = app.get(&format!("/v1/smiths/{sid}"), &app.admin_token).await.expect(200);
+    assert_eq!(kept.body["effective_config"]["allowed_models"], json!(["gpt-4.1"]), "the smith's own list stays");
+}
+
+const BAD_MODEL_NAMES: [&str; 5] = ["gemini-x/../../admin?x=#", "a b", "x%2e", "../x", "a//b"];
+
+fn bad_model_names() -> Vec<String> {
+    let mut names: Vec<String> = BAD_MODEL_NAMES.iter().map(|name| (*name).to_owned()).collect();
+    names.extend(["gemini-x/./y", "gemini-x\\y", "gemini-x\ny", "gemini-x/", "/gemini-x"].map(String::from));
+    names.push("x".repeat(257));
+    names
+}
+
+#[tokio::test]
+async fn model_names_that_could_reshape_a_provider_url_are_refused() {
+    let app = TestApp::start().await;
+    let sid = app.create_smith(&app.admin_token, "names").await;
+    let runs = format!("/v1/smiths/{sid}/runs");
+    for name in bad_model_names() {
+        let refused = app.post(&runs, &app.admin_token, json!({"input": hi(), "model": name})).await;
+        assert_eq!((refused.status, refused.code()), (400, "invalid_model"), "run {name:?}: {:#}", refused.body);
+        assert_eq!(refused.body["error"]["param"], "model", "run {name:?}");
+        let chat = json!({"model": name, "messages": hi(), "user": "names"});
+        let refused = app.post(CHAT_PATH, &app.admin_token, chat).await;
+        assert_eq!((refused.status, refused.code()), (400, "invalid_model"), "chat {name:?}: {:#}", refused.body);
+        let response = json!({"model": name, "input": "hi", "user": "names"});
+        let refused = app.post("/v1/responses", &app.admin_token, response).await;
+        assert_eq!((refused.status, refused.code()), (400, "invalid_model"), "responses {name:?}: {:#}", refused.body);
+        let refused = app.patch(&format!("/v1/smiths/{sid}"), &app.admin_token, json!({"model": name})).await;
+        assert_eq!((refused.status, refused.code()), (400, "invalid_model"), "smith {name:?}: {:#}", refused.body);
+        let refused = app.post("/v1/agents", &app.admin_token, json!({"name": "bad", "model": name})).await;
+        assert_eq!((refused.status, refused.code()), (400, "invalid_model"), "agent {name:?}: {:#}", refused.body);
+        let refused = app.post("/v1/agents", &app.admin_token, json!({"name": "bad", "allowed_models": [name]})).await;
+        assert_eq!((refused.status, refused.code()), (400, "invalid_model"), "allowed {name:?}: {:#}", refused.body);
+    }
+    let smith = app.get(&format!("/v1/smiths/{sid}"), &app.admin_token).await.expect(200);
+    assert_eq!(smith.body["effective_config"]["model"], "ingram/offline", "no refused name was stored");
+    let runs_made = app.get(&runs, &app.admin_token).await.expect(200);
+    assert!(runs_made.body["data"].as_array().unwrap().is_empty(), "a refused run was recorded");
+
+    // Slashes and dots inside a segment are ordinary names.
+    for name in ["meta-llama/Llama-3-8B", "gemini-2.5-flash", "provider/model", "x".repeat(256).as_str()] {
+        let patched = app.patch(&format!("/v1/smiths/{sid}"), &app.admin_token, json!({"model": name})).await;
+        assert_eq!(patched.expect(200).body["effective_config"]["model"], name);
+        app.post("/v1/agents", &app.admin_token, json!({"name": "fine", "model": name})).await.expect(201);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_model_name_never_reaches_the_gemini_provider() {
+    let app = TestApp::start().await;
+    let mock = MockServer::start().await;
+    let good_path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent";
+    Mock::given(method("POST")).and(path(good_path)).respond_with(sse(GEMINI_TEXT)).mount(&mock).await;
+    let key = json!({"api_key": API_KEY, "base_url": format!("{}/v1beta", mock.uri())});
+    app.call("PUT", "/v1/tenant/model_keys/gemini", Some(&app.admin_token), Some(key)).await.expect(200);
+    let sid = app.create_smith(&app.admin_token, "gemini").await;
+    let runs = format!("/v1/smiths/{sid}/runs");
+    let mut names = bad_model_names();
+    names.extend(["gemini-x/../../v1beta/models/gemini-2.5-flash".to_owned(), "gemini-x%2F..%2Fadmin".to_owned()]);
+    for name in names {
+        let refused = app.post(&runs, &app.admin_token, json!({"input": hi(), "model": name})).await;
+        assert_eq!((refused.status, refused.code()), (400, "invalid_model"), "{name:?}: {:#}", refused.body);
+    }
+    assert!(mock.received_requests().await.unwrap().is_empty(), "a refused name reached the provider");
+
+    let run = app.post(&runs, &app.admin_token, json!({"input": hi(), "model": "gemini-2.5-flash"})).await.expect(200);
+    assert_eq!(run.body["status"], "completed", "{:#}", run.body);
+    assert_eq!(run.body["output"]["content"], "Hello");
+    let received = mock.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].url.path(), good_path);
+    assert_eq!(received[0].url.query(), Some("alt=sse"));
+}
+
+#[tokio::test]
+async fn creating_a_smith_through_user_needs_smiths_write() {
+    let app = TestApp::start().await;
+    let (_, runner) = tenant_token(&app, Some(&["runs:write"])).await;
+    let chat = |user: &str| json!({"model": "default", "messages": hi(), "user": user});
+    let response = |user: &str| json!({"model": "default", "input": "hi", "user": user});
+
+    app.post(CHAT_PATH, &runner, chat("new_person")).await.expect_error(403, "insufficient_scope");
+    app.post("/v1/responses", &runner, response("new_person")).await.expect_error(403, "insufficient_scope");
+    let listed = app.get("/v1/smiths?external_id=new_person", &app.admin_token).await.expect(200);
+    assert!(listed.body["data"].as_array().unwrap().is_empty(), "a smith was created: {:#}", listed.body);
+    let runs = app.get("/v1/runs", &app.admin_token).await.expect(200);
+    assert!(runs.body["data"].as_array().unwrap().is_empty(), "a run was recorded: {:#}", runs.body);
+
+    // A smith that already exists needs only runs:write.
+    let sid = app.create_smith(&app.admin_token, "existing_person").await;
+    let answered = app.post(CHAT_PATH, &runner, chat("existing_person")).await.expect(200);
+    assert_eq!(answered.body["choices"][0]["message"]["role"], "assistant", "{:#}", answered.body);
+    let answered = app.post("/v1/responses", &runner, response("existing_person")).await.expect(200);
+    assert_eq!(answered.body["status"], "completed", "{:#}", answered.body);
+    let runs = app.get(&format!("/v1/runs?smith_id={sid}"), &app.admin_token).await.expect(200);
+    assert_eq!(runs.body["data"].as_array().unwrap().len(), 2);
+
+    // A token holding smiths:write creates one as before.
+    let (_, creator) = tenant_token(&app, Some(&["runs:write", "smiths:write"])).await;
+    app.post(CHAT_PATH, &creator, chat("new_person")).await.expect(200);
+    let listed = app.get("/v1/smiths?external_id=new_person", &app.admin_token).await.expect(200);
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 1, "{:#}", listed.body);
+}
+
+#[tokio::test]
+async fn a_scoped_token_revokes_only_tokens_within_its_scopes() {
+    let app = TestApp::start().await;
+    let listed = app.get("/v1/tenant/tokens", &app.admin_token).await.expect(200);
+    let admin_id = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| app.admin_token.starts_with(token["preview"].as_str().unwrap().trim_end_matches('…')))
+        .expect("the admin token is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, revoker) = tenant_token(&app, Some(&["tokens:write", "tokens:read"])).await;
+    let (broader_id, broader) = tenant_token(&app, Some(&["tokens:write", "smiths:write"])).await;
+    let (reader_id, reader) = tenant_token(&app, Some(&["tokens:read"])).await;
+
+    // Never an unscoped token: the admin keeps working.
+    app.delete(&format!("/v1/tenant/tokens/{admin_id}"), &revoker).await.expect_error(403, "insufficient_scope");
+    app.get("/v1/smiths", &app.admin_token).await.expect(200);
+    // Never one with a scope it does not hold.
+    app.delete(&format!("/v1/tenant/tokens/{broader_id}"), &revoker).await.expect_error(403, "insufficient_scope");
+    app.post("/v1/smiths", &broader, json!({"external_id": "still-works"})).await.expect(201);
+
+    // A token within its scopes, yes.
+    app.get("/v1/tenant/tokens", &reader).await.expect(200);
+    app.delete(&format!("/v1/tenant/tokens/{reader_id}"), &revoker).await.expect(200);
+    app.get("/v1/tenant/tokens", &reader).await.expect_error(401, "invalid_token");
+
+    // The unscoped token revokes any of its project's.
+    app.delete(&format!("/v1/tenant/tokens/{broader_id}"), &app.admin_token).await.expect(200);
+    app.post("/v1/smiths", &broader, json!({"external_id": "gone"})).await.expect_error(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn external_id_prefixes_match_exactly_without_wildcards_or_case_folding() {
+    let app = TestApp::start().await;
+    let names = ["user_1", "userXb", "USER_2", "50%off", "5000"];
+    let mut smith_of = std::collections::BTreeMap::new();
+    for name in names {
+        let sid = app.create_smith(&app.admin_token, name).await;
+        let run = app.post(&format!("/v1/smiths/{sid}/runs"), &app.admin_token, json!({"input": hi()})).await;
+        assert_eq!(run.expect(200).body["status"], "completed");
+        smith_of.insert(sid, name);
+    }
+    let cases: [(&str, &[&str]); 6] = [
+        ("user_", &["user_1"]),
+        ("USER", &["USER_2"]),
+        ("user", &["userXb", "user_1"]),
+        ("50%25", &["50%off"]),
+        ("%25", &[]),
+        ("_", &[]),
+    ];
+    for (prefix, expected) in cases {
+        let smiths = app.get(&format!("/v1/smiths?external_id_prefix={prefix}"), &app.admin_token).await.expect(200);
+        let mut found: Vec<&str> = smiths.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|smith| smith["external_id"].as_str().unwrap())
+            .collect();
+        found.sort_unstable();
+        assert_eq!(found, expected, "smiths with prefix {prefix}");
+
+        let runs = app.get(&format!("/v1/runs?external_id_prefix={prefix}"), &app.admin_token).await.expect(200);
+        let mut found: Vec<&str> = runs.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| smith_of[run["smith_id"].as_str().unwrap()])
+            .collect();
+        found.sort_unstable();
+        assert_eq!(found, expected, "runs with prefix {prefix}");
     }
 }

@@ -20,6 +20,7 @@ use crate::api::smiths::{CreateSmithRequest, EffectiveConfig, Smith};
 use crate::auth::{Authorized, scopes};
 use crate::domain::smiths::{self, SmithWithAgent, Upserted};
 use crate::domain::turn::{self, TurnInstructions};
+use crate::engine::capacity::Slot;
 use crate::engine::events::StoredEvent;
 use crate::engine::types::{
     FunctionTool, FunctionToolType, InputMessage, MessageContent, RunConfig, RunMode, RunOutput, RunStatus, RunUsage,
@@ -286,12 +287,13 @@ async fn create_chat_completion(
         on_busy: OnBusy::Reject,
         replay_of: None,
     };
+    let slot = request.stream.then(|| state.engine.stream_slot(&caller.project_id)).transpose()?;
     let run = state.engine.create(spec).await?;
     let id = format!("chatcmpl-{}", run.id);
     let created = run.created_at.timestamp();
-    if request.stream {
+    if let Some(slot) = slot {
         let include_usage = request.stream_options.is_some_and(|options| options.include_usage);
-        return stream(&state, &run.id, Framing { id, created, model: model_requested, include_usage }).await;
+        return stream(&state, &run.id, Framing { id, created, model: model_requested, include_usage }, slot).await;
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
     if settled.status != RunStatus::Completed.as_str() {
@@ -416,7 +418,14 @@ pub(crate) fn run_error(error: Option<Value>) -> ApiError {
         ErrorType::InvalidRequestError => StatusCode::BAD_REQUEST,
         ErrorType::ApiError => StatusCode::BAD_GATEWAY,
     };
-    ApiError { status, kind: body.kind, code: body.code.into(), message: body.message, param: body.param }
+    ApiError {
+        status,
+        kind: body.kind,
+        code: body.code.into(),
+        message: body.message,
+        param: body.param,
+        retry_after: None,
+    }
 }
 
 struct Framing {
@@ -454,8 +463,8 @@ impl Framing {
 
 /// Streams the run as OpenAI chunks. A run that fails before its first word answers with the
 /// HTTP error instead, so SDKs raise the matching exception.
-async fn stream(state: &AppState, run_id: &str, framing: Framing) -> ApiResult<Response> {
-    let mut subscription = state.engine.subscribe(run_id, 0).await?;
+async fn stream(state: &AppState, run_id: &str, framing: Framing, slot: Slot) -> ApiResult<Response> {
+    let mut subscription = state.engine.subscribe(run_id, 0).await?.holding(slot);
     let mut first = Vec::new();
     loop {
         let Some(event) = subscription.next().await? else { break };

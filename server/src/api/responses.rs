@@ -22,6 +22,7 @@ use crate::api::smiths::{EffectiveConfig, Smith};
 use crate::auth::{Authorized, Caller, scopes};
 use crate::domain::smiths;
 use crate::domain::turn::{self, TurnInstructions};
+use crate::engine::capacity::Slot;
 use crate::engine::types::{
     ContentPart, FilePart, FunctionDefinition, FunctionTool, FunctionToolType, ImageDetail, ImagePart, InputMessage,
     MessageContent, NamedFunction, NamedToolChoice, RunConfig, RunMode, RunOutput, RunStatus, RunUsage, ToolChoiceMode,
@@ -396,6 +397,7 @@ async fn create_response(
         on_busy: OnBusy::Reject,
         replay_of: None,
     };
+    let slot = request.stream.then(|| state.engine.stream_slot(&caller.project_id)).transpose()?;
     let run = state.engine.create(spec).await?;
     let echo = Echo {
         id: item_id("resp", &run.id),
@@ -410,8 +412,8 @@ async fn create_response(
         previous_response_id: request.previous_response_id,
         store,
     };
-    if request.stream {
-        return stream(&state, echo).await;
+    if let Some(slot) = slot {
+        return stream(&state, echo, slot).await;
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
     if settled.status != RunStatus::Completed.as_str() {
@@ -725,8 +727,8 @@ impl Frames {
 }
 
 /// Streams the response. A run that fails before anything answers with the HTTP error.
-async fn stream(state: &AppState, echo: Echo) -> ApiResult<Response> {
-    let mut subscription = state.engine.subscribe(&echo.run_id, 0).await?;
+async fn stream(state: &AppState, echo: Echo, slot: Slot) -> ApiResult<Response> {
+    let mut subscription = state.engine.subscribe(&echo.run_id, 0).await?.holding(slot);
     let mut first = Vec::new();
     while let Some(event) = subscription.next().await? {
         if event.kind == "run.failed" {

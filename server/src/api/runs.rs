@@ -18,10 +18,12 @@ use crate::AppState;
 use crate::api::extract::{Json, OptionalJson, Path, Query};
 use crate::api::pagination::{PageParams, list_type};
 use crate::api::smiths::{EffectiveConfig, Smith};
+use crate::auth::Caller;
 use crate::auth::{Authorized, scopes};
 use crate::domain::runs::{self, RunFilters};
 use crate::domain::smiths;
 use crate::domain::turn::{self, TurnInstructions};
+use crate::engine::capacity::Slot;
 use crate::engine::types::{
     FunctionTool, InputMessage, RequiredAction, RunConfig, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
 };
@@ -204,6 +206,7 @@ async fn create_run(
 ) -> ApiResult<Response> {
     let smith = Smith::from(smiths::get_with_agent(&state.db, &caller, &sid).await?);
     validate_create(&request)?;
+    let stream = stream_slot(&state, &caller, request.stream)?;
     let instructions = match request.instructions {
         Some(text) => TurnInstructions::Replace(text),
         None => TurnInstructions::Append(Vec::new()),
@@ -233,13 +236,19 @@ async fn create_run(
         replay_of: None,
     };
     let run = state.engine.create(spec).await?;
-    answer(&state, run.id, 0, request.stream).await
+    answer(&state, run.id, 0, stream).await
 }
 
-/// The run's SSE stream, or (synchronously) the run once it finished or paused.
-async fn answer(state: &AppState, run_id: String, after: i32, stream: bool) -> ApiResult<Response> {
-    if stream {
-        return sse(state, &run_id, after).await;
+/// A place among the project's open streams, for a request that asks to stream.
+fn stream_slot(state: &AppState, caller: &Caller, stream: bool) -> ApiResult<Option<Slot>> {
+    stream.then(|| state.engine.stream_slot(&caller.project_id)).transpose()
+}
+
+/// The run's SSE stream (when given a stream slot), or (synchronously) the run once it
+/// finished or paused.
+async fn answer(state: &AppState, run_id: String, after: i32, stream: Option<Slot>) -> ApiResult<Response> {
+    if let Some(slot) = stream {
+        return sse(state, &run_id, after, slot).await;
     }
     let settled = state.engine.wait_settled(&run_id, after).await?;
     Ok(axum::Json(Run::try_from(settled)?).into_response())
@@ -251,8 +260,8 @@ pub const RUN_ID_HEADER: &str = "x-run-id";
 /// first frame resumes from the right place.
 pub const STREAM_AFTER_HEADER: &str = "x-run-stream-after";
 
-async fn sse(state: &AppState, run_id: &str, after: i32) -> ApiResult<Response> {
-    let subscription = state.engine.subscribe(run_id, after).await?;
+async fn sse(state: &AppState, run_id: &str, after: i32, slot: Slot) -> ApiResult<Response> {
+    let subscription = state.engine.subscribe(run_id, after).await?.holding(slot);
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
         match subscription.next().await {
             Ok(Some(event)) => {
@@ -345,7 +354,8 @@ async fn run_events(
             )?
         }
     };
-    sse(&state, &run.id, after).await
+    let slot = state.engine.stream_slot(&caller.project_id)?;
+    sse(&state, &run.id, after, slot).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/submit", tag = "runs",
@@ -359,8 +369,9 @@ async fn submit_tool_outputs(
     Json(request): Json<SubmitToolOutputsRequest>,
 ) -> ApiResult<Response> {
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
+    let stream = stream_slot(&state, &caller, request.stream)?;
     state.engine.submit(&run, request.tool_outputs).await?;
-    answer(&state, run.id, run.last_seq, request.stream).await
+    answer(&state, run.id, run.last_seq, stream).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/replay", tag = "runs",
@@ -387,8 +398,9 @@ async fn replay_run(
         on_busy: OnBusy::Reject,
         replay_of: Some(original.id),
     };
+    let stream = stream_slot(&state, &caller, request.stream)?;
     let run = state.engine.create(spec).await?;
-    answer(&state, run.id, 0, request.stream).await
+    answer(&state, run.id, 0, stream).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/cancel", tag = "runs",

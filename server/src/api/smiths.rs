@@ -319,6 +319,8 @@ async fn delete_smith(
     Path(sid): Path<String>,
 ) -> ApiResult<axum::Json<Deleted>> {
     smiths::delete(&state.db, &caller, &sid).await?;
+    // Its runs stop, and stay readable by the project (GET /v1/runs?smith_id=…).
+    state.engine.cancel_smith_runs(&sid).await?;
     Ok(axum::Json(Deleted::new(sid)))
 }
 

@@ -5,12 +5,15 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::api::pagination::{Page, PageRequest};
 use crate::auth::Caller;
-use crate::domain::smiths;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{fetch_page, run, smith};
 
+/// A run of the caller's project, also once its smith was deleted; a smith token sees only
+/// its own smith's.
 pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str, run_id: &str) -> ApiResult<run::Model> {
-    smiths::get(db, caller, smith_id).await?;
+    if !caller.sees_smith(smith_id) {
+        return Err(ApiError::not_found("run_not_found", "run", run_id));
+    }
     run::Entity::find_by_id(run_id)
         .filter(run::Column::SmithId.eq(smith_id))
         .filter(run::Column::ProjectId.eq(caller.project_id.as_str()))

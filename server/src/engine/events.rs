@@ -235,17 +235,33 @@ pub struct Subscription {
     live: Option<(Arc<LiveRun>, watch::Receiver<u64>)>,
     lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
     done: bool,
+    /// The client stream's place in its project's capacity, if it is one.
+    _slot: Option<super::capacity::Slot>,
 }
 
 impl Subscription {
+    /// Holds `slot` for as long as the subscription lives.
+    pub fn holding(mut self, slot: super::capacity::Slot) -> Self {
+        self._slot = Some(slot);
+        self
+    }
+
     pub async fn new(
         db: DatabaseConnection,
         run_id: String,
         after: i32,
         lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
     ) -> ApiResult<Self> {
-        let mut subscription =
-            Self { db, run_id, last: after, buffer: VecDeque::new(), live: None, lookup_live, done: false };
+        let mut subscription = Self {
+            db,
+            run_id,
+            last: after,
+            buffer: VecDeque::new(),
+            live: None,
+            lookup_live,
+            done: false,
+            _slot: None,
+        };
         if let Some(live) = (subscription.lookup_live)() {
             // What came before this execution of the run is in the database already.
             let mut cursor = after;

@@ -10,6 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Tr
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::capacity::{Slot, SlotKind};
 use super::events::{Emitter, LiveRun};
 use super::types::{
     EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
@@ -29,7 +30,9 @@ use crate::store::{file, now, run};
 /// Earlier runs of a thread the model sees, at most.
 const HISTORY_RUNS: u64 = 50;
 const PROVIDER_ATTEMPTS: u32 = 3;
-const ENQUEUE_POLL: Duration = Duration::from_millis(50);
+/// How often a queued run looks for a thread released on another replica; one released
+/// on this replica wakes it at once.
+const ENQUEUE_POLL: Duration = Duration::from_secs(1);
 
 /// How an execution ended, before it is recorded.
 enum Outcome {
@@ -50,26 +53,57 @@ enum Outcome {
 }
 
 /// Executes `current` (the run's row as it was written when it was started) and records how it ended.
+/// `slot` is the run's place in its project's capacity, held until the end is recorded.
 pub(super) async fn run(
     engine: &Engine,
     current: run::Model,
     known: Known,
     live: &std::sync::Arc<LiveRun>,
     reserved: i32,
+    mut slot: Slot,
 ) {
     let run_id = current.id.clone();
+    let (smith_id, thread_id) = (current.smith_id.clone(), current.thread_id.clone());
     // Nothing else writes the transcript while the run executes.
     let transcript = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
     let mut emitter = Emitter::new(run_id.clone(), live.clone(), reserved);
     let mut cancel = live.cancel.subscribe();
-    let outcome = match execute(engine, current, known, &mut emitter, &mut cancel).await {
+    let mut clock =
+        WorkClock { worked_before: Duration::from_millis(u64::try_from(current.worked_ms).unwrap_or(0)), since: None };
+    let outcome = match execute(engine, current, known, &mut emitter, &mut cancel, &mut slot, &mut clock).await {
         Ok(outcome) => outcome,
         Err(err) => Outcome::Failed(err.envelope().error),
     };
-    if let Err(err) = record(engine, &run_id, transcript, &mut emitter, outcome).await {
+    match record(engine, &run_id, transcript, &mut emitter, outcome, clock.worked()).await {
+        Ok(true) => engine.thread_released(&smith_id, &thread_id),
+        Ok(false) => {}
         // The lease lapses and the sweeper fails the run with run_interrupted.
-        tracing::error!(run_id, code = %err.code, "could not record the end of a run");
+        Err(err) => tracing::error!(run_id, code = %err.code, "could not record the end of a run"),
     }
+}
+
+/// A run's working time: what earlier executions used, and since when this one works.
+/// Waiting for the thread and pauses for client tools do not count.
+struct WorkClock {
+    worked_before: Duration,
+    since: Option<tokio::time::Instant>,
+}
+
+impl WorkClock {
+    fn worked(&self) -> Duration {
+        self.worked_before + self.since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+}
+
+fn deadline_exceeded(deadline: Duration) -> ErrorBody {
+    ApiError::new(
+        axum::http::StatusCode::GATEWAY_TIMEOUT,
+        ErrorType::ApiError,
+        "run_deadline_exceeded",
+        format!("The run worked longer than its deadline of {} s.", deadline.as_secs()),
+    )
+    .envelope()
+    .error
 }
 
 fn cancelled(cancel: &watch::Receiver<bool>) -> bool {
@@ -82,24 +116,55 @@ async fn execute(
     known: Known,
     emitter: &mut Emitter,
     cancel: &mut watch::Receiver<bool>,
+    slot: &mut Slot,
+    clock: &mut WorkClock,
 ) -> ApiResult<Outcome> {
-    let db = engine.db();
     // `current` is read again while the run waits for its thread.
-    let id = current.id.clone();
-    let run_id = id.as_str();
     while current.active_thread_id.is_none() {
         if cancelled(cancel) || current.cancel_requested {
             return Ok(Outcome::Cancelled);
         }
+        // Armed before the attempt, so a release between the two is not missed.
+        let released = engine.thread_release(&current.smith_id, &current.thread_id);
+        let notified = released.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         if claim_thread(engine, &current).await? {
             break;
         }
-        tokio::time::sleep(ENQUEUE_POLL).await;
-        current = run::Entity::find_by_id(run_id)
-            .one(db)
+        // Released here, the run wakes at once; released on another replica, the poll finds it.
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep(ENQUEUE_POLL) => {}
+            _ = cancel.changed() => return Ok(Outcome::Cancelled),
+        }
+        current = run::Entity::find_by_id(current.id.as_str())
+            .one(engine.db())
             .await?
             .ok_or_else(|| ApiError::internal("A started run vanished."))?;
     }
+    if slot.kind() == SlotKind::QueuedRun {
+        *slot = engine.inner.capacity.admit(&current.project_id, SlotKind::ActiveRun);
+    }
+    clock.since = Some(tokio::time::Instant::now());
+    let deadline = engine.inner.settings.run_deadline;
+    let remaining = deadline.saturating_sub(clock.worked_before);
+    match tokio::time::timeout(remaining, work(engine, current, known, emitter, cancel)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Ok(Outcome::Failed(deadline_exceeded(deadline))),
+    }
+}
+
+async fn work(
+    engine: &Engine,
+    current: run::Model,
+    known: Known,
+    emitter: &mut Emitter,
+    cancel: &mut watch::Receiver<bool>,
+) -> ApiResult<Outcome> {
+    let db = engine.db();
+    let id = current.id.clone();
+    let run_id = id.as_str();
     let config: RunConfig =
         serde_json::from_value(current.config.clone()).map_err(|_| ApiError::internal("A run's config is corrupt."))?;
     let model = resolve(&config.model);
@@ -348,14 +413,15 @@ fn provider_error(err: &ProviderError) -> ErrorBody {
 }
 
 /// Writes how the execution ended: the run's row and its closing event, in one transaction.
-/// `transcript` is the run's before this execution.
+/// `transcript` is the run's before this execution. True when the run released its thread.
 async fn record(
     engine: &Engine,
     run_id: &str,
     mut transcript: Vec<Message>,
     emitter: &mut Emitter,
     outcome: Outcome,
-) -> ApiResult<()> {
+    worked: Duration,
+) -> ApiResult<bool> {
     let txn = engine.db().begin().await?;
     let v = EVENT_VERSION;
     let run_id_owned = run_id.to_owned();
@@ -404,6 +470,7 @@ async fn record(
         .col_expr(run::Column::Status, Expr::value(status.as_str()))
         .col_expr(run::Column::Transcript, Expr::value(json!(transcript)))
         .col_expr(run::Column::LastSeq, Expr::value(emitter.last_seq()))
+        .col_expr(run::Column::WorkedMs, Expr::value(i64::try_from(worked.as_millis()).unwrap_or(i64::MAX)))
         .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(run::Column::LeaseUntil, Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None));
     if status.is_terminal() {
@@ -420,10 +487,10 @@ async fn record(
         .await?;
     let Some(settled) = recorded.into_iter().next() else {
         tracing::warn!(run_id, "the run was taken over after its lease lapsed; its outcome is dropped");
-        return Ok(());
+        return Ok(false);
     };
     emitter.flush(&txn).await?;
     txn.commit().await?;
     emitter.settle(settled, closing);
-    Ok(())
+    Ok(status.is_terminal())
 }

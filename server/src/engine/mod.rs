@@ -5,13 +5,16 @@
 //! - A replica claims the runs it executes with a lease it renews; a run whose lease lapsed
 //!   (its replica died) is failed with `run_interrupted` by whichever replica sweeps first.
 
+pub mod capacity;
 pub mod events;
 mod execute;
 pub mod types;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -20,6 +23,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use self::capacity::{Capacity, Slot, SlotKind};
 use self::events::{LiveRun, SEQ_RESERVATION, Subscription, append_stored};
 use self::types::{
     EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
@@ -83,6 +87,9 @@ struct Inner {
     /// This replica's name in run leases.
     instance: String,
     live: Mutex<HashMap<String, Arc<LiveRun>>>,
+    capacity: Arc<Capacity>,
+    /// Queued runs waiting here for a thread, woken when a run here releases it.
+    thread_releases: Mutex<HashMap<(String, String), Arc<Notify>>>,
 }
 
 /// What the code starting a run already found out, so that its task does not read it again.
@@ -134,6 +141,7 @@ impl Engine {
             .expect("an HTTP client with default TLS");
         let offline = Offline { token_delay: settings.offline_token_delay };
         let egress = Egress::new(settings.egress.clone());
+        let capacity = Capacity::new(settings.capacity);
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -143,6 +151,8 @@ impl Engine {
                 offline,
                 instance: format!("replica_{}", ulid::Ulid::new().to_string().to_lowercase()),
                 live: Mutex::new(HashMap::new()),
+                capacity,
+                thread_releases: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -161,6 +171,21 @@ impl Engine {
         self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
     }
 
+    /// What a queued run waits on for its thread to be released on this replica.
+    fn thread_release(&self, smith_id: &str, thread_id: &str) -> Arc<Notify> {
+        let mut waiting = self.inner.thread_releases.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.entry((smith_id.to_owned(), thread_id.to_owned())).or_default().clone()
+    }
+
+    /// Wakes the runs queued here behind this thread.
+    fn thread_released(&self, smith_id: &str, thread_id: &str) {
+        let key = (smith_id.to_owned(), thread_id.to_owned());
+        let released = self.inner.thread_releases.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        if let Some(released) = released {
+            released.notify_waiters();
+        }
+    }
+
     fn lease_until(&self) -> chrono::DateTime<chrono::Utc> {
         now() + chrono::Duration::from_std(self.inner.settings.run_lease).unwrap_or_default()
     }
@@ -171,6 +196,8 @@ impl Engine {
         let db = &self.inner.db;
         // The name reaches provider URLs: refused before any upstream call, whatever set it.
         crate::domain::agents::validate::model(&spec.config.model)?;
+        let kind = if spec.on_busy == OnBusy::Enqueue { SlotKind::QueuedRun } else { SlotKind::ActiveRun };
+        let slot = self.inner.capacity.acquire(&spec.project_id, kind)?;
         let endpoint = self.endpoint(&spec.project_id, resolve(&spec.config.model).provider).await?;
         let new_thread = spec.thread_id.is_none();
         let thread_id = spec.thread_id.clone().unwrap_or_else(|| new_id(IdKind::Thread));
@@ -188,7 +215,7 @@ impl Engine {
         } else {
             insert_run(db, self.new_row(spec, thread_id)).await?
         };
-        self.start(run.clone(), 1, SEQ_RESERVATION, Known { endpoint: Some(endpoint), new_thread });
+        self.start(run.clone(), 1, SEQ_RESERVATION, Known { endpoint: Some(endpoint), new_thread }, slot);
         Ok(run)
     }
 
@@ -255,6 +282,7 @@ impl Engine {
             lease_owner: Set(Some(self.inner.instance.clone())),
             lease_until: Set(Some(self.lease_until())),
             last_seq: Set(SEQ_RESERVATION),
+            worked_ms: Set(0),
             created_at: Set(at),
             started_at: Set((spec.on_busy != OnBusy::Enqueue).then_some(at)),
             completed_at: Set(None),
@@ -264,14 +292,14 @@ impl Engine {
 
     /// Executes the run, as its row now stands, in its own task; `reserved` is the sequence
     /// number the row reserves through.
-    fn start(&self, run: run::Model, first_seq: i32, reserved: i32, known: Known) {
+    fn start(&self, run: run::Model, first_seq: i32, reserved: i32, known: Known, slot: Slot) {
         let live = self.register(&run.id, first_seq);
         let engine = self.clone();
         tokio::spawn(async move {
             // Unregistering on drop covers a panicking task too, so subscribers never wait on
             // a log nobody writes, and the lease stops being renewed.
             let _registered = Registered { engine: engine.clone(), run_id: run.id.clone(), live: live.clone() };
-            execute::run(&engine, run, known, &live, reserved).await;
+            execute::run(&engine, run, known, &live, reserved, slot).await;
         });
     }
 
@@ -319,6 +347,7 @@ impl Engine {
                     .exec(&txn)
                     .await?;
                 txn.commit().await?;
+                self.thread_released(&current.smith_id, &current.thread_id);
                 return self.reload(&current.id).await;
             }
             drop(txn);
@@ -354,6 +383,7 @@ impl Engine {
         if current.status != RunStatus::RequiresAction.as_str() {
             return Err(not_waiting());
         }
+        let slot = self.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)?;
         let action: RequiredAction = current
             .required_action
             .clone()
@@ -418,8 +448,14 @@ impl Engine {
             // Another submit or a cancel got there first.
             return Err(not_waiting());
         }
-        self.start(resumed, current.last_seq + 1, current.last_seq + SEQ_RESERVATION, Known::default());
+        self.start(resumed, current.last_seq + 1, current.last_seq + SEQ_RESERVATION, Known::default(), slot);
         Ok(())
+    }
+
+    /// A place for one open event stream of the project, taken before the run it follows is
+    /// started, so a refused stream starts nothing.
+    pub fn stream_slot(&self, project_id: &str) -> ApiResult<Slot> {
+        self.inner.capacity.acquire(project_id, SlotKind::Stream)
     }
 
     pub async fn subscribe(&self, run_id: &str, after: i32) -> ApiResult<Subscription> {
@@ -494,12 +530,15 @@ impl Engine {
             .all(db)
             .await?;
         for run in lapsed {
-            self.fail_interrupted(&run.id, run.last_seq).await?;
+            if self.fail_interrupted(&run.id, run.last_seq).await? {
+                self.thread_released(&run.smith_id, &run.thread_id);
+            }
         }
         Ok(())
     }
 
-    async fn fail_interrupted(&self, run_id: &str, reserved: i32) -> ApiResult<()> {
+    /// True when this call failed the run (and so released its thread).
+    async fn fail_interrupted(&self, run_id: &str, reserved: i32) -> ApiResult<bool> {
         let error = ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::ApiError,
@@ -521,7 +560,8 @@ impl Engine {
             .filter(run::Column::LeaseUntil.lt(now()))
             .exec(&txn)
             .await?;
-        if failed.rows_affected == 1 {
+        let released = failed.rows_affected == 1;
+        if released {
             let event = RunEventData::Failed(RunFailedEvent { v: EVENT_VERSION, run_id: run_id.to_owned(), error });
             let seq = append_stored(&txn, run_id, reserved, &event).await?;
             run::Entity::update_many()
@@ -532,6 +572,39 @@ impl Engine {
             tracing::warn!(run_id, "failed a run whose replica stopped");
         }
         txn.commit().await?;
+        Ok(released)
+    }
+
+    /// Stops every run of a smith being deleted: queued, paused and running ones. Running runs
+    /// stop on their own once they see the request; nothing waits for them here.
+    pub async fn cancel_smith_runs(&self, smith_id: &str) -> ApiResult<()> {
+        let active = run::Entity::find()
+            .filter(run::Column::SmithId.eq(smith_id))
+            .filter(run::Column::Status.is_in([
+                RunStatus::Queued.as_str(),
+                RunStatus::Running.as_str(),
+                RunStatus::RequiresAction.as_str(),
+            ]))
+            .all(&self.inner.db)
+            .await?;
+        for run in active {
+            if run.status == RunStatus::RequiresAction.as_str() {
+                match self.cancel(&run).await {
+                    Ok(_) => {}
+                    Err(err) if err.code == "run_not_active" => {}
+                    Err(err) => return Err(err),
+                }
+                continue;
+            }
+            run::Entity::update_many()
+                .col_expr(run::Column::CancelRequested, Expr::value(true))
+                .filter(run::Column::Id.eq(run.id.as_str()))
+                .exec(&self.inner.db)
+                .await?;
+            if let Some(live) = self.live(&run.id) {
+                live.cancel.send_replace(true);
+            }
+        }
         Ok(())
     }
 

@@ -31,6 +31,8 @@ pub struct Model {
     pub lease_until: Option<DateTimeUtc>,
     /// The sequence number of the run's last persisted event.
     pub last_seq: i32,
+    /// Working time of the run's executions so far, pauses not counted (its deadline's budget).
+    pub worked_ms: i64,
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub completed_at: Option<DateTimeUtc>,

@@ -248,12 +248,16 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub max_tokens: ::std::option::Option<i32>,
         pub messages: ::std::vec::Vec<ChatMessage>,
+        ///Up to 16 string pairs of your own: keys up to 64 characters, values up to 512.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metadata: ::std::option::Option<
-            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+            ::std::collections::HashMap<
+                ::std::string::String,
+                ChatCompletionRequestMetadataValue,
+            >,
         >,
         ///The model for this call (the smith's inference model is overridden); `default` keeps the smith's.
-        pub model: ::std::string::String,
+        pub model: ChatCompletionRequestModel,
         ///Only 1 is supported.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub n: ::std::option::Option<i32>,
@@ -269,11 +273,175 @@ pub mod types {
         pub tools: ::std::option::Option<::std::vec::Vec<FunctionTool>>,
         ///With a tenant-admin token: the external_id of the smith (on the project's default agent).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub user: ::std::option::Option<::std::string::String>,
+        pub user: ::std::option::Option<ChatCompletionRequestUser>,
     }
     impl ChatCompletionRequest {
         pub fn builder() -> builder::ChatCompletionRequest {
             Default::default()
+        }
+    }
+    ///`ChatCompletionRequestMetadataValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ChatCompletionRequestMetadataValue(::std::string::String);
+    impl ::std::ops::Deref for ChatCompletionRequestMetadataValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ChatCompletionRequestMetadataValue>
+    for ::std::string::String {
+        fn from(value: ChatCompletionRequestMetadataValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ChatCompletionRequestMetadataValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatCompletionRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ChatCompletionRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ChatCompletionRequestMetadataValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The model for this call (the smith's inference model is overridden); `default` keeps the smith's.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ChatCompletionRequestModel(::std::string::String);
+    impl ::std::ops::Deref for ChatCompletionRequestModel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ChatCompletionRequestModel> for ::std::string::String {
+        fn from(value: ChatCompletionRequestModel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ChatCompletionRequestModel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatCompletionRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatCompletionRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ChatCompletionRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///With a tenant-admin token: the external_id of the smith (on the project's default agent).
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ChatCompletionRequestUser(::std::string::String);
+    impl ::std::ops::Deref for ChatCompletionRequestUser {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ChatCompletionRequestUser> for ::std::string::String {
+        fn from(value: ChatCompletionRequestUser) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ChatCompletionRequestUser {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ChatCompletionRequestUser {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ChatCompletionRequestUser {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ChatCompletionRequestUser {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`ChatDelta`
@@ -583,17 +751,183 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub instructions: ::std::option::Option<::std::string::String>,
+        pub instructions: ::std::option::Option<CreateAgentRequestInstructions>,
         ///Defaults to the built-in offline model `ingram/offline`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub model: ::std::option::Option<::std::string::String>,
-        pub name: ::std::string::String,
+        pub model: ::std::option::Option<CreateAgentRequestModel>,
+        pub name: CreateAgentRequestName,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
     impl CreateAgentRequest {
         pub fn builder() -> builder::CreateAgentRequest {
             Default::default()
+        }
+    }
+    ///`CreateAgentRequestInstructions`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateAgentRequestInstructions(::std::string::String);
+    impl ::std::ops::Deref for CreateAgentRequestInstructions {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateAgentRequestInstructions> for ::std::string::String {
+        fn from(value: CreateAgentRequestInstructions) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateAgentRequestInstructions {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 262144usize {
+                return Err("longer than 262144 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateAgentRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateAgentRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateAgentRequestInstructions {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Defaults to the built-in offline model `ingram/offline`.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateAgentRequestModel(::std::string::String);
+    impl ::std::ops::Deref for CreateAgentRequestModel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateAgentRequestModel> for ::std::string::String {
+        fn from(value: CreateAgentRequestModel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateAgentRequestModel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateAgentRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateAgentRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateAgentRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateAgentRequestName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateAgentRequestName(::std::string::String);
+    impl ::std::ops::Deref for CreateAgentRequestName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateAgentRequestName> for ::std::string::String {
+        fn from(value: CreateAgentRequestName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateAgentRequestName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 200usize {
+                return Err("longer than 200 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateAgentRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateAgentRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateAgentRequestName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`CreateChatCompletionIcApiVersion`
@@ -1069,15 +1403,19 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         pub input: ResponseInput,
         ///Added to the smith's instructions for this response only (not carried over).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub instructions: ::std::option::Option<::std::string::String>,
+        pub instructions: ::std::option::Option<CreateResponseRequestInstructions>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub max_output_tokens: ::std::option::Option<i32>,
+        ///Up to 16 string pairs of your own: keys up to 64 characters, values up to 512.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metadata: ::std::option::Option<
-            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+            ::std::collections::HashMap<
+                ::std::string::String,
+                CreateResponseRequestMetadataValue,
+            >,
         >,
         ///The model for this response; `default` keeps the smith's.
-        pub model: ::std::string::String,
+        pub model: CreateResponseRequestModel,
         ///Continue from this response (its thread); cannot be combined with `conversation`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub previous_response_id: ::std::option::Option<::std::string::String>,
@@ -1094,11 +1432,231 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         pub tools: ::std::option::Option<::std::vec::Vec<ResponseFunctionTool>>,
         ///With a tenant-admin token: the external_id of the smith.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub user: ::std::option::Option<::std::string::String>,
+        pub user: ::std::option::Option<CreateResponseRequestUser>,
     }
     impl CreateResponseRequest {
         pub fn builder() -> builder::CreateResponseRequest {
             Default::default()
+        }
+    }
+    ///Added to the smith's instructions for this response only (not carried over).
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateResponseRequestInstructions(::std::string::String);
+    impl ::std::ops::Deref for CreateResponseRequestInstructions {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateResponseRequestInstructions>
+    for ::std::string::String {
+        fn from(value: CreateResponseRequestInstructions) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateResponseRequestInstructions {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 262144usize {
+                return Err("longer than 262144 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateResponseRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateResponseRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateResponseRequestInstructions {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateResponseRequestMetadataValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateResponseRequestMetadataValue(::std::string::String);
+    impl ::std::ops::Deref for CreateResponseRequestMetadataValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateResponseRequestMetadataValue>
+    for ::std::string::String {
+        fn from(value: CreateResponseRequestMetadataValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateResponseRequestMetadataValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateResponseRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateResponseRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateResponseRequestMetadataValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The model for this response; `default` keeps the smith's.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateResponseRequestModel(::std::string::String);
+    impl ::std::ops::Deref for CreateResponseRequestModel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateResponseRequestModel> for ::std::string::String {
+        fn from(value: CreateResponseRequestModel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateResponseRequestModel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateResponseRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateResponseRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateResponseRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///With a tenant-admin token: the external_id of the smith.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateResponseRequestUser(::std::string::String);
+    impl ::std::ops::Deref for CreateResponseRequestUser {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateResponseRequestUser> for ::std::string::String {
+        fn from(value: CreateResponseRequestUser) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateResponseRequestUser {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateResponseRequestUser {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateResponseRequestUser {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateResponseRequestUser {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`CreateRunIcApiVersion`
@@ -1219,9 +1777,13 @@ by `file_id` (`GET /v1/files/{fid}`).*/
 smith token they are added after them (a browser never removes the design).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<CreateRunRequestInstructions>,
+        ///Up to 16 string pairs of your own: keys up to 64 characters, values up to 512.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metadata: ::std::option::Option<
-            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+            ::std::collections::HashMap<
+                ::std::string::String,
+                CreateRunRequestMetadataValue,
+            >,
         >,
         ///Overrides the model for this run, within the smith's `allowed_models` when set.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1233,7 +1795,7 @@ smith token they are added after them (a browser never removes the design).*/
         pub stream: ::std::option::Option<bool>,
         ///Your own thread id, or a `thr_` id from an earlier run; a new thread when absent.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub thread_id: ::std::option::Option<::std::string::String>,
+        pub thread_id: ::std::option::Option<CreateRunRequestThreadId>,
         ///Client-side functions: the run pauses with `requires_action` when the model calls one.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<FunctionTool>>,
@@ -1299,6 +1861,61 @@ smith token they are added after them (a browser never removes the design).*/
                 })
         }
     }
+    ///`CreateRunRequestMetadataValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateRunRequestMetadataValue(::std::string::String);
+    impl ::std::ops::Deref for CreateRunRequestMetadataValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateRunRequestMetadataValue> for ::std::string::String {
+        fn from(value: CreateRunRequestMetadataValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateRunRequestMetadataValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateRunRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateRunRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateRunRequestMetadataValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///Overrides the model for this run, within the smith's `allowed_models` when set.
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
@@ -1342,6 +1959,60 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for CreateRunRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Your own thread id, or a `thr_` id from an earlier run; a new thread when absent.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateRunRequestThreadId(::std::string::String);
+    impl ::std::ops::Deref for CreateRunRequestThreadId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateRunRequestThreadId> for ::std::string::String {
+        fn from(value: CreateRunRequestThreadId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateRunRequestThreadId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 128usize {
+                return Err("longer than 128 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateRunRequestThreadId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateRunRequestThreadId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateRunRequestThreadId {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -1477,22 +2148,25 @@ smith token they are added after them (a browser never removes the design).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub customer_id: ::std::option::Option<::std::string::String>,
+        pub customer_id: ::std::option::Option<CreateSmithRequestCustomerId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub display_name: ::std::option::Option<::std::string::String>,
+        pub display_name: ::std::option::Option<CreateSmithRequestDisplayName>,
         ///Your own id for the end-user; with the agent it keys the smith.
-        pub external_id: ::std::string::String,
+        pub external_id: CreateSmithRequestExternalId,
         ///Overrides the agent's instructions for this smith.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub instructions: ::std::option::Option<::std::string::String>,
-        ///Up to 16 string pairs of your own.
+        pub instructions: ::std::option::Option<CreateSmithRequestInstructions>,
+        ///Up to 16 string pairs of your own: keys up to 64 characters, values up to 512.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metadata: ::std::option::Option<
-            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+            ::std::collections::HashMap<
+                ::std::string::String,
+                CreateSmithRequestMetadataValue,
+            >,
         >,
         ///Overrides the agent's model for this smith.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub model: ::std::option::Option<::std::string::String>,
+        pub model: ::std::option::Option<CreateSmithRequestModel>,
         ///Overrides the agent's tools for this smith.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
@@ -1500,6 +2174,339 @@ smith token they are added after them (a browser never removes the design).*/
     impl CreateSmithRequest {
         pub fn builder() -> builder::CreateSmithRequest {
             Default::default()
+        }
+    }
+    ///`CreateSmithRequestCustomerId`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateSmithRequestCustomerId(::std::string::String);
+    impl ::std::ops::Deref for CreateSmithRequestCustomerId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateSmithRequestCustomerId> for ::std::string::String {
+        fn from(value: CreateSmithRequestCustomerId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateSmithRequestCustomerId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateSmithRequestCustomerId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateSmithRequestCustomerId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateSmithRequestCustomerId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateSmithRequestDisplayName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateSmithRequestDisplayName(::std::string::String);
+    impl ::std::ops::Deref for CreateSmithRequestDisplayName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateSmithRequestDisplayName> for ::std::string::String {
+        fn from(value: CreateSmithRequestDisplayName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateSmithRequestDisplayName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateSmithRequestDisplayName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateSmithRequestDisplayName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateSmithRequestDisplayName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Your own id for the end-user; with the agent it keys the smith.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateSmithRequestExternalId(::std::string::String);
+    impl ::std::ops::Deref for CreateSmithRequestExternalId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateSmithRequestExternalId> for ::std::string::String {
+        fn from(value: CreateSmithRequestExternalId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateSmithRequestExternalId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateSmithRequestExternalId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateSmithRequestExternalId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateSmithRequestExternalId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Overrides the agent's instructions for this smith.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateSmithRequestInstructions(::std::string::String);
+    impl ::std::ops::Deref for CreateSmithRequestInstructions {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateSmithRequestInstructions> for ::std::string::String {
+        fn from(value: CreateSmithRequestInstructions) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateSmithRequestInstructions {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 262144usize {
+                return Err("longer than 262144 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateSmithRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateSmithRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateSmithRequestInstructions {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateSmithRequestMetadataValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateSmithRequestMetadataValue(::std::string::String);
+    impl ::std::ops::Deref for CreateSmithRequestMetadataValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateSmithRequestMetadataValue>
+    for ::std::string::String {
+        fn from(value: CreateSmithRequestMetadataValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateSmithRequestMetadataValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateSmithRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateSmithRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateSmithRequestMetadataValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Overrides the agent's model for this smith.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateSmithRequestModel(::std::string::String);
+    impl ::std::ops::Deref for CreateSmithRequestModel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateSmithRequestModel> for ::std::string::String {
+        fn from(value: CreateSmithRequestModel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateSmithRequestModel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateSmithRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateSmithRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateSmithRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`CreateTokenIcApiVersion`
@@ -1616,7 +2623,7 @@ smith token they are added after them (a browser never removes the design).*/
     pub struct CreateTokenRequest {
         pub kind: TokenKind,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub name: ::std::option::Option<::std::string::String>,
+        pub name: ::std::option::Option<CreateTokenRequestName>,
         ///Restrict the token to these scopes; they must be a subset of the caller's own.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub scopes: ::std::option::Option<::std::vec::Vec<Scope>>,
@@ -1627,6 +2634,60 @@ smith token they are added after them (a browser never removes the design).*/
     impl CreateTokenRequest {
         pub fn builder() -> builder::CreateTokenRequest {
             Default::default()
+        }
+    }
+    ///`CreateTokenRequestName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateTokenRequestName(::std::string::String);
+    impl ::std::ops::Deref for CreateTokenRequestName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateTokenRequestName> for ::std::string::String {
+        fn from(value: CreateTokenRequestName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateTokenRequestName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 200usize {
+                return Err("longer than 200 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateTokenRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateTokenRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateTokenRequestName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`DeleteAgentIcApiVersion`
@@ -2114,8 +3175,8 @@ smith token they are added after them (a browser never removes the design).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct FunctionDefinition {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub description: ::std::option::Option<::std::string::String>,
-        pub name: ::std::string::String,
+        pub description: ::std::option::Option<FunctionDefinitionDescription>,
+        pub name: FunctionDefinitionName,
         ///JSON Schema of the arguments object.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub parameters: ::std::option::Option<
@@ -2125,6 +3186,118 @@ smith token they are added after them (a browser never removes the design).*/
     impl FunctionDefinition {
         pub fn builder() -> builder::FunctionDefinition {
             Default::default()
+        }
+    }
+    ///`FunctionDefinitionDescription`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FunctionDefinitionDescription(::std::string::String);
+    impl ::std::ops::Deref for FunctionDefinitionDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FunctionDefinitionDescription> for ::std::string::String {
+        fn from(value: FunctionDefinitionDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FunctionDefinitionDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 4096usize {
+                return Err("longer than 4096 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FunctionDefinitionDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for FunctionDefinitionDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FunctionDefinitionDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`FunctionDefinitionName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct FunctionDefinitionName(::std::string::String);
+    impl ::std::ops::Deref for FunctionDefinitionName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FunctionDefinitionName> for ::std::string::String {
+        fn from(value: FunctionDefinitionName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FunctionDefinitionName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FunctionDefinitionName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FunctionDefinitionName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FunctionDefinitionName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///A client-side tool in the OpenAI chat shape: the run pauses when the model calls it.
@@ -5380,17 +6553,180 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub instructions: ::std::option::Option<::std::string::String>,
+        pub instructions: ::std::option::Option<UpdateAgentRequestInstructions>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub model: ::std::option::Option<::std::string::String>,
+        pub model: ::std::option::Option<UpdateAgentRequestModel>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub name: ::std::option::Option<::std::string::String>,
+        pub name: ::std::option::Option<UpdateAgentRequestName>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
     impl UpdateAgentRequest {
         pub fn builder() -> builder::UpdateAgentRequest {
             Default::default()
+        }
+    }
+    ///`UpdateAgentRequestInstructions`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateAgentRequestInstructions(::std::string::String);
+    impl ::std::ops::Deref for UpdateAgentRequestInstructions {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateAgentRequestInstructions> for ::std::string::String {
+        fn from(value: UpdateAgentRequestInstructions) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateAgentRequestInstructions {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 262144usize {
+                return Err("longer than 262144 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateAgentRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateAgentRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateAgentRequestInstructions {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateAgentRequestModel`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateAgentRequestModel(::std::string::String);
+    impl ::std::ops::Deref for UpdateAgentRequestModel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateAgentRequestModel> for ::std::string::String {
+        fn from(value: UpdateAgentRequestModel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateAgentRequestModel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateAgentRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateAgentRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateAgentRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateAgentRequestName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateAgentRequestName(::std::string::String);
+    impl ::std::ops::Deref for UpdateAgentRequestName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateAgentRequestName> for ::std::string::String {
+        fn from(value: UpdateAgentRequestName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateAgentRequestName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 200usize {
+                return Err("longer than 200 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateAgentRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateAgentRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateAgentRequestName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`UpdateSmithIcApiVersion`
@@ -5459,23 +6795,302 @@ and `null` removes it, so the agent's value applies again.*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub customer_id: ::std::option::Option<::std::string::String>,
+        pub customer_id: ::std::option::Option<UpdateSmithRequestCustomerId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub display_name: ::std::option::Option<::std::string::String>,
+        pub display_name: ::std::option::Option<UpdateSmithRequestDisplayName>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub instructions: ::std::option::Option<::std::string::String>,
+        pub instructions: ::std::option::Option<UpdateSmithRequestInstructions>,
+        ///Up to 16 string pairs of your own: keys up to 64 characters, values up to 512.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metadata: ::std::option::Option<
-            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+            ::std::collections::HashMap<
+                ::std::string::String,
+                UpdateSmithRequestMetadataValue,
+            >,
         >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub model: ::std::option::Option<::std::string::String>,
+        pub model: ::std::option::Option<UpdateSmithRequestModel>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
     impl UpdateSmithRequest {
         pub fn builder() -> builder::UpdateSmithRequest {
             Default::default()
+        }
+    }
+    ///`UpdateSmithRequestCustomerId`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateSmithRequestCustomerId(::std::string::String);
+    impl ::std::ops::Deref for UpdateSmithRequestCustomerId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateSmithRequestCustomerId> for ::std::string::String {
+        fn from(value: UpdateSmithRequestCustomerId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateSmithRequestCustomerId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateSmithRequestCustomerId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateSmithRequestCustomerId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateSmithRequestCustomerId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateSmithRequestDisplayName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateSmithRequestDisplayName(::std::string::String);
+    impl ::std::ops::Deref for UpdateSmithRequestDisplayName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateSmithRequestDisplayName> for ::std::string::String {
+        fn from(value: UpdateSmithRequestDisplayName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateSmithRequestDisplayName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateSmithRequestDisplayName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateSmithRequestDisplayName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateSmithRequestDisplayName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateSmithRequestInstructions`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateSmithRequestInstructions(::std::string::String);
+    impl ::std::ops::Deref for UpdateSmithRequestInstructions {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateSmithRequestInstructions> for ::std::string::String {
+        fn from(value: UpdateSmithRequestInstructions) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateSmithRequestInstructions {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 262144usize {
+                return Err("longer than 262144 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateSmithRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateSmithRequestInstructions {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateSmithRequestInstructions {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateSmithRequestMetadataValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateSmithRequestMetadataValue(::std::string::String);
+    impl ::std::ops::Deref for UpdateSmithRequestMetadataValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateSmithRequestMetadataValue>
+    for ::std::string::String {
+        fn from(value: UpdateSmithRequestMetadataValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateSmithRequestMetadataValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateSmithRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateSmithRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateSmithRequestMetadataValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateSmithRequestModel`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateSmithRequestModel(::std::string::String);
+    impl ::std::ops::Deref for UpdateSmithRequestModel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateSmithRequestModel> for ::std::string::String {
+        fn from(value: UpdateSmithRequestModel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateSmithRequestModel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateSmithRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateSmithRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateSmithRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     /// Types for composing complex structures.
@@ -6373,12 +7988,15 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<
                     ::std::collections::HashMap<
                         ::std::string::String,
-                        ::std::string::String,
+                        super::ChatCompletionRequestMetadataValue,
                     >,
                 >,
                 ::std::string::String,
             >,
-            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            model: ::std::result::Result<
+                super::ChatCompletionRequestModel,
+                ::std::string::String,
+            >,
             n: ::std::result::Result<::std::option::Option<i32>, ::std::string::String>,
             stream: ::std::result::Result<
                 ::std::option::Option<bool>,
@@ -6401,7 +8019,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             user: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::ChatCompletionRequestUser>,
                 ::std::string::String,
             >,
         }
@@ -6468,7 +8086,7 @@ and `null` removes it, so the agent's value applies again.*/
                     ::std::option::Option<
                         ::std::collections::HashMap<
                             ::std::string::String,
-                            ::std::string::String,
+                            super::ChatCompletionRequestMetadataValue,
                         >,
                     >,
                 >,
@@ -6483,7 +8101,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn model<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::ChatCompletionRequestModel>,
                 T::Error: ::std::fmt::Display,
             {
                 self.model = value
@@ -6571,7 +8189,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn user<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ChatCompletionRequestUser>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.user = value
@@ -7336,14 +8956,17 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             instructions: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateAgentRequestInstructions>,
                 ::std::string::String,
             >,
             model: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateAgentRequestModel>,
                 ::std::string::String,
             >,
-            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            name: ::std::result::Result<
+                super::CreateAgentRequestName,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::option::Option<::std::vec::Vec<::std::string::String>>,
                 ::std::string::String,
@@ -7392,7 +9015,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn instructions<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateAgentRequestInstructions>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.instructions = value
@@ -7404,7 +9029,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn model<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateAgentRequestModel>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.model = value
@@ -7416,7 +9043,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn name<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::CreateAgentRequestName>,
                 T::Error: ::std::fmt::Display,
             {
                 self.name = value
@@ -7583,7 +9210,7 @@ and `null` removes it, so the agent's value applies again.*/
             >,
             input: ::std::result::Result<super::ResponseInput, ::std::string::String>,
             instructions: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateResponseRequestInstructions>,
                 ::std::string::String,
             >,
             max_output_tokens: ::std::result::Result<
@@ -7594,12 +9221,15 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<
                     ::std::collections::HashMap<
                         ::std::string::String,
-                        ::std::string::String,
+                        super::CreateResponseRequestMetadataValue,
                     >,
                 >,
                 ::std::string::String,
             >,
-            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            model: ::std::result::Result<
+                super::CreateResponseRequestModel,
+                ::std::string::String,
+            >,
             previous_response_id: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -7625,7 +9255,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             user: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateResponseRequestUser>,
                 ::std::string::String,
             >,
         }
@@ -7677,7 +9307,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn instructions<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateResponseRequestInstructions>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.instructions = value
@@ -7707,7 +9339,7 @@ and `null` removes it, so the agent's value applies again.*/
                     ::std::option::Option<
                         ::std::collections::HashMap<
                             ::std::string::String,
-                            ::std::string::String,
+                            super::CreateResponseRequestMetadataValue,
                         >,
                     >,
                 >,
@@ -7722,7 +9354,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn model<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::CreateResponseRequestModel>,
                 T::Error: ::std::fmt::Display,
             {
                 self.model = value
@@ -7812,7 +9444,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn user<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateResponseRequestUser>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.user = value
@@ -7880,7 +9514,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<
                     ::std::collections::HashMap<
                         ::std::string::String,
-                        ::std::string::String,
+                        super::CreateRunRequestMetadataValue,
                     >,
                 >,
                 ::std::string::String,
@@ -7898,7 +9532,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             thread_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateRunRequestThreadId>,
                 ::std::string::String,
             >,
             tools: ::std::result::Result<
@@ -7953,7 +9587,7 @@ and `null` removes it, so the agent's value applies again.*/
                     ::std::option::Option<
                         ::std::collections::HashMap<
                             ::std::string::String,
-                            ::std::string::String,
+                            super::CreateRunRequestMetadataValue,
                         >,
                     >,
                 >,
@@ -8006,7 +9640,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn thread_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateRunRequestThreadId>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.thread_id = value
@@ -8077,32 +9713,32 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             customer_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateSmithRequestCustomerId>,
                 ::std::string::String,
             >,
             display_name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateSmithRequestDisplayName>,
                 ::std::string::String,
             >,
             external_id: ::std::result::Result<
-                ::std::string::String,
+                super::CreateSmithRequestExternalId,
                 ::std::string::String,
             >,
             instructions: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateSmithRequestInstructions>,
                 ::std::string::String,
             >,
             metadata: ::std::result::Result<
                 ::std::option::Option<
                     ::std::collections::HashMap<
                         ::std::string::String,
-                        ::std::string::String,
+                        super::CreateSmithRequestMetadataValue,
                     >,
                 >,
                 ::std::string::String,
             >,
             model: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateSmithRequestModel>,
                 ::std::string::String,
             >,
             tools: ::std::result::Result<
@@ -8169,7 +9805,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn customer_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateSmithRequestCustomerId>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.customer_id = value
@@ -8181,7 +9819,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn display_name<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateSmithRequestDisplayName>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.display_name = value
@@ -8193,7 +9833,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn external_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::CreateSmithRequestExternalId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.external_id = value
@@ -8205,7 +9845,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn instructions<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateSmithRequestInstructions>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.instructions = value
@@ -8221,7 +9863,7 @@ and `null` removes it, so the agent's value applies again.*/
                     ::std::option::Option<
                         ::std::collections::HashMap<
                             ::std::string::String,
-                            ::std::string::String,
+                            super::CreateSmithRequestMetadataValue,
                         >,
                     >,
                 >,
@@ -8236,7 +9878,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn model<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateSmithRequestModel>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.model = value
@@ -8300,7 +9944,7 @@ and `null` removes it, so the agent's value applies again.*/
         pub struct CreateTokenRequest {
             kind: ::std::result::Result<super::TokenKind, ::std::string::String>,
             name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateTokenRequestName>,
                 ::std::string::String,
             >,
             scopes: ::std::result::Result<
@@ -8337,7 +9981,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn name<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateTokenRequestName>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.name = value
@@ -8950,10 +10596,13 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct FunctionDefinition {
             description: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::FunctionDefinitionDescription>,
                 ::std::string::String,
             >,
-            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            name: ::std::result::Result<
+                super::FunctionDefinitionName,
+                ::std::string::String,
+            >,
             parameters: ::std::result::Result<
                 ::std::option::Option<
                     ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -8973,7 +10622,9 @@ and `null` removes it, so the agent's value applies again.*/
         impl FunctionDefinition {
             pub fn description<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::FunctionDefinitionDescription>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.description = value
@@ -8985,7 +10636,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn name<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::FunctionDefinitionName>,
                 T::Error: ::std::fmt::Display,
             {
                 self.name = value
@@ -13904,15 +15555,15 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             instructions: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::UpdateAgentRequestInstructions>,
                 ::std::string::String,
             >,
             model: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::UpdateAgentRequestModel>,
                 ::std::string::String,
             >,
             name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::UpdateAgentRequestName>,
                 ::std::string::String,
             >,
             tools: ::std::result::Result<
@@ -13963,7 +15614,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn instructions<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UpdateAgentRequestInstructions>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.instructions = value
@@ -13975,7 +15628,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn model<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UpdateAgentRequestModel>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.model = value
@@ -13987,7 +15642,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn name<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UpdateAgentRequestName>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.name = value
@@ -14054,28 +15711,28 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             customer_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::UpdateSmithRequestCustomerId>,
                 ::std::string::String,
             >,
             display_name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::UpdateSmithRequestDisplayName>,
                 ::std::string::String,
             >,
             instructions: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::UpdateSmithRequestInstructions>,
                 ::std::string::String,
             >,
             metadata: ::std::result::Result<
                 ::std::option::Option<
                     ::std::collections::HashMap<
                         ::std::string::String,
-                        ::std::string::String,
+                        super::UpdateSmithRequestMetadataValue,
                     >,
                 >,
                 ::std::string::String,
             >,
             model: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::UpdateSmithRequestModel>,
                 ::std::string::String,
             >,
             tools: ::std::result::Result<
@@ -14141,7 +15798,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn customer_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UpdateSmithRequestCustomerId>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.customer_id = value
@@ -14153,7 +15812,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn display_name<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UpdateSmithRequestDisplayName>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.display_name = value
@@ -14165,7 +15826,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn instructions<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UpdateSmithRequestInstructions>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.instructions = value
@@ -14181,7 +15844,7 @@ and `null` removes it, so the agent's value applies again.*/
                     ::std::option::Option<
                         ::std::collections::HashMap<
                             ::std::string::String,
-                            ::std::string::String,
+                            super::UpdateSmithRequestMetadataValue,
                         >,
                     >,
                 >,
@@ -14196,7 +15859,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn model<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UpdateSmithRequestModel>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.model = value

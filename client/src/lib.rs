@@ -27,7 +27,7 @@
 //! // "Ensure smith" on every login: 201 the first time, 200 with the same smith after.
 //! let smith = client
 //!     .create_smith()
-//!     .body(types::CreateSmithRequest::builder().external_id("user_123").display_name("Ada".to_string()))
+//!     .body(types::CreateSmithRequest::builder().external_id("user_123").display_name(Some("Ada".parse()?)))
 //!     .send()
 //!     .await?
 //!     .into_inner();
@@ -48,7 +48,7 @@
 //! let run = client
 //!     .create_run()
 //!     .sid(&smith.id)
-//!     .body(types::CreateRunRequest::builder().input(vec![say("Say hello!")]).thread_id("chat_001".to_string()))
+//!     .body(types::CreateRunRequest::builder().input(vec![say("Say hello!")]).thread_id(Some("chat_001".parse()?)))
 //!     .send()
 //!     .await?
 //!     .into_inner();
@@ -56,7 +56,7 @@
 //!
 //! // The next turn, streamed: append deltas, stop at the end.
 //! use ingram_client::RunEvent;
-//! let request = types::CreateRunRequest::builder().input(vec![say("And now?")]).thread_id("chat_001".to_string()).try_into()?;
+//! let request = types::CreateRunRequest::builder().input(vec![say("And now?")]).thread_id(Some("chat_001".parse()?)).try_into()?;
 //! let mut events = client.create_run_stream(&smith.id, &request).await?;
 //! let mut reply = String::new();
 //! while let Some(frame) = events.try_next().await? {

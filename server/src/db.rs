@@ -15,6 +15,22 @@ const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
 const WAL_SIZE_LIMIT_BYTES: &str = "67108864";
 const CHECKPOINT_PERIOD: Duration = Duration::from_millis(200);
 
+/// Creates a new SQLite database file readable by its owner only, before SQLite does; its
+/// WAL and shared-memory files take the same permissions.
+fn create_private(url: &str) -> anyhow::Result<()> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    match crate::crypto::write_private(std::path::Path::new(path), "") {
+        Ok(()) => Ok(()),
+        // Created meanwhile by another process: it is that one's to create.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(anyhow::anyhow!("creating {path}: {err}")),
+    }
+}
+
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging(false);
@@ -23,6 +39,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         // those idle long enough that the server or a proxy may have dropped them.
         options.max_connections(16).test_before_acquire_if_idle_for(Duration::from_secs(30));
     } else {
+        create_private(url)?;
         // A file cannot hang up: no ping before each statement.
         options.test_before_acquire(false);
         // WAL lets readers run beside the writer, and with synchronous=NORMAL a commit is

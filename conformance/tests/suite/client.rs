@@ -15,7 +15,11 @@ async fn the_client_drives_the_server_with_typed_results_and_errors() {
     let client = Client::with_token(&app.base_url, &app.admin_token).unwrap();
     let created = client
         .create_smith()
-        .body(types::CreateSmithRequest::builder().external_id("user_1").display_name("Ada".to_string()))
+        .body(
+            types::CreateSmithRequest::builder()
+                .external_id("user_1")
+                .display_name(Some("Ada".parse::<types::CreateSmithRequestDisplayName>().unwrap())),
+        )
         .send()
         .await
         .unwrap();

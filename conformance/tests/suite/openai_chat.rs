@@ -228,7 +228,7 @@ async fn the_rust_client_calls_and_streams_chat_completions() {
     let text: String = chunks.iter().filter_map(|c| c.choices.first()?.delta.content.clone()).collect();
     assert_eq!(text, "Hello! I am the built-in offline model. You said: \"From Rust\".");
     let mut keyless = request;
-    keyless.model = "gpt-4o".into();
+    keyless.model = "gpt-4o".parse().unwrap();
     let err = match client.create_chat_completion_stream(&keyless, None).await {
         Err(err) => err,
         Ok(_) => panic!("a model without a key is refused"),

@@ -145,7 +145,7 @@ async fn the_rust_client_calls_and_streams_responses() {
     assert!(matches!(events.last(), Some(ResponseEvent::Completed { .. })));
 
     let mut keyless = request;
-    keyless.model = "gpt-4o".into();
+    keyless.model = "gpt-4o".parse().unwrap();
     let Err(err) = client.create_response_stream(&keyless, None).await else {
         panic!("a model without a key is refused")
     };

@@ -211,7 +211,7 @@ async fn the_client_streams_and_drives_runs_against_the_server() {
 
     let weather = types::FunctionTool {
         type_: types::FunctionToolType::Function,
-        function: types::FunctionDefinition { name: "weather".into(), description: None, parameters: None },
+        function: types::FunctionDefinition { name: "weather".parse().unwrap(), description: None, parameters: None },
     };
     let paused = client
         .create_run()

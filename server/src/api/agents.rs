@@ -56,10 +56,14 @@ impl From<agent::Model> for Agent {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(max_length = 262144)]
     pub instructions: Option<String>,
     /// Defaults to the built-in offline model `ingram/offline`.
+    #[schema(max_length = 256)]
     pub model: Option<String>,
+    #[schema(max_items = 128)]
     pub tools: Option<Vec<String>>,
     pub auto_memory: Option<bool>,
     /// Bounds the `model` a run may ask for (every token's); absent: no bound.
@@ -71,11 +75,14 @@ pub struct CreateAgentRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgentRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(nullable)]
+    #[schema(nullable, max_length = 262144)]
     pub instructions: Option<Option<String>>,
+    #[schema(max_length = 256)]
     pub model: Option<String>,
+    #[schema(max_items = 128)]
     pub tools: Option<Vec<String>>,
     pub auto_memory: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]

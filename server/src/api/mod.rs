@@ -58,6 +58,23 @@ impl Deleted {
     }
 }
 
+/// The schema of every `metadata` field: up to 16 string pairs, keys up to 64 and values up
+/// to 512 characters (as OpenAI), nullable like the optional fields around it.
+pub fn metadata_schema() -> utoipa::openapi::Object {
+    use crate::domain::limits::{METADATA_KEY_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_MAX};
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let string = |max: usize| ObjectBuilder::new().schema_type(Type::String).max_length(Some(max)).build();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(format!(
+            "Up to {METADATA_PAIRS_MAX} string pairs of your own: keys up to {METADATA_KEY_MAX} characters, values up to {METADATA_VALUE_MAX}."
+        )))
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(METADATA_VALUE_MAX))))
+        .property_names(Some(string(METADATA_KEY_MAX)))
+        .max_properties(Some(METADATA_PAIRS_MAX))
+        .build()
+}
+
 /// For PATCH fields where `null` (clear) differs from absent (keep).
 pub fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     deserializer: D,

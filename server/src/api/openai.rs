@@ -41,7 +41,9 @@ pub const SMITH_MODEL: &str = "default";
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatCompletionRequest {
     /// The model for this call (the smith's inference model is overridden); `default` keeps the smith's.
+    #[schema(max_length = 256)]
     pub model: String,
+    #[schema(max_items = 2048)]
     pub messages: Vec<ChatMessage>,
     #[serde(default)]
     pub stream: bool,
@@ -50,10 +52,13 @@ pub struct ChatCompletionRequest {
     pub max_tokens: Option<u32>,
     pub max_completion_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    #[schema(max_items = 128)]
     pub tools: Option<Vec<FunctionTool>>,
     pub tool_choice: Option<ToolChoiceOption>,
     /// With a tenant-admin token: the external_id of the smith (on the project's default agent).
+    #[schema(max_length = 255)]
     pub user: Option<String>,
+    #[schema(schema_with = crate::api::metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Only 1 is supported.
     pub n: Option<u32>,

@@ -37,10 +37,13 @@ use crate::store::run;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateResponseRequest {
     /// The model for this response; `default` keeps the smith's.
+    #[schema(max_length = 256)]
     pub model: String,
     pub input: ResponseInput,
     /// Added to the smith's instructions for this response only (not carried over).
+    #[schema(max_length = 262144)]
     pub instructions: Option<String>,
+    #[schema(max_items = 128)]
     pub tools: Option<Vec<ResponseFunctionTool>>,
     pub tool_choice: Option<ResponseToolChoice>,
     /// Continue from this response (its thread); cannot be combined with `conversation`.
@@ -51,10 +54,12 @@ pub struct CreateResponseRequest {
     pub store: Option<bool>,
     #[serde(default)]
     pub stream: bool,
+    #[schema(schema_with = crate::api::metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
     pub max_output_tokens: Option<u32>,
     pub temperature: Option<f32>,
     /// With a tenant-admin token: the external_id of the smith.
+    #[schema(max_length = 255)]
     pub user: Option<String>,
 }
 

@@ -93,12 +93,15 @@ impl TryFrom<run::Model> for Run {
 #[serde(deny_unknown_fields)]
 pub struct CreateRunRequest {
     /// The new messages of this turn.
+    #[schema(max_items = 2048)]
     pub input: Vec<InputMessage>,
     /// Your own thread id, or a `thr_` id from an earlier run; a new thread when absent.
+    #[schema(max_length = 128)]
     pub thread_id: Option<String>,
     /// Answer with the SSE event stream instead of the finished run.
     #[serde(default)]
     pub stream: bool,
+    #[schema(schema_with = crate::api::metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Overrides the model for this run, within the smith's `allowed_models` when set.
     #[schema(max_length = 256)]
@@ -108,6 +111,7 @@ pub struct CreateRunRequest {
     #[schema(max_length = 262144)]
     pub instructions: Option<String>,
     /// Client-side functions: the run pauses with `requires_action` when the model calls one.
+    #[schema(max_items = 128)]
     pub tools: Option<Vec<FunctionTool>>,
     /// When the thread has an active run: `reject` (409 thread_busy, the default), `enqueue` or `interrupt`.
     #[serde(default)]
@@ -117,6 +121,7 @@ pub struct CreateRunRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitToolOutputsRequest {
+    #[schema(max_items = 128)]
     pub tool_outputs: Vec<ToolOutput>,
     #[serde(default)]
     pub stream: bool,
@@ -158,8 +163,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const SID: &str = "The smith's id (smt_…).";
 const RID: &str = "The run's id (run_…).";
-const TOOL_NAME_MAX: usize = 64;
-
 /// A caller-chosen thread id: 1 to 128 characters, none of them control characters.
 pub(crate) fn validate_thread_id(param: &str, thread_id: &str) -> ApiResult<()> {
     if thread_id.is_empty() || thread_id.len() > 128 || thread_id.chars().any(char::is_control) {
@@ -177,19 +180,6 @@ fn validate_create(request: &CreateRunRequest) -> ApiResult<()> {
     }
     if let Some(thread_id) = &request.thread_id {
         validate_thread_id("thread_id", thread_id)?;
-    }
-    let mut names = std::collections::HashSet::new();
-    for tool in request.tools.iter().flatten() {
-        let name = &tool.function.name;
-        let valid = !name.is_empty()
-            && name.len() <= TOOL_NAME_MAX
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid || !names.insert(name.as_str()) {
-            return Err(ApiError::invalid_param(
-                "tools",
-                format!("Tool names must be unique, 1 to {TOOL_NAME_MAX} of [a-zA-Z0-9_-]: '{name}'."),
-            ));
-        }
     }
     Ok(())
 }

@@ -133,18 +133,25 @@ impl From<SmithWithAgent> for Smith {
 #[serde(deny_unknown_fields)]
 pub struct CreateSmithRequest {
     /// Your own id for the end-user; with the agent it keys the smith.
+    #[schema(min_length = 1, max_length = 255)]
     pub external_id: String,
     /// The agent to run; the project's default agent when absent.
     pub agent_id: Option<String>,
+    #[schema(max_length = 256)]
     pub customer_id: Option<String>,
+    #[schema(max_length = 256)]
     pub display_name: Option<String>,
     /// Up to 16 string pairs of your own.
+    #[schema(schema_with = crate::api::metadata_schema)]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Overrides the agent's instructions for this smith.
+    #[schema(max_length = 262144)]
     pub instructions: Option<String>,
     /// Overrides the agent's model for this smith.
+    #[schema(max_length = 256)]
     pub model: Option<String>,
     /// Overrides the agent's tools for this smith.
+    #[schema(max_items = 128)]
     pub tools: Option<Vec<String>>,
     /// Overrides the agent's auto_memory for this smith.
     pub auto_memory: Option<bool>,
@@ -173,22 +180,22 @@ pub struct UpdateSmithRequest {
     /// Attach the smith to another agent of the project.
     pub agent_id: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(nullable)]
+    #[schema(nullable, max_length = 256)]
     pub customer_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(nullable)]
+    #[schema(nullable, max_length = 256)]
     pub display_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(nullable)]
+    #[schema(schema_with = crate::api::metadata_schema)]
     pub metadata: Option<Option<BTreeMap<String, String>>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(nullable)]
+    #[schema(nullable, max_length = 262144)]
     pub instructions: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(nullable)]
+    #[schema(nullable, max_length = 256)]
     pub model: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(nullable)]
+    #[schema(nullable, max_items = 128)]
     pub tools: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(nullable)]

@@ -77,8 +77,11 @@ pub struct CreateTokenRequest {
     pub smith_id: Option<String>,
     /// Restrict the token to these scopes; they must be a subset of the caller's own.
     pub scopes: Option<Vec<Scope>>,
+    #[schema(max_length = 200)]
     pub name: Option<String>,
 }
+
+const TOKEN_NAME_MAX: usize = 200;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_token, list_tokens)).routes(routes!(delete_token))
@@ -120,6 +123,7 @@ async fn create_token(
             return Err(ApiError::invalid_param("scopes", format!("A smith token cannot hold '{}'.", scope.as_str())));
         }
     }
+    crate::domain::limits::text("name", request.name.as_deref(), TOKEN_NAME_MAX)?;
     let project = crate::domain::projects::get_live(&state.db, &caller.project_id).await?;
     let minted = tokens::mint(
         &state.db,

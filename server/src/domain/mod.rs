@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod files;
+pub mod limits;
 pub mod model_keys;
 pub mod projects;
 pub mod runs;

@@ -11,7 +11,7 @@ use sea_orm::{
 use crate::api::pagination::{Page, PageRequest};
 use crate::api::smiths::{CreateSmithRequest, ListSmithsParams, SmithConfig, UpdateSmithRequest};
 use crate::auth::Caller;
-use crate::domain::{agents, is_unique_violation, tokens};
+use crate::domain::{agents, is_unique_violation, limits, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{IdKind, new_id};
 use crate::store::{agent, now, smith, smith_revision, token};
@@ -31,6 +31,8 @@ pub async fn upsert(db: &DatabaseConnection, caller: &Caller, request: CreateSmi
     validate_external_id(&request.external_id)?;
     let overrides = request.overrides().validated()?;
     validate_metadata(request.metadata.as_ref())?;
+    limits::text("display_name", request.display_name.as_deref(), limits::DISPLAY_NAME_MAX)?;
+    limits::text("customer_id", request.customer_id.as_deref(), limits::CUSTOMER_ID_MAX)?;
     // "Ensure smith" on every call mostly finds one: look, in one query, before opening a
     // transaction; a concurrent create is caught by the unique index below.
     let mut existing = smith::Entity::find()
@@ -193,6 +195,8 @@ pub async fn update(
     patch: UpdateSmithRequest,
 ) -> ApiResult<SmithWithAgent> {
     validate_metadata(patch.metadata.as_ref().and_then(Option::as_ref))?;
+    limits::text("display_name", patch.display_name.as_ref().and_then(Option::as_deref), limits::DISPLAY_NAME_MAX)?;
+    limits::text("customer_id", patch.customer_id.as_ref().and_then(Option::as_deref), limits::CUSTOMER_ID_MAX)?;
     let txn = db.begin().await?;
     let current = get(&txn, caller, smith_id).await?;
     let mut overrides: SmithConfig = serde_json::from_value(current.overrides.clone()).unwrap_or_default();
@@ -322,12 +326,5 @@ fn validate_external_id(external_id: &str) -> ApiResult<()> {
 }
 
 fn validate_metadata(metadata: Option<&std::collections::BTreeMap<String, String>>) -> ApiResult<()> {
-    let Some(metadata) = metadata else { return Ok(()) };
-    if metadata.len() > 16 || metadata.iter().any(|(key, value)| key.len() > 64 || value.len() > 512) {
-        return Err(ApiError::invalid_param(
-            "metadata",
-            "metadata holds at most 16 pairs, keys up to 64 and values up to 512 characters.",
-        ));
-    }
-    Ok(())
+    limits::metadata(metadata)
 }

@@ -29,7 +29,7 @@ use self::types::{
     EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
     RunFailedEvent, RunStatus,
 };
-use crate::domain::{files, is_unique_violation, model_keys};
+use crate::domain::{files, is_unique_violation, limits, model_keys};
 use crate::egress::Egress;
 use crate::error::{ApiError, ApiResult, ErrorType};
 use crate::ids::{IdKind, new_id};
@@ -63,6 +63,15 @@ pub struct RunSpec {
     pub metadata: Option<Metadata>,
     pub on_busy: OnBusy,
     pub replay_of: Option<String>,
+}
+
+impl RunSpec {
+    /// The limits of every run's input, whichever surface made it.
+    fn check_limits(&self) -> ApiResult<()> {
+        limits::messages("input", &self.input)?;
+        limits::client_tools("tools", &self.client_tools)?;
+        limits::metadata(self.metadata.as_ref())
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -196,6 +205,7 @@ impl Engine {
         let db = &self.inner.db;
         // The name reaches provider URLs: refused before any upstream call, whatever set it.
         crate::domain::agents::validate::model(&spec.config.model)?;
+        spec.check_limits()?;
         let kind = if spec.on_busy == OnBusy::Enqueue { SlotKind::QueuedRun } else { SlotKind::ActiveRun };
         let slot = self.inner.capacity.acquire(&spec.project_id, kind)?;
         let endpoint = self.endpoint(&spec.project_id, resolve(&spec.config.model).provider).await?;

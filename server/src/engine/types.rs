@@ -191,7 +191,9 @@ pub enum FunctionToolType {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FunctionDefinition {
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
+    #[schema(max_length = 4096)]
     pub description: Option<String>,
     /// JSON Schema of the arguments object.
     #[schema(value_type = Option<Object>)]

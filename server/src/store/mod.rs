@@ -28,8 +28,12 @@ use crate::error::ApiResult;
 /// SQLite and PostgreSQL (`LIKE` would treat `_` and `%` as wildcards, and SQLite's ignores case).
 pub fn starts_with(column: impl sea_orm::sea_query::IntoColumnRef, prefix: &str) -> sea_orm::sea_query::SimpleExpr {
     use sea_orm::sea_query::{Expr, ExprTrait, Func};
-    let length = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
-    ExprTrait::eq(Expr::expr(Func::cust("substr").args([Expr::col(column), Expr::val(1), Expr::val(length)])), prefix)
+    // int4 arguments: PostgreSQL has substr(text, int, int) and no bigint variant.
+    let length = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+    ExprTrait::eq(
+        Expr::expr(Func::cust("substr").args([Expr::col(column), Expr::val(1i32), Expr::val(length)])),
+        prefix,
+    )
 }
 
 /// Runs `query` as one cursor page, newest first by its time-sortable `id` column.

@@ -8,6 +8,7 @@ mod files;
 mod fixtures;
 mod harness;
 mod idempotency;
+mod limits_capacity;
 mod openai_chat;
 mod openai_responses;
 mod projects_tokens;

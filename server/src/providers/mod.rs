@@ -381,3 +381,41 @@ pub trait ModelProvider: Send + Sync {
         request: &ModelRequest,
     ) -> impl Future<Output = Result<ModelStream, ProviderError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_key() {
+        let endpoint = Endpoint { base_url: "https://x".into(), api_key: "sk-live-secret".into(), trusted: false };
+        let settings = crate::settings::Settings {
+            fallback_keys: vec![(routing::ProviderKind::Openai, endpoint.clone())],
+            ..crate::settings::Settings::for_tests()
+        };
+        for shown in [format!("{endpoint:?}"), format!("{settings:?}")] {
+            assert!(!shown.contains("sk-live-secret"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn provider_errors_pass_on_only_their_envelope_message_capped() {
+        let page = ProviderError::from_status(500, b"<html>internal admin page</html>");
+        assert_eq!(page.message, "provider answered 500");
+        let envelope = ProviderError::from_status(401, br#"{"error": {"message": "bad key", "type": "x"}}"#);
+        assert_eq!(
+            (envelope.kind, envelope.message.as_str()),
+            (ProviderErrorKind::InvalidKey, "provider answered 401: bad key")
+        );
+        let long = format!(r#"{{"error": {{"message": "{}"}}}}"#, "x".repeat(10_000));
+        assert!(ProviderError::from_status(400, long.as_bytes()).message.chars().count() < ERROR_MESSAGE_MAX + 40);
+    }
+
+    #[test]
+    fn path_segments_from_input_are_percent_encoded() {
+        let url = endpoint_url("https://host/v1beta/", ["models", "a?b#c%d", "x:stream"]).unwrap();
+        assert_eq!(url.as_str(), "https://host/v1beta/models/a%3Fb%23c%25d/x:stream");
+        let url = endpoint_url("https://host/v1", ["..", "admin"]).unwrap();
+        assert!(!url.path().starts_with("/admin"), "{url}");
+    }
+}

@@ -181,6 +181,7 @@ pub async fn delete(db: &impl ConnectionTrait, project_id: &str, agent_id: &str)
 pub mod validate {
     use crate::error::{ApiError, ApiResult};
 
+    /// In characters (256 Ki), as the spec's `maxLength` counts.
     pub const MAX_INSTRUCTIONS: usize = 256 * 1024;
 
     pub fn name(name: &str) -> ApiResult<()> {
@@ -229,8 +230,11 @@ pub mod validate {
     }
 
     pub fn instructions(instructions: &str) -> ApiResult<()> {
-        if instructions.len() > MAX_INSTRUCTIONS {
-            return Err(ApiError::limit_exceeded("instructions", "instructions must be at most 256 KiB."));
+        if instructions.chars().count() > MAX_INSTRUCTIONS {
+            return Err(ApiError::limit_exceeded(
+                "instructions",
+                format!("instructions must be at most {MAX_INSTRUCTIONS} characters."),
+            ));
         }
         Ok(())
     }

@@ -49,13 +49,13 @@ pub fn resolve(
     };
     let added = match instructions {
         TurnInstructions::Replace(text) if caller.smith_id.is_none() => {
-            check_size(text.len())?;
+            check_size(text.chars().count())?;
             return Ok(TurnDesign { model, instructions: Some(text).filter(|text| !text.is_empty()) });
         }
         TurnInstructions::Replace(text) => vec![text],
         TurnInstructions::Append(texts) => texts,
     };
-    check_size(added.iter().map(String::len).sum())?;
+    check_size(added.iter().map(|text| text.chars().count()).sum())?;
     let parts: Vec<&str> = effective
         .instructions
         .iter()
@@ -66,11 +66,12 @@ pub fn resolve(
     Ok(TurnDesign { model, instructions: (!parts.is_empty()).then(|| parts.join("\n\n")) })
 }
 
-fn check_size(bytes: usize) -> ApiResult<()> {
-    if bytes > validate::MAX_INSTRUCTIONS {
+/// In characters, as the spec's `maxLength` counts.
+fn check_size(characters: usize) -> ApiResult<()> {
+    if characters > validate::MAX_INSTRUCTIONS {
         return Err(ApiError::limit_exceeded(
             "instructions",
-            format!("A turn's added instructions must be at most {} KiB.", validate::MAX_INSTRUCTIONS >> 10),
+            format!("A turn's added instructions must be at most {} characters.", validate::MAX_INSTRUCTIONS),
         ));
     }
     Ok(())

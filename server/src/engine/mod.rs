@@ -27,7 +27,7 @@ use self::capacity::{Capacity, Slot, SlotKind};
 use self::events::{LiveRun, SEQ_RESERVATION, Subscription, append_stored};
 use self::types::{
     EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
-    RunFailedEvent, RunStatus,
+    RunFailedEvent, RunMode, RunStatus,
 };
 use crate::domain::{files, is_unique_violation, limits, model_keys};
 use crate::egress::Egress;
@@ -68,7 +68,11 @@ pub struct RunSpec {
 impl RunSpec {
     /// The limits of every run's input, whichever surface made it.
     fn check_limits(&self) -> ApiResult<()> {
-        limits::messages("input", &self.input)?;
+        let input = match self.config.mode {
+            RunMode::ChatCompletions => "messages",
+            _ => "input",
+        };
+        limits::messages(input, &self.input)?;
         limits::client_tools("tools", &self.client_tools)?;
         limits::metadata(self.metadata.as_ref())
     }

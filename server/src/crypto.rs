@@ -18,6 +18,9 @@ use sha2::{Digest, Sha256};
 const NONCE_LEN: usize = 12;
 const CURRENT: &str = "v2:";
 pub const KEY_FILE: &str = "ingram-master.key";
+/// A generated key file holds 44 characters (base64 of 32 bytes); anything much shorter is
+/// a damaged file, never a key to derive from.
+const MIN_KEY_FILE_LEN: usize = 16;
 /// The master key must derive to the same cipher key on every replica with no shared state,
 /// so the salt is fixed; it separates this use from any other use of the same secret.
 const KDF_SALT: &[u8] = b"ingram.master-key.v2";
@@ -78,11 +81,32 @@ impl MasterKey {
         }
         let path = data_dir.join(KEY_FILE);
         match std::fs::read_to_string(&path) {
+            Ok(secret) if secret.trim().len() < MIN_KEY_FILE_LEN => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} holds no usable key (empty or truncated); restore it from a backup", path.display()),
+            )),
             Ok(secret) => Ok((Self::from_secret(secret.trim()), false)),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let secret = STANDARD.encode(ChaCha20Poly1305::generate_key(&mut OsRng));
-                write_private(&path, &secret)?;
-                Ok((Self::from_secret(&secret), true))
+                // Written whole under another name, then moved into place: a crash or a
+                // second replica never sees a half-written key.
+                let partial = data_dir.join(format!(".{KEY_FILE}.{}", ulid::Ulid::new()));
+                write_private(&partial, &secret)?;
+                match std::fs::hard_link(&partial, &path) {
+                    Ok(()) => {
+                        std::fs::remove_file(&partial)?;
+                        Ok((Self::from_secret(&secret), true))
+                    }
+                    // Another replica created it first: use theirs.
+                    Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::remove_file(&partial)?;
+                        Self::load_or_create(None, data_dir)
+                    }
+                    Err(err) => {
+                        let _ = std::fs::remove_file(&partial);
+                        Err(err)
+                    }
+                }
             }
             Err(err) => Err(err),
         }
@@ -124,7 +148,9 @@ pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(content.as_bytes())
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -175,6 +201,9 @@ mod tests {
         let (second, created) = MasterKey::load_or_create(None, &dir).unwrap();
         assert!(!created);
         assert_eq!(second.open(&first.seal("x", KEY), KEY).as_deref(), Some("x"));
+        // A damaged key file stops the start instead of becoming a guessable key.
+        std::fs::write(dir.join(KEY_FILE), "").unwrap();
+        assert!(MasterKey::load_or_create(None, &dir).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -42,6 +42,21 @@ pub struct AllowRule {
 impl AllowRule {
     /// `host`, `host:port`, `ip`, `ip:port`, `[v6]:port`, `cidr` or `cidr:port`.
     pub fn parse(rule: &str) -> Result<Self, String> {
+        let parsed = Self::parse_raw(rule)?;
+        // An IPv4-mapped IPv6 rule is the IPv4 rule it maps, in IPv4's own prefix.
+        match parsed.target {
+            Target::Net { addr: IpAddr::V6(v6), prefix } if v6.to_ipv4_mapped().is_some() => {
+                let v4 = v6.to_ipv4_mapped().expect("checked");
+                let prefix = prefix
+                    .checked_sub(96)
+                    .ok_or_else(|| format!("'{}' is wider than the IPv4-mapped range", rule.trim()))?;
+                Ok(Self { target: Target::Net { addr: IpAddr::V4(v4), prefix }, port: parsed.port })
+            }
+            _ => Ok(parsed),
+        }
+    }
+
+    fn parse_raw(rule: &str) -> Result<Self, String> {
         let rule = rule.trim();
         let invalid = || format!("'{rule}' is not a host, IP or CIDR range with an optional port");
         if rule.is_empty() {
@@ -103,8 +118,9 @@ fn full_prefix(addr: IpAddr) -> u8 {
     if addr.is_ipv4() { 32 } else { 128 }
 }
 
+/// `net` and `prefix` are in the rule's own family (mapped rules were made IPv4 at parse).
 fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    match (canonical(ip), canonical(net)) {
+    match (canonical(ip), net) {
         (IpAddr::V4(ip), IpAddr::V4(net)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
             u32::from(ip) & mask == u32::from(net) & mask
@@ -251,7 +267,12 @@ impl Resolve for PolicyResolver {
             match (kept.is_empty(), resolved.first()) {
                 (false, _) => Ok(Box::new(kept.into_iter()) as Addrs),
                 (true, Some(first)) => {
-                    Err(Box::new(denied_address(first.ip())) as Box<dyn std::error::Error + Send + Sync>)
+                    // The tenant learns that the name is internal, never which address it has.
+                    tracing::warn!(host, address = %first.ip(), "egress refused: the host resolves only to internal addresses");
+                    let denied = EgressDenied(format!(
+                        "{host} resolves only to internal addresses; the operator may allow it with INGRAM_EGRESS_ALLOW"
+                    ));
+                    Err(Box::new(denied) as Box<dyn std::error::Error + Send + Sync>)
                 }
                 (true, None) => Err(format!("{host} did not resolve").into()),
             }
@@ -371,6 +392,12 @@ mod tests {
         assert!(!policy.permits("other.internal", ip("192.168.0.5"), Some(8080)));
         assert!(policy.permits("x", ip("::1"), Some(9000)));
         assert!(policy.permits("x", ip("fd00::5"), Some(443)));
+        // An IPv4-mapped rule allows its IPv4 address, not all of IPv4.
+        let mapped = EgressPolicy::parse("::ffff:10.0.0.1").unwrap();
+        assert!(mapped.permits("x", ip("10.0.0.1"), Some(80)));
+        assert!(!mapped.permits("x", ip("127.0.0.1"), Some(80)));
+        assert!(!mapped.permits("x", ip("169.254.169.254"), Some(80)));
+        assert!(AllowRule::parse("::ffff:0:0/64").is_err());
         assert!(!policy.permits("x", ip("169.254.169.254"), Some(80)));
         for bad in ["", "a b", "10.0.0.0/33", "host:notaport", "http://x"] {
             assert!(AllowRule::parse(bad).is_err(), "{bad:?}");

@@ -10,9 +10,9 @@
 //! - Stored answers are sealed with the master key, bound to their token and key, since some
 //!   carry secrets (a minted token).
 //!
-//! The request that claimed a key holds it with a lease it renews while its handler runs, so
-//! a slow request is never executed twice and a late finisher never overwrites another
-//! claim's answer.
+//! The request that claimed a key holds it with a lease (`Settings::idempotency_lease`, 30 s)
+//! it renews while its handler runs, so a slow request is never executed twice and a late
+//! finisher never overwrites another claim's answer.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +23,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use tokio::sync::oneshot;
@@ -41,8 +42,6 @@ const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How long a duplicate waits for the first request before giving up with a 409.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
-/// A claim not renewed for this long belongs to a request that died with its server.
-const CLAIM_LEASE: Duration = Duration::from_secs(30);
 const MAX_KEY_LEN: usize = 255;
 
 /// What an authorization extractor hears back once it passed the gate.
@@ -175,10 +174,25 @@ async fn answer(state: AppState, keyed: Keyed, mut request: Request, next: Next)
         release(&state, &keyed, &claim).await;
         return ApiError::internal("The request's handler stopped.").into_response();
     }
-    let heartbeat = tokio::spawn(renew(state.clone(), keyed.scope.clone(), keyed.key.clone(), claim.id.clone()));
-    let response = handler.await;
-    heartbeat.abort();
-    record(&state, &keyed, &claim, response).await
+    let _heartbeat =
+        AbortOnDrop(tokio::spawn(renew(state.clone(), keyed.scope.clone(), keyed.key.clone(), claim.id.clone())));
+    // A panicking handler must not leave the key claimed: it is released, and the retry runs.
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(response) => record(&state, &keyed, &claim, response).await,
+        Err(panic) => {
+            release(&state, &keyed, &claim).await;
+            crate::http::panic_response(panic)
+        }
+    }
+}
+
+/// Stops the claim's renewal however the request ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Claims the key for this request, or says what to answer instead: the stored answer, a
@@ -232,8 +246,8 @@ async fn claim_or_answer(state: &AppState, keyed: &Keyed) -> Result<Claim, Respo
     }
 }
 
-fn lease_until() -> chrono::DateTime<chrono::Utc> {
-    now() + chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default()
+fn lease_until(state: &AppState) -> chrono::DateTime<chrono::Utc> {
+    now() + chrono::Duration::from_std(state.settings.idempotency_lease).unwrap_or_default()
 }
 
 /// Inserts the key as claimed by this request; false when it already exists.
@@ -245,7 +259,7 @@ async fn try_claim(state: &AppState, keyed: &Keyed, claim: &Claim) -> ApiResult<
         response_status: Set(None),
         response_body: Set(None),
         claim_id: Set(Some(claim.id.clone())),
-        lease_until: Set(Some(lease_until())),
+        lease_until: Set(Some(lease_until(state))),
         created_at: Set(now()),
     };
     let inserted = idempotency_key::Entity::insert(row)
@@ -270,10 +284,16 @@ async fn take_over_lapsed(
     }
     let taken = idempotency_key::Entity::update_many()
         .col_expr(idempotency_key::Column::ClaimId, Expr::value(Some(claim.id.clone())))
-        .col_expr(idempotency_key::Column::LeaseUntil, Expr::value(Some(lease_until())))
+        .col_expr(idempotency_key::Column::LeaseUntil, Expr::value(Some(lease_until(state))))
         .filter(idempotency_key::Column::Scope.eq(keyed.scope.as_str()))
         .filter(idempotency_key::Column::Key.eq(keyed.key.as_str()))
         .filter(idempotency_key::Column::ResponseStatus.is_null())
+        // Lapsed still, as the row stands: a renewal that came in between wins.
+        .filter(
+            sea_orm::Condition::any()
+                .add(idempotency_key::Column::LeaseUntil.lt(now()))
+                .add(idempotency_key::Column::LeaseUntil.is_null()),
+        )
         .filter(match &stored.claim_id {
             Some(previous) => idempotency_key::Column::ClaimId.eq(previous.as_str()),
             None => idempotency_key::Column::ClaimId.is_null(),
@@ -286,9 +306,9 @@ async fn take_over_lapsed(
 /// Renews the claim while the handler runs.
 async fn renew(state: AppState, scope: String, key: String, claim_id: String) {
     loop {
-        tokio::time::sleep(CLAIM_LEASE / 3).await;
+        tokio::time::sleep(state.settings.idempotency_lease / 3).await;
         let renewed = idempotency_key::Entity::update_many()
-            .col_expr(idempotency_key::Column::LeaseUntil, Expr::value(Some(lease_until())))
+            .col_expr(idempotency_key::Column::LeaseUntil, Expr::value(Some(lease_until(&state))))
             .filter(idempotency_key::Column::Scope.eq(scope.as_str()))
             .filter(idempotency_key::Column::Key.eq(key.as_str()))
             .filter(idempotency_key::Column::ClaimId.eq(claim_id.as_str()))

@@ -131,6 +131,7 @@ fn settings_from_env() -> anyhow::Result<Settings> {
             "INGRAM_RUN_DEADLINE_SECS",
             ingram_server::settings::DEFAULT_RUN_DEADLINE.as_secs(),
         )),
+        idempotency_lease: ingram_server::settings::DEFAULT_IDEMPOTENCY_LEASE,
         capacity: {
             let defaults = CapacityLimits::default();
             let cap = |name: &str, default: u32| u32::try_from(millis(name, u64::from(default))).unwrap_or(default);

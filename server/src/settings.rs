@@ -9,6 +9,7 @@ use crate::providers::Endpoint;
 use crate::providers::routing::ProviderKind;
 
 pub const DEFAULT_RUN_DEADLINE: Duration = Duration::from_secs(600);
+pub const DEFAULT_IDEMPOTENCY_LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -27,6 +28,9 @@ pub struct Settings {
     pub run_deadline: Duration,
     /// Per-project caps on runs executing, queued and open streams, on each replica.
     pub capacity: CapacityLimits,
+    /// How long a request's claim on an Idempotency-Key holds without renewal; the request
+    /// renews it while it runs, so only a request whose server died loses it.
+    pub idempotency_lease: Duration,
 }
 
 impl Settings {
@@ -56,6 +60,7 @@ impl Settings {
             egress: EgressPolicy::strict(),
             run_deadline: DEFAULT_RUN_DEADLINE,
             capacity: CapacityLimits::default(),
+            idempotency_lease: DEFAULT_IDEMPOTENCY_LEASE,
         }
     }
 }

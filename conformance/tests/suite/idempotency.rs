@@ -86,3 +86,29 @@ async fn smith_tokens_keep_their_keys_apart() {
     }
     assert_ne!(ids[0], ids[1], "one end-user's key never replays another's answer");
 }
+
+#[tokio::test]
+async fn a_request_outlasting_the_claim_lease_is_never_executed_twice() {
+    use std::time::Duration;
+    let mut settings = ingram_server::settings::Settings::for_tests();
+    // The first request renews its claim while it runs; before, a claim was taken over once
+    // it was older than a fixed age, however alive its request.
+    settings.idempotency_lease = Duration::from_millis(600);
+    settings.offline_token_delay = Duration::from_millis(150);
+    let app = TestApp::start_with(settings).await;
+    let sid = app.create_smith(&app.admin_token, "patient").await;
+    let path = format!("/v1/smiths/{sid}/runs");
+    let words = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
+    let body = json!({"input": [{"role": "user", "content": words}]});
+    let first = keyed_post(&app, &app.admin_token, &path, "long-run", body.clone());
+    let duplicate = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        keyed_post(&app, &app.admin_token, &path, "long-run", body.clone()).await
+    };
+    let (first, duplicate) = tokio::join!(first, duplicate);
+    let (first, duplicate) = (first.expect(200), duplicate.expect(200));
+    assert_eq!(first.body["id"], duplicate.body["id"]);
+    assert_eq!(duplicate.headers["idempotent-replayed"], "true");
+    let runs = app.get(&format!("/v1/runs?smith_id={sid}"), &app.admin_token).await.expect(200);
+    assert_eq!(runs.body["data"].as_array().unwrap().len(), 1, "the run was executed once");
+}

@@ -493,3 +493,30 @@ async fn new_sqlite_database_files_are_owner_only() {
     }
     db.close().await.expect("it closes");
 }
+
+#[tokio::test]
+async fn an_enqueued_run_starts_only_within_the_executing_runs_cap() {
+    let mut settings = Settings::for_tests();
+    settings.capacity = CapacityLimits { active_runs: 1, queued_runs: 4, streams: 4 };
+    settings.offline_token_delay = Duration::from_millis(150);
+    let app = Arc::new(TestApp::start_with(settings).await);
+    let sid = app.create_smith(&app.admin_token, "enqueuer").await;
+    let path = format!("/v1/smiths/{sid}/runs");
+    let first = tokio::spawn({
+        let (app, path) = (app.clone(), path.clone());
+        let body = json!({"input": [{"role": "user", "content": long_prompt(10)}], "thread_id": "a"});
+        async move { app.post(&path, &app.admin_token, body).await }
+    });
+    wait_for_runs(&app, "", "the first run running", |runs| with_status(runs, "running").len() == 1).await;
+    // Its own thread is free, so before the cap bound queued runs it would start at once.
+    let second = tokio::spawn({
+        let (app, path) = (app.clone(), path.clone());
+        let body = json!({"input": [{"role": "user", "content": "hi"}], "thread_id": "b", "on_busy": "enqueue"});
+        async move { app.post(&path, &app.admin_token, body).await }
+    });
+    let runs = wait_for_runs(&app, "", "the second run queued", |runs| runs.len() == 2).await;
+    assert_eq!(with_status(&runs, "queued").len(), 1, "{runs:#?}");
+    assert_eq!(with_status(&runs, "running").len(), 1, "never two at once: {runs:#?}");
+    first.await.unwrap().expect(200);
+    assert_eq!(second.await.unwrap().expect(200).body["status"], "completed");
+}

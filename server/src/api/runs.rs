@@ -376,7 +376,9 @@ async fn replay_run(
 ) -> ApiResult<Response> {
     let original = runs::get(&state.db, &caller, &sid, &rid).await?;
     let client_tools: Vec<FunctionTool> = serde_json::from_value(original.client_tools.clone()).unwrap_or_default();
-    let original = Run::try_from(original)?;
+    let mut original = Run::try_from(original)?;
+    let smith = Smith::from(smiths::get_with_agent(&state.db, &caller, &sid).await?);
+    original.config.model = turn::model(&smith.effective_config, Some(original.config.model))?;
     let spec = RunSpec {
         project_id: caller.project_id.clone(),
         smith_id: original.smith_id,

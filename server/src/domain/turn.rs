@@ -31,22 +31,7 @@ pub fn resolve(
     model: Option<String>,
     instructions: TurnInstructions,
 ) -> ApiResult<TurnDesign> {
-    let model = match model {
-        Some(model) if model != effective.model => {
-            validate::model(&model)?;
-            if let Some(allowed) = &effective.allowed_models
-                && !allowed.contains(&model)
-            {
-                return Err(ApiError::bad_request(
-                    "model_not_allowed",
-                    format!("This smith may not run '{model}'; its allowed_models are: {}.", allowed.join(", ")),
-                )
-                .with_param("model"));
-            }
-            model
-        }
-        _ => effective.model.clone(),
-    };
+    let model = self::model(effective, model)?;
     let added = match instructions {
         TurnInstructions::Replace(text) if caller.smith_id.is_none() => {
             check_size(text.chars().count())?;
@@ -67,6 +52,28 @@ pub fn resolve(
 }
 
 /// In characters, as the spec's `maxLength` counts.
+/// The model a turn runs: the smith's own, or the one asked for, which must be a valid name
+/// and, when the agent or smith sets `allowed_models`, one of them (also for a replayed run,
+/// whose model is checked against the design as it is now).
+pub fn model(effective: &EffectiveConfig, requested: Option<String>) -> ApiResult<String> {
+    match requested {
+        Some(model) if model != effective.model => {
+            validate::model(&model)?;
+            if let Some(allowed) = &effective.allowed_models
+                && !allowed.contains(&model)
+            {
+                return Err(ApiError::bad_request(
+                    "model_not_allowed",
+                    format!("This smith may not run '{model}'; its allowed_models are: {}.", allowed.join(", ")),
+                )
+                .with_param("model"));
+            }
+            Ok(model)
+        }
+        _ => Ok(effective.model.clone()),
+    }
+}
+
 fn check_size(characters: usize) -> ApiResult<()> {
     if characters > validate::MAX_INSTRUCTIONS {
         return Err(ApiError::limit_exceeded(

@@ -20,7 +20,7 @@ pub struct CapacityLimits {
 
 impl Default for CapacityLimits {
     fn default() -> Self {
-        Self { active_runs: 512, queued_runs: 1024, streams: 1024 }
+        Self { active_runs: 2048, queued_runs: 4096, streams: 4096 }
     }
 }
 
@@ -86,12 +86,6 @@ impl Drop for Slot {
     }
 }
 
-impl Slot {
-    pub fn kind(&self) -> SlotKind {
-        self.kind
-    }
-}
-
 impl Capacity {
     pub fn new(limits: CapacityLimits) -> Arc<Self> {
         Arc::new(Self { limits, counts: Mutex::new(HashMap::new()) })
@@ -107,20 +101,10 @@ impl Capacity {
 
     /// Takes a slot, or refuses with 429 when the project holds its cap of this kind.
     pub fn acquire(self: &Arc<Self>, project_id: &str, kind: SlotKind) -> Result<Slot, ApiError> {
-        self.take(project_id, kind, true)
-    }
-
-    /// Takes a slot whatever the count: for a queued run that now starts, which was already
-    /// admitted.
-    pub fn admit(self: &Arc<Self>, project_id: &str, kind: SlotKind) -> Slot {
-        self.take(project_id, kind, false).expect("admission without a limit cannot fail")
-    }
-
-    fn take(self: &Arc<Self>, project_id: &str, kind: SlotKind, enforce: bool) -> Result<Slot, ApiError> {
         let limit = self.limit(kind);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let count = counts.entry(project_id.to_owned()).or_default().of(kind);
-        if enforce && *count >= limit {
+        if *count >= limit {
             return Err(ApiError::rate_limited(
                 format!("This project has reached its limit of {limit} {}; retry shortly.", kind.what()),
                 RETRY_AFTER,
@@ -145,7 +129,6 @@ mod tests {
         assert!(capacity.acquire("p1", SlotKind::QueuedRun).is_err());
         drop(a);
         let _c = capacity.acquire("p1", SlotKind::ActiveRun).unwrap();
-        let _forced = capacity.admit("p1", SlotKind::ActiveRun);
         let _stream = capacity.acquire("p1", SlotKind::Stream).unwrap();
         assert!(capacity.acquire("p1", SlotKind::Stream).is_err());
     }

@@ -129,8 +129,12 @@ async fn execute(
         let notified = released.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if claim_thread(engine, &current).await? {
-            break;
+        // A queued run starts only within its project's cap on executing runs.
+        if let Ok(active) = engine.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun) {
+            if claim_thread(engine, &current).await? {
+                *slot = active;
+                break;
+            }
         }
         // Released here, the run wakes at once; released on another replica, the poll finds it.
         tokio::select! {
@@ -142,9 +146,6 @@ async fn execute(
             .one(engine.db())
             .await?
             .ok_or_else(|| ApiError::internal("A started run vanished."))?;
-    }
-    if slot.kind() == SlotKind::QueuedRun {
-        *slot = engine.inner.capacity.admit(&current.project_id, SlotKind::ActiveRun);
     }
     clock.since = Some(tokio::time::Instant::now());
     let deadline = engine.inner.settings.run_deadline;

@@ -334,48 +334,18 @@ impl Engine {
 
     /// Stops a queued, running or paused run; answers once it is cancelled.
     pub async fn cancel(&self, current: &run::Model) -> ApiResult<run::Model> {
-        let db = &self.inner.db;
         let status = RunStatus::parse(&current.status).unwrap_or(RunStatus::Failed);
         if status.is_terminal() {
             return Err(ApiError::conflict("run_not_active", format!("The run is already {}.", status.as_str())));
         }
         if status == RunStatus::RequiresAction {
-            // No task holds a paused run: cancel it here, if nothing resumed it meanwhile.
-            let txn = db.begin().await?;
-            let cancelled = run::Entity::update_many()
-                .col_expr(run::Column::Status, Expr::value(RunStatus::Cancelled.as_str()))
-                .col_expr(run::Column::ActiveThreadId, Expr::value(Option::<String>::None))
-                .col_expr(run::Column::RequiredAction, Expr::value(Option::<serde_json::Value>::None))
-                .col_expr(run::Column::CompletedAt, Expr::value(Some(now())))
-                .col_expr(run::Column::UpdatedAt, Expr::value(now()))
-                .filter(run::Column::Id.eq(current.id.as_str()))
-                .filter(run::Column::Status.eq(RunStatus::RequiresAction.as_str()))
-                .exec(&txn)
-                .await?;
-            if cancelled.rows_affected == 1 {
-                let event = RunEventData::Cancelled(RunCancelledEvent { v: EVENT_VERSION, run_id: current.id.clone() });
-                let seq = append_stored(&txn, &current.id, current.last_seq, &event).await?;
-                run::Entity::update_many()
-                    .col_expr(run::Column::LastSeq, Expr::value(seq))
-                    .filter(run::Column::Id.eq(current.id.as_str()))
-                    .exec(&txn)
-                    .await?;
-                txn.commit().await?;
-                self.thread_released(&current.smith_id, &current.thread_id);
+            if self.cancel_paused(current).await? {
                 return self.reload(&current.id).await;
             }
-            drop(txn);
             let fresh = self.reload(&current.id).await?;
             return Box::pin(self.cancel(&fresh)).await;
         }
-        run::Entity::update_many()
-            .col_expr(run::Column::CancelRequested, Expr::value(true))
-            .filter(run::Column::Id.eq(current.id.as_str()))
-            .exec(db)
-            .await?;
-        if let Some(live) = self.live(&current.id) {
-            live.cancel.send_replace(true);
-        }
+        self.request_cancel(&current.id).await?;
         // Another replica notices the request on its next heartbeat.
         let settled = tokio::time::timeout(INTERRUPT_WAIT, self.wait_settled(&current.id, current.last_seq)).await;
         match settled {
@@ -589,8 +559,51 @@ impl Engine {
         Ok(released)
     }
 
-    /// Stops every run of a smith being deleted: queued, paused and running ones. Running runs
-    /// stop on their own once they see the request; nothing waits for them here.
+    /// Cancels a paused run, which no task holds; false when something resumed or ended it
+    /// meanwhile.
+    async fn cancel_paused(&self, current: &run::Model) -> ApiResult<bool> {
+        let txn = self.inner.db.begin().await?;
+        let cancelled = run::Entity::update_many()
+            .col_expr(run::Column::Status, Expr::value(RunStatus::Cancelled.as_str()))
+            .col_expr(run::Column::ActiveThreadId, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::RequiredAction, Expr::value(Option::<serde_json::Value>::None))
+            .col_expr(run::Column::CompletedAt, Expr::value(Some(now())))
+            .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+            .filter(run::Column::Id.eq(current.id.as_str()))
+            .filter(run::Column::Status.eq(RunStatus::RequiresAction.as_str()))
+            .exec(&txn)
+            .await?;
+        if cancelled.rows_affected == 0 {
+            return Ok(false);
+        }
+        let event = RunEventData::Cancelled(RunCancelledEvent { v: EVENT_VERSION, run_id: current.id.clone() });
+        let seq = append_stored(&txn, &current.id, current.last_seq, &event).await?;
+        run::Entity::update_many()
+            .col_expr(run::Column::LastSeq, Expr::value(seq))
+            .filter(run::Column::Id.eq(current.id.as_str()))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        self.thread_released(&current.smith_id, &current.thread_id);
+        Ok(true)
+    }
+
+    /// Asks the task executing (or queueing) a run to stop: at once on this replica, at the
+    /// next heartbeat on another.
+    async fn request_cancel(&self, run_id: &str) -> ApiResult<()> {
+        run::Entity::update_many()
+            .col_expr(run::Column::CancelRequested, Expr::value(true))
+            .filter(run::Column::Id.eq(run_id))
+            .exec(&self.inner.db)
+            .await?;
+        if let Some(live) = self.live(run_id) {
+            live.cancel.send_replace(true);
+        }
+        Ok(())
+    }
+
+    /// Stops every run of a smith being deleted: queued, paused and running ones. Nothing
+    /// waits for a running run to stop, and one run's failure does not spare the others.
     pub async fn cancel_smith_runs(&self, smith_id: &str) -> ApiResult<()> {
         let active = run::Entity::find()
             .filter(run::Column::SmithId.eq(smith_id))
@@ -602,21 +615,16 @@ impl Engine {
             .all(&self.inner.db)
             .await?;
         for run in active {
-            if run.status == RunStatus::RequiresAction.as_str() {
-                match self.cancel(&run).await {
-                    Ok(_) => {}
-                    Err(err) if err.code == "run_not_active" => {}
-                    Err(err) => return Err(err),
-                }
-                continue;
-            }
-            run::Entity::update_many()
-                .col_expr(run::Column::CancelRequested, Expr::value(true))
-                .filter(run::Column::Id.eq(run.id.as_str()))
-                .exec(&self.inner.db)
-                .await?;
-            if let Some(live) = self.live(&run.id) {
-                live.cancel.send_replace(true);
+            let paused = run.status == RunStatus::RequiresAction.as_str();
+            // A paused run resumed meanwhile is running: ask its task instead.
+            let stopped = if paused { self.cancel_paused(&run).await } else { Ok(false) };
+            let stopped = match stopped {
+                Ok(true) => Ok(()),
+                Ok(false) => self.request_cancel(&run.id).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = stopped {
+                tracing::warn!(run_id = %run.id, code = %err.code, "could not cancel a run of a deleted smith");
             }
         }
         Ok(())

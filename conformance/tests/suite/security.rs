@@ -578,3 +578,29 @@ async fn external_id_prefixes_match_exactly_without_wildcards_or_case_folding() 
         assert_eq!(found, expected, "runs with prefix {prefix}");
     }
 }
+
+#[tokio::test]
+async fn oversized_provider_events_and_tool_arguments_fail_the_run() {
+    // One SSE event over 4 MiB.
+    let huge_event = format!(
+        "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{}\"}}}}]}}\n\ndata: [DONE]\n\n",
+        "x".repeat(4 * 1024 * 1024 + 1)
+    );
+    let (run, _mock) = run_against(sse(&huge_event)).await;
+    assert_eq!((run["status"].as_str(), run["error"]["code"].as_str()), (Some("failed"), Some("upstream_error")));
+
+    // One tool call's arguments streamed past 1 MiB in many small events.
+    let fragment = "a".repeat(64 * 1024);
+    let mut body = String::from(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"weather\",\"arguments\":\"\"}}]}}]}\n\n",
+    );
+    for _ in 0..17 {
+        body.push_str(&format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"{fragment}\"}}}}]}}}}]}}\n\n"
+        ));
+    }
+    body.push_str("data: [DONE]\n\n");
+    let (run, _mock) = run_against(sse(&body)).await;
+    assert_eq!((run["status"].as_str(), run["error"]["code"].as_str()), (Some("failed"), Some("upstream_error")));
+    assert!(run["error"]["message"].as_str().unwrap().contains("arguments"), "{run:#}");
+}

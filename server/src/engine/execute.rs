@@ -130,11 +130,11 @@ async fn execute(
         tokio::pin!(notified);
         notified.as_mut().enable();
         // A queued run starts only within its project's cap on executing runs.
-        if let Ok(active) = engine.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun) {
-            if claim_thread(engine, &current).await? {
-                *slot = active;
-                break;
-            }
+        if let Ok(active) = engine.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)
+            && claim_thread(engine, &current).await?
+        {
+            *slot = active;
+            break;
         }
         // Released here, the run wakes at once; released on another replica, the poll finds it.
         tokio::select! {

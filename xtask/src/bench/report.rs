@@ -214,25 +214,27 @@ pub fn write(out: &Path, machine: &Machine, options: &Options, results: &Results
     Ok(())
 }
 
+/// One curve: concurrency, p50 and p99 in ms.
+type Points = Vec<(usize, f64, f64)>;
+
 /// p50 (solid) and p99 (dashed) latency against concurrency, log scale on both axes.
 fn plot(results: &Results) -> String {
     let (width, height, left, bottom, top, right) = (760.0, 440.0, 70.0, 50.0, 40.0, 150.0);
-    let series: Vec<(&str, &str, Vec<(usize, f64, f64)>)> =
-        [("direct", "#888888"), ("ours", "#1f77b4"), ("litellm", "#d62728")]
-            .into_iter()
-            .map(|(target, color)| {
-                let points = LEVELS
-                    .iter()
-                    .filter_map(|level| {
-                        let p50 = results.median(&format!("throughput.{target}.c{level}.p50_us"))?;
-                        let p99 = results.median(&format!("throughput.{target}.c{level}.p99_us"))?;
-                        Some((*level, p50 / 1000.0, p99 / 1000.0))
-                    })
-                    .collect();
-                (target, color, points)
-            })
-            .filter(|(_, _, points): &(_, _, Vec<_>)| !points.is_empty())
-            .collect();
+    let series: Vec<(&str, &str, Points)> = [("direct", "#888888"), ("ours", "#1f77b4"), ("litellm", "#d62728")]
+        .into_iter()
+        .map(|(target, color)| {
+            let points = LEVELS
+                .iter()
+                .filter_map(|level| {
+                    let p50 = results.median(&format!("throughput.{target}.c{level}.p50_us"))?;
+                    let p99 = results.median(&format!("throughput.{target}.c{level}.p99_us"))?;
+                    Some((*level, p50 / 1000.0, p99 / 1000.0))
+                })
+                .collect();
+            (target, color, points)
+        })
+        .filter(|(_, _, points): &(_, _, Vec<_>)| !points.is_empty())
+        .collect();
     let max_ms = series.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.2)).fold(20.0_f64, f64::max);
     let (y_min, y_max) = (10.0_f64.log10(), (max_ms * 1.2).log10());
     let x =

@@ -10,7 +10,9 @@ use reqwest::{Method, Request, Response, StatusCode};
 
 use crate::Client;
 
-/// How the client retries 408, 409, 429, 5xx answers and connection errors.
+/// How the client retries what can succeed when tried again: connection errors and timeouts,
+/// 408, 429, 502, 503 and 504, and a 409 the server marks as transient with `Retry-After` (an
+/// `Idempotency-Key` still in progress). Never a 500 (a bug) nor any other 4xx (an answer).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -39,8 +41,16 @@ impl RetryPolicy {
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-fn retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 409 | 429) || status.is_server_error()
+fn retryable(response: &Response) -> bool {
+    match response.status() {
+        StatusCode::REQUEST_TIMEOUT
+        | StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => true,
+        StatusCode::CONFLICT => response.headers().contains_key(RETRY_AFTER),
+        _ => false,
+    }
 }
 
 fn retry_after(response: &Response) -> Option<Duration> {
@@ -64,7 +74,7 @@ impl ClientHooks<RetryPolicy> for Client {
             let result = self.client().execute(request).await;
             let Some(next) = next else { return result };
             let wait = match &result {
-                Ok(response) if retryable(response.status()) => retry_after(response).unwrap_or(policy.backoff(retry)),
+                Ok(response) if retryable(response) => retry_after(response).unwrap_or(policy.backoff(retry)),
                 Ok(_) => return result,
                 Err(err) if err.is_connect() || err.is_timeout() || err.is_request() => policy.backoff(retry),
                 Err(_) => return result,

@@ -126,14 +126,55 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What a database error means for the caller: only an unreachable or busy database is worth
+/// a retry; a constraint is the request's conflict; anything else is our bug, and retrying it
+/// cannot help.
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
+        use sea_orm::{DbErr, RuntimeErr, SqlErr};
+        let unreachable = match &err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+            DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => {
+                matches!(
+                    sqlx.as_ref(),
+                    sea_orm::sqlx::Error::Io(_)
+                        | sea_orm::sqlx::Error::Tls(_)
+                        | sea_orm::sqlx::Error::PoolTimedOut
+                        | sea_orm::sqlx::Error::PoolClosed
+                        | sea_orm::sqlx::Error::WorkerCrashed
+                ) || is_busy(sqlx)
+            }
+            _ => false,
+        };
+        if unreachable {
+            tracing::warn!(error = %err, "database unavailable");
+            return Self {
+                retry_after: Some(std::time::Duration::from_secs(1)),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorType::ApiError,
+                    "database_unavailable",
+                    "The database did not answer; retry the request.",
+                )
+            };
+        }
+        if let Some(SqlErr::UniqueConstraintViolation(_) | SqlErr::ForeignKeyConstraintViolation(_)) = err.sql_err() {
+            tracing::warn!(error = %err, "a write conflicted with a constraint");
+            return Self::conflict("resource_conflict", "The request conflicts with the current state of a resource.");
+        }
         tracing::error!(error = %err, "database error");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorType::ApiError,
-            "database_unavailable",
-            "The database did not answer; retry the request.",
-        )
+        Self::internal("The server hit an unexpected database error; the request id identifies it in our logs.")
     }
+}
+
+/// SQLite's "database is locked/busy" and PostgreSQL's serialization, deadlock and
+/// admin-shutdown errors pass when retried.
+fn is_busy(err: &sea_orm::sqlx::Error) -> bool {
+    let Some(database) = err.as_database_error() else { return false };
+    let Some(code) = database.code() else { return false };
+    if matches!(code.as_ref(), "40001" | "40P01" | "57P01" | "57P02" | "57P03") {
+        return true;
+    }
+    // SQLite's extended codes keep the primary code in their low byte: SQLITE_BUSY, SQLITE_LOCKED.
+    code.parse::<i32>().is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }

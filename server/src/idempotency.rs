@@ -236,11 +236,12 @@ async fn claim_or_answer(state: &AppState, keyed: &Keyed) -> Result<Claim, Respo
             return Ok(claim);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::conflict(
+            // The one 409 that is worth retrying, and says so with Retry-After.
+            let in_progress = ApiError::conflict(
                 "idempotency_key_in_progress",
                 "A request with this Idempotency-Key is still being processed; retry shortly.",
-            )
-            .into_response());
+            );
+            return Err(ApiError { retry_after: Some(Duration::from_secs(1)), ..in_progress }.into_response());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

@@ -152,3 +152,27 @@ async fn connection_errors_are_retried_then_reported() {
     let err = Error::from(client.get_smith().sid("smt_1").send().await.unwrap_err());
     assert!(matches!(err, Error::Transport(_)), "{err}");
 }
+
+#[tokio::test]
+async fn only_answers_that_can_succeed_are_retried() {
+    let mock = MockServer::start().await;
+    let client = Client::with_token_and_policy(&mock.uri(), "t", quick_policy()).unwrap();
+    let attempts = |answer: ResponseTemplate| {
+        let (mock, client) = (&mock, &client);
+        async move {
+            mock.reset().await;
+            Mock::given(method("GET")).respond_with(answer).mount(mock).await;
+            let _ = client.get_smith().sid("smt_1").send().await;
+            mock.received_requests().await.unwrap().len()
+        }
+    };
+    // A bug is not retried, nor is an answer such as a conflict the server stored.
+    assert_eq!(attempts(ResponseTemplate::new(500).set_body_json(envelope("internal_error"))).await, 1);
+    assert_eq!(attempts(ResponseTemplate::new(409).set_body_json(envelope("thread_busy"))).await, 1);
+    // An outage, and a key still in progress (a 409 with Retry-After), are.
+    assert_eq!(attempts(ResponseTemplate::new(503).set_body_json(envelope("database_unavailable"))).await, 3);
+    let in_progress = ResponseTemplate::new(409)
+        .insert_header("retry-after", "0")
+        .set_body_json(envelope("idempotency_key_in_progress"));
+    assert_eq!(attempts(in_progress).await, 3);
+}

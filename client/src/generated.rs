@@ -21337,3 +21337,57 @@ pub mod builder {
 pub mod prelude {
     pub use self::super::Client;
 }
+
+/// Every cursor-paginated list of the spec, for [`crate::paginate`].
+mod cursor_pages {
+    use super::types;
+    use crate::pagination::CursorPage;
+
+    impl CursorPage for types::AgentList {
+        type Item = types::Agent;
+        fn into_parts(self) -> (Vec<types::Agent>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+
+    impl CursorPage for types::ProjectList {
+        type Item = types::Project;
+        fn into_parts(self) -> (Vec<types::Project>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+
+    impl CursorPage for types::RunList {
+        type Item = types::Run;
+        fn into_parts(self) -> (Vec<types::Run>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+
+    impl CursorPage for types::SmithList {
+        type Item = types::Smith;
+        fn into_parts(self) -> (Vec<types::Smith>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+
+    impl CursorPage for types::SmithRevisionList {
+        type Item = types::SmithRevision;
+        fn into_parts(self) -> (Vec<types::SmithRevision>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+
+    impl CursorPage for types::TokenList {
+        type Item = types::Token;
+        fn into_parts(self) -> (Vec<types::Token>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+}

@@ -6,7 +6,7 @@ use futures::{Stream, TryStreamExt, stream};
 use progenitor_client::{Error as ProgenitorError, ResponseValue};
 
 use crate::Error;
-use crate::types::{self, ErrorEnvelope};
+use crate::types::ErrorEnvelope;
 
 /// A page of a cursor-paginated list.
 pub trait CursorPage {
@@ -14,25 +14,7 @@ pub trait CursorPage {
     fn into_parts(self) -> (Vec<Self::Item>, Option<String>);
 }
 
-macro_rules! cursor_pages {
-    ($($list:ident => $item:ident),* $(,)?) => {$(
-        impl CursorPage for types::$list {
-            type Item = types::$item;
-            fn into_parts(self) -> (Vec<types::$item>, Option<String>) {
-                let next = if self.has_more { self.next_cursor } else { None };
-                (self.data, next)
-            }
-        }
-    )*};
-}
-
-cursor_pages! {
-    AgentList => Agent,
-    ProjectList => Project,
-    SmithList => Smith,
-    SmithRevisionList => SmithRevision,
-    TokenList => Token,
-}
+// Implemented for every list of the spec by `cargo xtask regenerate`, in generated.rs.
 
 /// Streams every item of a list, fetching pages as the stream is read. `fetch` gets the
 /// cursor to pass on, empty for the first page (the server reads an empty cursor as none),

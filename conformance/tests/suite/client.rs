@@ -176,3 +176,24 @@ async fn only_answers_that_can_succeed_are_retried() {
         .set_body_json(envelope("idempotency_key_in_progress"));
     assert_eq!(attempts(in_progress).await, 3);
 }
+
+#[tokio::test]
+async fn every_list_of_the_spec_paginates_runs_included() {
+    let app = TestApp::start().await;
+    let sid = app.create_smith(&app.admin_token, "pager").await;
+    for turn in 0..3 {
+        let body = serde_json::json!({"input": [{"role": "user", "content": format!("turn {turn}")}]});
+        app.post(&format!("/v1/smiths/{sid}/runs"), &app.admin_token, body).await.expect(200);
+    }
+    let client = Client::with_token(&app.base_url, &app.admin_token).unwrap();
+    let one = std::num::NonZeroU64::new(1).unwrap();
+    let runs: Vec<types::Run> =
+        paginate(|cursor| client.list_runs().limit(one).cursor(cursor).send()).try_collect().await.unwrap();
+    assert_eq!(runs.len(), 3);
+    let smith_runs: Vec<types::Run> =
+        paginate(|cursor| client.list_smith_runs().sid(&sid).limit(one).cursor(cursor).send())
+            .try_collect()
+            .await
+            .unwrap();
+    assert_eq!(smith_runs, runs);
+}

@@ -32,6 +32,7 @@ use crate::AppState;
 use crate::api::extract::payload_too_large;
 use crate::auth::Principal;
 use crate::crypto::SealContext;
+use crate::engine::types::{EVENT_VERSION, RunDuplicateEvent, RunEventData};
 use crate::error::{ApiError, ApiResult, ErrorType};
 use crate::http::INPUT_BODY_LIMIT;
 use crate::store::{idempotency_key, now};
@@ -397,9 +398,9 @@ fn replay(status: i32, body: String) -> Response {
         .ok()
         .and_then(|value| value.get(STREAM_MARKER).and_then(|id| id.as_str()).map(str::to_owned));
     if let Some(run_id) = stream_of {
-        let data = crate::engine::types::RunDuplicateEvent { v: crate::engine::types::EVENT_VERSION, run_id };
-        let frame =
-            format!("event: run.duplicate\ndata: {}\n\n", serde_json::to_string(&data).expect("events serialize"));
+        let duplicate = RunEventData::Duplicate(RunDuplicateEvent { v: EVENT_VERSION, run_id });
+        let data = serde_json::to_string(&duplicate).expect("events serialize");
+        let frame = format!("event: {}\ndata: {data}\n\n", duplicate.kind());
         return (
             StatusCode::OK,
             [

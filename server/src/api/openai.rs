@@ -21,10 +21,9 @@ use crate::auth::{Authorized, scopes};
 use crate::domain::smiths::{self, SmithWithAgent, Upserted};
 use crate::domain::turn::{self, TurnInstructions};
 use crate::engine::capacity::Slot;
-use crate::engine::events::StoredEvent;
 use crate::engine::types::{
-    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunConfig, RunMode, RunOutput, RunStatus, RunUsage,
-    ToolChoiceOption,
+    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunConfig, RunEventData, RunMode, RunOutput,
+    RunStatus, RunUsage, ToolChoiceOption,
 };
 use crate::engine::{OnBusy, RunSpec};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
@@ -416,6 +415,11 @@ pub(crate) fn settled_error(run: crate::store::run::Model) -> ApiError {
 pub(crate) fn run_error(error: Option<Value>) -> ApiError {
     let body: Option<ErrorBody> = error.and_then(|error| serde_json::from_value(error).ok());
     let Some(body) = body else { return ApiError::internal("The run ended without an answer.") };
+    error_of(body)
+}
+
+/// A run's recorded error as the HTTP error an OpenAI SDK maps to the right exception.
+pub(crate) fn error_of(body: ErrorBody) -> ApiError {
     let status = match body.kind {
         ErrorType::AuthenticationError => StatusCode::UNAUTHORIZED,
         ErrorType::PermissionError => StatusCode::FORBIDDEN,
@@ -473,11 +477,11 @@ async fn stream(state: &AppState, run_id: &str, framing: Framing, slot: Slot) ->
     let mut first = Vec::new();
     loop {
         let Some(event) = subscription.next().await? else { break };
-        let decisive = event.kind != "run.started";
-        if event.kind == "run.failed" {
-            let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
-            return Err(run_error(data.get("error").cloned()));
+        let event = event.decode()?;
+        if let RunEventData::Failed(failed) = event {
+            return Err(error_of(failed.error));
         }
+        let decisive = !matches!(event, RunEventData::Started(_));
         first.push(event);
         if decisive {
             break;
@@ -492,7 +496,8 @@ async fn stream(state: &AppState, run_id: &str, framing: Framing, slot: Slot) ->
                 }
                 let event = match buffered.next() {
                     Some(event) => Some(event),
-                    None => subscription.next().await.ok().flatten(),
+                    // A stream that breaks off, or an event that does not decode, ends it.
+                    None => subscription.next().await.ok().flatten().and_then(|event| event.decode().ok()),
                 };
                 let Some(event) = event else {
                     done = true;
@@ -502,14 +507,14 @@ async fn stream(state: &AppState, run_id: &str, framing: Framing, slot: Slot) ->
                     ));
                 };
                 let mut out = Vec::new();
-                if opening && event.kind != "run.started" {
+                if opening && !matches!(event, RunEventData::Started(_)) {
                     opening = false;
                     let delta =
                         ChatDelta { role: Some(Role::Assistant), content: Some(String::new()), ..ChatDelta::default() };
                     out.push(framing.chunk(delta, None));
                 }
                 out.extend(frames_for(&framing, &event));
-                if matches!(event.kind.as_str(), "run.completed" | "run.failed" | "run.cancelled") {
+                if event.is_terminal() {
                     out.push(Event::default().data("[DONE]"));
                     done = true;
                 }
@@ -525,45 +530,41 @@ async fn stream(state: &AppState, run_id: &str, framing: Framing, slot: Slot) ->
     Ok(Sse::new(frames).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response())
 }
 
-fn frames_for(framing: &Framing, event: &StoredEvent) -> Vec<Event> {
-    let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
-    match event.kind.as_str() {
-        "message.delta" => {
-            let delta = ChatDelta { content: data["delta"].as_str().map(str::to_owned), ..ChatDelta::default() };
+fn frames_for(framing: &Framing, event: &RunEventData) -> Vec<Event> {
+    match event {
+        RunEventData::MessageDelta(delta) => {
+            let delta = ChatDelta { content: Some(delta.delta.clone()), ..ChatDelta::default() };
             vec![framing.chunk(delta, None)]
         }
-        "message.completed" => {
-            let calls: Vec<ToolCall> = serde_json::from_value(data["tool_calls"].clone()).unwrap_or_default();
-            calls
-                .iter()
-                .enumerate()
-                .map(|(index, call)| {
-                    let delta = ChatDelta {
-                        tool_calls: vec![ChatToolCallDelta {
-                            index: index as u32,
-                            id: call.id.clone(),
-                            kind: FunctionToolType::Function,
-                            function: ChatFunctionCall { name: call.name.clone(), arguments: call.arguments.clone() },
-                        }],
-                        ..ChatDelta::default()
-                    };
-                    framing.chunk(delta, None)
-                })
-                .collect()
-        }
-        "run.completed" => {
-            let stop_reason: Option<StopReason> = serde_json::from_value(data["stop_reason"].clone()).ok();
-            let finish = FinishReason::of(stop_reason, stop_reason == Some(StopReason::ToolUse));
+        RunEventData::MessageCompleted(completed) => completed
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(index, call)| {
+                let delta = ChatDelta {
+                    tool_calls: vec![ChatToolCallDelta {
+                        index: index as u32,
+                        id: call.id.clone(),
+                        kind: FunctionToolType::Function,
+                        function: ChatFunctionCall { name: call.name.clone(), arguments: call.arguments.clone() },
+                    }],
+                    ..ChatDelta::default()
+                };
+                framing.chunk(delta, None)
+            })
+            .collect(),
+        RunEventData::Completed(completed) => {
+            let stop_reason = Some(completed.stop_reason);
+            let finish = FinishReason::of(stop_reason, completed.stop_reason == StopReason::ToolUse);
             let mut out = vec![framing.chunk(ChatDelta::default(), Some(finish))];
             if framing.include_usage {
-                let usage: RunUsage = serde_json::from_value(data["usage"].clone()).unwrap_or_default();
-                out.push(framing.usage(usage.into()));
+                out.push(framing.usage(completed.usage.into()));
             }
             out
         }
-        "run.failed" => {
+        RunEventData::Failed(failed) => {
             // Mid-stream failures: the SDKs raise on a chunk carrying `error`.
-            vec![Event::default().data(json!({"error": data["error"]}).to_string())]
+            vec![Event::default().data(json!({"error": failed.error}).to_string())]
         }
         _ => Vec::new(),
     }

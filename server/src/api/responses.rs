@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::api::extract::Json;
-use crate::api::openai::{SMITH_MODEL, resolve_smith, run_error, settled_error};
+use crate::api::openai::{SMITH_MODEL, error_of, resolve_smith, settled_error};
 use crate::api::smiths::{EffectiveConfig, Smith};
 use crate::auth::{Authorized, Caller, scopes};
 use crate::domain::smiths;
@@ -25,8 +25,8 @@ use crate::domain::turn::{self, TurnInstructions};
 use crate::engine::capacity::Slot;
 use crate::engine::types::{
     ContentPart, FilePart, FunctionDefinition, FunctionTool, FunctionToolType, ImageDetail, ImagePart, InputMessage,
-    MessageContent, NamedFunction, NamedToolChoice, RunConfig, RunMode, RunOutput, RunStatus, RunUsage, ToolChoiceMode,
-    ToolChoiceOption,
+    MessageContent, NamedFunction, NamedToolChoice, RunConfig, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
+    ToolChoiceMode, ToolChoiceOption,
 };
 use crate::engine::{OnBusy, RunSpec};
 use crate::error::{ApiError, ApiResult};
@@ -649,14 +649,14 @@ impl Frames {
         ]
     }
 
-    fn on_event(&mut self, kind: &str, data: &Value) -> Vec<Event> {
+    fn on_event(&mut self, event: &RunEventData) -> Vec<Event> {
         let mut out = Vec::new();
-        match kind {
-            "message.delta" => {
+        match event {
+            RunEventData::MessageDelta(delta) => {
                 if !self.text_started {
                     out.extend(self.open_message());
                 }
-                let delta = data["delta"].as_str().unwrap_or_default();
+                let delta = delta.delta.as_str();
                 self.text.push_str(delta);
                 let item_id = item_id("msg", &self.echo.run_id);
                 out.push(self.frame(
@@ -664,8 +664,8 @@ impl Frames {
                     json!({"item_id": item_id, "output_index": 0, "content_index": 0, "delta": delta, "logprobs": []}),
                 ));
             }
-            "message.completed" => {
-                self.calls = serde_json::from_value(data["tool_calls"].clone()).unwrap_or_default();
+            RunEventData::MessageCompleted(completed) => {
+                self.calls.clone_from(&completed.tool_calls);
                 if !self.text_started && self.calls.is_empty() {
                     out.extend(self.open_message());
                 }
@@ -705,10 +705,9 @@ impl Frames {
                     );
                 }
             }
-            "run.completed" => {
-                let usage: Option<RunUsage> = serde_json::from_value(data["usage"].clone()).ok();
-                let stop_reason: Option<StopReason> = serde_json::from_value(data["stop_reason"].clone()).ok();
-                let (kind, status) = if stop_reason == Some(StopReason::MaxTokens) {
+            RunEventData::Completed(completed) => {
+                let usage = Some(completed.usage);
+                let (kind, status) = if completed.stop_reason == StopReason::MaxTokens {
                     ("response.incomplete", ResponseStatus::Incomplete)
                 } else {
                     ("response.completed", ResponseStatus::Completed)
@@ -717,12 +716,13 @@ impl Frames {
                 let response = self.echo.object(status, output, usage);
                 out.push(self.response_frame(kind, response));
             }
-            "run.failed" | "run.cancelled" => {
+            RunEventData::Failed(_) | RunEventData::Cancelled(_) => {
+                let (code, message) = match event {
+                    RunEventData::Failed(failed) => (failed.error.code.clone(), failed.error.message.clone()),
+                    _ => ("run_cancelled".to_owned(), "The run was cancelled.".to_owned()),
+                };
                 let mut response = self.echo.object(ResponseStatus::Failed, Vec::new(), None);
-                response.error = Some(ResponseError {
-                    code: data["error"]["code"].as_str().unwrap_or("run_cancelled").to_owned(),
-                    message: data["error"]["message"].as_str().unwrap_or("The run was cancelled.").to_owned(),
-                });
+                response.error = Some(ResponseError { code, message });
                 out.push(self.response_frame("response.failed", response));
             }
             _ => {}
@@ -736,11 +736,11 @@ async fn stream(state: &AppState, echo: Echo, slot: Slot) -> ApiResult<Response>
     let mut subscription = state.engine.subscribe(&echo.run_id, 0).await?.holding(slot);
     let mut first = Vec::new();
     while let Some(event) = subscription.next().await? {
-        if event.kind == "run.failed" {
-            let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
-            return Err(run_error(data.get("error").cloned()));
+        let event = event.decode()?;
+        if let RunEventData::Failed(failed) = event {
+            return Err(error_of(failed.error));
         }
-        let decisive = event.kind != "run.started";
+        let decisive = !matches!(event, RunEventData::Started(_));
         first.push(event);
         if decisive {
             break;
@@ -760,11 +760,11 @@ async fn stream(state: &AppState, echo: Echo, slot: Slot) -> ApiResult<Response>
             }
             let event = match buffered.next() {
                 Some(event) => Some(event),
-                None => subscription.next().await.ok().flatten(),
+                // A stream that breaks off, or an event that does not decode, ends it.
+                None => subscription.next().await.ok().flatten().and_then(|event| event.decode().ok()),
             }?;
-            let data: Value = serde_json::from_str(&event.data).unwrap_or_default();
-            let out = frames.on_event(&event.kind, &data);
-            let done = matches!(event.kind.as_str(), "run.completed" | "run.failed" | "run.cancelled");
+            let out = frames.on_event(&event);
+            let done = event.is_terminal();
             Some((out, (subscription, buffered, frames, done)))
         },
     );

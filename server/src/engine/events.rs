@@ -18,7 +18,7 @@ use sea_orm::{
 use tokio::sync::watch;
 
 use super::types::{RunEventData, RunStatus, ends_stream};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::store::{now, run, run_event};
 
 /// Events wait for this many, or this long, before being written.
@@ -37,6 +37,15 @@ pub struct StoredEvent {
     pub kind: String,
     /// The frame's JSON data, serialized once.
     pub data: String,
+}
+
+impl StoredEvent {
+    /// The event as its typed variant; a stored event that does not decode is an error
+    /// naming it, never a default.
+    pub fn decode(&self) -> ApiResult<RunEventData> {
+        RunEventData::decode(&self.kind, &self.data)
+            .map_err(|why| ApiError::internal(format!("Stored event {} ({}) is corrupt: {why}", self.seq, self.kind)))
+    }
 }
 
 impl From<run_event::Model> for StoredEvent {

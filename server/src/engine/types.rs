@@ -433,6 +433,33 @@ pub enum RunEventData {
 }
 
 impl RunEventData {
+    /// Reads a stored event back as the variant its kind names; the data is the JSON the
+    /// event was stored with.
+    pub fn decode(kind: &str, data: &str) -> Result<Self, String> {
+        fn parse<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, String> {
+            serde_json::from_str(data).map_err(|err| err.to_string())
+        }
+        Ok(match kind {
+            "run.started" => Self::Started(parse(data)?),
+            "message.delta" => Self::MessageDelta(parse(data)?),
+            "message.completed" => Self::MessageCompleted(parse(data)?),
+            "tool.executing" => Self::ToolExecuting(parse(data)?),
+            "tool.completed" => Self::ToolCompleted(parse(data)?),
+            "run.requires_action" => Self::RequiresAction(parse(data)?),
+            "approval.required" => Self::ApprovalRequired(parse(data)?),
+            "run.completed" => Self::Completed(parse(data)?),
+            "run.failed" => Self::Failed(parse(data)?),
+            "run.cancelled" => Self::Cancelled(parse(data)?),
+            "run.duplicate" => Self::Duplicate(parse(data)?),
+            other => return Err(format!("unknown event kind '{other}'")),
+        })
+    }
+
+    /// The run ended: completed, failed or cancelled.
+    pub const fn is_terminal(&self) -> bool {
+        matches!(self, Self::Completed(_) | Self::Failed(_) | Self::Cancelled(_))
+    }
+
     pub const fn kind(&self) -> &'static str {
         match self {
             Self::Started(_) => "run.started",

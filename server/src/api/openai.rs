@@ -300,7 +300,7 @@ async fn create_chat_completion(
         return stream(&state, &run.id, Framing { id, created, model: model_requested, include_usage }, slot).await;
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
-    if settled.status != RunStatus::Completed.as_str() {
+    if settled.status != RunStatus::Completed {
         return Err(settled_error(settled));
     }
     let output: RunOutput = settled.output.and_then(|o| serde_json::from_value(o).ok()).unwrap_or_default();
@@ -405,7 +405,7 @@ fn split_messages(messages: Vec<ChatMessage>) -> ApiResult<(Vec<String>, Vec<Inp
 /// Why a settled run gave no answer, as the HTTP error an OpenAI SDK maps to the right
 /// exception. A cancelled run is a 409, not a retryable 5xx that would run it again.
 pub(crate) fn settled_error(run: crate::store::run::Model) -> ApiError {
-    if run.status == RunStatus::Cancelled.as_str() {
+    if run.status == RunStatus::Cancelled {
         return ApiError::conflict("run_cancelled", "The run behind this request was cancelled.");
     }
     run_error(run.error)

@@ -421,7 +421,7 @@ async fn create_response(
         return stream(&state, echo, slot).await;
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
-    if settled.status != RunStatus::Completed.as_str() {
+    if settled.status != RunStatus::Completed {
         return Err(settled_error(settled));
     }
     let output: RunOutput = settled.output.and_then(|o| serde_json::from_value(o).ok()).unwrap_or_default();
@@ -447,7 +447,7 @@ async fn previous_run(state: &AppState, caller: &Caller, response_id: &str) -> A
         .filter(|run| caller.sees_smith(&run.smith_id))
         .ok_or_else(not_found)?;
     let config: RunConfig = serde_json::from_value(run.config.clone()).map_err(|_| not_found())?;
-    if config.mode != RunMode::Responses || config.store == Some(false) || run.status != RunStatus::Completed.as_str() {
+    if config.mode != RunMode::Responses || config.store == Some(false) || run.status != RunStatus::Completed {
         return Err(not_found());
     }
     // History is the thread, so only its latest response can be continued without mixing branches.

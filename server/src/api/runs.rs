@@ -69,7 +69,7 @@ impl TryFrom<run::Model> for Run {
     fn try_from(model: run::Model) -> ApiResult<Self> {
         let corrupt = || ApiError::internal("A stored run is inconsistent.");
         Ok(Self {
-            status: RunStatus::parse(&model.status).ok_or_else(corrupt)?,
+            status: model.status,
             input: serde_json::from_value(model.input).map_err(|_| corrupt())?,
             config: serde_json::from_value(model.config).map_err(|_| corrupt())?,
             output: parse(model.output),

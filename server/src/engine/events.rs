@@ -319,10 +319,7 @@ impl Subscription {
             }
             // The status is read before the rows: a run that ended in between still has its
             // closing events read here.
-            let status = run::Entity::find_by_id(self.run_id.as_str())
-                .one(&self.db)
-                .await?
-                .and_then(|run| RunStatus::parse(&run.status));
+            let status = run::Entity::find_by_id(self.run_id.as_str()).one(&self.db).await?.map(|run| run.status);
             let rows = stored_after(&self.db, &self.run_id, self.last, None).await?;
             if !rows.is_empty() {
                 self.buffer.extend(rows);

@@ -170,7 +170,7 @@ async fn work(
         serde_json::from_value(current.config.clone()).map_err(|_| ApiError::internal("A run's config is corrupt."))?;
     let model = resolve(&config.model);
     if emitter.last_seq() == 0 {
-        if current.status == RunStatus::Queued.as_str() {
+        if current.status == RunStatus::Queued {
             run::Entity::update_many()
                 .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
                 .col_expr(run::Column::StartedAt, Expr::value(Some(now())))

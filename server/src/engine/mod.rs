@@ -278,9 +278,7 @@ impl Engine {
             // An enqueued run claims its thread when the active one releases it.
             active_thread_id: Set((spec.on_busy != OnBusy::Enqueue).then_some(thread_id)),
             // A run that has its thread starts at once; an enqueued one waits, queued.
-            status: Set(if spec.on_busy == OnBusy::Enqueue { RunStatus::Queued } else { RunStatus::Running }
-                .as_str()
-                .to_owned()),
+            status: Set(if spec.on_busy == OnBusy::Enqueue { RunStatus::Queued } else { RunStatus::Running }),
             input: Set(json!(spec.input)),
             transcript: Set(json!([])),
             output: Set(None),
@@ -334,7 +332,7 @@ impl Engine {
 
     /// Stops a queued, running or paused run; answers once it is cancelled.
     pub async fn cancel(&self, current: &run::Model) -> ApiResult<run::Model> {
-        let status = RunStatus::parse(&current.status).unwrap_or(RunStatus::Failed);
+        let status = current.status;
         if status.is_terminal() {
             return Err(ApiError::conflict("run_not_active", format!("The run is already {}.", status.as_str())));
         }
@@ -350,7 +348,7 @@ impl Engine {
         let settled = tokio::time::timeout(INTERRUPT_WAIT, self.wait_settled(&current.id, current.last_seq)).await;
         match settled {
             // It paused before the cancel reached it: cancel the pause.
-            Ok(Ok(run)) if run.status == RunStatus::RequiresAction.as_str() => Box::pin(self.cancel(&run)).await,
+            Ok(Ok(run)) if run.status == RunStatus::RequiresAction => Box::pin(self.cancel(&run)).await,
             Ok(result) => result,
             Err(_) => Err(ApiError::new(
                 axum::http::StatusCode::GATEWAY_TIMEOUT,
@@ -364,7 +362,7 @@ impl Engine {
     /// Answers the tool calls a paused run waits for, and resumes it.
     pub async fn submit(&self, current: &run::Model, outputs: Vec<ToolOutput>) -> ApiResult<()> {
         let not_waiting = || ApiError::conflict("run_not_waiting", "The run is not waiting for tool outputs.");
-        if current.status != RunStatus::RequiresAction.as_str() {
+        if current.status != RunStatus::RequiresAction {
             return Err(not_waiting());
         }
         let slot = self.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)?;
@@ -405,7 +403,7 @@ impl Engine {
             transcript.push(crate::providers::Message::tool_result(&call.id, &output.output));
         }
         let resumed = run::Model {
-            status: RunStatus::Running.as_str().to_owned(),
+            status: RunStatus::Running,
             required_action: None,
             transcript: json!(transcript),
             lease_owner: Some(self.inner.instance.clone()),
@@ -615,7 +613,7 @@ impl Engine {
             .all(&self.inner.db)
             .await?;
         for run in active {
-            let paused = run.status == RunStatus::RequiresAction.as_str();
+            let paused = run.status == RunStatus::RequiresAction;
             // A paused run resumed meanwhile is running: ask its task instead.
             let stopped = if paused { self.cancel_paused(&run).await } else { Ok(false) };
             let stopped = match stopped {

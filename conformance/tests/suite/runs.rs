@@ -444,3 +444,24 @@ async fn a_stale_cancel_request_does_not_kill_a_resumed_run() {
     let later = app.get(&format!("{path}/{}", paused.id()), &app.admin_token).await.expect(200);
     assert_eq!(later.body["status"], "completed");
 }
+
+#[tokio::test]
+async fn a_run_whose_stored_data_does_not_decode_is_an_error_not_a_default() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    let app = TestApp::start().await;
+    let sid = smith(&app).await;
+    let path = format!("/v1/smiths/{sid}/runs");
+    let body = json!({"input": [{"role": "user", "content": "x"}], "thread_id": "kept"});
+    let done = app.post(&path, &app.admin_token, body).await.expect(200);
+    let stored = ingram_server::store::run::Entity::find_by_id(done.id()).one(&app.state.db).await.unwrap().unwrap();
+    let mut damaged = stored.into_active_model();
+    damaged.transcript = Set(json!("not a list of messages"));
+    damaged.update(&app.state.db).await.unwrap();
+    // The run still reads (its transcript is not part of it), but the next turn of its thread
+    // fails instead of losing that history silently, as it did when it read as empty.
+    app.get(&format!("{path}/{}", done.id()), &app.admin_token).await.expect(200);
+    let next = json!({"input": [{"role": "user", "content": "y"}], "thread_id": "kept"});
+    let next = app.post(&path, &app.admin_token, next).await.expect(200);
+    assert_eq!(next.body["status"], "failed", "{:#}", next.body);
+    assert_eq!(next.body["error"]["code"], "internal_error", "{:#}", next.body);
+}

@@ -29,6 +29,7 @@ use crate::engine::{OnBusy, RunSpec};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
 use crate::http::INPUT_BODY_LIMIT;
 use crate::providers::{Role, StopReason, ToolCall};
+use crate::store::decode_run_opt;
 
 /// Names the smith for a tenant-admin token, instead of `user`.
 pub const SMITH_HEADER: &str = "ic-smith-id";
@@ -303,9 +304,11 @@ async fn create_chat_completion(
     if settled.status != RunStatus::Completed {
         return Err(settled_error(settled));
     }
-    let output: RunOutput = settled.output.and_then(|o| serde_json::from_value(o).ok()).unwrap_or_default();
-    let usage: RunUsage = settled.usage.and_then(|u| serde_json::from_value(u).ok()).unwrap_or_default();
-    let stop_reason = settled.stop_reason.and_then(|reason| serde_json::from_value(Value::String(reason)).ok());
+    let run_id = settled.id.as_str();
+    let output: RunOutput = decode_run_opt(run_id, "output", settled.output.as_ref())?.unwrap_or_default();
+    let usage: RunUsage = decode_run_opt(run_id, "usage", settled.usage.as_ref())?.unwrap_or_default();
+    let stop_reason = settled.stop_reason.clone().map(Value::String);
+    let stop_reason: Option<StopReason> = decode_run_opt(run_id, "stop_reason", stop_reason.as_ref())?;
     let has_tool_calls = !output.tool_calls.is_empty();
     let completion = ChatCompletion {
         id,

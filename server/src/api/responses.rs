@@ -32,7 +32,7 @@ use crate::engine::{OnBusy, RunSpec};
 use crate::error::{ApiError, ApiResult};
 use crate::http::INPUT_BODY_LIMIT;
 use crate::providers::{Role, StopReason, ToolCall};
-use crate::store::run;
+use crate::store::{decode_run_opt, run};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateResponseRequest {
@@ -424,8 +424,8 @@ async fn create_response(
     if settled.status != RunStatus::Completed {
         return Err(settled_error(settled));
     }
-    let output: RunOutput = settled.output.and_then(|o| serde_json::from_value(o).ok()).unwrap_or_default();
-    let usage: Option<RunUsage> = settled.usage.and_then(|u| serde_json::from_value(u).ok());
+    let output: RunOutput = decode_run_opt(&settled.id, "output", settled.output.as_ref())?.unwrap_or_default();
+    let usage: Option<RunUsage> = decode_run_opt(&settled.id, "usage", settled.usage.as_ref())?;
     let status = if settled.stop_reason.as_deref() == Some("max_tokens") {
         ResponseStatus::Incomplete
     } else {
@@ -528,7 +528,7 @@ async fn referenced_items(
         if config.mode != RunMode::Responses || config.store == Some(false) {
             return Err(not_found());
         }
-        let output: RunOutput = run.output.and_then(|output| serde_json::from_value(output).ok()).unwrap_or_default();
+        let output: RunOutput = decode_run_opt(&run.id, "output", run.output.as_ref())?.unwrap_or_default();
         let item = match index {
             None => ReferencedItem::Message(output.content),
             Some(index) => ReferencedItem::FunctionCall(output.tool_calls.get(index).cloned().ok_or_else(not_found)?),

@@ -31,7 +31,7 @@ use crate::engine::{OnBusy, RunSpec, ToolOutput};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::INPUT_BODY_LIMIT;
 use crate::providers::{Role, StopReason};
-use crate::store::run;
+use crate::store::{decode_run, decode_run_opt, run};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Run {
@@ -59,25 +59,22 @@ pub struct Run {
 
 list_type!(RunList, Run);
 
-fn parse<T: serde::de::DeserializeOwned>(value: Option<serde_json::Value>) -> Option<T> {
-    value.and_then(|value| serde_json::from_value(value).ok())
-}
-
 impl TryFrom<run::Model> for Run {
     type Error = ApiError;
 
     fn try_from(model: run::Model) -> ApiResult<Self> {
-        let corrupt = || ApiError::internal("A stored run is inconsistent.");
+        let id = model.id.as_str();
+        let stop_reason = model.stop_reason.map(serde_json::Value::String);
         Ok(Self {
             status: model.status,
-            input: serde_json::from_value(model.input).map_err(|_| corrupt())?,
-            config: serde_json::from_value(model.config).map_err(|_| corrupt())?,
-            output: parse(model.output),
-            usage: parse(model.usage),
-            error: parse(model.error),
-            required_action: parse(model.required_action),
-            stop_reason: parse(model.stop_reason.map(serde_json::Value::String)),
-            metadata: parse(model.metadata),
+            input: decode_run(id, "input", &model.input)?,
+            config: decode_run(id, "config", &model.config)?,
+            output: decode_run_opt(id, "output", model.output.as_ref())?,
+            usage: decode_run_opt(id, "usage", model.usage.as_ref())?,
+            error: decode_run_opt(id, "error", model.error.as_ref())?,
+            required_action: decode_run_opt(id, "required_action", model.required_action.as_ref())?,
+            stop_reason: decode_run_opt(id, "stop_reason", stop_reason.as_ref())?,
+            metadata: decode_run_opt(id, "metadata", model.metadata.as_ref())?,
             id: model.id,
             smith_id: model.smith_id,
             thread_id: model.thread_id,
@@ -375,7 +372,7 @@ async fn replay_run(
     OptionalJson(request): OptionalJson<ReplayRunRequest>,
 ) -> ApiResult<Response> {
     let original = runs::get(&state.db, &caller, &sid, &rid).await?;
-    let client_tools: Vec<FunctionTool> = serde_json::from_value(original.client_tools.clone()).unwrap_or_default();
+    let client_tools: Vec<FunctionTool> = decode_run(&original.id, "client_tools", &original.client_tools)?;
     let mut original = Run::try_from(original)?;
     let smith = Smith::from(smiths::get_with_agent(&state.db, &caller, &sid).await?);
     original.config.model = turn::model(&smith.effective_config, Some(original.config.model))?;

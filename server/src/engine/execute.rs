@@ -65,7 +65,12 @@ pub(super) async fn run(
     let run_id = current.id.clone();
     let (smith_id, thread_id) = (current.smith_id.clone(), current.thread_id.clone());
     // Nothing else writes the transcript while the run executes.
-    let transcript = serde_json::from_value(current.transcript.clone()).unwrap_or_default();
+    let transcript = match crate::store::decode_run(&run_id, "transcript", &current.transcript) {
+        Ok(transcript) => transcript,
+        // Left as it is, for a person to look at: the lease lapses and the sweeper fails the
+        // run with run_interrupted rather than the transcript being overwritten.
+        Err(_) => return,
+    };
     let mut emitter = Emitter::new(run_id.clone(), live.clone(), reserved);
     let mut cancel = live.cancel.subscribe();
     let mut clock =
@@ -199,7 +204,7 @@ async fn work(
     let with_history = config.mode.includes_history() && !known.new_thread;
     let request = model_request(engine, &current, &config, &model, with_history).await?;
     let previous_usage: RunUsage =
-        current.usage.clone().and_then(|usage| serde_json::from_value(usage).ok()).unwrap_or_default();
+        crate::store::decode_run_opt(run_id, "usage", current.usage.as_ref())?.unwrap_or_default();
     let endpoint = match known.endpoint {
         Some(endpoint) => endpoint,
         None => engine.endpoint(&current.project_id, model.provider).await?,
@@ -299,11 +304,11 @@ async fn model_request(
         .iter()
         .chain(std::iter::once(current))
         .map(|turn| {
-            let input = serde_json::from_value(turn.input.clone()).unwrap_or_default();
-            let transcript = serde_json::from_value(turn.transcript.clone()).unwrap_or_default();
-            (input, transcript)
+            let input = crate::store::decode_run(&turn.id, "input", &turn.input)?;
+            let transcript = crate::store::decode_run(&turn.id, "transcript", &turn.transcript)?;
+            Ok((input, transcript))
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     let named = turns.iter().flat_map(|(input, _)| input);
     let stored = files::load_named(engine.db(), &current.project_id, named).await?;
     let mut messages = Vec::new();
@@ -311,7 +316,8 @@ async fn model_request(
         messages.extend(input.into_iter().map(|message| model_message(message, &stored)));
         messages.extend(transcript);
     }
-    let mut client_tools: Vec<FunctionTool> = serde_json::from_value(current.client_tools.clone()).unwrap_or_default();
+    let mut client_tools: Vec<FunctionTool> =
+        crate::store::decode_run(&current.id, "client_tools", &current.client_tools)?;
     let tool_choice = match &config.tool_choice {
         None | Some(ToolChoiceOption::Mode(ToolChoiceMode::Auto)) => ToolChoice::Auto,
         Some(ToolChoiceOption::Mode(ToolChoiceMode::Required)) => ToolChoice::Required,

@@ -396,7 +396,7 @@ impl Engine {
             .with_param("tool_outputs"));
         }
         let mut transcript: Vec<crate::providers::Message> =
-            serde_json::from_value(current.transcript.clone()).unwrap_or_default();
+            crate::store::decode_run(&current.id, "transcript", &current.transcript)?;
         // Answers go in the order the model made the calls, whatever order they came in.
         for call in &action.tool_calls {
             let output = outputs.iter().find(|output| output.tool_call_id == call.id).expect("checked above");

@@ -24,6 +24,28 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use crate::api::pagination::{Page, PageRequest};
 use crate::error::ApiResult;
 
+/// Reads a run's JSON column as its type. Data that does not decode is an error naming the
+/// run and the column, never a default: a transcript must not vanish silently.
+pub fn decode_run<T: serde::de::DeserializeOwned>(
+    run_id: &str,
+    column: &str,
+    value: &serde_json::Value,
+) -> ApiResult<T> {
+    T::deserialize(value).map_err(|err| {
+        tracing::error!(run_id, column, error = %err, "a stored run does not decode");
+        crate::error::ApiError::internal(format!("Run {run_id} has a corrupt {column}."))
+    })
+}
+
+/// [`decode_run`] for a nullable column.
+pub fn decode_run_opt<T: serde::de::DeserializeOwned>(
+    run_id: &str,
+    column: &str,
+    value: Option<&serde_json::Value>,
+) -> ApiResult<Option<T>> {
+    value.map(|value| decode_run(run_id, column, value)).transpose()
+}
+
 /// `column` starts with `prefix`, exactly: case-sensitive and with no wildcards, the same on
 /// SQLite and PostgreSQL (`LIKE` would treat `_` and `%` as wildcards, and SQLite's ignores case).
 pub fn starts_with(column: impl sea_orm::sea_query::IntoColumnRef, prefix: &str) -> sea_orm::sea_query::SimpleExpr {

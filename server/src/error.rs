@@ -1,9 +1,8 @@
-//! The one error type every route answers with: the OpenAI error envelope.
+//! The one error type: a kind the caller acts on, a stable code, and the OpenAI error envelope
+//! it is written as. Statuses belong to the HTTP edge (`crate::http`).
 
 use std::borrow::Cow;
 
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -36,24 +35,77 @@ pub enum ErrorType {
     ApiError,
 }
 
-/// An error on its way to becoming an HTTP response.
+/// What went wrong, in the terms a caller acts on. The HTTP edge (`crate::http`) turns it into
+/// a status; nothing else knows statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or breaks a rule.
+    Invalid,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    /// A route exists, the method does not.
+    MethodNotAllowed,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// A body larger than the route takes.
+    TooLarge,
+    /// A body that is not JSON.
+    UnsupportedMediaType,
+    /// An `Idempotency-Key` reused for another request.
+    KeyReused,
+    RateLimited,
+    /// A dependency (the database) cannot be reached or is busy.
+    Unavailable,
+    /// The model provider failed or could not be reached.
+    Upstream,
+    /// Something did not finish in time.
+    Timeout,
+    /// A bug.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The OpenAI error `type` of this kind.
+    pub const fn openai_type(self) -> ErrorType {
+        match self {
+            Self::Unauthenticated => ErrorType::AuthenticationError,
+            Self::Forbidden => ErrorType::PermissionError,
+            Self::RateLimited => ErrorType::RateLimitError,
+            Self::Unavailable | Self::Upstream | Self::Timeout | Self::Internal => ErrorType::ApiError,
+            Self::Invalid
+            | Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::Conflict
+            | Self::TooLarge
+            | Self::UnsupportedMediaType
+            | Self::KeyReused => ErrorType::InvalidRequestError,
+        }
+    }
+
+    /// Whether the same request may succeed later.
+    pub const fn retryable(self) -> bool {
+        matches!(self, Self::RateLimited | Self::Unavailable | Self::Upstream)
+    }
+}
+
+/// An error with a stable code, on its way to a caller.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub kind: ErrorType,
+    pub kind: ErrorKind,
     /// A fixed slug, or one carried over from a stored error (a failed run's).
     pub code: Cow<'static, str>,
     pub message: String,
     pub param: Option<String>,
-    /// Sent as `Retry-After` (whole seconds) with a 429.
+    /// When a retry may succeed; sent as `Retry-After` (whole seconds).
     pub retry_after: Option<std::time::Duration>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: ErrorType, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, code: Cow::Borrowed(code), message: message.into(), param: None, retry_after: None }
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self { kind, code: Cow::Borrowed(code), message: message.into(), param: None, retry_after: None }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -62,7 +114,7 @@ impl ApiError {
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorType::InvalidRequestError, code, message)
+        Self::new(ErrorKind::Invalid, code, message)
     }
 
     pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
@@ -76,53 +128,39 @@ impl ApiError {
 
     /// The resource does not exist *for this caller*: also what another tenant's resource looks like.
     pub fn not_found(code: &'static str, what: &str, id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, ErrorType::InvalidRequestError, code, format!("No {what} with id '{id}'."))
+        Self::new(ErrorKind::NotFound, code, format!("No {what} with id '{id}'."))
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, ErrorType::InvalidRequestError, code, message)
+        Self::new(ErrorKind::Conflict, code, message)
     }
 
     pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorType::AuthenticationError, code, message)
+        Self::new(ErrorKind::Unauthenticated, code, message)
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, ErrorType::PermissionError, code, message)
+        Self::new(ErrorKind::Forbidden, code, message)
     }
 
     /// 429 `rate_limited`: over a capacity cap; retry after `retry_after`.
     pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
-        Self {
-            retry_after: Some(retry_after),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, ErrorType::RateLimitError, "rate_limited", message)
-        }
+        Self { retry_after: Some(retry_after), ..Self::new(ErrorKind::RateLimited, "rate_limited", message) }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorType::ApiError, "internal_error", message)
+        Self::new(ErrorKind::Internal, "internal_error", message)
     }
 
     pub fn envelope(&self) -> ErrorEnvelope {
         ErrorEnvelope {
             error: ErrorBody {
                 message: self.message.clone(),
-                kind: self.kind,
+                kind: self.kind.openai_type(),
                 param: self.param.clone(),
                 code: self.code.to_string(),
             },
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.envelope()).expect("error envelope serializes");
-        let mut response = (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-        if let Some(after) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, after.as_secs().max(1).into());
-        }
-        response
     }
 }
 
@@ -151,8 +189,7 @@ impl From<sea_orm::DbErr> for ApiError {
             return Self {
                 retry_after: Some(std::time::Duration::from_secs(1)),
                 ..Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorType::ApiError,
+                    ErrorKind::Unavailable,
                     "database_unavailable",
                     "The database did not answer; retry the request.",
                 )

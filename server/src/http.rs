@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::request_id::{MakeRequestId, RequestId};
 
-use crate::error::{ApiError, ErrorType};
+use crate::error::{ApiError, ErrorKind};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const API_VERSION: HeaderName = HeaderName::from_static("ic-api-version");
@@ -18,6 +18,40 @@ pub const CURRENT_API_VERSION: &str = "2026-05-01";
 pub const BODY_LIMIT: usize = 1024 * 1024;
 /// The body limit of routes that create runs, whose messages may inline images and files.
 pub const INPUT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// The status each kind of error answers with.
+pub const fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Every error leaves as the OpenAI envelope, with its kind's status and, when a retry may
+/// succeed later, `Retry-After`.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.envelope()).expect("error envelope serializes");
+        let mut response =
+            (status_of(self.kind), [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        if let Some(after) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, after.as_secs().max(1).into());
+        }
+        response
+    }
+}
 
 /// Where a client's own `X-Request-Id` goes: the server mints its own id for every request
 /// and logs the client's beside it, capped.
@@ -68,8 +102,7 @@ pub async fn check_api_version(request: Request, next: Next) -> Response {
 
 pub async fn route_not_found(request: Request) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        ErrorType::InvalidRequestError,
+        ErrorKind::NotFound,
         "route_not_found",
         format!("No route for {} {}.", request.method(), request.uri().path()),
     )
@@ -77,8 +110,7 @@ pub async fn route_not_found(request: Request) -> ApiError {
 
 pub async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        ErrorType::InvalidRequestError,
+        ErrorKind::MethodNotAllowed,
         "method_not_allowed",
         format!("{} is not allowed on {}.", request.method(), request.uri().path()),
     )

@@ -33,7 +33,7 @@ use crate::api::extract::payload_too_large;
 use crate::auth::Principal;
 use crate::crypto::SealContext;
 use crate::engine::types::{EVENT_VERSION, RunDuplicateEvent, RunEventData};
-use crate::error::{ApiError, ApiResult, ErrorType};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::http::INPUT_BODY_LIMIT;
 use crate::store::{idempotency_key, now};
 
@@ -215,8 +215,7 @@ async fn claim_or_answer(state: &AppState, keyed: &Keyed) -> Result<Claim, Respo
         };
         if stored.request_hash != keyed.request_hash {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorType::InvalidRequestError,
+                ErrorKind::KeyReused,
                 "idempotency_key_reused",
                 "This Idempotency-Key was already used with a different request.",
             )

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ErrorType};
+use crate::error::{ApiError, ErrorKind};
 
 /// A JSON request body.
 pub struct Json<T>(pub T);
@@ -27,8 +27,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(err) => ApiError::bad_request("invalid_body", err.body_text()),
         JsonRejection::JsonSyntaxError(err) => ApiError::bad_request("invalid_json", err.body_text()),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorType::InvalidRequestError,
+            ErrorKind::UnsupportedMediaType,
             "unsupported_media_type",
             "Send the body as JSON with 'Content-Type: application/json'.",
         ),
@@ -39,8 +38,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 pub fn payload_too_large() -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorType::InvalidRequestError,
+        ErrorKind::TooLarge,
         "payload_too_large",
         format!(
             "The request body is too large: the limit is {} MiB, and {} MiB for requests that create runs.",

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use crate::engine::types::{
     RunStatus, RunUsage, ToolChoiceOption,
 };
 use crate::engine::{OnBusy, RunSpec};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorKind, ErrorType};
 use crate::http::INPUT_BODY_LIMIT;
 use crate::providers::{Role, StopReason, ToolCall};
 use crate::store::decode_run_opt;
@@ -423,21 +423,15 @@ pub(crate) fn run_error(error: Option<Value>) -> ApiError {
 
 /// A run's recorded error as the HTTP error an OpenAI SDK maps to the right exception.
 pub(crate) fn error_of(body: ErrorBody) -> ApiError {
-    let status = match body.kind {
-        ErrorType::AuthenticationError => StatusCode::UNAUTHORIZED,
-        ErrorType::PermissionError => StatusCode::FORBIDDEN,
-        ErrorType::RateLimitError => StatusCode::TOO_MANY_REQUESTS,
-        ErrorType::InvalidRequestError => StatusCode::BAD_REQUEST,
-        ErrorType::ApiError => StatusCode::BAD_GATEWAY,
+    let kind = match body.kind {
+        ErrorType::AuthenticationError => ErrorKind::Unauthenticated,
+        ErrorType::PermissionError => ErrorKind::Forbidden,
+        ErrorType::RateLimitError => ErrorKind::RateLimited,
+        ErrorType::InvalidRequestError => ErrorKind::Invalid,
+        // What failed a run on the server's side failed at the provider, or on the way there.
+        ErrorType::ApiError => ErrorKind::Upstream,
     };
-    ApiError {
-        status,
-        kind: body.kind,
-        code: body.code.into(),
-        message: body.message,
-        param: body.param,
-        retry_after: None,
-    }
+    ApiError { kind, code: body.code.into(), message: body.message, param: body.param, retry_after: None }
 }
 
 struct Framing {

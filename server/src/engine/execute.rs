@@ -19,7 +19,7 @@ use super::types::{
 };
 use super::{Engine, Known};
 use crate::domain::{files, is_unique_violation};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorType};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorKind};
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
 use crate::providers::{
     Endpoint, Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, StopReason, ToolCall,
@@ -102,8 +102,7 @@ impl WorkClock {
 
 fn deadline_exceeded(deadline: Duration) -> ErrorBody {
     ApiError::new(
-        axum::http::StatusCode::GATEWAY_TIMEOUT,
-        ErrorType::ApiError,
+        ErrorKind::Timeout,
         "run_deadline_exceeded",
         format!("The run worked longer than its deadline of {} s.", deadline.as_secs()),
     )
@@ -404,15 +403,15 @@ async fn open_with_retries(
 }
 
 fn provider_api_error(err: &ProviderError) -> ApiError {
-    let (status, kind, code) = match err.kind {
-        ProviderErrorKind::InvalidKey => (401, ErrorType::AuthenticationError, "model_key_invalid"),
-        ProviderErrorKind::RateLimited => (429, ErrorType::RateLimitError, "rate_limited"),
-        ProviderErrorKind::Upstream => (502, ErrorType::ApiError, "upstream_error"),
-        ProviderErrorKind::Unreachable => (502, ErrorType::ApiError, "upstream_unreachable"),
-        ProviderErrorKind::BadRequest => (400, ErrorType::InvalidRequestError, "upstream_invalid_request"),
-        ProviderErrorKind::EgressDenied => (400, ErrorType::InvalidRequestError, "egress_denied"),
+    let (kind, code) = match err.kind {
+        ProviderErrorKind::InvalidKey => (ErrorKind::Unauthenticated, "model_key_invalid"),
+        ProviderErrorKind::RateLimited => (ErrorKind::RateLimited, "rate_limited"),
+        ProviderErrorKind::Upstream => (ErrorKind::Upstream, "upstream_error"),
+        ProviderErrorKind::Unreachable => (ErrorKind::Upstream, "upstream_unreachable"),
+        ProviderErrorKind::BadRequest => (ErrorKind::Invalid, "upstream_invalid_request"),
+        ProviderErrorKind::EgressDenied => (ErrorKind::Invalid, "egress_denied"),
     };
-    ApiError::new(axum::http::StatusCode::from_u16(status).expect("a valid status"), kind, code, err.message.clone())
+    ApiError::new(kind, code, err.message.clone())
 }
 
 fn provider_error(err: &ProviderError) -> ErrorBody {

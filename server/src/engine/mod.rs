@@ -31,7 +31,7 @@ use self::types::{
 };
 use crate::domain::{files, is_unique_violation, limits, model_keys};
 use crate::egress::Egress;
-use crate::error::{ApiError, ApiResult, ErrorType};
+use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::ids::{IdKind, new_id};
 use crate::providers::Endpoint;
 use crate::providers::offline::Offline;
@@ -351,8 +351,7 @@ impl Engine {
             Ok(Ok(run)) if run.status == RunStatus::RequiresAction => Box::pin(self.cancel(&run)).await,
             Ok(result) => result,
             Err(_) => Err(ApiError::new(
-                axum::http::StatusCode::GATEWAY_TIMEOUT,
-                ErrorType::ApiError,
+                ErrorKind::Timeout,
                 "cancel_pending",
                 "The cancellation was requested but the run has not stopped yet; poll the run.",
             )),
@@ -522,8 +521,7 @@ impl Engine {
     /// True when this call failed the run (and so released its thread).
     async fn fail_interrupted(&self, run_id: &str, reserved: i32) -> ApiResult<bool> {
         let error = ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorType::ApiError,
+            ErrorKind::Internal,
             "run_interrupted",
             "The server executing this run stopped before it finished.",
         )

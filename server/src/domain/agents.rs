@@ -6,9 +6,9 @@ use sea_orm::{
 };
 
 use crate::api::agents::{CreateAgentRequest, UpdateAgentRequest};
-use crate::api::pagination::{Page, PageRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{IdKind, new_id};
+use crate::store::page::{Page, PageRequest};
 use crate::store::{agent, now, smith};
 
 /// The model of a project's default agent: the built-in offline model, so a fresh install

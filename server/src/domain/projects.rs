@@ -5,10 +5,10 @@ use sea_orm::{
     QueryFilter, QueryOrder, TransactionTrait,
 };
 
-use crate::api::pagination::{Page, PageRequest};
 use crate::domain::{agents, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{IdKind, new_id};
+use crate::store::page::{Page, PageRequest};
 use crate::store::{now, project, token};
 
 pub async fn create(db: &DatabaseConnection, organization_id: &str, name: &str) -> ApiResult<project::Model> {

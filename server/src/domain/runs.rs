@@ -3,9 +3,9 @@
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use crate::api::pagination::{Page, PageRequest};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::store::page::{Page, PageRequest};
 use crate::store::{fetch_page, run, smith};
 
 /// A run of the caller's project, also once its smith was deleted; a smith token sees only

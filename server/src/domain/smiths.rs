@@ -8,12 +8,12 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Select, TransactionTrait,
 };
 
-use crate::api::pagination::{Page, PageRequest};
 use crate::api::smiths::{CreateSmithRequest, ListSmithsParams, SmithConfig, UpdateSmithRequest};
 use crate::auth::Caller;
 use crate::domain::{agents, is_unique_violation, limits, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{IdKind, new_id};
+use crate::store::page::{Page, PageRequest};
 use crate::store::{agent, now, smith, smith_revision, token};
 
 /// A smith with the agent it runs on, which its effective config is resolved from.

@@ -2,10 +2,10 @@
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use crate::api::pagination::{Page, PageRequest};
 use crate::auth::{Caller, Scope, TokenKind, secret};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{IdKind, new_id};
+use crate::store::page::{Page, PageRequest};
 use crate::store::{now, token};
 
 pub struct Mint<'a> {

@@ -5,6 +5,7 @@ pub mod file;
 pub mod idempotency_key;
 pub mod model_key;
 pub mod organization;
+pub mod page;
 pub mod project;
 pub mod run;
 pub mod run_event;
@@ -21,7 +22,7 @@ pub fn now() -> DateTime<Utc> {
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 
-use crate::api::pagination::{Page, PageRequest};
+use self::page::{Page, PageRequest};
 use crate::error::ApiResult;
 
 /// Reads a run's JSON column as its type. Data that does not decode is an error naming the

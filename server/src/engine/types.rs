@@ -13,7 +13,7 @@ use crate::providers::{Role, StopReason, ToolCall};
 
 pub const EVENT_VERSION: u8 = 1;
 
-/// Stored as its snake_case name; a row with any other value fails to load, naming it.
+// Stored as its snake_case name; a row with any other value fails to load, naming it.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sea_orm::EnumIter, sea_orm::DeriveActiveEnum,
 )]

@@ -604,3 +604,18 @@ async fn oversized_provider_events_and_tool_arguments_fail_the_run() {
     assert_eq!((run["status"].as_str(), run["error"]["code"].as_str()), (Some("failed"), Some("upstream_error")));
     assert!(run["error"]["message"].as_str().unwrap().contains("arguments"), "{run:#}");
 }
+
+#[tokio::test]
+async fn a_token_whose_stored_scopes_do_not_decode_is_never_listed_as_unrestricted() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    let app = TestApp::start().await;
+    let scoped =
+        app.post("/v1/tenant/tokens", &app.admin_token, json!({"kind": "tenant_admin", "scopes": ["runs:read"]})).await;
+    let id = scoped.expect(201).id();
+    let stored = ingram_server::store::token::Entity::find_by_id(id).one(&app.state.db).await.unwrap().unwrap();
+    let mut damaged = stored.into_active_model();
+    damaged.scopes = Set(Some(json!("runs:read")));
+    damaged.update(&app.state.db).await.unwrap();
+    // Before, the list showed `scopes: null`: everything its kind allows.
+    app.get("/v1/tenant/tokens", &app.admin_token).await.expect_error(500, "internal_error");
+}

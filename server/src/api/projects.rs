@@ -122,5 +122,5 @@ async fn create_project_token(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, axum::Json(Token::from_minted(minted))))
+    Ok((StatusCode::CREATED, axum::Json(Token::from_minted(minted)?)))
 }

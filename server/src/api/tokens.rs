@@ -49,10 +49,18 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    pub fn from_record(record: token::Model) -> Self {
-        Self {
-            kind: TokenKind::parse(&record.kind).unwrap_or(TokenKind::TenantAdmin),
-            scopes: record.scopes.and_then(|scopes| serde_json::from_value(scopes).ok()),
+    /// A stored token as listed. A kind or scopes that do not decode are an error: read as
+    /// "no scopes" they would show a scoped token as an unrestricted one.
+    pub fn from_record(record: token::Model) -> ApiResult<Self> {
+        let corrupt = || ApiError::internal(format!("Token {} is stored inconsistently.", record.id));
+        let kind = TokenKind::parse(&record.kind).ok_or_else(corrupt)?;
+        let scopes = match &record.scopes {
+            Some(scopes) => Some(serde_json::from_value(scopes.clone()).map_err(|_| corrupt())?),
+            None => None,
+        };
+        Ok(Self {
+            kind,
+            scopes,
             id: record.id,
             name: record.name,
             project_id: record.project_id,
@@ -60,11 +68,11 @@ impl Token {
             preview: record.preview,
             created_at: record.created_at,
             token: None,
-        }
+        })
     }
 
-    pub fn from_minted(minted: tokens::Minted) -> Self {
-        Self { token: Some(minted.secret), ..Self::from_record(minted.record) }
+    pub fn from_minted(minted: tokens::Minted) -> ApiResult<Self> {
+        Ok(Self { token: Some(minted.secret), ..Self::from_record(minted.record)? })
     }
 }
 
@@ -139,7 +147,7 @@ async fn create_token(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, axum::Json(Token::from_minted(minted))))
+    Ok((StatusCode::CREATED, axum::Json(Token::from_minted(minted)?)))
 }
 
 #[utoipa::path(get, path = "/v1/tenant/tokens", tag = "tokens", params(PageParams),
@@ -150,7 +158,7 @@ async fn list_tokens(
     Query(params): Query<PageParams>,
 ) -> ApiResult<axum::Json<TokenList>> {
     let page = tokens::list(&state.db, &caller.project_id, &params.validate()?).await?;
-    Ok(axum::Json(page.map(Token::from_record).into()))
+    Ok(axum::Json(page.try_map(Token::from_record)?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/tenant/tokens/{tid}", tag = "tokens", params(("tid" = String, Path, description = "The token's id (tok_…).")),

@@ -68,6 +68,12 @@ impl<T> Page<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page { data: self.data.into_iter().map(f).collect(), next_cursor: self.next_cursor, has_more: self.has_more }
     }
+
+    /// [`Page::map`] for a conversion that can fail: the first failure is the answer.
+    pub fn try_map<U>(self, f: impl FnMut(T) -> Result<U, ApiError>) -> Result<Page<U>, ApiError> {
+        let data = self.data.into_iter().map(f).collect::<Result<_, _>>()?;
+        Ok(Page { data, next_cursor: self.next_cursor, has_more: self.has_more })
+    }
 }
 
 #[cfg(test)]

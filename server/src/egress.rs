@@ -217,11 +217,13 @@ impl EgressPolicy {
 /// Checks a URL a tenant is saving: its scheme, and an IP literal host against the policy.
 /// Hostnames are checked when a request is made, since what they resolve to may change.
 pub fn check_saved_url(policy: &EgressPolicy, url: &str) -> Result<(), EgressDenied> {
-    target(policy, url).map(|_| ())
+    target_port(policy, url).map(|_| ())
 }
 
-/// The host and port a URL reaches, refused early when it cannot be allowed.
-fn target(policy: &EgressPolicy, url: &str) -> Result<(String, u16), EgressDenied> {
+/// The port a URL reaches, refused early when the URL cannot be allowed whatever its host
+/// resolves to: a scheme other than http(s), credentials, or a refused IP literal (which
+/// never reaches a resolver).
+fn target_port(policy: &EgressPolicy, url: &str) -> Result<u16, EgressDenied> {
     let parsed = Url::parse(url).map_err(|_| EgressDenied(format!("'{url}' is not a URL")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(EgressDenied("only http and https URLs are allowed".into()));
@@ -230,17 +232,16 @@ fn target(policy: &EgressPolicy, url: &str) -> Result<(String, u16), EgressDenie
         return Err(EgressDenied("URLs may not carry credentials".into()));
     }
     let port = parsed.port_or_known_default().ok_or_else(|| EgressDenied("the URL has no port".into()))?;
-    let host = match parsed.host() {
-        Some(url::Host::Domain(domain)) => domain.trim_end_matches('.').to_ascii_lowercase(),
-        Some(url::Host::Ipv4(ip)) => check_literal(policy, IpAddr::V4(ip), port)?,
-        Some(url::Host::Ipv6(ip)) => check_literal(policy, IpAddr::V6(ip), port)?,
+    let literal = match parsed.host() {
+        Some(url::Host::Domain(_)) => None,
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
         None => return Err(EgressDenied("the URL has no host".into())),
     };
-    Ok((host, port))
-}
-
-fn check_literal(policy: &EgressPolicy, ip: IpAddr, port: u16) -> Result<String, EgressDenied> {
-    if policy.permits("", ip, Some(port)) { Ok(ip.to_string()) } else { Err(denied_address(ip)) }
+    match literal {
+        Some(ip) if !policy.permits("", ip, Some(port)) => Err(denied_address(ip)),
+        _ => Ok(port),
+    }
 }
 
 fn denied_address(ip: IpAddr) -> EgressDenied {
@@ -318,13 +319,9 @@ impl Egress {
         Self { policy, clients: Arc::new(clients) }
     }
 
-    pub fn policy(&self) -> &EgressPolicy {
-        &self.policy
-    }
-
     /// The client that may reach `url`, or why it may not.
     pub fn client_for(&self, url: &str) -> Result<&reqwest::Client, EgressDenied> {
-        let (_, port) = target(&self.policy, url)?;
+        let port = target_port(&self.policy, url)?;
         Ok(self.clients.get(&Some(port)).unwrap_or_else(|| &self.clients[&None]))
     }
 }

@@ -82,11 +82,6 @@ impl ErrorKind {
             | Self::KeyReused => ErrorType::InvalidRequestError,
         }
     }
-
-    /// Whether the same request may succeed later.
-    pub const fn retryable(self) -> bool {
-        matches!(self, Self::RateLimited | Self::Unavailable | Self::Upstream)
-    }
 }
 
 /// An error with a stable code, on its way to a caller.

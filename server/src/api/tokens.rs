@@ -52,12 +52,7 @@ impl Token {
     /// A stored token as listed. A kind or scopes that do not decode are an error: read as
     /// "no scopes" they would show a scoped token as an unrestricted one.
     pub fn from_record(record: token::Model) -> ApiResult<Self> {
-        let corrupt = || ApiError::internal(format!("Token {} is stored inconsistently.", record.id));
-        let kind = TokenKind::parse(&record.kind).ok_or_else(corrupt)?;
-        let scopes = match &record.scopes {
-            Some(scopes) => Some(serde_json::from_value(scopes.clone()).map_err(|_| corrupt())?),
-            None => None,
-        };
+        let (kind, scopes) = tokens::kind_and_scopes(&record)?;
         Ok(Self {
             kind,
             scopes,

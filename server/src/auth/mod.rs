@@ -144,14 +144,11 @@ async fn resolve(state: &AppState, header: Option<&axum::http::HeaderValue>) -> 
 }
 
 fn principal_of(record: token::Model) -> ApiResult<Principal> {
-    let corrupt = || ApiError::internal("A stored token is inconsistent.");
-    match TokenKind::parse(&record.kind).ok_or_else(corrupt)? {
+    let (kind, scopes) = crate::domain::tokens::kind_and_scopes(&record)?;
+    match kind {
         TokenKind::Org => Ok(Principal::Org { organization_id: record.organization_id, token_id: record.id }),
         TokenKind::TenantAdmin | TokenKind::Smith => {
-            let scopes = match record.scopes {
-                Some(json) => Some(serde_json::from_value(json).map_err(|_| corrupt())?),
-                None => None,
-            };
+            let corrupt = || ApiError::internal("A stored token is inconsistent.");
             Ok(Principal::Tenant(Caller {
                 token_id: record.id,
                 project_id: record.project_id.ok_or_else(corrupt)?,

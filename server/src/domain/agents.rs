@@ -217,7 +217,7 @@ pub mod validate {
 
     pub fn allowed_models(models: &[String]) -> ApiResult<()> {
         if models.len() > ALLOWED_MODELS_MAX {
-            return Err(ApiError::invalid_param(
+            return Err(ApiError::limit_exceeded(
                 "allowed_models",
                 format!("allowed_models holds at most {ALLOWED_MODELS_MAX} names."),
             ));

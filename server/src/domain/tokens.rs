@@ -1,6 +1,7 @@
 //! Minting, listing and revoking tokens.
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde::Deserialize;
 
 use crate::auth::{Caller, Scope, TokenKind, secret};
 use crate::error::{ApiError, ApiResult};
@@ -49,6 +50,19 @@ pub async fn mint(db: &impl ConnectionTrait, mint: Mint<'_>) -> ApiResult<Minted
     Ok(Minted { record, secret: new_secret.secret })
 }
 
+/// A stored token's kind and scopes (`None`: everything its kind allows). Data that does
+/// not decode is an error naming the token: read as "no scopes" it would make a scoped token
+/// an unrestricted one.
+pub fn kind_and_scopes(record: &token::Model) -> ApiResult<(TokenKind, Option<Vec<Scope>>)> {
+    let corrupt = || ApiError::internal(format!("Token {} is stored inconsistently.", record.id));
+    let kind = TokenKind::parse(&record.kind).ok_or_else(corrupt)?;
+    let scopes = match &record.scopes {
+        Some(scopes) => Some(Vec::<Scope>::deserialize(scopes).map_err(|_| corrupt())?),
+        None => None,
+    };
+    Ok((kind, scopes))
+}
+
 pub async fn find_live_by_secret(db: &impl ConnectionTrait, secret: &str) -> ApiResult<Option<token::Model>> {
     Ok(token::Entity::find()
         .filter(token::Column::SecretHash.eq(secret::hash(secret)))
@@ -75,12 +89,7 @@ pub async fn revoke(db: &impl ConnectionTrait, caller: &Caller, token_id: &str) 
         .await?
         .ok_or_else(|| ApiError::not_found("token_not_found", "token", token_id))?;
     if caller.scopes.is_some() {
-        let target_scopes: Option<Vec<Scope>> = match target.scopes {
-            Some(scopes) => Some(
-                serde_json::from_value(scopes).map_err(|_| ApiError::internal("A stored token is inconsistent."))?,
-            ),
-            None => None,
-        };
+        let (_, target_scopes) = kind_and_scopes(&target)?;
         let within = target_scopes.is_some_and(|scopes| scopes.iter().all(|scope| caller.holds(*scope)));
         if !within {
             return Err(ApiError::forbidden(

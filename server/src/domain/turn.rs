@@ -52,13 +52,13 @@ pub fn resolve(
 }
 
 /// In characters, as the spec's `maxLength` counts.
-/// The model a turn runs: the smith's own, or the one asked for, which must be a valid name
-/// and, when the agent or smith sets `allowed_models`, one of them (also for a replayed run,
-/// whose model is checked against the design as it is now).
+/// The model a turn runs: the smith's own, or the one asked for, which must be one of the
+/// agent's or smith's `allowed_models` when they set them (also for a replayed run, whose
+/// model is checked against the design as it is now). The name itself is checked where
+/// every run enters (`Engine::create`).
 pub fn model(effective: &EffectiveConfig, requested: Option<String>) -> ApiResult<String> {
     match requested {
         Some(model) if model != effective.model => {
-            validate::model(&model)?;
             if let Some(allowed) = &effective.allowed_models
                 && !allowed.contains(&model)
             {

@@ -33,9 +33,9 @@ use crate::domain::{files, is_unique_violation, limits, model_keys};
 use crate::egress::Egress;
 use crate::error::{ApiError, ApiResult, ErrorKind};
 use crate::ids::{IdKind, new_id};
-use crate::providers::Endpoint;
 use crate::providers::offline::Offline;
 use crate::providers::routing::{ProviderKind, resolve};
+use crate::providers::{Endpoint, ProviderError};
 use crate::settings::Settings;
 use crate::store::{now, run};
 
@@ -256,16 +256,11 @@ impl Engine {
 
     /// The client that reaches `endpoint`: operator-set ones directly, a tenant's through
     /// the egress policy.
-    fn client_for(&self, endpoint: &Endpoint) -> Result<&reqwest::Client, crate::providers::ProviderError> {
+    fn client_for(&self, endpoint: &Endpoint) -> Result<&reqwest::Client, ProviderError> {
         if endpoint.trusted {
             return Ok(&self.inner.http);
         }
-        self.inner.egress.client_for(&endpoint.base_url).map_err(|denied| {
-            crate::providers::ProviderError::new(
-                crate::providers::ProviderErrorKind::EgressDenied,
-                format!("the provider's URL is not allowed: {denied}"),
-            )
-        })
+        self.inner.egress.client_for(&endpoint.base_url).map_err(|denied| ProviderError::egress_denied(&denied))
     }
 
     fn new_row(&self, spec: RunSpec, thread_id: String) -> run::ActiveModel {

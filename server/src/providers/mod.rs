@@ -261,9 +261,14 @@ impl ProviderError {
         }
     }
 
+    /// The egress policy refused the provider's URL, before or while connecting.
+    pub fn egress_denied(denied: &crate::egress::EgressDenied) -> Self {
+        Self::new(ProviderErrorKind::EgressDenied, format!("the provider's URL is not allowed: {denied}"))
+    }
+
     pub fn from_transport(err: &reqwest::Error) -> Self {
         if let Some(denied) = crate::egress::denial_in(err) {
-            return Self::new(ProviderErrorKind::EgressDenied, format!("the provider's URL is not allowed: {denied}"));
+            return Self::egress_denied(denied);
         }
         if err.is_connect() || err.is_timeout() {
             Self::new(ProviderErrorKind::Unreachable, format!("provider unreachable: {err}"))

@@ -8,16 +8,17 @@
 //! `Stream` of items.
 //!
 //! ```
+//! # use ingram_core as core;
 //! # use ingram_server as server;
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # // Hidden setup: a real server on an ephemeral port over a temporary SQLite file.
 //! # let dir = tempfile::tempdir()?;
-//! # let db = server::db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display())).await?;
-//! # let boot = server::bootstrap::ensure(&db, Default::default()).await.map_err(|err| err.message)?;
+//! # let db = core::db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display())).await?;
+//! # let boot = core::bootstrap::ensure(&db, Default::default()).await.map_err(|err| err.message)?;
 //! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! # let base_url = format!("http://{}", listener.local_addr()?);
-//! # tokio::spawn(server::serve(listener, server::AppState::new(db, server::settings::Settings::for_tests()), std::future::pending()));
+//! # tokio::spawn(server::serve(listener, server::AppState::new(db, core::settings::Settings::for_tests()), std::future::pending()));
 //! # let token = boot.new_admin_token.expect("a fresh database mints one");
 //! use futures::TryStreamExt;
 //! use ingram_client::{Client, paginate, types};

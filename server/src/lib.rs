@@ -1,22 +1,10 @@
-//! The Ingram server: the `/v1` API over SQLite or PostgreSQL.
+//! The Ingram server: the `/v1` API over the core (`ingram-core`), which knows nothing of
+//! HTTP. `http` holds the conventions every route shares, `api` one module per resource
+//! family: wire types and thin handlers.
 
 pub mod api;
-pub mod auth;
-pub mod bootstrap;
-pub mod crypto;
-pub mod db;
-pub mod digest;
-pub mod domain;
-pub mod egress;
-pub mod engine;
-pub mod error;
 pub mod http;
-pub mod idempotency;
-pub mod ids;
-pub mod providers;
-pub mod settings;
 pub mod state;
-pub mod store;
 
 use std::time::Duration;
 
@@ -36,8 +24,8 @@ pub fn app(state: AppState) -> Router {
     let (authenticated, _) = authenticated.split_for_parts();
     let (public, _) = public.split_for_parts();
     let authenticated = authenticated
-        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent_creates))
-        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+        .route_layer(from_fn_with_state(state.clone(), http::idempotency::idempotent_creates))
+        .route_layer(from_fn_with_state(state.clone(), http::auth::authenticate));
     with_conventions(authenticated.merge(public)).with_state(state)
 }
 
@@ -70,7 +58,7 @@ pub fn spawn_upkeep(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut interval = tokio::time::interval(Duration::from_secs(3600));
         loop {
             interval.tick().await;
-            match idempotency::purge_expired(&state).await {
+            match http::idempotency::purge_expired(&state).await {
                 Ok(purged) if purged > 0 => tracing::info!(purged, "purged expired idempotency keys"),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(code = %err.code, "could not purge idempotency keys"),

@@ -3,14 +3,15 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use ingram_server::auth::TokenKind;
-use ingram_server::bootstrap::{self, Chosen};
-use ingram_server::crypto::MasterKey;
-use ingram_server::domain::{projects, smiths, tokens};
-use ingram_server::egress::EgressPolicy;
-use ingram_server::engine::capacity::CapacityLimits;
-use ingram_server::settings::Settings;
-use ingram_server::{AppState, db};
+use ingram_core::auth::TokenKind;
+use ingram_core::bootstrap::{self, Chosen};
+use ingram_core::crypto::MasterKey;
+use ingram_core::db;
+use ingram_core::domain::{projects, smiths, tokens};
+use ingram_core::egress::EgressPolicy;
+use ingram_core::engine::capacity::CapacityLimits;
+use ingram_core::settings::Settings;
+use ingram_server::AppState;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -96,7 +97,7 @@ async fn serve(db: sea_orm::DatabaseConnection, listen: SocketAddr) -> anyhow::R
             "Try: curl -s http://{listen}/v1/smiths -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' -d '{{\"external_id\":\"user_123\"}}'"
         );
     }
-    ingram_server::db::spawn_wal_checkpoints(db.clone());
+    ingram_core::db::spawn_wal_checkpoints(db.clone());
     let state = AppState::new(db, settings_from_env()?);
     ingram_server::spawn_upkeep(state.clone());
     state.engine.spawn_upkeep();
@@ -115,7 +116,7 @@ fn settings_from_env() -> anyhow::Result<Settings> {
         tracing::warn!(
             "INGRAM_MASTER_KEY is not set: generated {}/{}. Provider keys are sealed with it; back it up, or set INGRAM_MASTER_KEY.",
             data_dir,
-            ingram_server::crypto::KEY_FILE
+            ingram_core::crypto::KEY_FILE
         );
     }
     let millis = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -129,9 +130,9 @@ fn settings_from_env() -> anyhow::Result<Settings> {
         egress,
         run_deadline: std::time::Duration::from_secs(millis(
             "INGRAM_RUN_DEADLINE_SECS",
-            ingram_server::settings::DEFAULT_RUN_DEADLINE.as_secs(),
+            ingram_core::settings::DEFAULT_RUN_DEADLINE.as_secs(),
         )),
-        idempotency_lease: ingram_server::settings::DEFAULT_IDEMPOTENCY_LEASE,
+        idempotency_lease: ingram_core::settings::DEFAULT_IDEMPOTENCY_LEASE,
         capacity: {
             let defaults = CapacityLimits::default();
             let cap = |name: &str, default: u32| u32::try_from(millis(name, u64::from(default))).unwrap_or(default);
@@ -151,7 +152,7 @@ async fn create_token(
     smith: Option<String>,
     name: Option<String>,
 ) -> anyhow::Result<()> {
-    let fail = |err: ingram_server::error::ApiError| anyhow::anyhow!(err.message);
+    let fail = |err: ingram_core::Error| anyhow::anyhow!(err.message);
     let project = projects::get_live(&db, &project).await.map_err(fail)?;
     let kind = match kind {
         CliTokenKind::TenantAdmin => TokenKind::TenantAdmin,
@@ -161,7 +162,7 @@ async fn create_token(
         (TokenKind::Smith, None) => anyhow::bail!("a smith token needs --smith <id>"),
         (TokenKind::TenantAdmin, Some(_)) => anyhow::bail!("--smith applies to smith tokens only"),
         (TokenKind::Smith, Some(smith_id)) => {
-            let admin = ingram_server::auth::Caller {
+            let admin = ingram_core::auth::Caller {
                 token_id: String::new(),
                 project_id: project.id.clone(),
                 smith_id: None,

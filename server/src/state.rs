@@ -2,8 +2,8 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::engine::Engine;
-use crate::settings::Settings;
+use ingram_core::engine::Engine;
+use ingram_core::settings::Settings;
 
 /// What every handler can reach. Everything that matters lives in the database.
 #[derive(Clone)]

@@ -206,7 +206,7 @@ async fn model_keys_are_sealed_masked_and_listed_with_models() {
     let listed = app.get("/v1/tenant/model_keys", token).await.expect(200);
     assert!(!listed.body.to_string().contains("secret"), "the key never comes back");
     use sea_orm::EntityTrait;
-    let stored = ingram_server::store::model_key::Entity::find().all(&app.state.db).await.unwrap();
+    let stored = ingram_core::store::model_key::Entity::find().all(&app.state.db).await.unwrap();
     assert!(!stored[0].ciphertext.contains("sk-ant"), "sealed at rest");
 
     let models = app.get("/v1/tenant/models", token).await.expect(200);

@@ -158,7 +158,7 @@ async fn bad_parts_are_refused_and_store_nothing() {
     app.post("/v1/chat/completions", &app.admin_token, system_image).await.expect_error(400, "invalid_content");
     let runs = app.get("/v1/runs", &app.admin_token).await.expect(200);
     assert_eq!(runs.body["data"], json!([]), "no refused request left a run");
-    let stored = ingram_server::store::file::Entity::find().all(&app.state.db).await.unwrap();
+    let stored = ingram_core::store::file::Entity::find().all(&app.state.db).await.unwrap();
     assert!(stored.is_empty(), "no refused request left a file: {stored:?}");
 }
 

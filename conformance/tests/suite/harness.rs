@@ -2,8 +2,9 @@
 //! database: a temporary SQLite file, or a new PostgreSQL database when
 //! INGRAM_TEST_DATABASE_URL is set. Every response it hands back was checked against the spec.
 
-use ingram_server::bootstrap::{self, Chosen};
-use ingram_server::{AppState, db};
+use ingram_core::bootstrap::{self, Chosen};
+use ingram_core::db;
+use ingram_server::AppState;
 use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -55,12 +56,12 @@ impl TestApp {
     /// The server as the tests usually need it: its egress policy allows loopback, where
     /// the tests' wiremock providers listen.
     pub async fn start() -> Self {
-        let mut settings = ingram_server::settings::Settings::for_tests();
+        let mut settings = ingram_core::settings::Settings::for_tests();
         settings.egress = settings.egress.allowing("127.0.0.1").expect("a valid rule");
         Self::start_with(settings).await
     }
 
-    pub async fn start_with(settings: ingram_server::settings::Settings) -> Self {
+    pub async fn start_with(settings: ingram_core::settings::Settings) -> Self {
         let (url, dir) = match std::env::var("INGRAM_TEST_DATABASE_URL").ok().filter(|url| !url.is_empty()) {
             Some(base) => (fresh_postgres_database(&base).await, None),
             None => {

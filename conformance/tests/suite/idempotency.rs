@@ -90,7 +90,7 @@ async fn smith_tokens_keep_their_keys_apart() {
 #[tokio::test]
 async fn a_request_outlasting_the_claim_lease_is_never_executed_twice() {
     use std::time::Duration;
-    let mut settings = ingram_server::settings::Settings::for_tests();
+    let mut settings = ingram_core::settings::Settings::for_tests();
     // The first request renews its claim while it runs; before, a claim was taken over once
     // it was older than a fixed age, however alive its request.
     settings.idempotency_lease = Duration::from_millis(600);

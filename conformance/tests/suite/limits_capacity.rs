@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingram_server::engine::capacity::CapacityLimits;
-use ingram_server::settings::Settings;
+use ingram_core::engine::capacity::CapacityLimits;
+use ingram_core::settings::Settings;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
@@ -480,7 +480,7 @@ async fn new_sqlite_database_files_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("private.db");
-    let db = ingram_server::db::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.expect("it opens");
+    let db = ingram_core::db::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.expect("it opens");
     assert!(path.exists(), "the database file was created");
     // While the connection is open (the migrations wrote through it), SQLite keeps its WAL
     // and shared-memory files beside the database; they take its permissions.

@@ -47,8 +47,7 @@ async fn tokens_show_their_secret_once_and_are_stored_hashed() {
     assert!(list.body["data"].as_array().unwrap().iter().all(|t| t.get("token").is_none()));
 
     use sea_orm::EntityTrait;
-    let stored =
-        ingram_server::store::token::Entity::find_by_id(tid.clone()).one(&app.state.db).await.unwrap().unwrap();
+    let stored = ingram_core::store::token::Entity::find_by_id(tid.clone()).one(&app.state.db).await.unwrap().unwrap();
     assert_ne!(stored.secret_hash, secret);
     assert!(!stored.secret_hash.contains(&secret[9..]));
 
@@ -143,7 +142,7 @@ async fn a_project_token_can_be_minted_without_a_body() {
 
 #[tokio::test]
 async fn bootstrap_creates_operator_chosen_secrets_once_and_never_reinstates_or_moves_them() {
-    use ingram_server::bootstrap::{self, Chosen};
+    use ingram_core::bootstrap::{self, Chosen};
     let app = TestApp::start().await;
     let chosen =
         || Chosen { org_key: Some("ik_org_chosen-by-ops".into()), admin_token: Some("tha_live_chosen-by-ops".into()) };
@@ -168,7 +167,7 @@ async fn bootstrap_creates_operator_chosen_secrets_once_and_never_reinstates_or_
 
 #[tokio::test]
 async fn a_chosen_admin_token_never_moves_to_another_project() {
-    use ingram_server::bootstrap::{self, Chosen};
+    use ingram_core::bootstrap::{self, Chosen};
     let app = TestApp::start().await;
     let chosen = || Chosen { org_key: None, admin_token: Some("tha_live_pinned-by-ops".into()) };
     bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
@@ -186,7 +185,7 @@ async fn a_chosen_admin_token_never_moves_to_another_project() {
 
 #[tokio::test]
 async fn a_chosen_secret_that_names_another_token_stops_the_server() {
-    use ingram_server::bootstrap::{self, Chosen};
+    use ingram_core::bootstrap::{self, Chosen};
     let app = TestApp::start().await;
     // The operator sets INGRAM_ADMIN_TOKEN to the org key's secret.
     let clash = Chosen { org_key: None, admin_token: Some(app.org_key.clone()) };

@@ -2,10 +2,10 @@
 //! round trip (checking the provider-specific request shape), and HTTP error mapping.
 
 use futures::TryStreamExt;
-use ingram_server::providers::anthropic::Anthropic;
-use ingram_server::providers::gemini::Gemini;
-use ingram_server::providers::openai::OpenAi;
-use ingram_server::providers::{
+use ingram_core::providers::anthropic::Anthropic;
+use ingram_core::providers::gemini::Gemini;
+use ingram_core::providers::openai::OpenAi;
+use ingram_core::providers::{
     Attachment, AttachmentKind, AttachmentSource, Endpoint, Message, ModelEvent, ModelProvider, ModelRequest,
     ProviderError, ProviderErrorKind, Role, StopReason, ToolCall, ToolSpec, Usage,
 };

@@ -377,18 +377,18 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
     // What kill -9 leaves behind: a run marked running, claimed by a replica that stopped
     // renewing its lease, holding its thread.
     use sea_orm::EntityTrait;
-    let stored = ingram_server::store::run::Entity::find_by_id(done.id()).one(&app.state.db).await.unwrap().unwrap();
+    let stored = ingram_core::store::run::Entity::find_by_id(done.id()).one(&app.state.db).await.unwrap().unwrap();
     let streamed_through = stored.last_seq;
     let mut orphan = stored.into_active_model();
-    orphan.status = Set(ingram_server::engine::types::RunStatus::Running);
+    orphan.status = Set(ingram_core::engine::types::RunStatus::Running);
     orphan.active_thread_id = Set(Some("crash".into()));
     orphan.lease_owner = Set(Some("replica_dead".into()));
-    orphan.lease_until = Set(Some(ingram_server::store::now() - chrono::Duration::seconds(1)));
+    orphan.lease_until = Set(Some(ingram_core::store::now() - chrono::Duration::seconds(1)));
     // Its events past the first were streamed but never written; the row still holds the
     // sequence numbers the run reserved before streaming them.
-    orphan.last_seq = Set(ingram_server::engine::events::SEQ_RESERVATION);
+    orphan.last_seq = Set(ingram_core::engine::events::SEQ_RESERVATION);
     orphan.update(&app.state.db).await.unwrap();
-    use ingram_server::store::run_event;
+    use ingram_core::store::run_event;
     use sea_orm::{ColumnTrait, QueryFilter};
     run_event::Entity::delete_many()
         .filter(run_event::Column::RunId.eq(done.id()))
@@ -432,7 +432,7 @@ async fn a_stale_cancel_request_does_not_kill_a_resumed_run() {
     let body = json!({"input": [{"role": "user", "content": "/tool weather {}"}], "tools": weather_tool()});
     let paused = app.post(&path, &app.admin_token, body).await.expect(200);
     // A cancel that arrived while the run was pausing left its flag behind.
-    let stored = ingram_server::store::run::Entity::find_by_id(paused.id()).one(&app.state.db).await.unwrap().unwrap();
+    let stored = ingram_core::store::run::Entity::find_by_id(paused.id()).one(&app.state.db).await.unwrap().unwrap();
     let mut flagged = stored.into_active_model();
     flagged.cancel_requested = Set(true);
     flagged.update(&app.state.db).await.unwrap();
@@ -453,7 +453,7 @@ async fn a_run_whose_stored_data_does_not_decode_is_an_error_not_a_default() {
     let path = format!("/v1/smiths/{sid}/runs");
     let body = json!({"input": [{"role": "user", "content": "x"}], "thread_id": "kept"});
     let done = app.post(&path, &app.admin_token, body).await.expect(200);
-    let stored = ingram_server::store::run::Entity::find_by_id(done.id()).one(&app.state.db).await.unwrap().unwrap();
+    let stored = ingram_core::store::run::Entity::find_by_id(done.id()).one(&app.state.db).await.unwrap().unwrap();
     let mut damaged = stored.into_active_model();
     damaged.transcript = Set(json!("not a list of messages"));
     damaged.update(&app.state.db).await.unwrap();

@@ -6,8 +6,8 @@
 //! reshape provider URLs, `user` creates smiths only with `smiths:write`, a scoped token
 //! revokes only tokens within its scopes, and `external_id_prefix` has no wildcards.
 
-use ingram_server::egress::EgressPolicy;
-use ingram_server::settings::Settings;
+use ingram_core::egress::EgressPolicy;
+use ingram_core::settings::Settings;
 use reqwest::Method;
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
@@ -101,7 +101,7 @@ async fn stored_idempotent_answers_are_sealed() {
         .await
         .expect(201);
     let secret = minted.body["token"].as_str().unwrap().to_owned();
-    let rows = ingram_server::store::idempotency_key::Entity::find().all(&app.state.db).await.unwrap();
+    let rows = ingram_core::store::idempotency_key::Entity::find().all(&app.state.db).await.unwrap();
     let row = rows.iter().find(|row| row.key == "sealed").expect("the key is stored");
     let stored = row.response_body.as_deref().expect("the answer is stored");
     assert!(!stored.contains(&secret), "the minted secret is stored in the clear");
@@ -121,7 +121,7 @@ async fn a_keyed_request_refused_by_its_scope_check_is_not_stored() {
     let (_, reader) = tenant_token(&app, Some(&["runs:read"])).await;
     let body = json!({"name": "keyed-agent"});
     keyed_post(&app, &reader, "/v1/agents", "agent-key", body.clone()).await.expect_error(403, "insufficient_scope");
-    let rows = ingram_server::store::idempotency_key::Entity::find().all(&app.state.db).await.unwrap();
+    let rows = ingram_core::store::idempotency_key::Entity::find().all(&app.state.db).await.unwrap();
     assert!(rows.is_empty(), "a refused caller claimed a key: {rows:?}");
 
     let created = keyed_post(&app, &app.admin_token, "/v1/agents", "agent-key", body).await.expect(201);
@@ -612,7 +612,7 @@ async fn a_token_whose_stored_scopes_do_not_decode_is_never_listed_as_unrestrict
     let scoped =
         app.post("/v1/tenant/tokens", &app.admin_token, json!({"kind": "tenant_admin", "scopes": ["runs:read"]})).await;
     let id = scoped.expect(201).id();
-    let stored = ingram_server::store::token::Entity::find_by_id(id).one(&app.state.db).await.unwrap().unwrap();
+    let stored = ingram_core::store::token::Entity::find_by_id(id).one(&app.state.db).await.unwrap().unwrap();
     let mut damaged = stored.into_active_model();
     damaged.scopes = Set(Some(json!("runs:read")));
     damaged.update(&app.state.db).await.unwrap();

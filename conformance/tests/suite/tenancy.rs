@@ -171,13 +171,13 @@ async fn a_smith_token_never_reaches_beyond_its_smith() {
 
 /// An org key of another organization (the API has no way to create one, so the test does).
 async fn second_organization_key(app: &TestApp) -> String {
-    use ingram_server::auth::TokenKind;
-    use ingram_server::domain::tokens;
-    use ingram_server::store::organization;
+    use ingram_core::auth::TokenKind;
+    use ingram_core::domain::tokens;
+    use ingram_core::store::organization;
     let org = organization::ActiveModel {
-        id: Set(ingram_server::ids::new_id(ingram_server::ids::IdKind::Organization)),
+        id: Set(ingram_core::ids::new_id(ingram_core::ids::IdKind::Organization)),
         name: Set("intruders".into()),
-        created_at: Set(ingram_server::store::now()),
+        created_at: Set(ingram_core::store::now()),
     }
     .insert(&app.state.db)
     .await

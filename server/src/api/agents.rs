@@ -7,14 +7,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use ingram_core::domain::agents::{self, AgentPatch, NewAgent};
+use ingram_core::domain::config::AgentDesign;
+use ingram_core::error::Error;
+use ingram_core::store::agent;
+
 use crate::AppState;
-use crate::api::extract::{Json, Path, Query};
 use crate::api::pagination::{PageParams, list_type};
 use crate::api::{Deleted, double_option};
-use crate::auth::{Authorized, scopes};
-use crate::domain::agents;
-use crate::error::ApiResult;
-use crate::store::agent;
+use crate::http::ApiResult;
+use crate::http::auth::{Authorized, scopes};
+use crate::http::extract::{Json, Path, Query};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Agent {
@@ -36,19 +39,48 @@ pub struct Agent {
 
 list_type!(AgentList, Agent);
 
-impl From<agent::Model> for Agent {
-    fn from(model: agent::Model) -> Self {
-        Self {
-            tools: serde_json::from_value(model.tools).unwrap_or_default(),
+impl TryFrom<agent::Model> for Agent {
+    type Error = Error;
+
+    fn try_from(model: agent::Model) -> Result<Self, Error> {
+        let AgentDesign { tools, allowed_models } = AgentDesign::decode(&model)?;
+        Ok(Self {
             id: model.id,
             name: model.name,
             instructions: model.instructions,
             model: model.model,
+            tools,
             auto_memory: model.auto_memory,
-            allowed_models: model.allowed_models.and_then(|models| serde_json::from_value(models).ok()),
+            allowed_models,
             is_default: model.is_default,
             created_at: model.created_at,
             updated_at: model.updated_at,
+        })
+    }
+}
+
+impl From<CreateAgentRequest> for NewAgent {
+    fn from(request: CreateAgentRequest) -> Self {
+        Self {
+            name: request.name,
+            instructions: request.instructions,
+            model: request.model,
+            tools: request.tools,
+            auto_memory: request.auto_memory,
+            allowed_models: request.allowed_models,
+        }
+    }
+}
+
+impl From<UpdateAgentRequest> for AgentPatch {
+    fn from(patch: UpdateAgentRequest) -> Self {
+        Self {
+            name: patch.name,
+            instructions: patch.instructions,
+            model: patch.model,
+            tools: patch.tools,
+            auto_memory: patch.auto_memory,
+            allowed_models: patch.allowed_models,
         }
     }
 }
@@ -105,8 +137,8 @@ async fn create_agent(
     caller: Authorized<scopes::AgentsWrite>,
     Json(request): Json<CreateAgentRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
-    let agent = agents::create(&state.db, &caller.project_id, request).await?;
-    Ok((StatusCode::CREATED, axum::Json(agent.into())))
+    let agent = agents::create(&state.db, &caller.project_id, request.into()).await?;
+    Ok((StatusCode::CREATED, axum::Json(agent.try_into()?)))
 }
 
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", params(PageParams),
@@ -117,7 +149,7 @@ async fn list_agents(
     Query(params): Query<PageParams>,
 ) -> ApiResult<axum::Json<AgentList>> {
     let page = agents::list(&state.db, &caller.project_id, &params.validate()?).await?;
-    Ok(axum::Json(page.map(Agent::from).into()))
+    Ok(axum::Json(page.try_map(Agent::try_from)?.into()))
 }
 
 #[utoipa::path(get, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
@@ -127,7 +159,7 @@ async fn get_agent(
     caller: Authorized<scopes::AgentsRead>,
     Path(aid): Path<String>,
 ) -> ApiResult<axum::Json<Agent>> {
-    Ok(axum::Json(agents::get(&state.db, &caller.project_id, &aid).await?.into()))
+    Ok(axum::Json(agents::get(&state.db, &caller.project_id, &aid).await?.try_into()?))
 }
 
 #[utoipa::path(patch, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
@@ -138,7 +170,7 @@ async fn update_agent(
     Path(aid): Path<String>,
     Json(patch): Json<UpdateAgentRequest>,
 ) -> ApiResult<axum::Json<Agent>> {
-    Ok(axum::Json(agents::update(&state.db, &caller.project_id, &aid, patch).await?.into()))
+    Ok(axum::Json(agents::update(&state.db, &caller.project_id, &aid, patch.into()).await?.try_into()?))
 }
 
 #[utoipa::path(delete, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),

@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::api::extract::Path;
-use crate::auth::{Authorized, scopes};
-use crate::domain::files;
-use crate::error::ApiResult;
-use crate::store::file;
+use crate::http::ApiResult;
+use crate::http::auth::{Authorized, scopes};
+use crate::http::extract::Path;
+use ingram_core::domain::files;
+use ingram_core::store::file;
 
 /// A stored file, in OpenAI's file shape plus what Ingram knows of it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::http::ApiResult;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {

@@ -1,7 +1,6 @@
 //! The `/v1` HTTP surface: one module per resource family, and the OpenAPI document they make.
 
 pub mod agents;
-pub mod extract;
 pub mod files;
 pub mod health;
 pub mod model_keys;
@@ -10,6 +9,7 @@ pub mod pagination;
 pub mod projects;
 pub mod responses;
 pub mod runs;
+pub mod schemas;
 pub mod smiths;
 pub mod tokens;
 
@@ -19,7 +19,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
-use crate::error::ErrorEnvelope;
+use crate::api::schemas::ErrorEnvelope;
 use crate::http::CURRENT_API_VERSION;
 
 #[derive(OpenApi)]
@@ -61,7 +61,7 @@ impl Deleted {
 /// The schema of every `metadata` field: up to 16 string pairs, keys up to 64 and values up
 /// to 512 characters (as OpenAI), nullable like the optional fields around it.
 pub fn metadata_schema() -> utoipa::openapi::Object {
-    use crate::domain::limits::{METADATA_KEY_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_MAX};
+    use ingram_core::domain::limits::{METADATA_KEY_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_MAX};
     use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
     let string = |max: usize| ObjectBuilder::new().schema_type(Type::String).max_length(Some(max)).build();
     ObjectBuilder::new()

@@ -8,15 +8,18 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::api::Deleted;
-use crate::api::extract::{Json, Path};
-use crate::auth::{Authorized, scopes};
-use crate::domain::model_keys::{self, KeySource};
-use crate::error::{ApiError, ApiResult};
-use crate::providers::routing::{ProviderKind, offline_model_name};
-use crate::store::model_key;
+use crate::api::schemas;
+use crate::http::ApiResult;
+use crate::http::auth::{Authorized, scopes};
+use crate::http::extract::{Json, Path};
+use ingram_core::domain::model_keys::{self, KeySource};
+use ingram_core::error::Error;
+use ingram_core::providers::routing::{ProviderKind, offline_model_name};
+use ingram_core::store::model_key;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ModelKey {
+    #[schema(value_type = schemas::ProviderKind)]
     pub provider: ProviderKind,
     /// The key's last four characters; the key itself is never returned.
     pub preview: String,
@@ -70,6 +73,7 @@ pub enum ModelKeySource {
 pub struct ModelInfo {
     /// The name to put in `model`.
     pub id: String,
+    #[schema(value_type = schemas::ProviderKind)]
     pub provider: ProviderKind,
     pub key_source: ModelKeySource,
 }
@@ -93,10 +97,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_models))
 }
 
-fn provider_with_key(provider: &str) -> ApiResult<ProviderKind> {
+fn provider_with_key(provider: &str) -> ingram_core::Result<ProviderKind> {
     ProviderKind::parse(provider)
         .filter(|kind| kind.needs_key())
-        .ok_or_else(|| ApiError::invalid_param("provider", "provider must be one of openai, anthropic, gemini."))
+        .ok_or_else(|| Error::invalid_param("provider", "provider must be one of openai, anthropic, gemini."))
 }
 
 #[utoipa::path(get, path = "/v1/tenant/model_keys", tag = "models",
@@ -122,18 +126,19 @@ async fn put_model_key(
 ) -> ApiResult<axum::Json<ModelKey>> {
     let provider = provider_with_key(&provider)?;
     if request.api_key.trim().is_empty() || request.api_key.len() > 4096 {
-        return Err(ApiError::invalid_param("api_key", "api_key must be 1 to 4096 characters."));
+        return Err(Error::invalid_param("api_key", "api_key must be 1 to 4096 characters.").into());
     }
     if let Some(base_url) = &request.base_url {
         if base_url.len() > BASE_URL_MAX || !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(ApiError::invalid_param(
+            return Err(Error::invalid_param(
                 "base_url",
                 format!("base_url must be an http(s) URL of at most {BASE_URL_MAX} characters."),
-            ));
+            )
+            .into());
         }
         // Checked again on every request, when the host is resolved.
-        crate::egress::check_saved_url(&state.settings.egress, base_url).map_err(|denied| {
-            ApiError::bad_request("egress_denied", format!("base_url is not allowed: {denied}.")).with_param("base_url")
+        ingram_core::egress::check_saved_url(&state.settings.egress, base_url).map_err(|denied| {
+            Error::bad_request("egress_denied", format!("base_url is not allowed: {denied}.")).with_param("base_url")
         })?;
     }
     let stored = model_keys::put(

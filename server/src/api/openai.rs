@@ -15,21 +15,23 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::api::extract::Json;
-use crate::api::smiths::{CreateSmithRequest, EffectiveConfig, Smith};
-use crate::auth::{Authorized, scopes};
-use crate::domain::smiths::{self, SmithWithAgent, Upserted};
-use crate::domain::turn::{self, TurnInstructions};
-use crate::engine::capacity::Slot;
-use crate::engine::types::{
-    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunConfig, RunEventData, RunMode, RunOutput,
-    RunStatus, RunUsage, ToolChoiceOption,
-};
-use crate::engine::{OnBusy, RunSpec};
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorKind, ErrorType};
+use crate::api::schemas;
+use crate::http::ApiResult;
 use crate::http::INPUT_BODY_LIMIT;
-use crate::providers::{Role, StopReason, ToolCall};
-use crate::store::decode_run_opt;
+use crate::http::auth::{Authorized, scopes};
+use crate::http::extract::Json;
+use ingram_core::auth::Caller;
+use ingram_core::domain::smiths::{self, NewSmith, SmithWithAgent, Upserted};
+use ingram_core::domain::turn::TurnInstructions;
+use ingram_core::engine::events::Subscription;
+use ingram_core::engine::start::{Sampling, Started, Turn, validate_thread_id};
+use ingram_core::engine::types::{
+    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunEventData, RunMode, RunOutput, RunStatus,
+    RunUsage, ToolChoiceOption,
+};
+use ingram_core::error::{Error, ErrorBody, ErrorKind, ErrorType};
+use ingram_core::providers::{Role, StopReason, ToolCall};
+use ingram_core::store::decode_json_opt;
 
 /// Names the smith for a tenant-admin token, instead of `user`.
 pub const SMITH_HEADER: &str = "ic-smith-id";
@@ -52,8 +54,9 @@ pub struct ChatCompletionRequest {
     pub max_tokens: Option<u32>,
     pub max_completion_tokens: Option<u32>,
     pub temperature: Option<f32>,
-    #[schema(max_items = 128)]
+    #[schema(value_type = Option<Vec<schemas::FunctionTool>>, max_items = 128)]
     pub tools: Option<Vec<FunctionTool>>,
+    #[schema(value_type = Option<schemas::ToolChoiceOption>)]
     pub tool_choice: Option<ToolChoiceOption>,
     /// With a tenant-admin token: the external_id of the smith (on the project's default agent).
     #[schema(max_length = 255)]
@@ -72,9 +75,11 @@ pub struct StreamOptions {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChatMessage {
+    #[schema(value_type = schemas::Role)]
     pub role: Role,
     /// Text, or parts: `text`, `image_url` (an http(s) or data URL) and `file` (base64 `file_data`, or a `file_id`).
     #[serde(default)]
+    #[schema(value_type = Option<schemas::MessageContent>)]
     pub content: Option<MessageContent>,
     #[serde(default)]
     pub tool_calls: Vec<ChatToolCall>,
@@ -86,6 +91,7 @@ pub struct ChatMessage {
 pub struct ChatToolCall {
     pub id: String,
     #[serde(rename = "type")]
+    #[schema(value_type = schemas::FunctionToolType)]
     pub kind: FunctionToolType,
     pub function: ChatFunctionCall,
 }
@@ -133,6 +139,7 @@ pub struct ChatChoice {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChatResponseMessage {
     /// Always `assistant`.
+    #[schema(value_type = schemas::Role)]
     pub role: Role,
     pub content: Option<String>,
     pub refusal: Option<String>,
@@ -217,6 +224,7 @@ pub struct ChatChunkChoice {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct ChatDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schemas::Role>)]
     pub role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
@@ -229,6 +237,7 @@ pub struct ChatToolCallDelta {
     pub index: u32,
     pub id: String,
     #[serde(rename = "type")]
+    #[schema(value_type = schemas::FunctionToolType)]
     pub kind: FunctionToolType,
     pub function: ChatFunctionCall,
 }
@@ -249,66 +258,53 @@ async fn create_chat_completion(
     Json(request): Json<ChatCompletionRequest>,
 ) -> ApiResult<Response> {
     if request.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::invalid_param("n", "Only n = 1 is supported."));
+        return Err(Error::invalid_param("n", "Only n = 1 is supported.").into());
     }
     if request.messages.is_empty() {
-        return Err(ApiError::invalid_param("messages", "messages needs at least one message."));
+        return Err(Error::invalid_param("messages", "messages needs at least one message.").into());
     }
     let thread_id = match headers.get(THREAD_HEADER) {
         None => None,
         Some(value) => {
             let thread_id =
-                value.to_str().map_err(|_| ApiError::invalid_param("IC-Thread-Id", "IC-Thread-Id must be text."))?;
-            crate::api::runs::validate_thread_id("IC-Thread-Id", thread_id)?;
+                value.to_str().map_err(|_| Error::invalid_param("IC-Thread-Id", "IC-Thread-Id must be text."))?;
+            validate_thread_id("IC-Thread-Id", thread_id)?;
             Some(thread_id.to_owned())
         }
     };
     let smith = resolve_smith(&state, &caller, &headers, request.user.as_deref()).await?;
     let (instructions, input) = split_messages(request.messages)?;
-    let Smith { id: smith_id, agent_id, effective_config, .. } = Smith::from(smith);
-    let model = (request.model != SMITH_MODEL).then(|| request.model.clone());
-    let design = turn::resolve(&caller, &effective_config, model, TurnInstructions::Append(instructions))?;
-    let EffectiveConfig { tools, auto_memory, .. } = effective_config;
     let model_requested = request.model.clone();
-    let spec = RunSpec {
-        project_id: caller.project_id.clone(),
-        smith_id,
+    let turn = Turn {
         thread_id,
-        input,
-        config: RunConfig {
-            agent_id,
-            model: design.model,
-            instructions: design.instructions,
-            tools,
-            auto_memory,
+        model: (request.model != SMITH_MODEL).then_some(request.model),
+        instructions: TurnInstructions::Append(instructions),
+        sampling: Sampling {
             max_tokens: request.max_completion_tokens.or(request.max_tokens),
             temperature: request.temperature,
             tool_choice: request.tool_choice,
-            mode: RunMode::ChatCompletions,
-            store: None,
         },
         client_tools: request.tools.unwrap_or_default(),
         metadata: request.metadata,
-        on_busy: OnBusy::Reject,
-        replay_of: None,
+        stream: request.stream,
+        ..Turn::new(RunMode::ChatCompletions, input)
     };
-    let slot = request.stream.then(|| state.engine.stream_slot(&caller.project_id)).transpose()?;
-    let run = state.engine.create(spec).await?;
+    let Started { run, events } = state.engine.start(&caller, &smith, turn).await?;
     let id = format!("chatcmpl-{}", run.id);
     let created = run.created_at.timestamp();
-    if let Some(slot) = slot {
+    if let Some(events) = events {
         let include_usage = request.stream_options.is_some_and(|options| options.include_usage);
-        return stream(&state, &run.id, Framing { id, created, model: model_requested, include_usage }, slot).await;
+        return stream(events, Framing { id, created, model: model_requested, include_usage }).await;
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
     if settled.status != RunStatus::Completed {
-        return Err(settled_error(settled));
+        return Err(settled_error(settled).into());
     }
     let run_id = settled.id.as_str();
-    let output: RunOutput = decode_run_opt(run_id, "output", settled.output.as_ref())?.unwrap_or_default();
-    let usage: RunUsage = decode_run_opt(run_id, "usage", settled.usage.as_ref())?.unwrap_or_default();
+    let output: RunOutput = decode_json_opt(run_id, "output", settled.output.as_ref())?.unwrap_or_default();
+    let usage: RunUsage = decode_json_opt(run_id, "usage", settled.usage.as_ref())?.unwrap_or_default();
     let stop_reason = settled.stop_reason.clone().map(Value::String);
-    let stop_reason: Option<StopReason> = decode_run_opt(run_id, "stop_reason", stop_reason.as_ref())?;
+    let stop_reason: Option<StopReason> = decode_json_opt(run_id, "stop_reason", stop_reason.as_ref())?;
     let has_tool_calls = !output.tool_calls.is_empty();
     let completion = ChatCompletion {
         id,
@@ -336,10 +332,10 @@ async fn create_chat_completion(
 /// A smith token is the smith; a tenant-admin token names it with `IC-Smith-Id` or `user`.
 pub(crate) async fn resolve_smith(
     state: &AppState,
-    caller: &crate::auth::Caller,
+    caller: &Caller,
     headers: &HeaderMap,
     user: Option<&str>,
-) -> ApiResult<SmithWithAgent> {
+) -> ingram_core::Result<SmithWithAgent> {
     if let Some(own) = &caller.smith_id {
         return smiths::get_with_agent(&state.db, caller, own).await;
     }
@@ -347,31 +343,20 @@ pub(crate) async fn resolve_smith(
         return smiths::get_with_agent(&state.db, caller, smith_id).await;
     }
     let Some(external_id) = user else {
-        return Err(ApiError::bad_request(
+        return Err(Error::bad_request(
             "smith_required",
             "Name the smith: use a smith token, the IC-Smith-Id header, or `user` (its external_id).",
         )
         .with_param("user"));
     };
-    let ensure = CreateSmithRequest {
-        external_id: external_id.to_owned(),
-        agent_id: None,
-        customer_id: None,
-        display_name: None,
-        metadata: None,
-        instructions: None,
-        model: None,
-        tools: None,
-        auto_memory: None,
-        allowed_models: None,
-    };
+    let ensure = NewSmith { external_id: external_id.to_owned(), ..NewSmith::default() };
     match smiths::upsert(&state.db, caller, ensure).await? {
         Upserted::Created(smith) | Upserted::Existing(smith) => Ok(smith),
     }
 }
 
 /// System and developer messages become this call's added instructions; the rest is input.
-fn split_messages(messages: Vec<ChatMessage>) -> ApiResult<(Vec<String>, Vec<InputMessage>)> {
+fn split_messages(messages: Vec<ChatMessage>) -> ingram_core::Result<(Vec<String>, Vec<InputMessage>)> {
     let mut instructions = Vec::new();
     let mut input = Vec::new();
     for message in messages {
@@ -379,7 +364,7 @@ fn split_messages(messages: Vec<ChatMessage>) -> ApiResult<(Vec<String>, Vec<Inp
         match message.role {
             Role::System | Role::Developer => {
                 if content.attachments().next().is_some() {
-                    return Err(ApiError::bad_request(
+                    return Err(Error::bad_request(
                         "invalid_content",
                         "System and developer messages take text only; send images and files in user messages.",
                     )
@@ -400,29 +385,29 @@ fn split_messages(messages: Vec<ChatMessage>) -> ApiResult<(Vec<String>, Vec<Inp
         }
     }
     if input.is_empty() {
-        return Err(ApiError::invalid_param("messages", "messages needs a user message."));
+        return Err(Error::invalid_param("messages", "messages needs a user message."));
     }
     Ok((instructions, input))
 }
 
 /// Why a settled run gave no answer, as the HTTP error an OpenAI SDK maps to the right
 /// exception. A cancelled run is a 409, not a retryable 5xx that would run it again.
-pub(crate) fn settled_error(run: crate::store::run::Model) -> ApiError {
+pub(crate) fn settled_error(run: ingram_core::store::run::Model) -> Error {
     if run.status == RunStatus::Cancelled {
-        return ApiError::conflict("run_cancelled", "The run behind this request was cancelled.");
+        return Error::conflict("run_cancelled", "The run behind this request was cancelled.");
     }
     run_error(run.error)
 }
 
 /// A failed run as the HTTP error an OpenAI SDK maps to the right exception.
-pub(crate) fn run_error(error: Option<Value>) -> ApiError {
+pub(crate) fn run_error(error: Option<Value>) -> Error {
     let body: Option<ErrorBody> = error.and_then(|error| serde_json::from_value(error).ok());
-    let Some(body) = body else { return ApiError::internal("The run ended without an answer.") };
+    let Some(body) = body else { return Error::internal("The run ended without an answer.") };
     error_of(body)
 }
 
 /// A run's recorded error as the HTTP error an OpenAI SDK maps to the right exception.
-pub(crate) fn error_of(body: ErrorBody) -> ApiError {
+pub(crate) fn error_of(body: ErrorBody) -> Error {
     let kind = match body.kind {
         ErrorType::AuthenticationError => ErrorKind::Unauthenticated,
         ErrorType::PermissionError => ErrorKind::Forbidden,
@@ -431,7 +416,7 @@ pub(crate) fn error_of(body: ErrorBody) -> ApiError {
         // What failed a run on the server's side failed at the provider, or on the way there.
         ErrorType::ApiError => ErrorKind::Upstream,
     };
-    ApiError { kind, code: body.code.into(), message: body.message, param: body.param, retry_after: None }
+    Error { kind, code: body.code.into(), message: body.message, param: body.param, retry_after: None }
 }
 
 struct Framing {
@@ -469,14 +454,13 @@ impl Framing {
 
 /// Streams the run as OpenAI chunks. A run that fails before its first word answers with the
 /// HTTP error instead, so SDKs raise the matching exception.
-async fn stream(state: &AppState, run_id: &str, framing: Framing, slot: Slot) -> ApiResult<Response> {
-    let mut subscription = state.engine.subscribe(run_id, 0).await?.holding(slot);
+async fn stream(mut subscription: Subscription, framing: Framing) -> ApiResult<Response> {
     let mut first = Vec::new();
     loop {
         let Some(event) = subscription.next().await? else { break };
         let event = event.decode()?;
         if let RunEventData::Failed(failed) = event {
-            return Err(error_of(failed.error));
+            return Err(error_of(failed.error).into());
         }
         let decisive = !matches!(event, RunEventData::Started(_));
         first.push(event);

@@ -1,11 +1,10 @@
 //! Cursor pagination on the wire: `limit` + opaque `cursor` in, `{data, next_cursor,
-//! has_more}` out, newest first (the rule itself is `crate::store::page`).
+//! has_more}` out, newest first (the rule itself is `ingram_core::store::page`).
 
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::error::ApiError;
-pub use crate::store::page::{Page, PageRequest, decode_cursor, encode_cursor};
+pub use ingram_core::store::page::{Page, PageRequest, decode_cursor, encode_cursor};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -18,7 +17,7 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    pub fn validate(&self) -> Result<PageRequest, ApiError> {
+    pub fn validate(&self) -> ingram_core::Result<PageRequest> {
         PageRequest::new(self.limit, self.cursor.as_deref())
     }
 }

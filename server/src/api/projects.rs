@@ -9,13 +9,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::api::Deleted;
-use crate::api::extract::{Json, OptionalJson, Path, Query};
 use crate::api::pagination::{PageParams, list_type};
+use crate::api::schemas;
 use crate::api::tokens::Token;
-use crate::auth::{OrgCaller, Scope, TokenKind};
-use crate::domain::{agents, projects, tokens};
-use crate::error::ApiResult;
-use crate::store::project;
+use crate::http::ApiResult;
+use crate::http::auth::OrgCaller;
+use crate::http::extract::{Json, OptionalJson, Path, Query};
+use ingram_core::auth::{Scope, TokenKind};
+use ingram_core::domain::{agents, projects, tokens};
+use ingram_core::store::project;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Project {
@@ -45,6 +47,7 @@ pub struct CreateProjectRequest {
 pub struct CreateProjectTokenRequest {
     pub name: Option<String>,
     /// Restrict the token to these scopes; null means all.
+    #[schema(value_type = Option<Vec<schemas::Scope>>)]
     pub scopes: Option<Vec<Scope>>,
 }
 

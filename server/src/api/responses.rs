@@ -16,23 +16,25 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::api::extract::Json;
 use crate::api::openai::{SMITH_MODEL, error_of, resolve_smith, settled_error};
-use crate::api::smiths::{EffectiveConfig, Smith};
-use crate::auth::{Authorized, Caller, scopes};
-use crate::domain::smiths;
-use crate::domain::turn::{self, TurnInstructions};
-use crate::engine::capacity::Slot;
-use crate::engine::types::{
+use crate::api::schemas;
+use crate::http::ApiResult;
+use crate::http::INPUT_BODY_LIMIT;
+use crate::http::auth::{Authorized, scopes};
+use crate::http::extract::Json;
+use ingram_core::auth::Caller;
+use ingram_core::domain::smiths;
+use ingram_core::domain::turn::TurnInstructions;
+use ingram_core::engine::events::Subscription;
+use ingram_core::engine::start::{Sampling, Started, Turn};
+use ingram_core::engine::types::{
     ContentPart, FilePart, FunctionDefinition, FunctionTool, FunctionToolType, ImageDetail, ImagePart, InputMessage,
     MessageContent, NamedFunction, NamedToolChoice, RunConfig, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
     ToolChoiceMode, ToolChoiceOption,
 };
-use crate::engine::{OnBusy, RunSpec};
-use crate::error::{ApiError, ApiResult};
-use crate::http::INPUT_BODY_LIMIT;
-use crate::providers::{Role, StopReason, ToolCall};
-use crate::store::{decode_run_opt, run};
+use ingram_core::error::Error;
+use ingram_core::providers::{Role, StopReason, ToolCall};
+use ingram_core::store::{decode_json_opt, run};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateResponseRequest {
@@ -77,6 +79,7 @@ pub enum ResponseInput {
 pub struct ResponseInputItem {
     #[serde(rename = "type")]
     pub kind: Option<ResponseItemType>,
+    #[schema(value_type = Option<schemas::Role>)]
     pub role: Option<Role>,
     pub content: Option<ResponseContent>,
     pub call_id: Option<String>,
@@ -118,6 +121,7 @@ pub enum ResponseContentPart {
     InputImage {
         image_url: Option<String>,
         file_id: Option<String>,
+        #[schema(value_type = Option<schemas::ImageDetail>)]
         detail: Option<ImageDetail>,
     },
     /// Base64 or data-URL `file_data`, or a stored file's `file_id`.
@@ -146,6 +150,7 @@ impl From<ResponseContentPart> for ContentPart {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ResponseFunctionTool {
     #[serde(rename = "type")]
+    #[schema(value_type = schemas::FunctionToolType)]
     pub kind: FunctionToolType,
     pub name: String,
     pub description: Option<String>,
@@ -157,7 +162,7 @@ pub struct ResponseFunctionTool {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ResponseToolChoice {
-    #[schema(title = "Mode")]
+    #[schema(value_type = schemas::ToolChoiceMode, title = "Mode")]
     Mode(ToolChoiceMode),
     #[schema(title = "Function")]
     Function(ResponseNamedTool),
@@ -166,6 +171,7 @@ pub enum ResponseToolChoice {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ResponseNamedTool {
     #[serde(rename = "type")]
+    #[schema(value_type = schemas::FunctionToolType)]
     pub kind: FunctionToolType,
     pub name: String,
 }
@@ -356,7 +362,7 @@ async fn create_response(
     Json(request): Json<CreateResponseRequest>,
 ) -> ApiResult<Response> {
     if request.previous_response_id.is_some() && request.conversation.is_some() {
-        return Err(ApiError::invalid_param("conversation", "Use previous_response_id or conversation, not both."));
+        return Err(Error::invalid_param("conversation", "Use previous_response_id or conversation, not both.").into());
     }
     let previous = match &request.previous_response_id {
         Some(id) => Some(previous_run(&state, &caller, id).await?),
@@ -373,37 +379,24 @@ async fn create_response(
     };
     let referenced = referenced_items(&state, &request.input, &smith.smith.id).await?;
     let input = input_messages(request.input, &referenced)?;
-    let Smith { id: smith_id, agent_id, effective_config, .. } = Smith::from(smith);
-    let model = (request.model != SMITH_MODEL).then(|| request.model.clone());
-    let added = TurnInstructions::Append(request.instructions.clone().into_iter().collect());
-    let design = turn::resolve(&caller, &effective_config, model, added)?;
-    let EffectiveConfig { tools: agent_tools, auto_memory, .. } = effective_config;
     let tools = request.tools.unwrap_or_default();
     let store = request.store.unwrap_or(true);
-    let spec = RunSpec {
-        project_id: caller.project_id.clone(),
-        smith_id,
+    let turn = Turn {
         thread_id,
-        input,
-        config: RunConfig {
-            agent_id,
-            model: design.model,
-            instructions: design.instructions,
-            tools: agent_tools,
-            auto_memory,
+        model: (request.model != SMITH_MODEL).then(|| request.model.clone()),
+        instructions: TurnInstructions::Append(request.instructions.clone().into_iter().collect()),
+        sampling: Sampling {
             max_tokens: request.max_output_tokens,
             temperature: request.temperature,
             tool_choice: request.tool_choice.clone().map(tool_choice),
-            mode: RunMode::Responses,
-            store: Some(store),
         },
+        store: Some(store),
         client_tools: tools.iter().map(function_tool).collect(),
         metadata: request.metadata.clone(),
-        on_busy: OnBusy::Reject,
-        replay_of: None,
+        stream: request.stream,
+        ..Turn::new(RunMode::Responses, input)
     };
-    let slot = request.stream.then(|| state.engine.stream_slot(&caller.project_id)).transpose()?;
-    let run = state.engine.create(spec).await?;
+    let Started { run, events } = state.engine.start(&caller, &smith, turn).await?;
     let echo = Echo {
         id: item_id("resp", &run.id),
         run_id: run.id.clone(),
@@ -417,15 +410,15 @@ async fn create_response(
         previous_response_id: request.previous_response_id,
         store,
     };
-    if let Some(slot) = slot {
-        return stream(&state, echo, slot).await;
+    if let Some(events) = events {
+        return stream(events, echo).await;
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
     if settled.status != RunStatus::Completed {
-        return Err(settled_error(settled));
+        return Err(settled_error(settled).into());
     }
-    let output: RunOutput = decode_run_opt(&settled.id, "output", settled.output.as_ref())?.unwrap_or_default();
-    let usage: Option<RunUsage> = decode_run_opt(&settled.id, "usage", settled.usage.as_ref())?;
+    let output: RunOutput = decode_json_opt(&settled.id, "output", settled.output.as_ref())?.unwrap_or_default();
+    let usage: Option<RunUsage> = decode_json_opt(&settled.id, "usage", settled.usage.as_ref())?;
     let status = if settled.stop_reason.as_deref() == Some("max_tokens") {
         ResponseStatus::Incomplete
     } else {
@@ -435,10 +428,10 @@ async fn create_response(
 }
 
 /// The run behind `resp_…`, if the caller may continue from it.
-async fn previous_run(state: &AppState, caller: &Caller, response_id: &str) -> ApiResult<run::Model> {
+async fn previous_run(state: &AppState, caller: &Caller, response_id: &str) -> ingram_core::Result<run::Model> {
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let not_found =
-        || ApiError::not_found("response_not_found", "stored response", response_id).with_param("previous_response_id");
+        || Error::not_found("response_not_found", "stored response", response_id).with_param("previous_response_id");
     let run_id = response_id.strip_prefix("resp_").map(|suffix| format!("run_{suffix}")).ok_or_else(not_found)?;
     let run = run::Entity::find_by_id(run_id.as_str())
         .filter(run::Column::ProjectId.eq(caller.project_id.as_str()))
@@ -459,7 +452,7 @@ async fn previous_run(state: &AppState, caller: &Caller, response_id: &str) -> A
         .count(&state.db)
         .await?;
     if later > 0 {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "response_not_latest",
             "Only the latest response of a conversation can be continued; branching is not supported.",
         )
@@ -502,13 +495,13 @@ async fn referenced_items(
     state: &AppState,
     input: &ResponseInput,
     smith_id: &str,
-) -> ApiResult<HashMap<String, ReferencedItem>> {
+) -> ingram_core::Result<HashMap<String, ReferencedItem>> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let ResponseInput::Items(items) = input else { return Ok(HashMap::new()) };
     let mut found = HashMap::new();
     let references = items.iter().filter(|item| item.kind == Some(ResponseItemType::ItemReference));
     for id in references.filter_map(|item| item.id.as_deref()) {
-        let not_found = || ApiError::not_found("item_not_found", "stored response item", id).with_param("input");
+        let not_found = || Error::not_found("item_not_found", "stored response item", id).with_param("input");
         let (kind, rest) = id.split_once('_').ok_or_else(not_found)?;
         let (suffix, index) = match kind {
             "msg" => (rest, None),
@@ -528,7 +521,7 @@ async fn referenced_items(
         if config.mode != RunMode::Responses || config.store == Some(false) {
             return Err(not_found());
         }
-        let output: RunOutput = decode_run_opt(&run.id, "output", run.output.as_ref())?.unwrap_or_default();
+        let output: RunOutput = decode_json_opt(&run.id, "output", run.output.as_ref())?.unwrap_or_default();
         let item = match index {
             None => ReferencedItem::Message(output.content),
             Some(index) => ReferencedItem::FunctionCall(output.tool_calls.get(index).cloned().ok_or_else(not_found)?),
@@ -553,7 +546,10 @@ fn push_call(messages: &mut Vec<InputMessage>, call: ToolCall) {
 
 /// Input items as run input: messages, echoed calls (one assistant message per run of
 /// calls), their outputs as tool messages, and references to earlier output items.
-fn input_messages(input: ResponseInput, referenced: &HashMap<String, ReferencedItem>) -> ApiResult<Vec<InputMessage>> {
+fn input_messages(
+    input: ResponseInput,
+    referenced: &HashMap<String, ReferencedItem>,
+) -> ingram_core::Result<Vec<InputMessage>> {
     let items = match input {
         ResponseInput::Text(text) => {
             return Ok(vec![InputMessage {
@@ -565,7 +561,7 @@ fn input_messages(input: ResponseInput, referenced: &HashMap<String, ReferencedI
         }
         ResponseInput::Items(items) => items,
     };
-    let invalid = |message: &str| ApiError::invalid_param("input", message.to_owned());
+    let invalid = |message: &str| Error::invalid_param("input", message.to_owned());
     let mut messages: Vec<InputMessage> = Vec::new();
     for item in items {
         match item.kind.unwrap_or(ResponseItemType::Message) {
@@ -598,7 +594,7 @@ fn input_messages(input: ResponseInput, referenced: &HashMap<String, ReferencedI
                         tool_call_id: None,
                     }),
                     Some(ReferencedItem::FunctionCall(call)) => push_call(&mut messages, call),
-                    None => return Err(ApiError::not_found("item_not_found", "stored response item", &id)),
+                    None => return Err(Error::not_found("item_not_found", "stored response item", &id)),
                 }
             }
             ResponseItemType::FunctionCallOutput => messages.push(InputMessage {
@@ -732,13 +728,12 @@ impl Frames {
 }
 
 /// Streams the response. A run that fails before anything answers with the HTTP error.
-async fn stream(state: &AppState, echo: Echo, slot: Slot) -> ApiResult<Response> {
-    let mut subscription = state.engine.subscribe(&echo.run_id, 0).await?.holding(slot);
+async fn stream(mut subscription: Subscription, echo: Echo) -> ApiResult<Response> {
     let mut first = Vec::new();
     while let Some(event) = subscription.next().await? {
         let event = event.decode()?;
         if let RunEventData::Failed(failed) = event {
-            return Err(error_of(failed.error));
+            return Err(error_of(failed.error).into());
         }
         let decisive = !matches!(event, RunEventData::Started(_));
         first.push(event);

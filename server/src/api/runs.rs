@@ -15,39 +15,49 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::api::extract::{Json, OptionalJson, Path, Query};
 use crate::api::pagination::{PageParams, list_type};
-use crate::api::smiths::{EffectiveConfig, Smith};
-use crate::auth::Caller;
-use crate::auth::{Authorized, scopes};
-use crate::domain::runs::{self, RunFilters};
-use crate::domain::smiths;
-use crate::domain::turn::{self, TurnInstructions};
-use crate::engine::capacity::Slot;
-use crate::engine::types::{
-    FunctionTool, InputMessage, RequiredAction, RunConfig, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
-};
-use crate::engine::{OnBusy, RunSpec, ToolOutput};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::api::schemas;
 use crate::http::INPUT_BODY_LIMIT;
-use crate::providers::{Role, StopReason};
-use crate::store::{decode_run, decode_run_opt, run};
+use crate::http::auth::{Authorized, scopes};
+use crate::http::extract::{Json, OptionalJson, Path, Query};
+use crate::http::{ApiError, ApiResult};
+use ingram_core::auth::Caller;
+use ingram_core::domain::runs::{self, RunFilters};
+use ingram_core::domain::smiths;
+use ingram_core::domain::turn::TurnInstructions;
+use ingram_core::engine::events::Subscription;
+use ingram_core::engine::start::Turn;
+use ingram_core::engine::types::{
+    FunctionTool, InputMessage, RequiredAction, RunConfig, RunMode, RunOutput, RunStatus, RunUsage,
+};
+use ingram_core::engine::{OnBusy, ToolOutput};
+use ingram_core::error::{Error, ErrorBody};
+use ingram_core::providers::{Role, StopReason};
+use ingram_core::store::{decode_json, decode_json_opt, run};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Run {
     pub id: String,
+    #[schema(value_type = schemas::RunStatus)]
     pub status: RunStatus,
     pub smith_id: String,
     pub thread_id: String,
+    #[schema(value_type = Vec<schemas::InputMessage>)]
     pub input: Vec<InputMessage>,
+    #[schema(value_type = Option<schemas::RunOutput>)]
     pub output: Option<RunOutput>,
+    #[schema(value_type = Option<schemas::RunUsage>)]
     pub usage: Option<RunUsage>,
     /// Set when the run failed.
+    #[schema(value_type = Option<schemas::ErrorBody>)]
     pub error: Option<ErrorBody>,
     /// Set while the run waits for client tool results.
+    #[schema(value_type = Option<schemas::RequiredAction>)]
     pub required_action: Option<RequiredAction>,
+    #[schema(value_type = Option<schemas::StopReason>)]
     pub stop_reason: Option<StopReason>,
     /// The config the run resolved at creation.
+    #[schema(value_type = schemas::RunConfig)]
     pub config: RunConfig,
     pub metadata: Option<BTreeMap<String, String>>,
     /// The run this one replays.
@@ -67,14 +77,14 @@ impl TryFrom<run::Model> for Run {
         let stop_reason = model.stop_reason.map(serde_json::Value::String);
         Ok(Self {
             status: model.status,
-            input: decode_run(id, "input", &model.input)?,
-            config: decode_run(id, "config", &model.config)?,
-            output: decode_run_opt(id, "output", model.output.as_ref())?,
-            usage: decode_run_opt(id, "usage", model.usage.as_ref())?,
-            error: decode_run_opt(id, "error", model.error.as_ref())?,
-            required_action: decode_run_opt(id, "required_action", model.required_action.as_ref())?,
-            stop_reason: decode_run_opt(id, "stop_reason", stop_reason.as_ref())?,
-            metadata: decode_run_opt(id, "metadata", model.metadata.as_ref())?,
+            input: decode_json(id, "input", &model.input)?,
+            config: decode_json(id, "config", &model.config)?,
+            output: decode_json_opt(id, "output", model.output.as_ref())?,
+            usage: decode_json_opt(id, "usage", model.usage.as_ref())?,
+            error: decode_json_opt(id, "error", model.error.as_ref())?,
+            required_action: decode_json_opt(id, "required_action", model.required_action.as_ref())?,
+            stop_reason: decode_json_opt(id, "stop_reason", stop_reason.as_ref())?,
+            metadata: decode_json_opt(id, "metadata", model.metadata.as_ref())?,
             id: model.id,
             smith_id: model.smith_id,
             thread_id: model.thread_id,
@@ -90,7 +100,7 @@ impl TryFrom<run::Model> for Run {
 #[serde(deny_unknown_fields)]
 pub struct CreateRunRequest {
     /// The new messages of this turn.
-    #[schema(max_items = 2048)]
+    #[schema(value_type = Vec<schemas::InputMessage>, max_items = 2048)]
     pub input: Vec<InputMessage>,
     /// Your own thread id, or a `thr_` id from an earlier run; a new thread when absent.
     #[schema(max_length = 128)]
@@ -108,17 +118,18 @@ pub struct CreateRunRequest {
     #[schema(max_length = 262144)]
     pub instructions: Option<String>,
     /// Client-side functions: the run pauses with `requires_action` when the model calls one.
-    #[schema(max_items = 128)]
+    #[schema(value_type = Option<Vec<schemas::FunctionTool>>, max_items = 128)]
     pub tools: Option<Vec<FunctionTool>>,
     /// When the thread has an active run: `reject` (409 thread_busy, the default), `enqueue` or `interrupt`.
     #[serde(default)]
+    #[schema(value_type = schemas::OnBusy)]
     pub on_busy: OnBusy,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitToolOutputsRequest {
-    #[schema(max_items = 128)]
+    #[schema(value_type = Vec<schemas::ToolOutput>, max_items = 128)]
     pub tool_outputs: Vec<ToolOutput>,
     #[serde(default)]
     pub stream: bool,
@@ -136,6 +147,7 @@ pub struct ReplayRunRequest {
 pub struct ListRunsParams {
     pub smith_id: Option<String>,
     /// queued, running, requires_action, completed, failed or cancelled.
+    #[param(value_type = Option<schemas::RunStatus>)]
     pub status: Option<RunStatus>,
     /// Only runs of smiths whose external_id starts with this.
     pub external_id_prefix: Option<String>,
@@ -160,23 +172,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const SID: &str = "The smith's id (smt_…).";
 const RID: &str = "The run's id (run_…).";
-/// A caller-chosen thread id: 1 to 128 characters, none of them control characters.
-pub(crate) fn validate_thread_id(param: &str, thread_id: &str) -> ApiResult<()> {
-    if thread_id.is_empty() || thread_id.len() > 128 || thread_id.chars().any(char::is_control) {
-        return Err(ApiError::invalid_param(param, format!("{param} must be 1 to 128 characters.")));
-    }
-    Ok(())
-}
-
-fn validate_create(request: &CreateRunRequest) -> ApiResult<()> {
+fn validate_create(request: &CreateRunRequest) -> ingram_core::Result<()> {
     if request.input.is_empty() {
-        return Err(ApiError::invalid_param("input", "input needs at least one message."));
+        return Err(Error::invalid_param("input", "input needs at least one message."));
     }
     if request.input.iter().any(|message| message.role == Role::Tool) {
-        return Err(ApiError::invalid_param("input", "Tool results go to POST …/runs/{rid}/submit, not into input."));
-    }
-    if let Some(thread_id) = &request.thread_id {
-        validate_thread_id("thread_id", thread_id)?;
+        return Err(Error::invalid_param("input", "Tool results go to POST …/runs/{rid}/submit, not into input."));
     }
     Ok(())
 }
@@ -184,58 +185,37 @@ fn validate_create(request: &CreateRunRequest) -> ApiResult<()> {
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID)),
     request_body = CreateRunRequest,
     responses((status = 200, description = "The finished (or paused) run; with `stream: true`, its events as SSE frames `event: <type>`, `id: <seq>`, `data: {\"v\":1,…}`.",
-        content((Run = "application/json"), (RunEventData = "text/event-stream")))))]
+        content((Run = "application/json"), (schemas::RunEventData = "text/event-stream")))))]
 async fn create_run(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsWrite>,
     Path(sid): Path<String>,
     Json(request): Json<CreateRunRequest>,
 ) -> ApiResult<Response> {
-    let smith = Smith::from(smiths::get_with_agent(&state.db, &caller, &sid).await?);
+    let smith = smiths::get_with_agent(&state.db, &caller, &sid).await?;
     validate_create(&request)?;
-    let stream = stream_slot(&state, &caller, request.stream)?;
-    let instructions = match request.instructions {
-        Some(text) => TurnInstructions::Replace(text),
-        None => TurnInstructions::Append(Vec::new()),
-    };
-    let design = turn::resolve(&caller, &smith.effective_config, request.model, instructions)?;
-    let EffectiveConfig { tools, auto_memory, .. } = smith.effective_config;
-    let spec = RunSpec {
-        project_id: caller.project_id.clone(),
-        smith_id: smith.id,
+    let turn = Turn {
         thread_id: request.thread_id,
-        input: request.input,
-        config: RunConfig {
-            agent_id: smith.agent_id,
-            model: design.model,
-            instructions: design.instructions,
-            tools,
-            auto_memory,
-            max_tokens: None,
-            temperature: None,
-            tool_choice: None,
-            mode: RunMode::Native,
-            store: None,
+        model: request.model,
+        instructions: match request.instructions {
+            Some(text) => TurnInstructions::Replace(text),
+            None => TurnInstructions::Append(Vec::new()),
         },
         client_tools: request.tools.unwrap_or_default(),
         metadata: request.metadata,
         on_busy: request.on_busy,
-        replay_of: None,
+        stream: request.stream,
+        ..Turn::new(RunMode::Native, request.input)
     };
-    let run = state.engine.create(spec).await?;
-    answer(&state, run.id, 0, stream).await
+    let started = state.engine.start(&caller, &smith, turn).await?;
+    answer(&state, started.run.id, 0, started.events).await
 }
 
-/// A place among the project's open streams, for a request that asks to stream.
-fn stream_slot(state: &AppState, caller: &Caller, stream: bool) -> ApiResult<Option<Slot>> {
-    stream.then(|| state.engine.stream_slot(&caller.project_id)).transpose()
-}
-
-/// The run's SSE stream (when given a stream slot), or (synchronously) the run once it
+/// The run's SSE stream (when given its events), or (synchronously) the run once it
 /// finished or paused.
-async fn answer(state: &AppState, run_id: String, after: i32, stream: Option<Slot>) -> ApiResult<Response> {
-    if let Some(slot) = stream {
-        return sse(state, &run_id, after, slot).await;
+async fn answer(state: &AppState, run_id: String, after: i32, events: Option<Subscription>) -> ApiResult<Response> {
+    if let Some(events) = events {
+        return Ok(sse(&run_id, after, events));
     }
     let settled = state.engine.wait_settled(&run_id, after).await?;
     Ok(axum::Json(Run::try_from(settled)?).into_response())
@@ -247,8 +227,7 @@ pub const RUN_ID_HEADER: &str = "x-run-id";
 /// first frame resumes from the right place.
 pub const STREAM_AFTER_HEADER: &str = "x-run-stream-after";
 
-async fn sse(state: &AppState, run_id: &str, after: i32, slot: Slot) -> ApiResult<Response> {
-    let subscription = state.engine.subscribe(run_id, after).await?.holding(slot);
+fn sse(run_id: &str, after: i32, subscription: Subscription) -> Response {
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
         match subscription.next().await {
             Ok(Some(event)) => {
@@ -264,7 +243,7 @@ async fn sse(state: &AppState, run_id: &str, after: i32, slot: Slot) -> ApiResul
         }
     });
     let sse = Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
-    Ok(([(RUN_ID_HEADER, run_id.to_owned()), (STREAM_AFTER_HEADER, after.to_string())], sse).into_response())
+    ([(RUN_ID_HEADER, run_id.to_owned()), (STREAM_AFTER_HEADER, after.to_string())], sse).into_response()
 }
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID), PageParams),
@@ -298,7 +277,7 @@ async fn list_runs(
 
 async fn list(
     state: &AppState,
-    caller: &crate::auth::Caller,
+    caller: &Caller,
     filters: &RunFilters,
     params: &PageParams,
 ) -> ApiResult<axum::Json<RunList>> {
@@ -322,7 +301,7 @@ async fn get_run(
     params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event sequence number.")),
     responses((status = 200, description = "The run's stored events, then live ones until it finishes or pauses.",
-        content((RunEventData = "text/event-stream")))))]
+        content((schemas::RunEventData = "text/event-stream")))))]
 async fn run_events(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsRead>,
@@ -335,20 +314,19 @@ async fn run_events(
         Some(value) => {
             value.to_str().ok().and_then(|value| value.trim().parse::<i32>().ok()).filter(|seq| *seq >= 0).ok_or_else(
                 || {
-                    ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be an event sequence number.")
+                    Error::bad_request("invalid_last_event_id", "Last-Event-ID must be an event sequence number.")
                         .with_param("Last-Event-ID")
                 },
             )?
         }
     };
-    let slot = state.engine.stream_slot(&caller.project_id)?;
-    sse(&state, &run.id, after, slot).await
+    Ok(sse(&run.id, after, state.engine.follow(&run, after).await?))
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/submit", tag = "runs",
     params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)), request_body = SubmitToolOutputsRequest,
     responses((status = 200, description = "The resumed run once it finished or paused again; with `stream: true`, its further events.",
-        content((Run = "application/json"), (RunEventData = "text/event-stream")))))]
+        content((Run = "application/json"), (schemas::RunEventData = "text/event-stream")))))]
 async fn submit_tool_outputs(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsWrite>,
@@ -356,15 +334,14 @@ async fn submit_tool_outputs(
     Json(request): Json<SubmitToolOutputsRequest>,
 ) -> ApiResult<Response> {
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
-    let stream = stream_slot(&state, &caller, request.stream)?;
-    state.engine.submit(&run, request.tool_outputs).await?;
-    answer(&state, run.id, run.last_seq, stream).await
+    let events = state.engine.resume(&run, request.tool_outputs, request.stream).await?;
+    answer(&state, run.id, run.last_seq, events).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/replay", tag = "runs",
     params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)), request_body = ReplayRunRequest,
     responses((status = 200, description = "A new run with the original's input and config, on a new thread, linked by `replay_of`.",
-        content((Run = "application/json"), (RunEventData = "text/event-stream")))))]
+        content((Run = "application/json"), (schemas::RunEventData = "text/event-stream")))))]
 async fn replay_run(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsWrite>,
@@ -372,24 +349,9 @@ async fn replay_run(
     OptionalJson(request): OptionalJson<ReplayRunRequest>,
 ) -> ApiResult<Response> {
     let original = runs::get(&state.db, &caller, &sid, &rid).await?;
-    let client_tools: Vec<FunctionTool> = decode_run(&original.id, "client_tools", &original.client_tools)?;
-    let mut original = Run::try_from(original)?;
-    let smith = Smith::from(smiths::get_with_agent(&state.db, &caller, &sid).await?);
-    original.config.model = turn::model(&smith.effective_config, Some(original.config.model))?;
-    let spec = RunSpec {
-        project_id: caller.project_id.clone(),
-        smith_id: original.smith_id,
-        thread_id: None,
-        input: original.input,
-        config: original.config,
-        client_tools,
-        metadata: original.metadata,
-        on_busy: OnBusy::Reject,
-        replay_of: Some(original.id),
-    };
-    let stream = stream_slot(&state, &caller, request.stream)?;
-    let run = state.engine.create(spec).await?;
-    answer(&state, run.id, 0, stream).await
+    let smith = smiths::get_with_agent(&state.db, &caller, &sid).await?;
+    let started = state.engine.replay(&caller, &smith, original, request.stream).await?;
+    answer(&state, started.run.id, 0, started.events).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/cancel", tag = "runs",

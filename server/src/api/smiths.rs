@@ -9,65 +9,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use ingram_core::domain::config::{EffectiveConfig, SmithConfig, SmithConfigPatch};
+use ingram_core::domain::smiths::{self, NewSmith, SmithFilter, SmithPatch, SmithWithAgent, Upserted};
+use ingram_core::error::Error;
+use ingram_core::store::smith_revision;
+
 use crate::AppState;
-use crate::api::extract::{Json, Path, Query};
 use crate::api::pagination::{PageParams, decode_cursor, encode_cursor, list_type};
-use crate::api::{Deleted, double_option};
-use crate::auth::{Authorized, scopes};
-use crate::domain::agents::validate;
-use crate::domain::smiths::{self, SmithWithAgent, Upserted};
-use crate::error::{ApiError, ApiResult};
-use crate::store::smith_revision;
-
-/// A smith's own config: each field set here overrides its agent's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct SmithConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instructions: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_memory: Option<bool>,
-    /// Bounds the `model` any run of this smith may ask for; replaces the agent's list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 64)]
-    pub allowed_models: Option<Vec<String>>,
-}
-
-impl SmithConfig {
-    pub fn validated(self) -> ApiResult<Self> {
-        if let Some(instructions) = &self.instructions {
-            validate::instructions(instructions)?;
-        }
-        if let Some(model) = &self.model {
-            validate::model(model)?;
-        }
-        if let Some(tools) = &self.tools {
-            validate::tools(tools)?;
-        }
-        if let Some(models) = &self.allowed_models {
-            validate::allowed_models(models)?;
-        }
-        Ok(self)
-    }
-
-    fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
-/// The config a smith runs with: its agent's, with the smith's overrides on top.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EffectiveConfig {
-    pub instructions: Option<String>,
-    pub model: String,
-    pub tools: Vec<String>,
-    pub auto_memory: bool,
-    /// The models a run may ask for instead of `model`; null: any model the project can reach.
-    pub allowed_models: Option<Vec<String>>,
-}
+use crate::api::{Deleted, double_option, schemas};
+use crate::http::ApiResult;
+use crate::http::auth::{Authorized, scopes};
+use crate::http::extract::{Json, Path, Query};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -88,7 +40,9 @@ pub struct Smith {
     pub display_name: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub config_source: ConfigSource,
+    #[schema(value_type = schemas::SmithConfig)]
     pub overrides: SmithConfig,
+    #[schema(value_type = schemas::EffectiveConfig)]
     pub effective_config: EffectiveConfig,
     /// The number of the current config revision.
     pub revision: i32,
@@ -99,29 +53,17 @@ pub struct Smith {
 list_type!(SmithList, Smith);
 
 impl From<SmithWithAgent> for Smith {
-    fn from(SmithWithAgent { smith, agent }: SmithWithAgent) -> Self {
-        let overrides: SmithConfig = serde_json::from_value(smith.overrides).unwrap_or_default();
-        let agent_tools: Vec<String> = serde_json::from_value(agent.tools).unwrap_or_default();
-        let effective_config = EffectiveConfig {
-            instructions: overrides.instructions.clone().or(agent.instructions),
-            model: overrides.model.clone().unwrap_or(agent.model),
-            tools: overrides.tools.clone().unwrap_or(agent_tools),
-            auto_memory: overrides.auto_memory.unwrap_or(agent.auto_memory),
-            allowed_models: overrides
-                .allowed_models
-                .clone()
-                .or_else(|| agent.allowed_models.and_then(|models| serde_json::from_value(models).ok())),
-        };
+    fn from(SmithWithAgent { smith, overrides, effective, metadata, .. }: SmithWithAgent) -> Self {
         Self {
             id: smith.id,
             external_id: smith.external_id,
             agent_id: smith.agent_id,
             customer_id: smith.customer_id,
             display_name: smith.display_name,
-            metadata: smith.metadata.and_then(|metadata| serde_json::from_value(metadata).ok()),
+            metadata,
             config_source: if overrides.is_empty() { ConfigSource::Agent } else { ConfigSource::Override },
             overrides,
-            effective_config,
+            effective_config: effective,
             revision: smith.revision,
             created_at: smith.created_at,
             updated_at: smith.updated_at,
@@ -160,14 +102,21 @@ pub struct CreateSmithRequest {
     pub allowed_models: Option<Vec<String>>,
 }
 
-impl CreateSmithRequest {
-    pub fn overrides(&self) -> SmithConfig {
-        SmithConfig {
-            instructions: self.instructions.clone(),
-            model: self.model.clone(),
-            tools: self.tools.clone(),
-            auto_memory: self.auto_memory,
-            allowed_models: self.allowed_models.clone(),
+impl From<CreateSmithRequest> for NewSmith {
+    fn from(request: CreateSmithRequest) -> Self {
+        Self {
+            external_id: request.external_id,
+            agent_id: request.agent_id,
+            customer_id: request.customer_id,
+            display_name: request.display_name,
+            metadata: request.metadata,
+            overrides: SmithConfig {
+                instructions: request.instructions,
+                model: request.model,
+                tools: request.tools,
+                auto_memory: request.auto_memory,
+                allowed_models: request.allowed_models,
+            },
         }
     }
 }
@@ -205,18 +154,21 @@ pub struct UpdateSmithRequest {
     pub allowed_models: Option<Option<Vec<String>>>,
 }
 
-impl UpdateSmithRequest {
-    pub fn apply_to(&self, overrides: &mut SmithConfig) {
-        fn apply<T: Clone>(field: &mut Option<T>, patch: &Option<Option<T>>) {
-            if let Some(value) = patch {
-                field.clone_from(value);
-            }
+impl From<UpdateSmithRequest> for SmithPatch {
+    fn from(patch: UpdateSmithRequest) -> Self {
+        Self {
+            agent_id: patch.agent_id,
+            customer_id: patch.customer_id,
+            display_name: patch.display_name,
+            metadata: patch.metadata,
+            config: SmithConfigPatch {
+                instructions: patch.instructions,
+                model: patch.model,
+                tools: patch.tools,
+                auto_memory: patch.auto_memory,
+                allowed_models: patch.allowed_models,
+            },
         }
-        apply(&mut overrides.instructions, &self.instructions);
-        apply(&mut overrides.model, &self.model);
-        apply(&mut overrides.tools, &self.tools);
-        apply(&mut overrides.auto_memory, &self.auto_memory);
-        apply(&mut overrides.allowed_models, &self.allowed_models);
     }
 }
 
@@ -234,10 +186,22 @@ pub struct ListSmithsParams {
     pub cursor: Option<String>,
 }
 
+impl ListSmithsParams {
+    fn filter(&self) -> SmithFilter {
+        SmithFilter {
+            external_id: self.external_id.clone(),
+            external_id_prefix: self.external_id_prefix.clone(),
+            customer_id: self.customer_id.clone(),
+            agent_id: self.agent_id.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SmithRevision {
     pub number: i32,
     pub agent_id: String,
+    #[schema(value_type = schemas::SmithConfig)]
     pub overrides: SmithConfig,
     /// Set when this revision was made by restoring an earlier one.
     pub restored_from: Option<i32>,
@@ -246,15 +210,18 @@ pub struct SmithRevision {
 
 list_type!(SmithRevisionList, SmithRevision);
 
-impl From<smith_revision::Model> for SmithRevision {
-    fn from(model: smith_revision::Model) -> Self {
-        Self {
+impl TryFrom<smith_revision::Model> for SmithRevision {
+    type Error = Error;
+
+    fn try_from(model: smith_revision::Model) -> Result<Self, Error> {
+        let owner = format!("{} revision {}", model.smith_id, model.number);
+        Ok(Self {
+            overrides: SmithConfig::decode(&owner, &model.overrides)?,
             number: model.number,
             agent_id: model.agent_id,
-            overrides: serde_json::from_value(model.overrides).unwrap_or_default(),
             restored_from: model.restored_from,
             created_at: model.created_at,
-        }
+        })
     }
 }
 
@@ -278,7 +245,7 @@ async fn create_smith(
     caller: Authorized<scopes::SmithsWrite>,
     Json(request): Json<CreateSmithRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Smith>)> {
-    Ok(match smiths::upsert(&state.db, &caller, request).await? {
+    Ok(match smiths::upsert(&state.db, &caller, request.into()).await? {
         Upserted::Created(smith) => (StatusCode::CREATED, axum::Json(smith.into())),
         Upserted::Existing(smith) => (StatusCode::OK, axum::Json(smith.into())),
     })
@@ -292,7 +259,7 @@ async fn list_smiths(
     Query(params): Query<ListSmithsParams>,
 ) -> ApiResult<axum::Json<SmithList>> {
     let page = PageParams { limit: params.limit, cursor: params.cursor.clone() }.validate()?;
-    let page = smiths::list(&state.db, &caller, &params, &page).await?;
+    let page = smiths::list(&state.db, &caller, &params.filter(), &page).await?;
     Ok(axum::Json(page.map(Smith::from).into()))
 }
 
@@ -315,7 +282,7 @@ async fn update_smith(
     Path(sid): Path<String>,
     Json(patch): Json<UpdateSmithRequest>,
 ) -> ApiResult<axum::Json<Smith>> {
-    Ok(axum::Json(smiths::update(&state.db, &caller, &sid, patch).await?.into()))
+    Ok(axum::Json(smiths::update(&state.db, &caller, &sid, patch.into()).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
@@ -349,7 +316,7 @@ async fn list_revisions(
                 .strip_prefix(REVISION_CURSOR_PREFIX)
                 .and_then(|number| number.parse::<i32>().ok())
                 .ok_or_else(|| {
-                ApiError::bad_request("invalid_cursor", "The cursor is not one this API issued.").with_param("cursor")
+                Error::bad_request("invalid_cursor", "The cursor is not one this API issued.").with_param("cursor")
             })?,
         ),
     };
@@ -360,7 +327,7 @@ async fn list_revisions(
         None
     };
     Ok(axum::Json(SmithRevisionList {
-        data: rows.into_iter().map(SmithRevision::from).collect(),
+        data: rows.into_iter().map(SmithRevision::try_from).collect::<Result<_, _>>()?,
         next_cursor,
         has_more,
     }))

@@ -9,22 +9,27 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::api::Deleted;
-use crate::api::extract::{Json, Path, Query};
 use crate::api::pagination::{PageParams, list_type};
-use crate::auth::{Authorized, Scope, TokenKind, scopes};
-use crate::domain::{smiths, tokens};
-use crate::error::{ApiError, ApiResult};
-use crate::store::token;
+use crate::api::schemas;
+use crate::http::ApiResult;
+use crate::http::auth::{Authorized, scopes};
+use crate::http::extract::{Json, Path, Query};
+use ingram_core::auth::{Scope, TokenKind};
+use ingram_core::domain::{smiths, tokens};
+use ingram_core::error::Error;
+use ingram_core::store::token;
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Token {
     pub id: String,
+    #[schema(value_type = schemas::TokenKind)]
     pub kind: TokenKind,
     pub name: Option<String>,
     pub project_id: Option<String>,
     /// The one smith a smith token acts for.
     pub smith_id: Option<String>,
     /// What the token may do; null means everything its kind allows.
+    #[schema(value_type = Option<Vec<schemas::Scope>>)]
     pub scopes: Option<Vec<Scope>>,
     /// The secret's first characters, to recognise it by.
     pub preview: String,
@@ -51,7 +56,7 @@ impl std::fmt::Debug for Token {
 impl Token {
     /// A stored token as listed. A kind or scopes that do not decode are an error: read as
     /// "no scopes" they would show a scoped token as an unrestricted one.
-    pub fn from_record(record: token::Model) -> ApiResult<Self> {
+    pub fn from_record(record: token::Model) -> ingram_core::Result<Self> {
         let (kind, scopes) = tokens::kind_and_scopes(&record)?;
         Ok(Self {
             kind,
@@ -66,7 +71,7 @@ impl Token {
         })
     }
 
-    pub fn from_minted(minted: tokens::Minted) -> ApiResult<Self> {
+    pub fn from_minted(minted: tokens::Minted) -> ingram_core::Result<Self> {
         Ok(Self { token: Some(minted.secret), ..Self::from_record(minted.record)? })
     }
 }
@@ -75,10 +80,12 @@ impl Token {
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// `tenant_admin` or `smith`.
+    #[schema(value_type = schemas::TokenKind)]
     pub kind: TokenKind,
     /// Required for a smith token: the smith it acts for.
     pub smith_id: Option<String>,
     /// Restrict the token to these scopes; they must be a subset of the caller's own.
+    #[schema(value_type = Option<Vec<schemas::Scope>>)]
     pub scopes: Option<Vec<Scope>>,
     #[schema(max_length = 200)]
     pub name: Option<String>,
@@ -99,14 +106,16 @@ async fn create_token(
 ) -> ApiResult<(StatusCode, axum::Json<Token>)> {
     let smith_id = match (request.kind, request.smith_id) {
         (TokenKind::Org, _) => {
-            return Err(ApiError::invalid_param("kind", "Org keys are minted by the operator, not through the API."));
+            return Err(
+                Error::invalid_param("kind", "Org keys are minted by the operator, not through the API.").into()
+            );
         }
         (TokenKind::TenantAdmin, Some(_)) => {
-            return Err(ApiError::invalid_param("smith_id", "A tenant_admin token is not bound to a smith."));
+            return Err(Error::invalid_param("smith_id", "A tenant_admin token is not bound to a smith.").into());
         }
         (TokenKind::TenantAdmin, None) => None,
         (TokenKind::Smith, None) => {
-            return Err(ApiError::invalid_param("smith_id", "A smith token needs the smith_id it acts for."));
+            return Err(Error::invalid_param("smith_id", "A smith token needs the smith_id it acts for.").into());
         }
         (TokenKind::Smith, Some(smith_id)) => {
             smiths::get(&state.db, &caller, &smith_id).await?;
@@ -115,19 +124,22 @@ async fn create_token(
     };
     if let Some(scopes) = &request.scopes {
         if let Some(missing) = scopes.iter().find(|scope| !caller.holds(**scope)) {
-            return Err(ApiError::forbidden(
+            return Err(Error::forbidden(
                 "insufficient_scope",
                 format!("A token cannot grant the '{}' scope it does not hold.", missing.as_str()),
-            ));
+            )
+            .into());
         }
         if smith_id.is_some()
             && let Some(scope) = scopes.iter().find(|scope| !scope.allowed_for_smith_tokens())
         {
-            return Err(ApiError::invalid_param("scopes", format!("A smith token cannot hold '{}'.", scope.as_str())));
+            return Err(
+                Error::invalid_param("scopes", format!("A smith token cannot hold '{}'.", scope.as_str())).into()
+            );
         }
     }
-    crate::domain::limits::text("name", request.name.as_deref(), TOKEN_NAME_MAX)?;
-    let project = crate::domain::projects::get_live(&state.db, &caller.project_id).await?;
+    ingram_core::domain::limits::text("name", request.name.as_deref(), TOKEN_NAME_MAX)?;
+    let project = ingram_core::domain::projects::get_live(&state.db, &caller.project_id).await?;
     let minted = tokens::mint(
         &state.db,
         tokens::Mint {

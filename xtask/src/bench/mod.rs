@@ -399,12 +399,10 @@ impl Database {
 
     fn completed_runs(&self) -> anyhow::Result<u64> {
         block_on(async {
+            use ingram_core::{engine::types::RunStatus, store::run};
             use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
             let db = sea_orm::Database::connect(&self.url).await?;
-            let store = ingram_server::store::run::Entity::find()
-                .filter(ingram_server::store::run::Column::Status.eq("completed"))
-                .count(&db)
-                .await?;
+            let store = run::Entity::find().filter(run::Column::Status.eq(RunStatus::Completed)).count(&db).await?;
             anyhow::Ok(store)
         })
     }

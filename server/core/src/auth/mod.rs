@@ -1,0 +1,130 @@
+//! Who is acting: a token resolved to a principal, and the checks every operation asks for.
+//! The HTTP layer reads the bearer token and asks [`authenticate`]; other entrances (the
+//! command line, schedules, channels) build their [`Caller`] themselves.
+
+pub mod scope;
+pub mod secret;
+
+use serde::{Deserialize, Serialize};
+
+pub use scope::Scope;
+
+use crate::domain::tokens;
+use crate::error::{Error, Result};
+use crate::store::token;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Org,
+    TenantAdmin,
+    Smith,
+}
+
+impl TokenKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Org => "org",
+            Self::TenantAdmin => "tenant_admin",
+            Self::Smith => "smith",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Org, Self::TenantAdmin, Self::Smith].into_iter().find(|kind| kind.as_str() == value)
+    }
+
+    pub const fn secret_prefix(self) -> &'static str {
+        match self {
+            Self::Org => "ik_org_",
+            Self::TenantAdmin => "tha_live_",
+            Self::Smith => "ths_live_",
+        }
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Org { organization_id: String, token_id: String },
+    Tenant(Caller),
+}
+
+impl Principal {
+    /// The token the caller authenticated with.
+    pub fn token_id(&self) -> &str {
+        match self {
+            Self::Org { token_id, .. } => token_id,
+            Self::Tenant(caller) => &caller.token_id,
+        }
+    }
+}
+
+/// A caller acting inside one project: a tenant-admin token or a smith token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token_id: String,
+    pub project_id: String,
+    /// Set for smith tokens: the one smith they may see.
+    pub smith_id: Option<String>,
+    pub scopes: Option<Vec<Scope>>,
+}
+
+impl Caller {
+    pub fn kind(&self) -> TokenKind {
+        if self.smith_id.is_some() { TokenKind::Smith } else { TokenKind::TenantAdmin }
+    }
+
+    /// Refuses the call unless the token's kind and scopes allow `scope`.
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.smith_id.is_some() && !scope.allowed_for_smith_tokens() {
+            return Err(Error::forbidden(
+                "permission_denied",
+                "A smith token cannot do this; use a tenant-admin token from your backend.",
+            ));
+        }
+        if let Some(scopes) = &self.scopes
+            && !scopes.contains(&scope)
+        {
+            return Err(Error::forbidden(
+                "insufficient_scope",
+                format!("This token lacks the '{}' scope.", scope.as_str()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the caller may see this smith at all (a smith token sees only its own).
+    pub fn sees_smith(&self, smith_id: &str) -> bool {
+        self.smith_id.as_deref().is_none_or(|own| own == smith_id)
+    }
+
+    /// Whether the caller holds `scope`, for capping what a minted token may carry.
+    pub fn holds(&self, scope: Scope) -> bool {
+        self.scopes.as_ref().is_none_or(|scopes| scopes.contains(&scope))
+    }
+}
+
+/// The principal behind a token's secret, or `invalid_token` when it is unknown or revoked.
+pub async fn authenticate(db: &impl sea_orm::ConnectionTrait, secret: &str) -> Result<Principal> {
+    let record = tokens::find_live_by_secret(db, secret)
+        .await?
+        .ok_or_else(|| Error::unauthenticated("invalid_token", "The token is unknown or revoked."))?;
+    principal_of(record)
+}
+
+fn principal_of(record: token::Model) -> Result<Principal> {
+    let (kind, scopes) = tokens::kind_and_scopes(&record)?;
+    match kind {
+        TokenKind::Org => Ok(Principal::Org { organization_id: record.organization_id, token_id: record.id }),
+        TokenKind::TenantAdmin | TokenKind::Smith => {
+            let corrupt = || Error::internal("A stored token is inconsistent.");
+            Ok(Principal::Tenant(Caller {
+                token_id: record.id,
+                project_id: record.project_id.ok_or_else(corrupt)?,
+                smith_id: record.smith_id,
+                scopes,
+            }))
+        }
+    }
+}

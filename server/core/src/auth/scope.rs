@@ -1,0 +1,54 @@
+//! What a token may do. A token with no scopes listed may do everything its kind allows.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "smiths:read")]
+    SmithsRead,
+    #[serde(rename = "smiths:write")]
+    SmithsWrite,
+    #[serde(rename = "agents:read")]
+    AgentsRead,
+    #[serde(rename = "agents:write")]
+    AgentsWrite,
+    #[serde(rename = "tokens:read")]
+    TokensRead,
+    #[serde(rename = "tokens:write")]
+    TokensWrite,
+    #[serde(rename = "model_keys:read")]
+    ModelKeysRead,
+    #[serde(rename = "model_keys:write")]
+    ModelKeysWrite,
+    #[serde(rename = "runs:read")]
+    RunsRead,
+    #[serde(rename = "runs:write")]
+    RunsWrite,
+    #[serde(rename = "files:read")]
+    FilesRead,
+}
+
+impl Scope {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SmithsRead => "smiths:read",
+            Self::SmithsWrite => "smiths:write",
+            Self::AgentsRead => "agents:read",
+            Self::AgentsWrite => "agents:write",
+            Self::TokensRead => "tokens:read",
+            Self::TokensWrite => "tokens:write",
+            Self::ModelKeysRead => "model_keys:read",
+            Self::ModelKeysWrite => "model_keys:write",
+            Self::RunsRead => "runs:read",
+            Self::RunsWrite => "runs:write",
+            Self::FilesRead => "files:read",
+        }
+    }
+
+    /// Smith tokens are browser-safe: they read their own smith and drive its runs, and
+    /// read the files inlined into its conversations, and never change its design or reach
+    /// project-wide resources.
+    pub const fn allowed_for_smith_tokens(self) -> bool {
+        matches!(self, Self::SmithsRead | Self::RunsRead | Self::RunsWrite | Self::FilesRead)
+    }
+}

@@ -1,0 +1,263 @@
+//! Agents: the versionless design a smith runs (versions and rollouts come later).
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter,
+};
+
+use crate::error::{Error, Result};
+use crate::ids::{IdKind, new_id};
+use crate::store::page::{Page, PageRequest};
+use crate::store::{agent, now, smith};
+
+/// The model of a project's default agent: the built-in offline model, so a fresh install
+/// answers with no provider keys.
+pub const DEFAULT_MODEL: &str = "ingram/offline";
+pub const DEFAULT_AGENT_NAME: &str = "Default agent";
+pub const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
+
+/// A new agent; absent fields take their defaults.
+#[derive(Debug, Clone, Default)]
+pub struct NewAgent {
+    pub name: String,
+    pub instructions: Option<String>,
+    /// Defaults to [`DEFAULT_MODEL`].
+    pub model: Option<String>,
+    pub tools: Option<Vec<String>>,
+    pub auto_memory: Option<bool>,
+    pub allowed_models: Option<Vec<String>>,
+}
+
+/// A change to an agent: absent fields stay; `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub instructions: Option<Option<String>>,
+    pub model: Option<String>,
+    pub tools: Option<Vec<String>>,
+    pub auto_memory: Option<bool>,
+    pub allowed_models: Option<Option<Vec<String>>>,
+}
+
+pub async fn create_default(db: &impl ConnectionTrait, project_id: &str) -> Result<agent::Model> {
+    insert(
+        db,
+        project_id,
+        NewAgent {
+            name: DEFAULT_AGENT_NAME.to_owned(),
+            instructions: Some(DEFAULT_INSTRUCTIONS.to_owned()),
+            ..NewAgent::default()
+        },
+        true,
+    )
+    .await
+}
+
+pub async fn create(db: &impl ConnectionTrait, project_id: &str, request: NewAgent) -> Result<agent::Model> {
+    insert(db, project_id, request, false).await
+}
+
+async fn insert(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    request: NewAgent,
+    is_default: bool,
+) -> Result<agent::Model> {
+    validate::name(&request.name)?;
+    if let Some(instructions) = &request.instructions {
+        validate::instructions(instructions)?;
+    }
+    if let Some(model) = &request.model {
+        validate::model(model)?;
+    }
+    if let Some(tools) = &request.tools {
+        validate::tools(tools)?;
+    }
+    if let Some(models) = &request.allowed_models {
+        validate::allowed_models(models)?;
+    }
+    let created_at = now();
+    Ok(agent::ActiveModel {
+        id: Set(new_id(IdKind::Agent)),
+        project_id: Set(project_id.to_owned()),
+        name: Set(request.name),
+        instructions: Set(request.instructions),
+        model: Set(request.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned())),
+        tools: Set(serde_json::json!(request.tools.unwrap_or_default())),
+        auto_memory: Set(request.auto_memory.unwrap_or(false)),
+        allowed_models: Set(request.allowed_models.map(|models| serde_json::json!(models))),
+        is_default: Set(is_default),
+        created_at: Set(created_at),
+        updated_at: Set(created_at),
+        deleted_at: Set(None),
+    }
+    .insert(db)
+    .await?)
+}
+
+pub async fn get(db: &impl ConnectionTrait, project_id: &str, agent_id: &str) -> Result<agent::Model> {
+    agent::Entity::find_by_id(agent_id)
+        .filter(agent::Column::ProjectId.eq(project_id))
+        .filter(agent::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("agent_not_found", "agent", agent_id))
+}
+
+pub async fn get_default(db: &impl ConnectionTrait, project_id: &str) -> Result<agent::Model> {
+    agent::Entity::find()
+        .filter(agent::Column::ProjectId.eq(project_id))
+        .filter(agent::Column::IsDefault.eq(true))
+        .filter(agent::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::internal("The project has no default agent."))
+}
+
+/// Agents by id, deleted ones included (a smith's revision may point at one).
+pub async fn get_many(db: &impl ConnectionTrait, project_id: &str, ids: Vec<String>) -> Result<Vec<agent::Model>> {
+    Ok(agent::Entity::find()
+        .filter(agent::Column::ProjectId.eq(project_id))
+        .filter(agent::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
+pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageRequest) -> Result<Page<agent::Model>> {
+    let query = agent::Entity::find()
+        .filter(agent::Column::ProjectId.eq(project_id))
+        .filter(agent::Column::DeletedAt.is_null());
+    crate::store::fetch_page(db, query, agent::Column::Id, |row| &row.id, page).await
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    agent_id: &str,
+    patch: AgentPatch,
+) -> Result<agent::Model> {
+    let current = get(db, project_id, agent_id).await?;
+    let mut agent = current.into_active_model();
+    if let Some(name) = patch.name {
+        validate::name(&name)?;
+        agent.name = Set(name);
+    }
+    if let Some(instructions) = patch.instructions {
+        if let Some(text) = &instructions {
+            validate::instructions(text)?;
+        }
+        agent.instructions = Set(instructions);
+    }
+    if let Some(model) = patch.model {
+        validate::model(&model)?;
+        agent.model = Set(model);
+    }
+    if let Some(tools) = patch.tools {
+        validate::tools(&tools)?;
+        agent.tools = Set(serde_json::json!(tools));
+    }
+    if let Some(auto_memory) = patch.auto_memory {
+        agent.auto_memory = Set(auto_memory);
+    }
+    if let Some(models) = patch.allowed_models {
+        if let Some(models) = &models {
+            validate::allowed_models(models)?;
+        }
+        agent.allowed_models = Set(models.map(|models| serde_json::json!(models)));
+    }
+    agent.updated_at = Set(now());
+    Ok(agent.update(db).await?)
+}
+
+/// Refused while it is the project's default or live smiths run on it.
+pub async fn delete(db: &impl ConnectionTrait, project_id: &str, agent_id: &str) -> Result<()> {
+    let current = get(db, project_id, agent_id).await?;
+    if current.is_default {
+        return Err(Error::conflict("agent_is_default", "The project's default agent cannot be deleted."));
+    }
+    let smiths = smith::Entity::find()
+        .filter(smith::Column::AgentId.eq(agent_id))
+        .filter(smith::Column::DeletedAt.is_null())
+        .count(db)
+        .await?;
+    if smiths > 0 {
+        return Err(Error::conflict(
+            "agent_in_use",
+            format!("{smiths} smith(s) still run on this agent; attach them elsewhere or delete them first."),
+        ));
+    }
+    let mut agent = current.into_active_model();
+    agent.deleted_at = Set(Some(now()));
+    agent.update(db).await?;
+    Ok(())
+}
+
+/// Field rules shared by agents and smith overrides.
+pub mod validate {
+    use crate::error::{Error, Result};
+
+    /// In characters (256 Ki), as the spec's `maxLength` counts.
+    pub const MAX_INSTRUCTIONS: usize = 256 * 1024;
+
+    pub fn name(name: &str) -> Result<()> {
+        if name.trim().is_empty() || name.chars().count() > 200 {
+            return Err(Error::invalid_param("name", "name must be 1 to 200 characters."));
+        }
+        Ok(())
+    }
+
+    pub const MODEL_MAX: usize = 256;
+    pub const ALLOWED_MODELS_MAX: usize = 64;
+
+    /// A model name reaches provider URLs (Gemini puts it in the path), so anything that
+    /// could change the path or query is refused before any upstream call: `..`, `.` or
+    /// empty segments, `? # % \`, whitespace and control characters. `/` and `.` inside a
+    /// segment stay allowed (`meta-llama/Llama-3-8B`, `gemini-2.5-flash`).
+    pub fn model(model: &str) -> Result<()> {
+        let invalid = |why: &str| {
+            Error::bad_request("invalid_model", format!("'{}' is not a valid model name: {why}.", preview(model)))
+                .with_param("model")
+        };
+        if model.is_empty() || model.chars().count() > MODEL_MAX {
+            return Err(invalid(&format!("it must be 1 to {MODEL_MAX} characters")));
+        }
+        if model.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%' | '\\')) {
+            return Err(invalid("whitespace, control characters and ? # % \\ are not allowed"));
+        }
+        if model.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+            return Err(invalid("its path segments may not be empty, '.' or '..'"));
+        }
+        Ok(())
+    }
+
+    pub fn allowed_models(models: &[String]) -> Result<()> {
+        if models.len() > ALLOWED_MODELS_MAX {
+            return Err(Error::limit_exceeded(
+                "allowed_models",
+                format!("allowed_models holds at most {ALLOWED_MODELS_MAX} names."),
+            ));
+        }
+        models.iter().try_for_each(|name| model(name).map_err(|err| err.with_param("allowed_models")))
+    }
+
+    fn preview(text: &str) -> String {
+        text.chars().take(64).filter(|c| !c.is_control()).collect()
+    }
+
+    pub fn instructions(instructions: &str) -> Result<()> {
+        if instructions.chars().count() > MAX_INSTRUCTIONS {
+            return Err(Error::limit_exceeded(
+                "instructions",
+                format!("instructions must be at most {MAX_INSTRUCTIONS} characters."),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn tools(tools: &[String]) -> Result<()> {
+        if tools.len() > 128 || tools.iter().any(|tool| tool.trim().is_empty() || tool.len() > 128) {
+            return Err(Error::invalid_param("tools", "tools must be at most 128 names of 1 to 128 characters."));
+        }
+        Ok(())
+    }
+}

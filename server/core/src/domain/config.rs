@@ -1,0 +1,119 @@
+//! The effective-config rule: what a smith runs with is its agent's design with the smith's
+//! own overrides on top, field by field. Every surface and every run resolves it here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::agents::validate;
+use crate::error::Result;
+use crate::store::{agent, decode_json as decode};
+
+/// A smith's own config: each field set here overrides its agent's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SmithConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_memory: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<Vec<String>>,
+}
+
+impl SmithConfig {
+    pub fn validated(self) -> Result<Self> {
+        if let Some(instructions) = &self.instructions {
+            validate::instructions(instructions)?;
+        }
+        if let Some(model) = &self.model {
+            validate::model(model)?;
+        }
+        if let Some(tools) = &self.tools {
+            validate::tools(tools)?;
+        }
+        if let Some(models) = &self.allowed_models {
+            validate::allowed_models(models)?;
+        }
+        Ok(self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Reads stored overrides; data that does not decode is an error naming its owner.
+    pub fn decode(owner: &str, value: &serde_json::Value) -> Result<Self> {
+        decode(owner, "overrides", value)
+    }
+}
+
+/// A change to a smith's overrides: for each field, absent leaves it, `Some(None)` removes
+/// the override (the agent's value applies again), `Some(Some(v))` sets it.
+#[derive(Debug, Clone, Default)]
+pub struct SmithConfigPatch {
+    pub instructions: Option<Option<String>>,
+    pub model: Option<Option<String>>,
+    pub tools: Option<Option<Vec<String>>>,
+    pub auto_memory: Option<Option<bool>>,
+    pub allowed_models: Option<Option<Vec<String>>>,
+}
+
+impl SmithConfigPatch {
+    pub fn apply_to(&self, overrides: &mut SmithConfig) {
+        fn apply<T: Clone>(field: &mut Option<T>, patch: &Option<Option<T>>) {
+            if let Some(value) = patch {
+                field.clone_from(value);
+            }
+        }
+        apply(&mut overrides.instructions, &self.instructions);
+        apply(&mut overrides.model, &self.model);
+        apply(&mut overrides.tools, &self.tools);
+        apply(&mut overrides.auto_memory, &self.auto_memory);
+        apply(&mut overrides.allowed_models, &self.allowed_models);
+    }
+}
+
+/// The config a smith runs with: its agent's, with the smith's overrides on top.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectiveConfig {
+    pub instructions: Option<String>,
+    pub model: String,
+    pub tools: Vec<String>,
+    pub auto_memory: bool,
+    /// The models a run may ask for instead of `model`; `None`: any model the project can reach.
+    pub allowed_models: Option<Vec<String>>,
+}
+
+impl EffectiveConfig {
+    pub fn resolve(agent: &agent::Model, overrides: &SmithConfig) -> Result<Self> {
+        let design = AgentDesign::decode(agent)?;
+        Ok(Self {
+            instructions: overrides.instructions.clone().or_else(|| agent.instructions.clone()),
+            model: overrides.model.clone().unwrap_or_else(|| agent.model.clone()),
+            tools: overrides.tools.clone().unwrap_or(design.tools),
+            auto_memory: overrides.auto_memory.unwrap_or(agent.auto_memory),
+            allowed_models: overrides.allowed_models.clone().or(design.allowed_models),
+        })
+    }
+}
+
+/// An agent's JSON columns, decoded.
+pub struct AgentDesign {
+    pub tools: Vec<String>,
+    pub allowed_models: Option<Vec<String>>,
+}
+
+impl AgentDesign {
+    pub fn decode(agent: &agent::Model) -> Result<Self> {
+        Ok(Self {
+            tools: decode(&agent.id, "tools", &agent.tools)?,
+            allowed_models: agent
+                .allowed_models
+                .as_ref()
+                .map(|models| decode(&agent.id, "allowed_models", models))
+                .transpose()?,
+        })
+    }
+}

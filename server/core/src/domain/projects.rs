@@ -1,0 +1,82 @@
+//! Projects: the tenant boundary. Each is born with a default agent.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, TransactionTrait,
+};
+
+use crate::domain::{agents, tokens};
+use crate::error::{Error, Result};
+use crate::ids::{IdKind, new_id};
+use crate::store::page::{Page, PageRequest};
+use crate::store::{now, project, token};
+
+pub async fn create(db: &DatabaseConnection, organization_id: &str, name: &str) -> Result<project::Model> {
+    let txn = db.begin().await?;
+    let project = project::ActiveModel {
+        id: Set(new_id(IdKind::Project)),
+        organization_id: Set(organization_id.to_owned()),
+        name: Set(name.to_owned()),
+        default_agent_id: Set(None),
+        created_at: Set(now()),
+        deleted_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    let agent = agents::create_default(&txn, &project.id).await?;
+    let mut project = project.into_active_model();
+    project.default_agent_id = Set(Some(agent.id));
+    let project = project.update(&txn).await?;
+    txn.commit().await?;
+    Ok(project)
+}
+
+pub async fn get(db: &impl ConnectionTrait, organization_id: &str, project_id: &str) -> Result<project::Model> {
+    project::Entity::find_by_id(project_id)
+        .filter(project::Column::OrganizationId.eq(organization_id))
+        .filter(project::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("project_not_found", "project", project_id))
+}
+
+/// A live project by id alone, for callers already scoped to it by their token.
+pub async fn get_live(db: &impl ConnectionTrait, project_id: &str) -> Result<project::Model> {
+    project::Entity::find_by_id(project_id)
+        .filter(project::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("project_not_found", "project", project_id))
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    organization_id: &str,
+    page: &PageRequest,
+) -> Result<Page<project::Model>> {
+    let query = project::Entity::find()
+        .filter(project::Column::OrganizationId.eq(organization_id))
+        .filter(project::Column::DeletedAt.is_null());
+    crate::store::fetch_page(db, query, project::Column::Id, |row| &row.id, page).await
+}
+
+/// Soft-deletes the project and revokes all its tokens, in one transaction.
+pub async fn delete(db: &DatabaseConnection, organization_id: &str, project_id: &str) -> Result<()> {
+    let txn = db.begin().await?;
+    let project = get(&txn, organization_id, project_id).await?;
+    let mut project = project.into_active_model();
+    project.deleted_at = Set(Some(now()));
+    project.update(&txn).await?;
+    tokens::revoke_all(&txn, token::Column::ProjectId, project_id).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The project a fresh install works in: the oldest live one.
+pub async fn first_live(db: &impl ConnectionTrait) -> Result<Option<project::Model>> {
+    Ok(project::Entity::find()
+        .filter(project::Column::DeletedAt.is_null())
+        .order_by_asc(project::Column::Id)
+        .one(db)
+        .await?)
+}

@@ -1,0 +1,336 @@
+//! A run's events: numbered, persisted, and fanned out to subscribers.
+//!
+//! The run's task owns an [`Emitter`]. Every event goes into the run's in-memory log at once
+//! (subscribers on this replica see it immediately and can never lag: they read the log by
+//! index) and into the `run_events` table, in batches; a closing event flushes everything
+//! before it in the transaction that records the run's outcome, so what a finished run
+//! replays from the database is exactly what its stream sent. Subscribers on another
+//! replica tail the table.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use tokio::sync::watch;
+
+use super::types::{RunEventData, RunStatus, ends_stream};
+use crate::error::{Error, Result};
+use crate::store::{now, run, run_event};
+
+/// Events wait for this many, or this long, before being written.
+const BATCH_SIZE: usize = 32;
+const BATCH_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+/// Sequence numbers a run reserves at a time in `runs.last_seq`, before streaming them: a
+/// run that dies with events streamed but not yet written is closed above its reservation,
+/// so a client resuming from any number it saw still gets the closing event.
+pub const SEQ_RESERVATION: i32 = 64;
+/// How often a subscriber without a local log looks for new rows.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i32,
+    pub kind: String,
+    /// The frame's JSON data, serialized once.
+    pub data: String,
+}
+
+impl StoredEvent {
+    /// The event as its typed variant; a stored event that does not decode is an error
+    /// naming it, never a default.
+    pub fn decode(&self) -> Result<RunEventData> {
+        RunEventData::decode(&self.kind, &self.data)
+            .map_err(|why| Error::internal(format!("Stored event {} ({}) is corrupt: {why}", self.seq, self.kind)))
+    }
+}
+
+impl From<run_event::Model> for StoredEvent {
+    fn from(model: run_event::Model) -> Self {
+        Self { seq: model.seq, kind: model.kind, data: model.data }
+    }
+}
+
+/// The in-memory side of a run executing on this replica.
+pub struct LiveRun {
+    log: Mutex<Vec<Arc<StoredEvent>>>,
+    /// The sequence number of the first event in `log`; earlier ones are in the database.
+    first_seq: i32,
+    /// Bumped on every append and when the run's task ends.
+    version: watch::Sender<u64>,
+    closed: std::sync::atomic::AtomicBool,
+    /// The run's row as this execution recorded it, once it finished or paused.
+    settled: std::sync::OnceLock<run::Model>,
+    pub cancel: watch::Sender<bool>,
+}
+
+impl LiveRun {
+    pub fn new(first_seq: i32) -> Arc<Self> {
+        Arc::new(Self {
+            log: Mutex::new(Vec::new()),
+            first_seq,
+            version: watch::channel(0).0,
+            closed: false.into(),
+            settled: std::sync::OnceLock::new(),
+            cancel: watch::channel(false).0,
+        })
+    }
+
+    fn append(&self, event: Arc<StoredEvent>) {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// The run as this execution left it, after its closing event was published.
+    pub fn settled(&self) -> Option<run::Model> {
+        self.settled.get().cloned()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn events_after(&self, seq: i32) -> Vec<Arc<StoredEvent>> {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let start = usize::try_from(seq + 1 - self.first_seq).unwrap_or(0).min(log.len());
+        log[start..].to_vec()
+    }
+}
+
+/// Numbers, records and publishes one run's events.
+pub struct Emitter {
+    run_id: String,
+    live: Arc<LiveRun>,
+    seq: i32,
+    /// The highest sequence number recorded as reserved in `runs.last_seq`.
+    reserved: i32,
+    pending: Vec<run_event::ActiveModel>,
+    oldest_pending: Option<std::time::Instant>,
+}
+
+impl Emitter {
+    pub fn new(run_id: String, live: Arc<LiveRun>, reserved: i32) -> Self {
+        let seq = live.first_seq - 1;
+        Self { run_id, live, seq, reserved, pending: Vec::new(), oldest_pending: None }
+    }
+
+    pub fn last_seq(&self) -> i32 {
+        self.seq
+    }
+
+    /// Publishes the event and queues it for the database, written with its batch: when the
+    /// batch is full, has waited long enough, or the run records its outcome (closing events
+    /// flush everything before them in the same transaction).
+    pub async fn emit(&mut self, db: &impl ConnectionTrait, data: RunEventData) -> Result<()> {
+        if self.seq >= self.reserved {
+            self.reserved = self.seq + SEQ_RESERVATION;
+            run::Entity::update_many()
+                .col_expr(run::Column::LastSeq, sea_orm::sea_query::Expr::value(self.reserved))
+                .filter(run::Column::Id.eq(self.run_id.as_str()))
+                .exec(db)
+                .await?;
+        }
+        self.push(data);
+        let lingered = self.oldest_pending.is_some_and(|at| at.elapsed() >= BATCH_LINGER);
+        if self.pending.len() >= BATCH_SIZE || lingered {
+            self.flush(db).await?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, data: RunEventData) {
+        let event = self.stage(data);
+        self.publish(event);
+    }
+
+    /// Numbers and queues an event for the database without publishing it: the caller
+    /// flushes it in its own transaction and publishes once that committed, so nobody sees
+    /// a closing event before the run's row says so.
+    pub fn stage(&mut self, data: RunEventData) -> Arc<StoredEvent> {
+        self.seq += 1;
+        let kind = data.kind().to_owned();
+        let data = serde_json::to_string(&data).expect("events serialize");
+        self.pending.push(run_event::ActiveModel {
+            run_id: Set(self.run_id.clone()),
+            seq: Set(self.seq),
+            kind: Set(kind.clone()),
+            data: Set(data.clone()),
+            created_at: Set(now()),
+        });
+        self.oldest_pending.get_or_insert_with(std::time::Instant::now);
+        Arc::new(StoredEvent { seq: self.seq, kind, data })
+    }
+
+    fn publish(&self, event: Arc<StoredEvent>) {
+        self.live.append(event);
+    }
+
+    /// Publishes the closing event of an execution together with the row it committed, so
+    /// a waiter that sees the one has the other without reading it back.
+    pub fn settle(&self, row: run::Model, closing: Arc<StoredEvent>) {
+        let _ = self.live.settled.set(row);
+        self.publish(closing);
+    }
+
+    pub async fn flush(&mut self, db: &impl ConnectionTrait) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.pending);
+        self.oldest_pending = None;
+        run_event::Entity::insert_many(rows).exec_without_returning(db).await?;
+        Ok(())
+    }
+}
+
+/// Appends one event to a run that no task is executing (a paused run cancelled, a run
+/// failed by the sweeper), numbered after the last stored one and after `reserved`.
+pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, reserved: i32, data: &RunEventData) -> Result<i32> {
+    let last: Option<i32> = run_event::Entity::find()
+        .select_only()
+        .column_as(run_event::Column::Seq.max(), "max")
+        .filter(run_event::Column::RunId.eq(run_id))
+        .into_tuple()
+        .one(db)
+        .await?
+        .flatten();
+    let seq = last.unwrap_or(0).max(reserved) + 1;
+    run_event::Entity::insert(run_event::ActiveModel {
+        run_id: Set(run_id.to_owned()),
+        seq: Set(seq),
+        kind: Set(data.kind().to_owned()),
+        data: Set(serde_json::to_string(data).expect("events serialize")),
+        created_at: Set(now()),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(seq)
+}
+
+pub async fn stored_after(
+    db: &DatabaseConnection,
+    run_id: &str,
+    after: i32,
+    before: Option<i32>,
+) -> Result<Vec<Arc<StoredEvent>>> {
+    let mut query =
+        run_event::Entity::find().filter(run_event::Column::RunId.eq(run_id)).filter(run_event::Column::Seq.gt(after));
+    if let Some(before) = before {
+        query = query.filter(run_event::Column::Seq.lt(before));
+    }
+    let rows = query.order_by_asc(run_event::Column::Seq).limit(1000).all(db).await?;
+    Ok(rows.into_iter().map(|row| Arc::new(StoredEvent::from(row))).collect())
+}
+
+/// Follows a run's events after `after` until its stream ends (the run finished or paused).
+pub struct Subscription {
+    db: DatabaseConnection,
+    run_id: String,
+    last: i32,
+    buffer: VecDeque<Arc<StoredEvent>>,
+    live: Option<(Arc<LiveRun>, watch::Receiver<u64>)>,
+    lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
+    done: bool,
+    /// The client stream's place in its project's capacity, if it is one.
+    _slot: Option<super::capacity::Slot>,
+}
+
+impl Subscription {
+    /// Holds `slot` for as long as the subscription lives.
+    pub fn holding(mut self, slot: super::capacity::Slot) -> Self {
+        self._slot = Some(slot);
+        self
+    }
+
+    pub async fn new(
+        db: DatabaseConnection,
+        run_id: String,
+        after: i32,
+        lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
+    ) -> Result<Self> {
+        let mut subscription = Self {
+            db,
+            run_id,
+            last: after,
+            buffer: VecDeque::new(),
+            live: None,
+            lookup_live,
+            done: false,
+            _slot: None,
+        };
+        if let Some(live) = (subscription.lookup_live)() {
+            // What came before this execution of the run is in the database already.
+            let mut cursor = after;
+            while cursor + 1 < live.first_seq {
+                let earlier =
+                    stored_after(&subscription.db, &subscription.run_id, cursor, Some(live.first_seq)).await?;
+                let Some(last) = earlier.last() else { break };
+                cursor = last.seq;
+                subscription.buffer.extend(earlier);
+            }
+            let version = live.version.subscribe();
+            subscription.live = Some((live, version));
+        }
+        Ok(subscription)
+    }
+
+    pub async fn next(&mut self) -> Result<Option<Arc<StoredEvent>>> {
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                if event.seq <= self.last {
+                    continue;
+                }
+                self.last = event.seq;
+                if ends_stream(&event.kind) {
+                    self.done = true;
+                    self.buffer.clear();
+                }
+                return Ok(Some(event));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if let Some((live, version)) = &mut self.live {
+                let fresh = live.events_after(self.last);
+                if !fresh.is_empty() {
+                    self.buffer.extend(fresh);
+                    continue;
+                }
+                if live.is_closed() {
+                    // The task ended: whatever it emitted is in the log or the database.
+                    self.live = None;
+                    continue;
+                }
+                let _ = version.changed().await;
+                continue;
+            }
+            // The status is read before the rows: a run that ended in between still has its
+            // closing events read here.
+            let status = run::Entity::find_by_id(self.run_id.as_str()).one(&self.db).await?.map(|run| run.status);
+            let rows = stored_after(&self.db, &self.run_id, self.last, None).await?;
+            if !rows.is_empty() {
+                self.buffer.extend(rows);
+                continue;
+            }
+            if let Some(live) = (self.lookup_live)() {
+                let version = live.version.subscribe();
+                self.live = Some((live, version));
+                continue;
+            }
+            if status.is_none_or(|status| status.is_terminal() || status == RunStatus::RequiresAction) {
+                // Nothing more will come (a stream whose end was already read, or a run that
+                // paused or ended before `after`).
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}

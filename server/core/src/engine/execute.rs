@@ -1,0 +1,502 @@
+//! One execution of a run: from queued (or resumed after `/submit`) until it completes,
+//! fails, is cancelled, or pauses for client tool results.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::capacity::{Slot, SlotKind};
+use super::events::{Emitter, LiveRun};
+use super::types::{
+    EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
+    RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
+    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
+};
+use super::{Engine, Known};
+use crate::domain::{files, is_unique_violation};
+use crate::error::{Error, ErrorBody, ErrorKind, Result};
+use crate::providers::routing::{ResolvedModel, open_stream, resolve};
+use crate::providers::{
+    Endpoint, Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, StopReason, ToolCall,
+    ToolChoice, ToolSpec, Usage, pricing,
+};
+use crate::store::{file, now, run};
+
+/// Earlier runs of a thread the model sees, at most.
+const HISTORY_RUNS: u64 = 50;
+const PROVIDER_ATTEMPTS: u32 = 3;
+/// How often a queued run looks for a thread released on another replica; one released
+/// on this replica wakes it at once.
+const ENQUEUE_POLL: Duration = Duration::from_secs(1);
+
+/// How an execution ended, before it is recorded.
+enum Outcome {
+    /// `tool_calls` is non-empty only for a run whose mode ends (not pauses) on client tool calls.
+    Completed {
+        content: String,
+        tool_calls: Vec<ToolCall>,
+        stop_reason: StopReason,
+        usage: RunUsage,
+    },
+    Paused {
+        content: String,
+        tool_calls: Vec<ToolCall>,
+        usage: RunUsage,
+    },
+    Failed(ErrorBody),
+    Cancelled,
+}
+
+/// Executes `current` (the run's row as it was written when it was started) and records how it ended.
+/// `slot` is the run's place in its project's capacity, held until the end is recorded.
+pub(super) async fn run(
+    engine: &Engine,
+    current: run::Model,
+    known: Known,
+    live: &std::sync::Arc<LiveRun>,
+    reserved: i32,
+    mut slot: Slot,
+) {
+    let run_id = current.id.clone();
+    let (smith_id, thread_id) = (current.smith_id.clone(), current.thread_id.clone());
+    // Nothing else writes the transcript while the run executes.
+    let transcript = match crate::store::decode_json(&run_id, "transcript", &current.transcript) {
+        Ok(transcript) => transcript,
+        // Left as it is, for a person to look at: the lease lapses and the sweeper fails the
+        // run with run_interrupted rather than the transcript being overwritten.
+        Err(_) => return,
+    };
+    let mut emitter = Emitter::new(run_id.clone(), live.clone(), reserved);
+    let mut cancel = live.cancel.subscribe();
+    let mut clock =
+        WorkClock { worked_before: Duration::from_millis(u64::try_from(current.worked_ms).unwrap_or(0)), since: None };
+    let outcome = match execute(engine, current, known, &mut emitter, &mut cancel, &mut slot, &mut clock).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome::Failed(err.envelope().error),
+    };
+    match record(engine, &run_id, transcript, &mut emitter, outcome, clock.worked()).await {
+        Ok(true) => engine.thread_released(&smith_id, &thread_id),
+        Ok(false) => {}
+        // The lease lapses and the sweeper fails the run with run_interrupted.
+        Err(err) => tracing::error!(run_id, code = %err.code, "could not record the end of a run"),
+    }
+}
+
+/// A run's working time: what earlier executions used, and since when this one works.
+/// Waiting for the thread and pauses for client tools do not count.
+struct WorkClock {
+    worked_before: Duration,
+    since: Option<tokio::time::Instant>,
+}
+
+impl WorkClock {
+    fn worked(&self) -> Duration {
+        self.worked_before + self.since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+}
+
+fn deadline_exceeded(deadline: Duration) -> ErrorBody {
+    Error::new(
+        ErrorKind::Timeout,
+        "run_deadline_exceeded",
+        format!("The run worked longer than its deadline of {} s.", deadline.as_secs()),
+    )
+    .envelope()
+    .error
+}
+
+fn cancelled(cancel: &watch::Receiver<bool>) -> bool {
+    *cancel.borrow()
+}
+
+async fn execute(
+    engine: &Engine,
+    mut current: run::Model,
+    known: Known,
+    emitter: &mut Emitter,
+    cancel: &mut watch::Receiver<bool>,
+    slot: &mut Slot,
+    clock: &mut WorkClock,
+) -> Result<Outcome> {
+    // `current` is read again while the run waits for its thread.
+    while current.active_thread_id.is_none() {
+        if cancelled(cancel) || current.cancel_requested {
+            return Ok(Outcome::Cancelled);
+        }
+        // Armed before the attempt, so a release between the two is not missed.
+        let released = engine.thread_release(&current.smith_id, &current.thread_id);
+        let notified = released.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // A queued run starts only within its project's cap on executing runs.
+        if let Ok(active) = engine.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)
+            && claim_thread(engine, &current).await?
+        {
+            *slot = active;
+            break;
+        }
+        // Released here, the run wakes at once; released on another replica, the poll finds it.
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep(ENQUEUE_POLL) => {}
+            _ = cancel.changed() => return Ok(Outcome::Cancelled),
+        }
+        current = run::Entity::find_by_id(current.id.as_str())
+            .one(engine.db())
+            .await?
+            .ok_or_else(|| Error::internal("A started run vanished."))?;
+    }
+    clock.since = Some(tokio::time::Instant::now());
+    let deadline = engine.inner.settings.run_deadline;
+    let remaining = deadline.saturating_sub(clock.worked_before);
+    match tokio::time::timeout(remaining, work(engine, current, known, emitter, cancel)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Ok(Outcome::Failed(deadline_exceeded(deadline))),
+    }
+}
+
+async fn work(
+    engine: &Engine,
+    current: run::Model,
+    known: Known,
+    emitter: &mut Emitter,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<Outcome> {
+    let db = engine.db();
+    let id = current.id.clone();
+    let run_id = id.as_str();
+    let config: RunConfig =
+        serde_json::from_value(current.config.clone()).map_err(|_| Error::internal("A run's config is corrupt."))?;
+    let model = resolve(&config.model);
+    if emitter.last_seq() == 0 {
+        if current.status == RunStatus::Queued {
+            run::Entity::update_many()
+                .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
+                .col_expr(run::Column::StartedAt, Expr::value(Some(now())))
+                .filter(run::Column::Id.eq(run_id))
+                .exec(db)
+                .await?;
+        }
+        emitter
+            .emit(
+                db,
+                RunEventData::Started(RunStartedEvent {
+                    v: EVENT_VERSION,
+                    run_id: run_id.to_owned(),
+                    smith_id: current.smith_id.clone(),
+                    thread_id: current.thread_id.clone(),
+                    model: config.model.clone(),
+                    created_at: current.created_at,
+                }),
+            )
+            .await?;
+    }
+    if cancelled(cancel) {
+        return Ok(Outcome::Cancelled);
+    }
+
+    let with_history = config.mode.includes_history() && !known.new_thread;
+    let request = model_request(engine, &current, &config, &model, with_history).await?;
+    let previous_usage: RunUsage =
+        crate::store::decode_json_opt(run_id, "usage", current.usage.as_ref())?.unwrap_or_default();
+    let endpoint = match known.endpoint {
+        Some(endpoint) => endpoint,
+        None => engine.endpoint(&current.project_id, model.provider).await?,
+    };
+    let Some(mut stream) = open_with_retries(engine, &model, &endpoint, &request, cancel).await? else {
+        return Ok(Outcome::Cancelled);
+    };
+    let mut content = String::new();
+    let mut tool_calls = Vec::new();
+    let finished = loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = cancel.changed() => return Ok(Outcome::Cancelled),
+        };
+        match next {
+            Some(Ok(ModelEvent::TextDelta(delta))) => {
+                content.push_str(&delta);
+                emitter
+                    .emit(
+                        db,
+                        RunEventData::MessageDelta(MessageDeltaEvent {
+                            v: EVENT_VERSION,
+                            run_id: run_id.to_owned(),
+                            delta,
+                        }),
+                    )
+                    .await?;
+            }
+            Some(Ok(ModelEvent::ToolCall(call))) => tool_calls.push(call),
+            Some(Ok(ModelEvent::Finished { stop_reason, usage })) => break (stop_reason, usage),
+            Some(Err(err)) => return Ok(Outcome::Failed(provider_error(&err))),
+            None => {
+                return Ok(Outcome::Failed(provider_error(&ProviderError::new(
+                    ProviderErrorKind::Upstream,
+                    "the provider's stream ended early",
+                ))));
+            }
+        }
+    };
+    let (stop_reason, usage) = finished;
+    let usage = add_usage(previous_usage, &model, usage);
+    emitter
+        .emit(
+            db,
+            RunEventData::MessageCompleted(MessageCompletedEvent {
+                v: EVENT_VERSION,
+                run_id: run_id.to_owned(),
+                content: content.clone(),
+                tool_calls: tool_calls.clone(),
+            }),
+        )
+        .await?;
+    Ok(if tool_calls.is_empty() || !config.mode.pauses_for_tools() {
+        Outcome::Completed { content, tool_calls, stop_reason, usage }
+    } else {
+        Outcome::Paused { content, tool_calls, usage }
+    })
+}
+
+/// Takes the thread for an enqueued run; false while another run holds it.
+async fn claim_thread(engine: &Engine, current: &run::Model) -> Result<bool> {
+    let claimed = run::Entity::update_many()
+        .col_expr(run::Column::ActiveThreadId, Expr::value(Some(current.thread_id.clone())))
+        .filter(run::Column::Id.eq(current.id.as_str()))
+        .filter(run::Column::ActiveThreadId.is_null())
+        .exec(engine.db())
+        .await;
+    match claimed {
+        Ok(result) => Ok(result.rows_affected == 1),
+        Err(err) if is_unique_violation(&err) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn add_usage(previous: RunUsage, model: &ResolvedModel, usage: Usage) -> RunUsage {
+    let input_tokens = previous.input_tokens + usage.input_tokens;
+    let output_tokens = previous.output_tokens + usage.output_tokens;
+    RunUsage {
+        input_tokens,
+        output_tokens,
+        total_tokens: input_tokens + output_tokens,
+        cost_usd: pricing::cost_usd(model, input_tokens, output_tokens),
+    }
+}
+
+/// The conversation the model sees: earlier completed runs of the thread (`with_history`),
+/// then this run.
+async fn model_request(
+    engine: &Engine,
+    current: &run::Model,
+    config: &RunConfig,
+    model: &ResolvedModel,
+    with_history: bool,
+) -> Result<ModelRequest> {
+    let earlier = if with_history { thread_history(engine, current).await? } else { Vec::new() };
+    let turns: Vec<(Vec<InputMessage>, Vec<Message>)> = earlier
+        .iter()
+        .chain(std::iter::once(current))
+        .map(|turn| {
+            let input = crate::store::decode_json(&turn.id, "input", &turn.input)?;
+            let transcript = crate::store::decode_json(&turn.id, "transcript", &turn.transcript)?;
+            Ok((input, transcript))
+        })
+        .collect::<Result<_>>()?;
+    let named = turns.iter().flat_map(|(input, _)| input);
+    let stored = files::load_named(engine.db(), &current.project_id, named).await?;
+    let mut messages = Vec::new();
+    for (input, transcript) in turns {
+        messages.extend(input.into_iter().map(|message| model_message(message, &stored)));
+        messages.extend(transcript);
+    }
+    let mut client_tools: Vec<FunctionTool> =
+        crate::store::decode_json(&current.id, "client_tools", &current.client_tools)?;
+    let tool_choice = match &config.tool_choice {
+        None | Some(ToolChoiceOption::Mode(ToolChoiceMode::Auto)) => ToolChoice::Auto,
+        Some(ToolChoiceOption::Mode(ToolChoiceMode::Required)) => ToolChoice::Required,
+        Some(ToolChoiceOption::Named(named)) => ToolChoice::Function(named.function.name.clone()),
+        Some(ToolChoiceOption::Mode(ToolChoiceMode::None)) => {
+            client_tools.clear();
+            ToolChoice::Auto
+        }
+    };
+    Ok(ModelRequest {
+        model: model.model.clone(),
+        system: config.instructions.clone(),
+        messages,
+        tools: client_tools
+            .into_iter()
+            .map(|tool| ToolSpec {
+                name: tool.function.name,
+                description: tool.function.description,
+                parameters: tool.function.parameters.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            })
+            .collect(),
+        max_tokens: config.max_tokens,
+        temperature: config.temperature,
+        tool_choice,
+    })
+}
+
+/// Earlier completed runs of the thread, oldest first.
+async fn thread_history(engine: &Engine, current: &run::Model) -> Result<Vec<run::Model>> {
+    let mut earlier = run::Entity::find()
+        .filter(run::Column::SmithId.eq(current.smith_id.as_str()))
+        .filter(run::Column::ThreadId.eq(current.thread_id.as_str()))
+        .filter(run::Column::Status.eq(RunStatus::Completed.as_str()))
+        .filter(run::Column::Id.lt(current.id.as_str()))
+        .order_by_desc(run::Column::Id)
+        .limit(HISTORY_RUNS)
+        .all(engine.db())
+        .await?;
+    earlier.reverse();
+    Ok(earlier)
+}
+
+/// An input message as the model sees it, its images and files resolved.
+fn model_message(message: InputMessage, stored: &HashMap<String, file::Model>) -> Message {
+    Message {
+        role: message.role,
+        content: message.content.text(),
+        attachments: message.content.attachments().filter_map(|part| files::attachment(part, stored)).collect(),
+        tool_calls: message.tool_calls,
+        tool_call_id: message.tool_call_id,
+    }
+}
+
+/// Opens the provider stream, retrying transient failures before anything was streamed.
+/// None when the run was cancelled meanwhile.
+async fn open_with_retries(
+    engine: &Engine,
+    model: &ResolvedModel,
+    endpoint: &Endpoint,
+    request: &ModelRequest,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<Option<ModelStream>> {
+    let http = engine.client_for(endpoint).map_err(|err| provider_api_error(&err))?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let opened = tokio::select! {
+            opened = open_stream(model.provider, &engine.inner.offline, http, endpoint, request) => opened,
+            _ = cancel.changed() => return Ok(None),
+        };
+        match opened {
+            Ok(stream) => return Ok(Some(stream)),
+            Err(err) if err.is_transient() && attempt < PROVIDER_ATTEMPTS => {
+                let backoff = Duration::from_millis(250 * 2u64.pow(attempt - 1));
+                tracing::warn!(attempt, error = %err, "retrying the model provider");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = cancel.changed() => return Ok(None),
+                }
+            }
+            Err(err) => return Err(provider_api_error(&err)),
+        }
+    }
+}
+
+fn provider_api_error(err: &ProviderError) -> Error {
+    let (kind, code) = match err.kind {
+        ProviderErrorKind::InvalidKey => (ErrorKind::Unauthenticated, "model_key_invalid"),
+        ProviderErrorKind::RateLimited => (ErrorKind::RateLimited, "rate_limited"),
+        ProviderErrorKind::Upstream => (ErrorKind::Upstream, "upstream_error"),
+        ProviderErrorKind::Unreachable => (ErrorKind::Upstream, "upstream_unreachable"),
+        ProviderErrorKind::BadRequest => (ErrorKind::Invalid, "upstream_invalid_request"),
+        ProviderErrorKind::EgressDenied => (ErrorKind::Invalid, "egress_denied"),
+    };
+    Error::new(kind, code, err.message.clone())
+}
+
+fn provider_error(err: &ProviderError) -> ErrorBody {
+    provider_api_error(err).envelope().error
+}
+
+/// Writes how the execution ended: the run's row and its closing event, in one transaction.
+/// `transcript` is the run's before this execution. True when the run released its thread.
+async fn record(
+    engine: &Engine,
+    run_id: &str,
+    mut transcript: Vec<Message>,
+    emitter: &mut Emitter,
+    outcome: Outcome,
+    worked: Duration,
+) -> Result<bool> {
+    let txn = engine.db().begin().await?;
+    let v = EVENT_VERSION;
+    let run_id_owned = run_id.to_owned();
+    let mut update = run::Entity::update_many()
+        .col_expr(run::Column::UpdatedAt, Expr::value(now()))
+        .filter(run::Column::Id.eq(run_id));
+    let (status, event) = match outcome {
+        Outcome::Completed { content, tool_calls, stop_reason, usage } => {
+            transcript.push(Message::assistant(content.clone(), tool_calls.clone()));
+            update = update
+                .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
+                .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
+                .col_expr(
+                    run::Column::StopReason,
+                    Expr::value(Some(json!(stop_reason).as_str().unwrap_or_default().to_owned())),
+                );
+            (
+                RunStatus::Completed,
+                RunEventData::Completed(RunCompletedEvent { v, run_id: run_id_owned, stop_reason, usage }),
+            )
+        }
+        Outcome::Paused { content, tool_calls, usage } => {
+            transcript.push(Message::assistant(content.clone(), tool_calls.clone()));
+            let required_action =
+                RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: tool_calls.clone() };
+            update = update
+                .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
+                .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
+                .col_expr(run::Column::RequiredAction, Expr::value(Some(json!(required_action))))
+                .col_expr(run::Column::StopReason, Expr::value(Some("tool_use".to_owned())));
+            (
+                RunStatus::RequiresAction,
+                RunEventData::RequiresAction(RunRequiresActionEvent { v, run_id: run_id_owned, required_action }),
+            )
+        }
+        Outcome::Failed(error) => {
+            update = update.col_expr(run::Column::Error, Expr::value(Some(json!(error))));
+            (RunStatus::Failed, RunEventData::Failed(RunFailedEvent { v, run_id: run_id_owned, error }))
+        }
+        Outcome::Cancelled => {
+            (RunStatus::Cancelled, RunEventData::Cancelled(RunCancelledEvent { v, run_id: run_id_owned }))
+        }
+    };
+    let closing = emitter.stage(event);
+    let mut update = update
+        .col_expr(run::Column::Status, Expr::value(status.as_str()))
+        .col_expr(run::Column::Transcript, Expr::value(json!(transcript)))
+        .col_expr(run::Column::LastSeq, Expr::value(emitter.last_seq()))
+        .col_expr(run::Column::WorkedMs, Expr::value(i64::try_from(worked.as_millis()).unwrap_or(i64::MAX)))
+        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None));
+    if status.is_terminal() {
+        update = update
+            .col_expr(run::Column::ActiveThreadId, Expr::value(Option::<String>::None))
+            .col_expr(run::Column::CompletedAt, Expr::value(Some(now())));
+    }
+    // Only while this replica still holds the run: if its lease lapsed and another replica
+    // failed the run, that outcome stands.
+    let recorded = update
+        .filter(run::Column::LeaseOwner.eq(engine.inner.instance.as_str()))
+        .filter(run::Column::Status.is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]))
+        .exec_with_returning(&txn)
+        .await?;
+    let Some(settled) = recorded.into_iter().next() else {
+        tracing::warn!(run_id, "the run was taken over after its lease lapsed; its outcome is dropped");
+        return Ok(false);
+    };
+    emitter.flush(&txn).await?;
+    txn.commit().await?;
+    emitter.settle(settled, closing);
+    Ok(status.is_terminal())
+}

@@ -1,0 +1,461 @@
+//! What a run is made of on the wire: its status, output, usage, pause, and the frames of
+//! its event stream. Each frame type is a named schema so other codegen knows them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::StringLen;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorBody;
+use crate::providers::{Role, StopReason, ToolCall};
+
+pub const EVENT_VERSION: u8 = 1;
+
+// Stored as its snake_case name; a row with any other value fails to load, naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    RequiresAction,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::RequiresAction => "requires_action",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub const fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// One input message, in the OpenAI chat shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputMessage {
+    pub role: Role,
+    #[serde(default)]
+    pub content: MessageContent,
+    /// For an assistant message of earlier context: the tool calls it made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a `tool` message of earlier context: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// A string, or a list of content parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+/// A part of a message, in the OpenAI chat shape. Data URLs and base64 `file_data` are
+/// stored as the smith's files when the run is created, and the run's input then names them
+/// by `file_id` (`GET /v1/files/{fid}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    Text { text: String },
+    ImageUrl { image_url: ImagePart },
+    File { file: FilePart },
+}
+
+/// An image: an `http(s)` or `data:` URL, or a stored file's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagePart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<ImageDetail>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageDetail {
+    Auto,
+    Low,
+    High,
+}
+
+impl ImageDetail {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Low => "low",
+            Self::High => "high",
+        }
+    }
+}
+
+/// A document: base64 or data-URL `file_data`, or a stored file's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+impl Default for MessageContent {
+    fn default() -> Self {
+        Self::Text(String::new())
+    }
+}
+
+impl MessageContent {
+    /// Parts that are all text, as one text; anything else as it is.
+    pub fn simplified(self) -> Self {
+        match self {
+            Self::Parts(parts) if parts.iter().all(|part| matches!(part, ContentPart::Text { .. })) => {
+                Self::Text(Self::Parts(parts).text())
+            }
+            other => other,
+        }
+    }
+
+    /// The text parts, joined.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Parts(parts) => parts
+                .iter()
+                .filter_map(|part| match part {
+                    ContentPart::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The image and file parts, in order.
+    pub fn attachments(&self) -> impl Iterator<Item = &ContentPart> {
+        let parts = match self {
+            Self::Text(_) => &[][..],
+            Self::Parts(parts) => parts.as_slice(),
+        };
+        parts.iter().filter(|part| !matches!(part, ContentPart::Text { .. }))
+    }
+
+    pub fn attachments_mut(&mut self) -> impl Iterator<Item = &mut ContentPart> {
+        let parts = match self {
+            Self::Text(_) => &mut [][..],
+            Self::Parts(parts) => parts.as_mut_slice(),
+        };
+        parts.iter_mut().filter(|part| !matches!(part, ContentPart::Text { .. }))
+    }
+}
+
+/// A client-side tool in the OpenAI chat shape: the run pauses when the model calls it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionTool {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: FunctionToolType,
+    pub function: FunctionDefinition,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionToolType {
+    Function,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionDefinition {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object.
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// The config a run resolved at creation: agent, then smith overrides, then run overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub agent_id: String,
+    pub model: String,
+    pub instructions: Option<String>,
+    pub tools: Vec<String>,
+    pub auto_memory: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoiceOption>,
+    /// Which contract the run follows; absent means `native`.
+    #[serde(default, skip_serializing_if = "RunMode::is_native")]
+    pub mode: RunMode,
+    /// For a Responses run: whether a later response may continue from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// The thread's earlier runs are the history; client tool calls pause the run.
+    #[default]
+    Native,
+    /// OpenAI Chat Completions: the input is the whole conversation; tool calls end the run.
+    ChatCompletions,
+    /// OpenAI Responses: the thread's earlier runs are the history; tool calls end the run.
+    Responses,
+}
+
+impl RunMode {
+    pub fn is_native(&self) -> bool {
+        *self == Self::Native
+    }
+
+    pub fn includes_history(self) -> bool {
+        self != Self::ChatCompletions
+    }
+
+    pub fn pauses_for_tools(self) -> bool {
+        self == Self::Native
+    }
+}
+
+/// `none`, `auto`, `required`, or `{"type": "function", "function": {"name": …}}`, as in OpenAI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ToolChoiceOption {
+    Mode(ToolChoiceMode),
+    Named(NamedToolChoice),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoiceMode {
+    None,
+    Auto,
+    Required,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedToolChoice {
+    #[serde(rename = "type")]
+    pub kind: FunctionToolType,
+    pub function: NamedFunction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedFunction {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOutput {
+    /// The assistant's reply text.
+    pub content: String,
+    /// Client tool calls of the last model turn, when the run paused for them.
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+    /// In US dollars, when the model's price is known.
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequiredAction {
+    /// Always `submit_tool_outputs`.
+    #[serde(rename = "type")]
+    pub kind: RequiredActionType,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequiredActionType {
+    SubmitToolOutputs,
+}
+
+pub type Metadata = BTreeMap<String, String>;
+
+/// `run.started`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunStartedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub smith_id: String,
+    pub thread_id: String,
+    pub model: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `message.delta`: append `delta` to the reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageDeltaEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub delta: String,
+}
+
+/// `message.completed`: one model turn's whole message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageCompletedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+/// `tool.executing` (reserved for server-side tools).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolExecutingEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub tool_call: ToolCall,
+}
+
+/// `tool.completed` (reserved for server-side tools).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolCompletedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub tool_call_id: String,
+    pub output: String,
+}
+
+/// `run.requires_action`: the run paused for client tool results; answer through `/submit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRequiresActionEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub required_action: RequiredAction,
+}
+
+/// `approval.required` (reserved for the approvals work).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalRequiredEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub approval_id: String,
+    pub tool_call: ToolCall,
+}
+
+/// `run.completed`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunCompletedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub stop_reason: StopReason,
+    pub usage: RunUsage,
+}
+
+/// `run.failed`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunFailedEvent {
+    pub v: u8,
+    pub run_id: String,
+    pub error: ErrorBody,
+}
+
+/// `run.cancelled`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunCancelledEvent {
+    pub v: u8,
+    pub run_id: String,
+}
+
+/// `run.duplicate`: a retried Idempotency-Key met a streaming create; follow `run_id`'s events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunDuplicateEvent {
+    pub v: u8,
+    pub run_id: String,
+}
+
+/// The `data` of one SSE frame; the frame's `event:` line names which.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunEventData {
+    Started(RunStartedEvent),
+    MessageDelta(MessageDeltaEvent),
+    MessageCompleted(MessageCompletedEvent),
+    ToolExecuting(ToolExecutingEvent),
+    ToolCompleted(ToolCompletedEvent),
+    RequiresAction(RunRequiresActionEvent),
+    ApprovalRequired(ApprovalRequiredEvent),
+    Completed(RunCompletedEvent),
+    Failed(RunFailedEvent),
+    Cancelled(RunCancelledEvent),
+    Duplicate(RunDuplicateEvent),
+}
+
+impl RunEventData {
+    /// Reads a stored event back as the variant its kind names; the data is the JSON the
+    /// event was stored with.
+    pub fn decode(kind: &str, data: &str) -> Result<Self, String> {
+        fn parse<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, String> {
+            serde_json::from_str(data).map_err(|err| err.to_string())
+        }
+        Ok(match kind {
+            "run.started" => Self::Started(parse(data)?),
+            "message.delta" => Self::MessageDelta(parse(data)?),
+            "message.completed" => Self::MessageCompleted(parse(data)?),
+            "tool.executing" => Self::ToolExecuting(parse(data)?),
+            "tool.completed" => Self::ToolCompleted(parse(data)?),
+            "run.requires_action" => Self::RequiresAction(parse(data)?),
+            "approval.required" => Self::ApprovalRequired(parse(data)?),
+            "run.completed" => Self::Completed(parse(data)?),
+            "run.failed" => Self::Failed(parse(data)?),
+            "run.cancelled" => Self::Cancelled(parse(data)?),
+            "run.duplicate" => Self::Duplicate(parse(data)?),
+            other => return Err(format!("unknown event kind '{other}'")),
+        })
+    }
+
+    /// The run ended: completed, failed or cancelled.
+    pub const fn is_terminal(&self) -> bool {
+        matches!(self, Self::Completed(_) | Self::Failed(_) | Self::Cancelled(_))
+    }
+
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Started(_) => "run.started",
+            Self::MessageDelta(_) => "message.delta",
+            Self::MessageCompleted(_) => "message.completed",
+            Self::ToolExecuting(_) => "tool.executing",
+            Self::ToolCompleted(_) => "tool.completed",
+            Self::RequiresAction(_) => "run.requires_action",
+            Self::ApprovalRequired(_) => "approval.required",
+            Self::Completed(_) => "run.completed",
+            Self::Failed(_) => "run.failed",
+            Self::Cancelled(_) => "run.cancelled",
+            Self::Duplicate(_) => "run.duplicate",
+        }
+    }
+}
+
+/// Event kinds after which a run's stream closes: it ended, or paused for the caller.
+pub fn ends_stream(kind: &str) -> bool {
+    matches!(kind, "run.completed" | "run.failed" | "run.cancelled" | "run.requires_action")
+}

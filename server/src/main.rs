@@ -7,7 +7,7 @@ use ingram_core::auth::TokenKind;
 use ingram_core::bootstrap::{self, Chosen};
 use ingram_core::crypto::MasterKey;
 use ingram_core::db;
-use ingram_core::domain::{projects, smiths, tokens};
+use ingram_core::domain::tokens;
 use ingram_core::egress::EgressPolicy;
 use ingram_core::engine::capacity::CapacityLimits;
 use ingram_core::settings::Settings;
@@ -153,7 +153,6 @@ async fn create_token(
     name: Option<String>,
 ) -> anyhow::Result<()> {
     let fail = |err: ingram_core::Error| anyhow::anyhow!(err.message);
-    let project = projects::get_live(&db, &project).await.map_err(fail)?;
     let kind = match kind {
         CliTokenKind::TenantAdmin => TokenKind::TenantAdmin,
         CliTokenKind::Smith => TokenKind::Smith,
@@ -161,33 +160,12 @@ async fn create_token(
     match (kind, &smith) {
         (TokenKind::Smith, None) => anyhow::bail!("a smith token needs --smith <id>"),
         (TokenKind::TenantAdmin, Some(_)) => anyhow::bail!("--smith applies to smith tokens only"),
-        (TokenKind::Smith, Some(smith_id)) => {
-            let admin = ingram_core::auth::Caller {
-                token_id: String::new(),
-                project_id: project.id.clone(),
-                smith_id: None,
-                scopes: None,
-            };
-            smiths::get(&db, &admin, smith_id).await.map_err(fail)?;
-        }
         _ => {}
     }
-    let minted = tokens::mint(
-        &db,
-        tokens::Mint {
-            kind,
-            organization_id: &project.organization_id,
-            project_id: Some(&project.id),
-            smith_id: smith.as_deref(),
-            name,
-            scopes: None,
-            secret: None,
-        },
-    )
-    .await
-    .map_err(fail)?;
+    let grant = tokens::Grant { kind, smith_id: smith, scopes: None, name };
+    let minted = tokens::grant(&db, tokens::Grantor::Operator { project_id: &project }, grant).await.map_err(fail)?;
     println!("{}", minted.secret);
-    eprintln!("token {} ({}) for project {}", minted.record.id, kind.as_str(), project.id);
+    eprintln!("token {} ({}) for project {project}", minted.record.id, kind.as_str());
     Ok(())
 }
 

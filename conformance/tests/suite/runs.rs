@@ -380,7 +380,7 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
     let stored = ingram_core::store::run::Entity::find_by_id(done.id()).one(&app.state.db).await.unwrap().unwrap();
     let streamed_through = stored.last_seq;
     let mut orphan = stored.into_active_model();
-    orphan.status = Set(ingram_core::engine::types::RunStatus::Running);
+    orphan.status = Set(ingram_core::types::RunStatus::Running);
     orphan.active_thread_id = Set(Some("crash".into()));
     orphan.lease_owner = Set(Some("replica_dead".into()));
     orphan.lease_until = Set(Some(ingram_core::store::now() - chrono::Duration::seconds(1)));

@@ -1,5 +1,5 @@
 //! The one error type: a kind the caller acts on, a stable code, and the OpenAI error envelope
-//! it is written as. Statuses belong to the HTTP edge (`crate::http`).
+//! it is written as. Statuses belong to the HTTP edge (the server crate's `http` module).
 
 use std::borrow::Cow;
 
@@ -34,8 +34,8 @@ pub enum ErrorType {
     ApiError,
 }
 
-/// What went wrong, in the terms a caller acts on. The HTTP edge (`crate::http`) turns it into
-/// a status; nothing else knows statuses.
+/// What went wrong, in the terms a caller acts on. The HTTP edge (the server crate's `http`
+/// module) turns it into a status; nothing else knows statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The request is malformed or breaks a rule.

@@ -16,5 +16,6 @@ pub mod ids;
 pub mod providers;
 pub mod settings;
 pub mod store;
+pub mod types;
 
 pub use error::{Error, Result};

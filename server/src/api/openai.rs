@@ -25,18 +25,14 @@ use ingram_core::domain::smiths::{self, NewSmith, SmithWithAgent, Upserted};
 use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::Subscription;
 use ingram_core::engine::start::{Sampling, Started, Turn, validate_thread_id};
-use ingram_core::engine::types::{
-    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunEventData, RunMode, RunOutput, RunStatus,
-    RunUsage, ToolChoiceOption,
-};
 use ingram_core::error::{Error, ErrorBody, ErrorKind, ErrorType};
 use ingram_core::providers::{Role, StopReason, ToolCall};
 use ingram_core::store::decode_json_opt;
+use ingram_core::types::{
+    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunEventData, RunMode, RunOutput, RunStatus,
+    RunUsage, ToolChoiceOption,
+};
 
-/// Names the smith for a tenant-admin token, instead of `user`.
-pub const SMITH_HEADER: &str = "ic-smith-id";
-/// Records a chat completion's run on this thread of the smith instead of a new one.
-pub const THREAD_HEADER: &str = "ic-thread-id";
 /// The `model` value that keeps the smith's own configured model.
 pub const SMITH_MODEL: &str = "default";
 
@@ -263,7 +259,7 @@ async fn create_chat_completion(
     if request.messages.is_empty() {
         return Err(Error::invalid_param("messages", "messages needs at least one message.").into());
     }
-    let thread_id = match headers.get(THREAD_HEADER) {
+    let thread_id = match headers.get(crate::http::headers::THREAD) {
         None => None,
         Some(value) => {
             let thread_id =
@@ -339,7 +335,7 @@ pub(crate) async fn resolve_smith(
     if let Some(own) = &caller.smith_id {
         return smiths::get_with_agent(&state.db, caller, own).await;
     }
-    if let Some(smith_id) = headers.get(SMITH_HEADER).and_then(|value| value.to_str().ok()) {
+    if let Some(smith_id) = headers.get(crate::http::headers::SMITH).and_then(|value| value.to_str().ok()) {
         return smiths::get_with_agent(&state.db, caller, smith_id).await;
     }
     let Some(external_id) = user else {

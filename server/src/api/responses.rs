@@ -27,14 +27,14 @@ use ingram_core::domain::smiths;
 use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::Subscription;
 use ingram_core::engine::start::{Sampling, Started, Turn};
-use ingram_core::engine::types::{
+use ingram_core::error::Error;
+use ingram_core::providers::{Role, StopReason, ToolCall};
+use ingram_core::store::{decode_json_opt, run};
+use ingram_core::types::{
     ContentPart, FilePart, FunctionDefinition, FunctionTool, FunctionToolType, ImageDetail, ImagePart, InputMessage,
     MessageContent, NamedFunction, NamedToolChoice, RunConfig, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
     ToolChoiceMode, ToolChoiceOption,
 };
-use ingram_core::error::Error;
-use ingram_core::providers::{Role, StopReason, ToolCall};
-use ingram_core::store::{decode_json_opt, run};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateResponseRequest {

@@ -20,6 +20,7 @@ use crate::api::schemas;
 use crate::http::INPUT_BODY_LIMIT;
 use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::{Json, OptionalJson, Path, Query};
+use crate::http::headers;
 use crate::http::{ApiError, ApiResult};
 use ingram_core::auth::Caller;
 use ingram_core::domain::runs::{self, RunFilters};
@@ -27,13 +28,13 @@ use ingram_core::domain::smiths;
 use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::Subscription;
 use ingram_core::engine::start::Turn;
-use ingram_core::engine::types::{
-    FunctionTool, InputMessage, RequiredAction, RunConfig, RunMode, RunOutput, RunStatus, RunUsage,
-};
 use ingram_core::engine::{OnBusy, ToolOutput};
 use ingram_core::error::{Error, ErrorBody};
 use ingram_core::providers::{Role, StopReason};
 use ingram_core::store::{decode_json, decode_json_opt, run};
+use ingram_core::types::{
+    FunctionTool, InputMessage, RequiredAction, RunConfig, RunMode, RunOutput, RunStatus, RunUsage,
+};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Run {
@@ -221,12 +222,6 @@ async fn answer(state: &AppState, run_id: String, after: i32, events: Option<Sub
     Ok(axum::Json(Run::try_from(settled)?).into_response())
 }
 
-/// Names the run a streamed answer belongs to, so a retried create can point at it.
-pub const RUN_ID_HEADER: &str = "x-run-id";
-/// The sequence number a streamed answer starts after, so a client that drops before the
-/// first frame resumes from the right place.
-pub const STREAM_AFTER_HEADER: &str = "x-run-stream-after";
-
 fn sse(run_id: &str, after: i32, subscription: Subscription) -> Response {
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
         match subscription.next().await {
@@ -243,7 +238,7 @@ fn sse(run_id: &str, after: i32, subscription: Subscription) -> Response {
         }
     });
     let sse = Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
-    ([(RUN_ID_HEADER, run_id.to_owned()), (STREAM_AFTER_HEADER, after.to_string())], sse).into_response()
+    ([(headers::RUN_ID, run_id.to_owned()), (headers::STREAM_AFTER, after.to_string())], sse).into_response()
 }
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID), PageParams),

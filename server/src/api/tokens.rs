@@ -14,9 +14,8 @@ use crate::api::schemas;
 use crate::http::ApiResult;
 use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::{Json, Path, Query};
-use ingram_core::auth::{Scope, TokenKind};
-use ingram_core::domain::{smiths, tokens};
-use ingram_core::error::Error;
+use ingram_core::auth::{Scope, TokenKind, kind_and_scopes};
+use ingram_core::domain::tokens;
 use ingram_core::store::token;
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -57,7 +56,7 @@ impl Token {
     /// A stored token as listed. A kind or scopes that do not decode are an error: read as
     /// "no scopes" they would show a scoped token as an unrestricted one.
     pub fn from_record(record: token::Model) -> ingram_core::Result<Self> {
-        let (kind, scopes) = tokens::kind_and_scopes(&record)?;
+        let (kind, scopes) = kind_and_scopes(&record)?;
         Ok(Self {
             kind,
             scopes,
@@ -87,11 +86,10 @@ pub struct CreateTokenRequest {
     /// Restrict the token to these scopes; they must be a subset of the caller's own.
     #[schema(value_type = Option<Vec<schemas::Scope>>)]
     pub scopes: Option<Vec<Scope>>,
+    // tokens::NAME_MAX
     #[schema(max_length = 200)]
     pub name: Option<String>,
 }
-
-const TOKEN_NAME_MAX: usize = 200;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_token, list_tokens)).routes(routes!(delete_token))
@@ -104,56 +102,9 @@ async fn create_token(
     caller: Authorized<scopes::TokensWrite>,
     Json(request): Json<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Token>)> {
-    let smith_id = match (request.kind, request.smith_id) {
-        (TokenKind::Org, _) => {
-            return Err(
-                Error::invalid_param("kind", "Org keys are minted by the operator, not through the API.").into()
-            );
-        }
-        (TokenKind::TenantAdmin, Some(_)) => {
-            return Err(Error::invalid_param("smith_id", "A tenant_admin token is not bound to a smith.").into());
-        }
-        (TokenKind::TenantAdmin, None) => None,
-        (TokenKind::Smith, None) => {
-            return Err(Error::invalid_param("smith_id", "A smith token needs the smith_id it acts for.").into());
-        }
-        (TokenKind::Smith, Some(smith_id)) => {
-            smiths::get(&state.db, &caller, &smith_id).await?;
-            Some(smith_id)
-        }
-    };
-    if let Some(scopes) = &request.scopes {
-        if let Some(missing) = scopes.iter().find(|scope| !caller.holds(**scope)) {
-            return Err(Error::forbidden(
-                "insufficient_scope",
-                format!("A token cannot grant the '{}' scope it does not hold.", missing.as_str()),
-            )
-            .into());
-        }
-        if smith_id.is_some()
-            && let Some(scope) = scopes.iter().find(|scope| !scope.allowed_for_smith_tokens())
-        {
-            return Err(
-                Error::invalid_param("scopes", format!("A smith token cannot hold '{}'.", scope.as_str())).into()
-            );
-        }
-    }
-    ingram_core::domain::limits::text("name", request.name.as_deref(), TOKEN_NAME_MAX)?;
-    let project = ingram_core::domain::projects::get_live(&state.db, &caller.project_id).await?;
-    let minted = tokens::mint(
-        &state.db,
-        tokens::Mint {
-            kind: request.kind,
-            organization_id: &project.organization_id,
-            project_id: Some(&project.id),
-            smith_id: smith_id.as_deref(),
-            name: request.name,
-            // A scoped caller mints tokens no broader than itself.
-            scopes: request.scopes.or_else(|| caller.scopes.clone()),
-            secret: None,
-        },
-    )
-    .await?;
+    let grant =
+        tokens::Grant { kind: request.kind, smith_id: request.smith_id, scopes: request.scopes, name: request.name };
+    let minted = tokens::grant(&state.db, tokens::Grantor::Caller(&caller), grant).await?;
     Ok((StatusCode::CREATED, axum::Json(Token::from_minted(minted)?)))
 }
 

@@ -32,11 +32,12 @@ use crate::AppState;
 use crate::http::INPUT_BODY_LIMIT;
 use crate::http::error::ErrorResponse;
 use crate::http::extract::payload_too_large;
+use crate::http::headers;
 use ingram_core::auth::Principal;
 use ingram_core::crypto::SealContext;
-use ingram_core::engine::types::{EVENT_VERSION, RunDuplicateEvent, RunEventData};
 use ingram_core::error::{Error, ErrorKind};
 use ingram_core::store::{idempotency_key, now};
+use ingram_core::types::{EVENT_VERSION, RunDuplicateEvent, RunEventData};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -132,8 +133,8 @@ async fn read_keyed(key: HeaderValue, request: Request) -> Result<(Keyed, Reques
         .map(|principal| principal.token_id().to_owned())
         .ok_or_else(|| Error::internal("idempotency runs after authentication").into_response())?;
     // The smith and thread named by header are part of the request.
-    let named_smith = header_bytes(request.headers(), crate::api::openai::SMITH_HEADER);
-    let named_thread = header_bytes(request.headers(), crate::api::openai::THREAD_HEADER);
+    let named_smith = header_bytes(request.headers(), headers::SMITH);
+    let named_thread = header_bytes(request.headers(), headers::THREAD);
     let (parts, body) = request.into_parts();
     // The route's own limit applies when its handler reads the body; this is the largest.
     let bytes = to_bytes(body, INPUT_BODY_LIMIT).await.map_err(|_| payload_too_large().into_response())?;
@@ -330,7 +331,7 @@ async fn record(state: &AppState, keyed: &Keyed, claim: &Claim, response: Respon
     if is_event_stream(&response) {
         // A stream is never buffered or replayed. A native run stream's retry gets a pointer to
         // the run it started; other streams release the key.
-        match response.headers().get(crate::api::runs::RUN_ID_HEADER).and_then(|id| id.to_str().ok()) {
+        match response.headers().get(headers::RUN_ID).and_then(|id| id.to_str().ok()) {
             Some(run_id) => {
                 let marker = serde_json::json!({ STREAM_MARKER: run_id }).to_string();
                 store(state, keyed, claim, status, &marker).await;

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod idempotency;
 
 use std::any::Any;

@@ -399,7 +399,7 @@ impl Database {
 
     fn completed_runs(&self) -> anyhow::Result<u64> {
         block_on(async {
-            use ingram_core::{engine::types::RunStatus, store::run};
+            use ingram_core::{store::run, types::RunStatus};
             use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
             let db = sea_orm::Database::connect(&self.url).await?;
             let store = run::Entity::find().filter(run::Column::Status.eq(RunStatus::Completed)).count(&db).await?;

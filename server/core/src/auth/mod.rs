@@ -5,11 +5,11 @@
 pub mod scope;
 pub mod secret;
 
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 
 pub use scope::Scope;
 
-use crate::domain::tokens;
 use crate::error::{Error, Result};
 use crate::store::token;
 
@@ -106,15 +106,31 @@ impl Caller {
 }
 
 /// The principal behind a token's secret, or `invalid_token` when it is unknown or revoked.
-pub async fn authenticate(db: &impl sea_orm::ConnectionTrait, secret: &str) -> Result<Principal> {
-    let record = tokens::find_live_by_secret(db, secret)
+pub async fn authenticate(db: &impl ConnectionTrait, secret: &str) -> Result<Principal> {
+    let record = token::Entity::find()
+        .filter(token::Column::SecretHash.eq(secret::hash(secret)))
+        .filter(token::Column::RevokedAt.is_null())
+        .one(db)
         .await?
         .ok_or_else(|| Error::unauthenticated("invalid_token", "The token is unknown or revoked."))?;
     principal_of(record)
 }
 
+/// A stored token's kind and scopes (`None`: everything its kind allows). Data that does
+/// not decode is an error naming the token: read as "no scopes" it would make a scoped token
+/// an unrestricted one.
+pub fn kind_and_scopes(record: &token::Model) -> Result<(TokenKind, Option<Vec<Scope>>)> {
+    let corrupt = || Error::internal(format!("Token {} is stored inconsistently.", record.id));
+    let kind = TokenKind::parse(&record.kind).ok_or_else(corrupt)?;
+    let scopes = match &record.scopes {
+        Some(scopes) => Some(Vec::<Scope>::deserialize(scopes).map_err(|_| corrupt())?),
+        None => None,
+    };
+    Ok((kind, scopes))
+}
+
 fn principal_of(record: token::Model) -> Result<Principal> {
-    let (kind, scopes) = tokens::kind_and_scopes(&record)?;
+    let (kind, scopes) = kind_and_scopes(&record)?;
     match kind {
         TokenKind::Org => Ok(Principal::Org { organization_id: record.organization_id, token_id: record.id }),
         TokenKind::TenantAdmin | TokenKind::Smith => {

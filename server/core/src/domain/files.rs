@@ -11,11 +11,11 @@ use sea_orm::{
 };
 
 use crate::auth::Caller;
-use crate::engine::types::{ContentPart, FilePart, ImagePart, InputMessage};
 use crate::error::{Error, Result};
 use crate::ids::{IdKind, new_id};
 use crate::providers::{Attachment, AttachmentKind, AttachmentSource, Role};
 use crate::store::{file, now};
+use crate::types::{ContentPart, FilePart, ImagePart, InputMessage};
 
 /// Whether any message carries an image or a file.
 pub fn has_attachments(input: &[InputMessage]) -> bool {

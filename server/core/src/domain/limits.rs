@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::engine::types::{ContentPart, FunctionTool, InputMessage, MessageContent};
 use crate::error::{Error, Result};
+use crate::types::{ContentPart, FunctionTool, InputMessage, MessageContent};
 
 pub const METADATA_PAIRS_MAX: usize = 16;
 pub const METADATA_KEY_MAX: usize = 64;

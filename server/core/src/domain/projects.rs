@@ -5,7 +5,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, TransactionTrait,
 };
 
-use crate::domain::{agents, tokens};
+use crate::domain::agents;
 use crate::error::{Error, Result};
 use crate::ids::{IdKind, new_id};
 use crate::store::page::{Page, PageRequest};
@@ -67,7 +67,7 @@ pub async fn delete(db: &DatabaseConnection, organization_id: &str, project_id: 
     let mut project = project.into_active_model();
     project.deleted_at = Set(Some(now()));
     project.update(&txn).await?;
-    tokens::revoke_all(&txn, token::Column::ProjectId, project_id).await?;
+    token::revoke_all(&txn, token::Column::ProjectId, project_id).await?;
     txn.commit().await?;
     Ok(())
 }

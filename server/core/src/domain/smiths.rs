@@ -10,12 +10,12 @@ use sea_orm::{
 
 use crate::auth::Caller;
 use crate::domain::config::{EffectiveConfig, SmithConfig, SmithConfigPatch};
-use crate::domain::{agents, is_unique_violation, limits, tokens};
-use crate::engine::types::Metadata;
+use crate::domain::{agents, is_unique_violation, limits};
 use crate::error::{Error, Result};
 use crate::ids::{IdKind, new_id};
 use crate::store::page::{Page, PageRequest};
 use crate::store::{agent, now, smith, smith_revision, token};
+use crate::types::Metadata;
 
 /// A new smith (or the live one with this external_id on the agent).
 #[derive(Debug, Clone, Default)]
@@ -153,6 +153,11 @@ pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> 
     visible(caller, smith_id)?.one(db).await?.ok_or_else(|| smith_not_found(smith_id))
 }
 
+/// A live smith of the project, for callers acting for the whole project (the operator).
+pub async fn get_in_project(db: &impl ConnectionTrait, project_id: &str, smith_id: &str) -> Result<smith::Model> {
+    in_project(project_id, smith_id).one(db).await?.ok_or_else(|| smith_not_found(smith_id))
+}
+
 /// The smith with its agent, in one query; the same 404 as [`get`].
 pub async fn get_with_agent(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> Result<SmithWithAgent> {
     let (smith, agent) = visible(caller, smith_id)?
@@ -170,9 +175,13 @@ fn visible(caller: &Caller, smith_id: &str) -> Result<Select<smith::Entity>> {
     if !caller.sees_smith(smith_id) {
         return Err(smith_not_found(smith_id));
     }
-    Ok(smith::Entity::find_by_id(smith_id)
-        .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
-        .filter(smith::Column::DeletedAt.is_null()))
+    Ok(in_project(&caller.project_id, smith_id))
+}
+
+fn in_project(project_id: &str, smith_id: &str) -> Select<smith::Entity> {
+    smith::Entity::find_by_id(smith_id)
+        .filter(smith::Column::ProjectId.eq(project_id))
+        .filter(smith::Column::DeletedAt.is_null())
 }
 
 fn smith_not_found(smith_id: &str) -> Error {
@@ -277,7 +286,7 @@ pub async fn delete(db: &DatabaseConnection, caller: &Caller, smith_id: &str) ->
     smith.deleted_at = Set(Some(now()));
     smith.live_external_id = Set(None);
     smith.update(&txn).await?;
-    tokens::revoke_all(&txn, token::Column::SmithId, smith_id).await?;
+    token::revoke_all(&txn, token::Column::SmithId, smith_id).await?;
     txn.commit().await?;
     Ok(())
 }

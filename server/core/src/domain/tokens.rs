@@ -1,9 +1,9 @@
 //! Minting, listing and revoking tokens.
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use serde::Deserialize;
 
-use crate::auth::{Caller, Scope, TokenKind, secret};
+use crate::auth::{Caller, Scope, TokenKind, kind_and_scopes, secret};
+use crate::domain::{limits, projects, smiths};
 use crate::error::{Error, Result};
 use crate::ids::{IdKind, new_id};
 use crate::store::page::{Page, PageRequest};
@@ -24,6 +24,84 @@ pub struct Mint<'a> {
 pub struct Minted {
     pub record: token::Model,
     pub secret: String,
+}
+
+/// Who asks for a project token: the operator on the command line, who may grant anything
+/// within the project, or a caller, who grants no more than it holds.
+pub enum Grantor<'a> {
+    Operator { project_id: &'a str },
+    Caller(&'a Caller),
+}
+
+/// A token asked for through the API or the command line.
+pub struct Grant {
+    pub kind: TokenKind,
+    /// The smith a smith token acts for; required for those, refused for the others.
+    pub smith_id: Option<String>,
+    /// `None`: the grantor's own scopes.
+    pub scopes: Option<Vec<Scope>>,
+    pub name: Option<String>,
+}
+
+pub const NAME_MAX: usize = 200;
+
+/// Mints a project token after the rules every grant obeys: tenant-admin and smith tokens
+/// only, a smith token bound to a live smith of the project and holding only smith scopes,
+/// and never a scope the grantor lacks.
+pub async fn grant(db: &impl ConnectionTrait, grantor: Grantor<'_>, grant: Grant) -> Result<Minted> {
+    match (grant.kind, &grant.smith_id) {
+        (TokenKind::Org, _) => {
+            return Err(Error::invalid_param("kind", "Org keys are minted by the operator, not through the API."));
+        }
+        (TokenKind::TenantAdmin, Some(_)) => {
+            return Err(Error::invalid_param("smith_id", "A tenant_admin token is not bound to a smith."));
+        }
+        (TokenKind::Smith, None) => {
+            return Err(Error::invalid_param("smith_id", "A smith token needs the smith_id it acts for."));
+        }
+        (TokenKind::TenantAdmin, None) | (TokenKind::Smith, Some(_)) => {}
+    }
+    let (project_id, caller) = match grantor {
+        Grantor::Operator { project_id } => (project_id, None),
+        Grantor::Caller(caller) => (caller.project_id.as_str(), Some(caller)),
+    };
+    let project = projects::get_live(db, project_id).await?;
+    if let Some(smith_id) = &grant.smith_id {
+        match caller {
+            Some(caller) => smiths::get(db, caller, smith_id).await?,
+            None => smiths::get_in_project(db, project_id, smith_id).await?,
+        };
+    }
+    if let Some(scopes) = &grant.scopes {
+        if let Some(caller) = caller
+            && let Some(missing) = scopes.iter().find(|scope| !caller.holds(**scope))
+        {
+            return Err(Error::forbidden(
+                "insufficient_scope",
+                format!("A token cannot grant the '{}' scope it does not hold.", missing.as_str()),
+            ));
+        }
+        if grant.smith_id.is_some()
+            && let Some(scope) = scopes.iter().find(|scope| !scope.allowed_for_smith_tokens())
+        {
+            return Err(Error::invalid_param("scopes", format!("A smith token cannot hold '{}'.", scope.as_str())));
+        }
+    }
+    limits::text("name", grant.name.as_deref(), NAME_MAX)?;
+    mint(
+        db,
+        Mint {
+            kind: grant.kind,
+            organization_id: &project.organization_id,
+            project_id: Some(&project.id),
+            smith_id: grant.smith_id.as_deref(),
+            name: grant.name,
+            // A scoped caller mints tokens no broader than itself.
+            scopes: grant.scopes.or_else(|| caller.and_then(|caller| caller.scopes.clone())),
+            secret: None,
+        },
+    )
+    .await
 }
 
 pub async fn mint(db: &impl ConnectionTrait, mint: Mint<'_>) -> Result<Minted> {
@@ -48,27 +126,6 @@ pub async fn mint(db: &impl ConnectionTrait, mint: Mint<'_>) -> Result<Minted> {
     .insert(db)
     .await?;
     Ok(Minted { record, secret: new_secret.secret })
-}
-
-/// A stored token's kind and scopes (`None`: everything its kind allows). Data that does
-/// not decode is an error naming the token: read as "no scopes" it would make a scoped token
-/// an unrestricted one.
-pub fn kind_and_scopes(record: &token::Model) -> Result<(TokenKind, Option<Vec<Scope>>)> {
-    let corrupt = || Error::internal(format!("Token {} is stored inconsistently.", record.id));
-    let kind = TokenKind::parse(&record.kind).ok_or_else(corrupt)?;
-    let scopes = match &record.scopes {
-        Some(scopes) => Some(Vec::<Scope>::deserialize(scopes).map_err(|_| corrupt())?),
-        None => None,
-    };
-    Ok((kind, scopes))
-}
-
-pub async fn find_live_by_secret(db: &impl ConnectionTrait, secret: &str) -> Result<Option<token::Model>> {
-    Ok(token::Entity::find()
-        .filter(token::Column::SecretHash.eq(secret::hash(secret)))
-        .filter(token::Column::RevokedAt.is_null())
-        .one(db)
-        .await?)
 }
 
 pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageRequest) -> Result<Page<token::Model>> {
@@ -109,15 +166,4 @@ pub async fn revoke(db: &impl ConnectionTrait, caller: &Caller, token_id: &str) 
         return Err(Error::not_found("token_not_found", "token", token_id));
     }
     Ok(())
-}
-
-/// Revokes every live token matching `column = value` (a project's or a smith's).
-pub async fn revoke_all(db: &impl ConnectionTrait, column: token::Column, value: &str) -> Result<u64> {
-    let revoked = token::Entity::update_many()
-        .col_expr(token::Column::RevokedAt, Some(now()).into())
-        .filter(column.eq(value))
-        .filter(token::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(revoked.rows_affected)
 }

@@ -17,9 +17,9 @@ use sea_orm::{
 };
 use tokio::sync::watch;
 
-use super::types::{RunEventData, RunStatus, ends_stream};
 use crate::error::{Error, Result};
 use crate::store::{now, run, run_event};
+use crate::types::{RunEventData, RunStatus, ends_stream};
 
 /// Events wait for this many, or this long, before being written.
 const BATCH_SIZE: usize = 32;

@@ -12,11 +12,6 @@ use tokio::sync::watch;
 
 use super::capacity::{Slot, SlotKind};
 use super::events::{Emitter, LiveRun};
-use super::types::{
-    EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
-    RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
-    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
-};
 use super::{Engine, Known};
 use crate::domain::{files, is_unique_violation};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
@@ -26,6 +21,11 @@ use crate::providers::{
     ToolChoice, ToolSpec, Usage, pricing,
 };
 use crate::store::{file, now, run};
+use crate::types::{
+    EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
+    RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
+    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
+};
 
 /// Earlier runs of a thread the model sees, at most.
 const HISTORY_RUNS: u64 = 50;

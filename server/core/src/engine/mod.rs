@@ -9,7 +9,6 @@ pub mod capacity;
 pub mod events;
 mod execute;
 pub mod start;
-pub mod types;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,10 +25,6 @@ use serde_json::json;
 
 use self::capacity::{Capacity, Slot, SlotKind};
 use self::events::{LiveRun, SEQ_RESERVATION, Subscription, append_stored};
-use self::types::{
-    EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
-    RunFailedEvent, RunMode, RunStatus,
-};
 use crate::domain::{files, is_unique_violation, limits, model_keys};
 use crate::egress::Egress;
 use crate::error::{Error, ErrorKind, Result};
@@ -39,6 +34,10 @@ use crate::providers::routing::{ProviderKind, resolve};
 use crate::providers::{Endpoint, ProviderError};
 use crate::settings::Settings;
 use crate::store::{now, run};
+use crate::types::{
+    EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
+    RunFailedEvent, RunMode, RunStatus,
+};
 
 /// What to do when the thread already has an active run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -6,13 +6,13 @@
 
 use super::capacity::Slot;
 use super::events::Subscription;
-use super::types::{FunctionTool, InputMessage, Metadata, RunConfig, RunMode, ToolChoiceOption};
 use super::{Engine, OnBusy, RunSpec, ToolOutput};
 use crate::auth::Caller;
 use crate::domain::smiths::SmithWithAgent;
 use crate::domain::turn::{self, TurnInstructions};
 use crate::error::{Error, Result};
 use crate::store::{decode_json, run};
+use crate::types::{FunctionTool, InputMessage, Metadata, RunConfig, RunMode, ToolChoiceOption};
 
 /// One turn of a smith, as a surface received it.
 pub struct Turn {

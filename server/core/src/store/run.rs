@@ -9,7 +9,7 @@ pub struct Model {
     pub smith_id: String,
     pub thread_id: String,
     pub active_thread_id: Option<String>,
-    pub status: crate::engine::types::RunStatus,
+    pub status: crate::types::RunStatus,
     /// The caller's input messages.
     pub input: Json,
     /// The messages the run added to its thread (assistant replies, tool calls and results).

@@ -26,3 +26,15 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// Revokes every live token matching `column = value` (a project's or a smith's, as they are
+/// deleted).
+pub async fn revoke_all(db: &impl ConnectionTrait, column: Column, value: &str) -> Result<u64, DbErr> {
+    let revoked = Entity::update_many()
+        .col_expr(Column::RevokedAt, Some(super::now()).into())
+        .filter(column.eq(value))
+        .filter(Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(revoked.rows_affected)
+}

@@ -1,5 +1,6 @@
-//! What a run is made of on the wire: its status, output, usage, pause, and the frames of
-//! its event stream. Each frame type is a named schema so other codegen knows them.
+//! The vocabulary of runs, shared by the domain, the engine and every surface: a run's input,
+//! status, output, usage and pause, and the frames of its event stream (the HTTP layer
+//! publishes each frame type as a named schema, in api/schemas.rs).
 
 use std::collections::BTreeMap;
 

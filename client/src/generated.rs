@@ -16674,54 +16674,59 @@ pub mod builder {
             Self { client: client }
         }
         ///Sends a `GET` request to `/healthz`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Health>, Error<types::ErrorEnvelope>> {
-            let Self { client } = self;
-            let url = format!("{}/healthz", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "healthz",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        pub async fn send(self) -> Result<ResponseValue<types::Health>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Health>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client } = self;
+                let url = format!("{}/healthz", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
+                    );
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "healthz",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_agents`]
@@ -16785,60 +16790,67 @@ pub mod builder {
         ///Sends a `GET` request to `/v1/agents`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::AgentList>, Error<types::ErrorEnvelope>> {
-            let Self { client, cursor, limit, ic_api_version } = self;
-            let cursor = cursor.map_err(Error::InvalidRequest)?;
-            let limit = limit.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/agents", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
-                .query(&progenitor_client::QueryParam::new("limit", &limit))
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_agents",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        ) -> Result<ResponseValue<types::AgentList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::AgentList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, cursor, limit, ic_api_version } = self;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/agents", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_agents",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::create_agent`]
@@ -16911,68 +16923,73 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/agents`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Agent>, Error<types::ErrorEnvelope>> {
-            let Self { client, ic_api_version, idempotency_key, body } = self;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::CreateAgentRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/agents", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "create_agent",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                201u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        pub async fn send(self) -> Result<ResponseValue<types::Agent>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Agent>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version, idempotency_key, body } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::CreateAgentRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/agents", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_agent",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    201u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::get_agent`]
@@ -17018,61 +17035,66 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/agents/{aid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Agent>, Error<types::ErrorEnvelope>> {
-            let Self { client, aid, ic_api_version } = self;
-            let aid = aid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/agents/{}", client.baseurl, encode_path(& aid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Agent>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Agent>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, aid, ic_api_version } = self;
+                let aid = aid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/agents/{}", client.baseurl, encode_path(& aid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "get_agent",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_agent",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::delete_agent`]
@@ -17118,61 +17140,66 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/v1/agents/{aid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Deleted>, Error<types::ErrorEnvelope>> {
-            let Self { client, aid, ic_api_version } = self;
-            let aid = aid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/agents/{}", client.baseurl, encode_path(& aid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Deleted>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Deleted>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, aid, ic_api_version } = self;
+                let aid = aid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/agents/{}", client.baseurl, encode_path(& aid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .delete(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "delete_agent",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .delete(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "delete_agent",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::update_agent`]
@@ -17244,67 +17271,72 @@ pub mod builder {
             self
         }
         ///Sends a `PATCH` request to `/v1/agents/{aid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Agent>, Error<types::ErrorEnvelope>> {
-            let Self { client, aid, ic_api_version, body } = self;
-            let aid = aid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::UpdateAgentRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/agents/{}", client.baseurl, encode_path(& aid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Agent>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Agent>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, aid, ic_api_version, body } = self;
+                let aid = aid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::UpdateAgentRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/agents/{}", client.baseurl, encode_path(& aid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .patch(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "update_agent",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .patch(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "update_agent",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::create_chat_completion`]
@@ -17414,81 +17446,89 @@ pub mod builder {
         ///Sends a `POST` request to `/v1/chat/completions`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::ChatCompletion>, Error<types::ErrorEnvelope>> {
-            let Self {
-                client,
-                ic_api_version,
-                ic_smith_id,
-                ic_thread_id,
-                idempotency_key,
-                body,
-            } = self;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let ic_smith_id = ic_smith_id.map_err(Error::InvalidRequest)?;
-            let ic_thread_id = ic_thread_id.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::ChatCompletionRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/chat/completions", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = ic_smith_id {
-                header_map.append("IC-Smith-Id", value.to_string().try_into()?);
-            }
-            if let Some(value) = ic_thread_id {
-                header_map.append("IC-Thread-Id", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "create_chat_completion",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        ) -> Result<ResponseValue<types::ChatCompletion>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::ChatCompletion>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self {
+                    client,
+                    ic_api_version,
+                    ic_smith_id,
+                    ic_thread_id,
+                    idempotency_key,
+                    body,
+                } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let ic_smith_id = ic_smith_id.map_err(Error::InvalidRequest)?;
+                let ic_thread_id = ic_thread_id.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::ChatCompletionRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/chat/completions", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = ic_smith_id {
+                    header_map.append("IC-Smith-Id", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                if let Some(value) = ic_thread_id {
+                    header_map.append("IC-Thread-Id", value.to_string().try_into()?);
+                }
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_chat_completion",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::get_file`]
@@ -17534,61 +17574,66 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/files/{fid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::File>, Error<types::ErrorEnvelope>> {
-            let Self { client, fid, ic_api_version } = self;
-            let fid = fid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/files/{}", client.baseurl, encode_path(& fid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::File>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::File>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, fid, ic_api_version } = self;
+                let fid = fid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/files/{}", client.baseurl, encode_path(& fid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "get_file",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_file",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::get_file_content`]
@@ -17634,53 +17679,56 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/files/{fid}/content`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorEnvelope>> {
-            let Self { client, fid, ic_api_version } = self;
-            let fid = fid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/files/{}/content", client.baseurl, encode_path(& fid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, crate::Error> {
+            let result: Result<ResponseValue<ByteStream>, Error<types::ErrorEnvelope>> = async move {
+                let Self { client, fid, ic_api_version } = self;
+                let fid = fid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/files/{}/content", client.baseurl, encode_path(& fid
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client.client.get(url).headers(header_map).build()?;
-            let info = OperationInfo {
-                operation_id: "get_file_content",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => Ok(ResponseValue::stream(response)),
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                #[allow(unused_mut)]
+                let mut request = client.client.get(url).headers(header_map).build()?;
+                let info = OperationInfo {
+                    operation_id: "get_file_content",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => Ok(ResponseValue::stream(response)),
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_projects`]
@@ -17744,60 +17792,67 @@ pub mod builder {
         ///Sends a `GET` request to `/v1/organization/projects`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::ProjectList>, Error<types::ErrorEnvelope>> {
-            let Self { client, cursor, limit, ic_api_version } = self;
-            let cursor = cursor.map_err(Error::InvalidRequest)?;
-            let limit = limit.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/organization/projects", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
-                .query(&progenitor_client::QueryParam::new("limit", &limit))
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_projects",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        ) -> Result<ResponseValue<types::ProjectList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::ProjectList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, cursor, limit, ic_api_version } = self;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/organization/projects", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_projects",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::create_project`]
@@ -17872,68 +17927,74 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/organization/projects`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Project>, Error<types::ErrorEnvelope>> {
-            let Self { client, ic_api_version, idempotency_key, body } = self;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::CreateProjectRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/organization/projects", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "create_project",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                201u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        pub async fn send(self) -> Result<ResponseValue<types::Project>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Project>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version, idempotency_key, body } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::CreateProjectRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/organization/projects", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_project",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    201u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::get_project`]
@@ -17979,62 +18040,67 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/organization/projects/{pid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Project>, Error<types::ErrorEnvelope>> {
-            let Self { client, pid, ic_api_version } = self;
-            let pid = pid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/organization/projects/{}", client.baseurl, encode_path(& pid
-                .to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Project>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Project>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, pid, ic_api_version } = self;
+                let pid = pid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/organization/projects/{}", client.baseurl, encode_path(& pid
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "get_project",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_project",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::delete_project`]
@@ -18080,62 +18146,67 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/v1/organization/projects/{pid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Deleted>, Error<types::ErrorEnvelope>> {
-            let Self { client, pid, ic_api_version } = self;
-            let pid = pid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/organization/projects/{}", client.baseurl, encode_path(& pid
-                .to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Deleted>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Deleted>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, pid, ic_api_version } = self;
+                let pid = pid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/organization/projects/{}", client.baseurl, encode_path(& pid
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .delete(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "delete_project",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .delete(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "delete_project",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::create_project_token`]
@@ -18225,73 +18296,78 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/organization/projects/{pid}/tokens`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Token>, Error<types::ErrorEnvelope>> {
-            let Self { client, pid, ic_api_version, idempotency_key, body } = self;
-            let pid = pid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::CreateProjectTokenRequest::try_from(v)
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/organization/projects/{}/tokens", client.baseurl, encode_path(&
-                pid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Token>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Token>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, pid, ic_api_version, idempotency_key, body } = self;
+                let pid = pid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::CreateProjectTokenRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/organization/projects/{}/tokens", client.baseurl,
+                    encode_path(& pid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "create_project_token",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                201u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_project_token",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    201u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::create_response`]
@@ -18383,70 +18459,84 @@ pub mod builder {
         ///Sends a `POST` request to `/v1/responses`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::ResponseObject>, Error<types::ErrorEnvelope>> {
-            let Self { client, ic_api_version, ic_smith_id, idempotency_key, body } = self;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let ic_smith_id = ic_smith_id.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::CreateResponseRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/responses", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(4usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = ic_smith_id {
-                header_map.append("IC-Smith-Id", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "create_response",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        ) -> Result<ResponseValue<types::ResponseObject>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::ResponseObject>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self {
+                    client,
+                    ic_api_version,
+                    ic_smith_id,
+                    idempotency_key,
+                    body,
+                } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let ic_smith_id = ic_smith_id.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::CreateResponseRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/responses", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(4usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = ic_smith_id {
+                    header_map.append("IC-Smith-Id", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_response",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_runs`]
@@ -18565,84 +18655,90 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/runs`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::RunList>, Error<types::ErrorEnvelope>> {
-            let Self {
-                client,
-                cursor,
-                external_id_prefix,
-                limit,
-                since,
-                smith_id,
-                status,
-                ic_api_version,
-            } = self;
-            let cursor = cursor.map_err(Error::InvalidRequest)?;
-            let external_id_prefix = external_id_prefix.map_err(Error::InvalidRequest)?;
-            let limit = limit.map_err(Error::InvalidRequest)?;
-            let since = since.map_err(Error::InvalidRequest)?;
-            let smith_id = smith_id.map_err(Error::InvalidRequest)?;
-            let status = status.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/runs", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
-                .query(
-                    &progenitor_client::QueryParam::new(
-                        "external_id_prefix",
-                        &external_id_prefix,
-                    ),
-                )
-                .query(&progenitor_client::QueryParam::new("limit", &limit))
-                .query(&progenitor_client::QueryParam::new("since", &since))
-                .query(&progenitor_client::QueryParam::new("smith_id", &smith_id))
-                .query(&progenitor_client::QueryParam::new("status", &status))
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_runs",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        pub async fn send(self) -> Result<ResponseValue<types::RunList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::RunList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self {
+                    client,
+                    cursor,
+                    external_id_prefix,
+                    limit,
+                    since,
+                    smith_id,
+                    status,
+                    ic_api_version,
+                } = self;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let external_id_prefix = external_id_prefix
+                    .map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let since = since.map_err(Error::InvalidRequest)?;
+                let smith_id = smith_id.map_err(Error::InvalidRequest)?;
+                let status = status.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/runs", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(
+                        &progenitor_client::QueryParam::new(
+                            "external_id_prefix",
+                            &external_id_prefix,
                         ),
                     )
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .query(&progenitor_client::QueryParam::new("since", &since))
+                    .query(&progenitor_client::QueryParam::new("smith_id", &smith_id))
+                    .query(&progenitor_client::QueryParam::new("status", &status))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_runs",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_smiths`]
@@ -18766,82 +18862,94 @@ pub mod builder {
         ///Sends a `GET` request to `/v1/smiths`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::SmithList>, Error<types::ErrorEnvelope>> {
-            let Self {
-                client,
-                agent_id,
-                cursor,
-                customer_id,
-                external_id,
-                external_id_prefix,
-                limit,
-                ic_api_version,
-            } = self;
-            let agent_id = agent_id.map_err(Error::InvalidRequest)?;
-            let cursor = cursor.map_err(Error::InvalidRequest)?;
-            let customer_id = customer_id.map_err(Error::InvalidRequest)?;
-            let external_id = external_id.map_err(Error::InvalidRequest)?;
-            let external_id_prefix = external_id_prefix.map_err(Error::InvalidRequest)?;
-            let limit = limit.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/smiths", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .query(&progenitor_client::QueryParam::new("agent_id", &agent_id))
-                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
-                .query(&progenitor_client::QueryParam::new("customer_id", &customer_id))
-                .query(&progenitor_client::QueryParam::new("external_id", &external_id))
-                .query(
-                    &progenitor_client::QueryParam::new(
-                        "external_id_prefix",
-                        &external_id_prefix,
-                    ),
-                )
-                .query(&progenitor_client::QueryParam::new("limit", &limit))
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_smiths",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        ) -> Result<ResponseValue<types::SmithList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::SmithList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self {
+                    client,
+                    agent_id,
+                    cursor,
+                    customer_id,
+                    external_id,
+                    external_id_prefix,
+                    limit,
+                    ic_api_version,
+                } = self;
+                let agent_id = agent_id.map_err(Error::InvalidRequest)?;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let customer_id = customer_id.map_err(Error::InvalidRequest)?;
+                let external_id = external_id.map_err(Error::InvalidRequest)?;
+                let external_id_prefix = external_id_prefix
+                    .map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/smiths", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .query(&progenitor_client::QueryParam::new("agent_id", &agent_id))
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(
+                        &progenitor_client::QueryParam::new("customer_id", &customer_id),
+                    )
+                    .query(
+                        &progenitor_client::QueryParam::new("external_id", &external_id),
+                    )
+                    .query(
+                        &progenitor_client::QueryParam::new(
+                            "external_id_prefix",
+                            &external_id_prefix,
                         ),
                     )
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_smiths",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::create_smith`]
@@ -18914,69 +19022,74 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/smiths`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Smith>, Error<types::ErrorEnvelope>> {
-            let Self { client, ic_api_version, idempotency_key, body } = self;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::CreateSmithRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/smiths", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "create_smith",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                201u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        pub async fn send(self) -> Result<ResponseValue<types::Smith>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Smith>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version, idempotency_key, body } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::CreateSmithRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/smiths", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_smith",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    201u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::get_smith`]
@@ -19022,61 +19135,66 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/smiths/{sid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Smith>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, ic_api_version } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}", client.baseurl, encode_path(& sid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Smith>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Smith>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}", client.baseurl, encode_path(& sid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "get_smith",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_smith",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::delete_smith`]
@@ -19122,61 +19240,66 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/v1/smiths/{sid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Deleted>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, ic_api_version } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}", client.baseurl, encode_path(& sid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Deleted>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Deleted>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}", client.baseurl, encode_path(& sid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .delete(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "delete_smith",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .delete(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "delete_smith",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::update_smith`]
@@ -19248,67 +19371,72 @@ pub mod builder {
             self
         }
         ///Sends a `PATCH` request to `/v1/smiths/{sid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Smith>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, ic_api_version, body } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::UpdateSmithRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}", client.baseurl, encode_path(& sid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Smith>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Smith>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, ic_api_version, body } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::UpdateSmithRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}", client.baseurl, encode_path(& sid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .patch(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "update_smith",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .patch(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "update_smith",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_revisions`]
@@ -19386,67 +19514,71 @@ pub mod builder {
         ///Sends a `GET` request to `/v1/smiths/{sid}/revisions`
         pub async fn send(
             self,
-        ) -> Result<
-            ResponseValue<types::SmithRevisionList>,
-            Error<types::ErrorEnvelope>,
-        > {
-            let Self { client, sid, cursor, limit, ic_api_version } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let cursor = cursor.map_err(Error::InvalidRequest)?;
-            let limit = limit.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/revisions", client.baseurl, encode_path(& sid
-                .to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        ) -> Result<ResponseValue<types::SmithRevisionList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::SmithRevisionList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, cursor, limit, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/revisions", client.baseurl, encode_path(& sid
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
-                .query(&progenitor_client::QueryParam::new("limit", &limit))
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_revisions",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_revisions",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::restore_revision`]
@@ -19518,67 +19650,72 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/smiths/{sid}/revisions/{n}/restore`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Smith>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, n, ic_api_version, idempotency_key } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let n = n.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/revisions/{}/restore", client.baseurl, encode_path(& sid
-                .to_string()), encode_path(& n.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Smith>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Smith>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, n, ic_api_version, idempotency_key } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let n = n.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/revisions/{}/restore", client.baseurl, encode_path(&
+                    sid.to_string()), encode_path(& n.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "restore_revision",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "restore_revision",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_smith_runs`]
@@ -19654,65 +19791,71 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/smiths/{sid}/runs`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::RunList>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, cursor, limit, ic_api_version } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let cursor = cursor.map_err(Error::InvalidRequest)?;
-            let limit = limit.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/runs", client.baseurl, encode_path(& sid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::RunList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::RunList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, cursor, limit, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/runs", client.baseurl, encode_path(& sid
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
-                .query(&progenitor_client::QueryParam::new("limit", &limit))
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_smith_runs",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_smith_runs",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::create_run`]
@@ -19799,71 +19942,74 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/smiths/{sid}/runs`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, ic_api_version, idempotency_key, body } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::CreateRunRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/runs", client.baseurl, encode_path(& sid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Run>, crate::Error> {
+            let result: Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> = async move {
+                let Self { client, sid, ic_api_version, idempotency_key, body } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::CreateRunRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/runs", client.baseurl, encode_path(& sid
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "create_run",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_run",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::get_run`]
@@ -19923,63 +20069,65 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/smiths/{sid}/runs/{rid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, rid, ic_api_version } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let rid = rid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/runs/{}", client.baseurl, encode_path(& sid
-                .to_string()), encode_path(& rid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Run>, crate::Error> {
+            let result: Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> = async move {
+                let Self { client, sid, rid, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let rid = rid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/runs/{}", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& rid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "get_run",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_run",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::cancel_run`]
@@ -20054,67 +20202,69 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/cancel`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, rid, ic_api_version, idempotency_key } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let rid = rid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/runs/{}/cancel", client.baseurl, encode_path(& sid
-                .to_string()), encode_path(& rid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Run>, crate::Error> {
+            let result: Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> = async move {
+                let Self { client, sid, rid, ic_api_version, idempotency_key } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let rid = rid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/runs/{}/cancel", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& rid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "cancel_run",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "cancel_run",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::run_events`]
@@ -20189,59 +20339,61 @@ pub mod builder {
             self
         }
         ///Sends a `GET` request to `/v1/smiths/{sid}/runs/{rid}/events`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<ByteStream>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, rid, ic_api_version, last_event_id } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let rid = rid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let last_event_id = last_event_id.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/runs/{}/events", client.baseurl, encode_path(& sid
-                .to_string()), encode_path(& rid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<ByteStream>, crate::Error> {
+            let result: Result<ResponseValue<ByteStream>, Error<types::ErrorEnvelope>> = async move {
+                let Self { client, sid, rid, ic_api_version, last_event_id } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let rid = rid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let last_event_id = last_event_id.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/runs/{}/events", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& rid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = last_event_id {
-                header_map.append("Last-Event-ID", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client.client.get(url).headers(header_map).build()?;
-            let info = OperationInfo {
-                operation_id: "run_events",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => Ok(ResponseValue::stream(response)),
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = last_event_id {
+                    header_map.append("Last-Event-ID", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client.client.get(url).headers(header_map).build()?;
+                let info = OperationInfo {
+                    operation_id: "run_events",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => Ok(ResponseValue::stream(response)),
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::replay_run`]
@@ -20342,73 +20494,75 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/replay`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, rid, ic_api_version, idempotency_key, body } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let rid = rid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::ReplayRunRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/runs/{}/replay", client.baseurl, encode_path(& sid
-                .to_string()), encode_path(& rid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Run>, crate::Error> {
+            let result: Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> = async move {
+                let Self { client, sid, rid, ic_api_version, idempotency_key, body } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let rid = rid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::ReplayRunRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/runs/{}/replay", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& rid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "replay_run",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "replay_run",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::submit_tool_outputs`]
@@ -20511,74 +20665,76 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/smiths/{sid}/runs/{rid}/submit`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> {
-            let Self { client, sid, rid, ic_api_version, idempotency_key, body } = self;
-            let sid = sid.map_err(Error::InvalidRequest)?;
-            let rid = rid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::SubmitToolOutputsRequest::try_from(v)
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/smiths/{}/runs/{}/submit", client.baseurl, encode_path(& sid
-                .to_string()), encode_path(& rid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Run>, crate::Error> {
+            let result: Result<ResponseValue<types::Run>, Error<types::ErrorEnvelope>> = async move {
+                let Self { client, sid, rid, ic_api_version, idempotency_key, body } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let rid = rid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::SubmitToolOutputsRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/runs/{}/submit", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& rid.to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "submit_tool_outputs",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "submit_tool_outputs",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_model_keys`]
@@ -20612,56 +20768,63 @@ pub mod builder {
         ///Sends a `GET` request to `/v1/tenant/model_keys`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::ModelKeyList>, Error<types::ErrorEnvelope>> {
-            let Self { client, ic_api_version } = self;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/tenant/model_keys", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_model_keys",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        ) -> Result<ResponseValue<types::ModelKeyList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::ModelKeyList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/model_keys", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_model_keys",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::put_model_key`]
@@ -20733,68 +20896,73 @@ pub mod builder {
             self
         }
         ///Sends a `PUT` request to `/v1/tenant/model_keys/{provider}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::ModelKey>, Error<types::ErrorEnvelope>> {
-            let Self { client, provider, ic_api_version, body } = self;
-            let provider = provider.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::PutModelKeyRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/tenant/model_keys/{}", client.baseurl, encode_path(& provider
-                .to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::ModelKey>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::ModelKey>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, provider, ic_api_version, body } = self;
+                let provider = provider.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::PutModelKeyRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/tenant/model_keys/{}", client.baseurl, encode_path(& provider
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .put(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "put_model_key",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .put(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "put_model_key",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::delete_model_key`]
@@ -20840,62 +21008,67 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/v1/tenant/model_keys/{provider}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Deleted>, Error<types::ErrorEnvelope>> {
-            let Self { client, provider, ic_api_version } = self;
-            let provider = provider.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/tenant/model_keys/{}", client.baseurl, encode_path(& provider
-                .to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Deleted>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Deleted>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, provider, ic_api_version } = self;
+                let provider = provider.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/tenant/model_keys/{}", client.baseurl, encode_path(& provider
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .delete(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "delete_model_key",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .delete(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "delete_model_key",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_models`]
@@ -20929,56 +21102,63 @@ pub mod builder {
         ///Sends a `GET` request to `/v1/tenant/models`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::ModelList>, Error<types::ErrorEnvelope>> {
-            let Self { client, ic_api_version } = self;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/tenant/models", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_models",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        ) -> Result<ResponseValue<types::ModelList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::ModelList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/models", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_models",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::list_tokens`]
@@ -21042,60 +21222,67 @@ pub mod builder {
         ///Sends a `GET` request to `/v1/tenant/tokens`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::TokenList>, Error<types::ErrorEnvelope>> {
-            let Self { client, cursor, limit, ic_api_version } = self;
-            let cursor = cursor.map_err(Error::InvalidRequest)?;
-            let limit = limit.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/tenant/tokens", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .get(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .query(&progenitor_client::QueryParam::new("cursor", &cursor))
-                .query(&progenitor_client::QueryParam::new("limit", &limit))
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "list_tokens",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        ) -> Result<ResponseValue<types::TokenList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::TokenList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, cursor, limit, ic_api_version } = self;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/tokens", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_tokens",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::create_token`]
@@ -21168,68 +21355,73 @@ pub mod builder {
             self
         }
         ///Sends a `POST` request to `/v1/tenant/tokens`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Token>, Error<types::ErrorEnvelope>> {
-            let Self { client, ic_api_version, idempotency_key, body } = self;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::CreateTokenRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!("{}/v1/tenant/tokens", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            if let Some(value) = idempotency_key {
-                header_map.append("Idempotency-Key", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "create_token",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                201u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+        pub async fn send(self) -> Result<ResponseValue<types::Token>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Token>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version, idempotency_key, body } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::CreateTokenRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/tokens", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_token",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    201u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
     /**Builder for [`Client::delete_token`]
@@ -21275,61 +21467,67 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/v1/tenant/tokens/{tid}`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Deleted>, Error<types::ErrorEnvelope>> {
-            let Self { client, tid, ic_api_version } = self;
-            let tid = tid.map_err(Error::InvalidRequest)?;
-            let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/v1/tenant/tokens/{}", client.baseurl, encode_path(& tid.to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
+        pub async fn send(self) -> Result<ResponseValue<types::Deleted>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Deleted>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, tid, ic_api_version } = self;
+                let tid = tid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/tenant/tokens/{}", client.baseurl, encode_path(& tid
+                    .to_string()),
                 );
-            if let Some(value) = ic_api_version {
-                header_map.append("IC-Api-Version", value.to_string().try_into()?);
-            }
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .delete(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "delete_token",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                200u16 => ResponseValue::from_response(response).await,
-                400u16..=499u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
                         ),
-                    )
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
                 }
-                500u16..=599u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .delete(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
                     )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "delete_token",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
                 }
-                _ => Err(Error::UnexpectedResponse(response)),
             }
+                .await;
+            result.map_err(crate::Error::from)
         }
     }
 }

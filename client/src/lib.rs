@@ -34,7 +34,7 @@
 //!     .into_inner();
 //!
 //! // Errors carry the server's stable code.
-//! let err = ingram_client::Error::from(client.get_smith().sid("smt_missing").send().await.unwrap_err());
+//! let err = client.get_smith().sid("smt_missing").send().await.unwrap_err();
 //! assert_eq!(err.code(), Some("smith_not_found"));
 //!
 //! // Any list, every page, as one stream.

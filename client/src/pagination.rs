@@ -3,10 +3,9 @@
 use std::future::Future;
 
 use futures::{Stream, TryStreamExt, stream};
-use progenitor_client::{Error as ProgenitorError, ResponseValue};
+use progenitor_client::ResponseValue;
 
 use crate::Error;
-use crate::types::ErrorEnvelope;
 
 /// A page of a cursor-paginated list.
 pub trait CursorPage {
@@ -23,7 +22,7 @@ pub fn paginate<P, F, Fut>(fetch: F) -> impl Stream<Item = Result<P::Item, Error
 where
     P: CursorPage,
     F: FnMut(String) -> Fut,
-    Fut: Future<Output = Result<ResponseValue<P>, ProgenitorError<ErrorEnvelope>>>,
+    Fut: Future<Output = Result<ResponseValue<P>, Error>>,
 {
     struct State<F> {
         fetch: F,

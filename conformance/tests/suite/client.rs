@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use ingram_client::{Client, Error, RetryPolicy, paginate, types};
+use ingram_core::engine::capacity::CapacityLimits;
+use ingram_core::settings::Settings;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -30,7 +32,7 @@ async fn the_client_drives_the_server_with_typed_results_and_errors() {
     let fetched = client.get_smith().sid(&smith.id).send().await.unwrap().into_inner();
     assert_eq!(fetched, smith);
 
-    let err = Error::from(client.get_smith().sid("smt_missing").send().await.unwrap_err());
+    let err = client.get_smith().sid("smt_missing").send().await.unwrap_err();
     let Error::Api(api) = &err else { panic!("{err}") };
     assert_eq!((api.status, api.code.as_str(), api.kind.as_str()), (404, "smith_not_found", "invalid_request_error"));
     assert!(api.request_id.starts_with("req_"));
@@ -107,7 +109,7 @@ async fn retries_are_bounded_and_end_in_the_typed_error() {
         .mount(&mock)
         .await;
     let client = Client::with_token_and_policy(&mock.uri(), "t", quick_policy()).unwrap();
-    let err = Error::from(client.get_smith().sid("smt_1").send().await.unwrap_err());
+    let err = client.get_smith().sid("smt_1").send().await.unwrap_err();
     assert_eq!(err.code(), Some("upstream_error"));
     assert_eq!(mock.received_requests().await.unwrap().len(), 3, "one try and two retries");
 
@@ -149,7 +151,7 @@ async fn connection_errors_are_retried_then_reported() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let client = Client::with_token_and_policy(&format!("http://{addr}"), "t", quick_policy()).unwrap();
-    let err = Error::from(client.get_smith().sid("smt_1").send().await.unwrap_err());
+    let err = client.get_smith().sid("smt_1").send().await.unwrap_err();
     assert!(matches!(err, Error::Transport(_)), "{err}");
 }
 
@@ -196,4 +198,44 @@ async fn every_list_of_the_spec_paginates_runs_included() {
             .await
             .unwrap();
     assert_eq!(smith_runs, runs);
+}
+
+/// Against the real server: a create refused because the project's executing-runs cap is
+/// reached is a typed 429 `rate_limited`, and the same call retried under its one
+/// Idempotency-Key succeeds once the slot frees, so the server stored no 429 under the key.
+#[tokio::test]
+async fn a_create_refused_for_capacity_succeeds_when_retried_under_its_key() {
+    let mut settings = Settings::for_tests();
+    settings.capacity = CapacityLimits { active_runs: 1, queued_runs: 1, streams: 4 };
+    settings.offline_token_delay = Duration::from_millis(100);
+    let app = TestApp::start_with(settings).await;
+    let sid = app.create_smith(&app.admin_token, "busy").await;
+    let client = |policy| Client::with_token_and_policy(&app.base_url, &app.admin_token, policy).unwrap();
+    let turn = |text: &str, thread: &str| -> types::CreateRunRequest {
+        let message =
+            types::InputMessage::builder().role(types::Role::User).content(types::MessageContent::Text(text.into()));
+        types::CreateRunRequest::builder()
+            .input(vec![message.try_into().unwrap()])
+            .thread_id(Some(thread.parse().unwrap()))
+            .try_into()
+            .unwrap()
+    };
+
+    // A streamed run takes the one executing slot for a couple of seconds.
+    let busy_client = client(RetryPolicy::none());
+    let mut busy = busy_client.create_run_stream(&sid, &turn(&vec!["word"; 15].join(" "), "busy")).await.unwrap();
+    assert!(busy.try_next().await.unwrap().is_some(), "the busy run started");
+
+    let refused = client(RetryPolicy::none()).create_run().sid(&sid).body(turn("now", "other")).send().await;
+    let err = refused.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(429), Some("rate_limited")), "{err}");
+
+    let patient = RetryPolicy {
+        max_retries: 100,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+    };
+    let run = client(patient).create_run().sid(&sid).body(turn("later", "other")).send().await.unwrap().into_inner();
+    assert_eq!(run.status, types::RunStatus::Completed);
+    while busy.try_next().await.unwrap().is_some() {}
 }

@@ -17,7 +17,7 @@ pub mod types {
         >,
         pub auto_memory: bool,
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
-        pub id: ::std::string::String,
+        pub id: AgentId,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<::std::string::String>,
         ///The project's default agent, which smiths naming no agent land on.
@@ -32,6 +32,47 @@ pub mod types {
     impl Agent {
         pub fn builder() -> builder::Agent {
             Default::default()
+        }
+    }
+    ///An agent's id (`agt_…`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(transparent)]
+    pub struct AgentId(pub ::std::string::String);
+    impl ::std::ops::Deref for AgentId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<AgentId> for ::std::string::String {
+        fn from(value: AgentId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for AgentId {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for AgentId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl ::std::str::FromStr for AgentId {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self(value.to_string()))
         }
     }
     ///`AgentList`
@@ -52,7 +93,7 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ApprovalRequiredEvent {
         pub approval_id: ::std::string::String,
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub tool_call: ToolCall,
         pub v: i32,
     }
@@ -2136,9 +2177,8 @@ smith token they are added after them (a browser never removes the design).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct CreateSmithRequest {
-        ///The agent to run; the project's default agent when absent.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub agent_id: ::std::option::Option<::std::string::String>,
+        pub agent_id: ::std::option::Option<AgentId>,
         ///Overrides the agent's allowed_models for this smith.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub allowed_models: ::std::option::Option<
@@ -2627,9 +2667,8 @@ smith token they are added after them (a browser never removes the design).*/
         ///Restrict the token to these scopes; they must be a subset of the caller's own.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub scopes: ::std::option::Option<::std::vec::Vec<Scope>>,
-        ///Required for a smith token: the smith it acts for.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub smith_id: ::std::option::Option<::std::string::String>,
+        pub smith_id: ::std::option::Option<SmithId>,
     }
     impl CreateTokenRequest {
         pub fn builder() -> builder::CreateTokenRequest {
@@ -3078,18 +3117,58 @@ smith token they are added after them (a browser never removes the design).*/
         ///Unix seconds, as in OpenAI.
         pub created_at: i64,
         pub filename: ::std::string::String,
-        pub id: ::std::string::String,
+        pub id: FileId,
         pub media_type: ::std::string::String,
         ///Always `file`.
         pub object: ::std::string::String,
         ///Always `user_data`: the file came inline in a conversation.
         pub purpose: ::std::string::String,
-        ///The smith whose conversation it came in.
-        pub smith_id: ::std::string::String,
+        pub smith_id: SmithId,
     }
     impl File {
         pub fn builder() -> builder::File {
             Default::default()
+        }
+    }
+    ///A file's id (`file_…`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(transparent)]
+    pub struct FileId(pub ::std::string::String);
+    impl ::std::ops::Deref for FileId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FileId> for ::std::string::String {
+        fn from(value: FileId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for FileId {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for FileId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl ::std::str::FromStr for FileId {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self(value.to_string()))
         }
     }
     ///A document: base64 or data-URL `file_data`, or a stored file's id.
@@ -3099,7 +3178,7 @@ smith token they are added after them (a browser never removes the design).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub file_data: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub file_id: ::std::option::Option<::std::string::String>,
+        pub file_id: ::std::option::Option<FileId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub filename: ::std::option::Option<::std::string::String>,
     }
@@ -3746,7 +3825,7 @@ smith token they are added after them (a browser never removes the design).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub detail: ::std::option::Option<ImageDetail>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub file_id: ::std::option::Option<::std::string::String>,
+        pub file_id: ::std::option::Option<FileId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub url: ::std::option::Option<::std::string::String>,
     }
@@ -4247,7 +4326,7 @@ smith token they are added after them (a browser never removes the design).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct MessageCompletedEvent {
         pub content: ::std::string::String,
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub tool_calls: ::std::vec::Vec<ToolCall>,
         pub v: i32,
     }
@@ -4272,7 +4351,7 @@ smith token they are added after them (a browser never removes the design).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct MessageDeltaEvent {
         pub delta: ::std::string::String,
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub v: i32,
     }
     impl MessageDeltaEvent {
@@ -4474,15 +4553,55 @@ smith token they are added after them (a browser never removes the design).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Project {
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
-        ///The agent smiths land on when they name none.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub default_agent_id: ::std::option::Option<::std::string::String>,
-        pub id: ::std::string::String,
+        pub default_agent_id: ::std::option::Option<AgentId>,
+        pub id: ProjectId,
         pub name: ::std::string::String,
     }
     impl Project {
         pub fn builder() -> builder::Project {
             Default::default()
+        }
+    }
+    ///A project's id (`prj_…`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(transparent)]
+    pub struct ProjectId(pub ::std::string::String);
+    impl ::std::ops::Deref for ProjectId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ProjectId> for ::std::string::String {
+        fn from(value: ProjectId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for ProjectId {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for ProjectId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl ::std::str::FromStr for ProjectId {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self(value.to_string()))
         }
     }
     ///`ProjectList`
@@ -5462,7 +5581,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<ErrorBody>,
-        pub id: ::std::string::String,
+        pub id: RunId,
         pub input: ::std::vec::Vec<InputMessage>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metadata: ::std::option::Option<
@@ -5470,12 +5589,11 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub output: ::std::option::Option<RunOutput>,
-        ///The run this one replays.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub replay_of: ::std::option::Option<::std::string::String>,
+        pub replay_of: ::std::option::Option<RunId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub required_action: ::std::option::Option<RequiredAction>,
-        pub smith_id: ::std::string::String,
+        pub smith_id: SmithId,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub started_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         pub status: RunStatus,
@@ -5493,7 +5611,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     ///`run.cancelled`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RunCancelledEvent {
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub v: i32,
     }
     impl RunCancelledEvent {
@@ -5504,7 +5622,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     ///`run.completed`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RunCompletedEvent {
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub stop_reason: StopReason,
         pub usage: RunUsage,
         pub v: i32,
@@ -5517,7 +5635,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     ///The config a run resolved at creation: agent, then smith overrides, then run overrides.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RunConfig {
-        pub agent_id: ::std::string::String,
+        pub agent_id: AgentId,
         pub auto_memory: bool,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<::std::string::String>,
@@ -5543,7 +5661,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     ///`run.duplicate`: a retried Idempotency-Key met a streaming create; follow `run_id`'s events.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RunDuplicateEvent {
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub v: i32,
     }
     impl RunDuplicateEvent {
@@ -5677,12 +5795,53 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RunFailedEvent {
         pub error: ErrorBody,
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub v: i32,
     }
     impl RunFailedEvent {
         pub fn builder() -> builder::RunFailedEvent {
             Default::default()
+        }
+    }
+    ///A run's id (`run_…`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(transparent)]
+    pub struct RunId(pub ::std::string::String);
+    impl ::std::ops::Deref for RunId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<RunId> for ::std::string::String {
+        fn from(value: RunId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for RunId {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for RunId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl ::std::str::FromStr for RunId {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self(value.to_string()))
         }
     }
     ///`RunList`
@@ -5775,7 +5934,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RunRequiresActionEvent {
         pub required_action: RequiredAction,
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub v: i32,
     }
     impl RunRequiresActionEvent {
@@ -5788,8 +5947,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     pub struct RunStartedEvent {
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         pub model: ::std::string::String,
-        pub run_id: ::std::string::String,
-        pub smith_id: ::std::string::String,
+        pub run_id: RunId,
+        pub smith_id: SmithId,
         pub thread_id: ::std::string::String,
         pub v: i32,
     }
@@ -5978,7 +6137,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     ///`Smith`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Smith {
-        pub agent_id: ::std::string::String,
+        pub agent_id: AgentId,
         pub config_source: ConfigSource,
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -5988,7 +6147,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         pub effective_config: EffectiveConfig,
         ///Your own id for the end-user.
         pub external_id: ::std::string::String,
-        pub id: ::std::string::String,
+        pub id: SmithId,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metadata: ::std::option::Option<
             ::std::collections::HashMap<::std::string::String, ::std::string::String>,
@@ -6025,6 +6184,47 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             Default::default()
         }
     }
+    ///A smith's id (`smt_…`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(transparent)]
+    pub struct SmithId(pub ::std::string::String);
+    impl ::std::ops::Deref for SmithId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<SmithId> for ::std::string::String {
+        fn from(value: SmithId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for SmithId {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for SmithId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl ::std::str::FromStr for SmithId {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self(value.to_string()))
+        }
+    }
     ///`SmithList`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct SmithList {
@@ -6042,7 +6242,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     ///`SmithRevision`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct SmithRevision {
-        pub agent_id: ::std::string::String,
+        pub agent_id: AgentId,
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
         pub number: i32,
         pub overrides: SmithConfig,
@@ -6271,20 +6471,19 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct Token {
         pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
-        pub id: ::std::string::String,
+        pub id: TokenId,
         pub kind: TokenKind,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<::std::string::String>,
         ///The secret's first characters, to recognise it by.
         pub preview: ::std::string::String,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub project_id: ::std::option::Option<::std::string::String>,
+        pub project_id: ::std::option::Option<ProjectId>,
         ///What the token may do; null means everything its kind allows.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub scopes: ::std::option::Option<::std::vec::Vec<Scope>>,
-        ///The one smith a smith token acts for.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub smith_id: ::std::option::Option<::std::string::String>,
+        pub smith_id: ::std::option::Option<SmithId>,
         ///The secret. Present only in the response that created the token; store it then.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub token: ::std::option::Option<::std::string::String>,
@@ -6292,6 +6491,47 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     impl Token {
         pub fn builder() -> builder::Token {
             Default::default()
+        }
+    }
+    ///An API token's id (`tok_…`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(transparent)]
+    pub struct TokenId(pub ::std::string::String);
+    impl ::std::ops::Deref for TokenId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<TokenId> for ::std::string::String {
+        fn from(value: TokenId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for TokenId {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for TokenId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl ::std::str::FromStr for TokenId {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self(value.to_string()))
         }
     }
     ///`TokenKind`
@@ -6459,7 +6699,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ToolCompletedEvent {
         pub output: ::std::string::String,
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub tool_call_id: ::std::string::String,
         pub v: i32,
     }
@@ -6471,7 +6711,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     ///`tool.executing` (reserved for server-side tools).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ToolExecutingEvent {
-        pub run_id: ::std::string::String,
+        pub run_id: RunId,
         pub tool_call: ToolCall,
         pub v: i32,
     }
@@ -6785,9 +7025,8 @@ and `null` removes it, so the agent's value applies again.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct UpdateSmithRequest {
-        ///Attach the smith to another agent of the project.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub agent_id: ::std::option::Option<::std::string::String>,
+        pub agent_id: ::std::option::Option<AgentId>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub allowed_models: ::std::option::Option<
             ::std::vec::Vec<::std::string::String>,
@@ -7106,7 +7345,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
             >,
-            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<super::AgentId, ::std::string::String>,
             instructions: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -7182,7 +7421,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::AgentId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.id = value
@@ -7384,7 +7623,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
                 ::std::string::String,
             >,
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             tool_call: ::std::result::Result<super::ToolCall, ::std::string::String>,
             v: ::std::result::Result<i32, ::std::string::String>,
         }
@@ -7413,7 +7652,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -9701,7 +9940,7 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct CreateSmithRequest {
             agent_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::AgentId>,
                 ::std::string::String,
             >,
             allowed_models: ::std::result::Result<
@@ -9765,7 +10004,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl CreateSmithRequest {
             pub fn agent_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::AgentId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.agent_id = value
@@ -9952,7 +10191,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             smith_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::SmithId>,
                 ::std::string::String,
             >,
         }
@@ -10009,7 +10248,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn smith_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::SmithId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.smith_id = value
@@ -10357,17 +10596,14 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
                 ::std::string::String,
             >,
-            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<super::FileId, ::std::string::String>,
             media_type: ::std::result::Result<
                 ::std::string::String,
                 ::std::string::String,
             >,
             object: ::std::result::Result<::std::string::String, ::std::string::String>,
             purpose: ::std::result::Result<::std::string::String, ::std::string::String>,
-            smith_id: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
+            smith_id: ::std::result::Result<super::SmithId, ::std::string::String>,
         }
         impl ::std::default::Default for File {
             fn default() -> Self {
@@ -10422,7 +10658,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::FileId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.id = value
@@ -10468,7 +10704,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn smith_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::SmithId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.smith_id = value
@@ -10517,7 +10753,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             file_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::FileId>,
                 ::std::string::String,
             >,
             filename: ::std::result::Result<
@@ -10549,7 +10785,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn file_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::FileId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.file_id = value
@@ -10790,7 +11026,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             file_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::FileId>,
                 ::std::string::String,
             >,
             url: ::std::result::Result<
@@ -10822,7 +11058,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn file_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::FileId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.file_id = value
@@ -11006,7 +11242,7 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct MessageCompletedEvent {
             content: ::std::result::Result<::std::string::String, ::std::string::String>,
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             tool_calls: ::std::result::Result<
                 ::std::vec::Vec<super::ToolCall>,
                 ::std::string::String,
@@ -11038,7 +11274,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -11099,7 +11335,7 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct MessageDeltaEvent {
             delta: ::std::result::Result<::std::string::String, ::std::string::String>,
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             v: ::std::result::Result<i32, ::std::string::String>,
         }
         impl ::std::default::Default for MessageDeltaEvent {
@@ -11126,7 +11362,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -11543,10 +11779,10 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             default_agent_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::AgentId>,
                 ::std::string::String,
             >,
-            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<super::ProjectId, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
         }
         impl ::std::default::Default for Project {
@@ -11574,7 +11810,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn default_agent_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::AgentId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.default_agent_id = value
@@ -11588,7 +11824,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::ProjectId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.id = value
@@ -12951,7 +13187,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<super::ErrorBody>,
                 ::std::string::String,
             >,
-            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<super::RunId, ::std::string::String>,
             input: ::std::result::Result<
                 ::std::vec::Vec<super::InputMessage>,
                 ::std::string::String,
@@ -12970,17 +13206,14 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             replay_of: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::RunId>,
                 ::std::string::String,
             >,
             required_action: ::std::result::Result<
                 ::std::option::Option<super::RequiredAction>,
                 ::std::string::String,
             >,
-            smith_id: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
+            smith_id: ::std::result::Result<super::SmithId, ::std::string::String>,
             started_at: ::std::result::Result<
                 ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
                 ::std::string::String,
@@ -13074,7 +13307,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.id = value
@@ -13127,7 +13360,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn replay_of<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::RunId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.replay_of = value
@@ -13153,7 +13386,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn smith_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::SmithId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.smith_id = value
@@ -13275,7 +13508,7 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct RunCancelledEvent {
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             v: ::std::result::Result<i32, ::std::string::String>,
         }
         impl ::std::default::Default for RunCancelledEvent {
@@ -13289,7 +13522,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl RunCancelledEvent {
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -13331,7 +13564,7 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct RunCompletedEvent {
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             stop_reason: ::std::result::Result<super::StopReason, ::std::string::String>,
             usage: ::std::result::Result<super::RunUsage, ::std::string::String>,
             v: ::std::result::Result<i32, ::std::string::String>,
@@ -13349,7 +13582,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl RunCompletedEvent {
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -13419,10 +13652,7 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct RunConfig {
-            agent_id: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
+            agent_id: ::std::result::Result<super::AgentId, ::std::string::String>,
             auto_memory: ::std::result::Result<bool, ::std::string::String>,
             instructions: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -13473,7 +13703,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl RunConfig {
             pub fn agent_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::AgentId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.agent_id = value
@@ -13631,7 +13861,7 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct RunDuplicateEvent {
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             v: ::std::result::Result<i32, ::std::string::String>,
         }
         impl ::std::default::Default for RunDuplicateEvent {
@@ -13645,7 +13875,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl RunDuplicateEvent {
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -13688,7 +13918,7 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct RunFailedEvent {
             error: ::std::result::Result<super::ErrorBody, ::std::string::String>,
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             v: ::std::result::Result<i32, ::std::string::String>,
         }
         impl ::std::default::Default for RunFailedEvent {
@@ -13715,7 +13945,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -13904,7 +14134,7 @@ and `null` removes it, so the agent's value applies again.*/
                 super::RequiredAction,
                 ::std::string::String,
             >,
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             v: ::std::result::Result<i32, ::std::string::String>,
         }
         impl ::std::default::Default for RunRequiresActionEvent {
@@ -13935,7 +14165,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -13986,11 +14216,8 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             model: ::std::result::Result<::std::string::String, ::std::string::String>,
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
-            smith_id: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
+            smith_id: ::std::result::Result<super::SmithId, ::std::string::String>,
             thread_id: ::std::result::Result<
                 ::std::string::String,
                 ::std::string::String,
@@ -14036,7 +14263,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -14048,7 +14275,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn smith_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::SmithId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.smith_id = value
@@ -14205,10 +14432,7 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct Smith {
-            agent_id: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
+            agent_id: ::std::result::Result<super::AgentId, ::std::string::String>,
             config_source: ::std::result::Result<
                 super::ConfigSource,
                 ::std::string::String,
@@ -14233,7 +14457,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
                 ::std::string::String,
             >,
-            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<super::SmithId, ::std::string::String>,
             metadata: ::std::result::Result<
                 ::std::option::Option<
                     ::std::collections::HashMap<
@@ -14275,7 +14499,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl Smith {
             pub fn agent_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::AgentId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.agent_id = value
@@ -14361,7 +14585,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::SmithId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.id = value
@@ -14673,10 +14897,7 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct SmithRevision {
-            agent_id: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
+            agent_id: ::std::result::Result<super::AgentId, ::std::string::String>,
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
@@ -14702,7 +14923,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl SmithRevision {
             pub fn agent_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::AgentId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.agent_id = value
@@ -14983,7 +15204,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::chrono::DateTime<::chrono::offset::Utc>,
                 ::std::string::String,
             >,
-            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            id: ::std::result::Result<super::TokenId, ::std::string::String>,
             kind: ::std::result::Result<super::TokenKind, ::std::string::String>,
             name: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -14991,7 +15212,7 @@ and `null` removes it, so the agent's value applies again.*/
             >,
             preview: ::std::result::Result<::std::string::String, ::std::string::String>,
             project_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::ProjectId>,
                 ::std::string::String,
             >,
             scopes: ::std::result::Result<
@@ -14999,7 +15220,7 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             smith_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::SmithId>,
                 ::std::string::String,
             >,
             token: ::std::result::Result<
@@ -15037,7 +15258,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::TokenId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.id = value
@@ -15083,7 +15304,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn project_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::ProjectId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.project_id = value
@@ -15109,7 +15330,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn smith_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::SmithId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.smith_id = value
@@ -15323,7 +15544,7 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct ToolCompletedEvent {
             output: ::std::result::Result<::std::string::String, ::std::string::String>,
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             tool_call_id: ::std::result::Result<
                 ::std::string::String,
                 ::std::string::String,
@@ -15355,7 +15576,7 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -15413,7 +15634,7 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct ToolExecutingEvent {
-            run_id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
             tool_call: ::std::result::Result<super::ToolCall, ::std::string::String>,
             v: ::std::result::Result<i32, ::std::string::String>,
         }
@@ -15429,7 +15650,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ToolExecutingEvent {
             pub fn run_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::RunId>,
                 T::Error: ::std::fmt::Display,
             {
                 self.run_id = value
@@ -15699,7 +15920,7 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct UpdateSmithRequest {
             agent_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::AgentId>,
                 ::std::string::String,
             >,
             allowed_models: ::std::result::Result<
@@ -15758,7 +15979,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl UpdateSmithRequest {
             pub fn agent_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::AgentId>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.agent_id = value
@@ -16998,7 +17219,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct GetAgent<'a> {
         client: &'a super::Client,
-        aid: Result<::std::string::String, String>,
+        aid: Result<types::AgentId, String>,
         ic_api_version: Result<Option<types::GetAgentIcApiVersion>, String>,
     }
     impl<'a> GetAgent<'a> {
@@ -17011,14 +17232,11 @@ pub mod builder {
         }
         pub fn aid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::AgentId>,
         {
             self.aid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for aid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `AgentId` for aid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -17103,7 +17321,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct DeleteAgent<'a> {
         client: &'a super::Client,
-        aid: Result<::std::string::String, String>,
+        aid: Result<types::AgentId, String>,
         ic_api_version: Result<Option<types::DeleteAgentIcApiVersion>, String>,
     }
     impl<'a> DeleteAgent<'a> {
@@ -17116,14 +17334,11 @@ pub mod builder {
         }
         pub fn aid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::AgentId>,
         {
             self.aid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for aid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `AgentId` for aid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -17208,7 +17423,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct UpdateAgent<'a> {
         client: &'a super::Client,
-        aid: Result<::std::string::String, String>,
+        aid: Result<types::AgentId, String>,
         ic_api_version: Result<Option<types::UpdateAgentIcApiVersion>, String>,
         body: Result<types::builder::UpdateAgentRequest, String>,
     }
@@ -17223,14 +17438,11 @@ pub mod builder {
         }
         pub fn aid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::AgentId>,
         {
             self.aid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for aid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `AgentId` for aid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -17537,7 +17749,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct GetFile<'a> {
         client: &'a super::Client,
-        fid: Result<::std::string::String, String>,
+        fid: Result<types::FileId, String>,
         ic_api_version: Result<Option<types::GetFileIcApiVersion>, String>,
     }
     impl<'a> GetFile<'a> {
@@ -17550,14 +17762,11 @@ pub mod builder {
         }
         pub fn fid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::FileId>,
         {
             self.fid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for fid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `FileId` for fid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -17642,7 +17851,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct GetFileContent<'a> {
         client: &'a super::Client,
-        fid: Result<::std::string::String, String>,
+        fid: Result<types::FileId, String>,
         ic_api_version: Result<Option<types::GetFileContentIcApiVersion>, String>,
     }
     impl<'a> GetFileContent<'a> {
@@ -17655,14 +17864,11 @@ pub mod builder {
         }
         pub fn fid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::FileId>,
         {
             self.fid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for fid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `FileId` for fid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -18003,7 +18209,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct GetProject<'a> {
         client: &'a super::Client,
-        pid: Result<::std::string::String, String>,
+        pid: Result<types::ProjectId, String>,
         ic_api_version: Result<Option<types::GetProjectIcApiVersion>, String>,
     }
     impl<'a> GetProject<'a> {
@@ -18016,14 +18222,11 @@ pub mod builder {
         }
         pub fn pid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::ProjectId>,
         {
             self.pid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for pid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `ProjectId` for pid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -18109,7 +18312,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct DeleteProject<'a> {
         client: &'a super::Client,
-        pid: Result<::std::string::String, String>,
+        pid: Result<types::ProjectId, String>,
         ic_api_version: Result<Option<types::DeleteProjectIcApiVersion>, String>,
     }
     impl<'a> DeleteProject<'a> {
@@ -18122,14 +18325,11 @@ pub mod builder {
         }
         pub fn pid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::ProjectId>,
         {
             self.pid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for pid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `ProjectId` for pid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -18215,7 +18415,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct CreateProjectToken<'a> {
         client: &'a super::Client,
-        pid: Result<::std::string::String, String>,
+        pid: Result<types::ProjectId, String>,
         ic_api_version: Result<Option<types::CreateProjectTokenIcApiVersion>, String>,
         idempotency_key: Result<Option<types::CreateProjectTokenIdempotencyKey>, String>,
         body: Result<types::builder::CreateProjectTokenRequest, String>,
@@ -18232,14 +18432,11 @@ pub mod builder {
         }
         pub fn pid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::ProjectId>,
         {
             self.pid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for pid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `ProjectId` for pid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -18549,7 +18746,7 @@ pub mod builder {
         external_id_prefix: Result<Option<::std::string::String>, String>,
         limit: Result<Option<::std::num::NonZeroU64>, String>,
         since: Result<Option<::chrono::DateTime<::chrono::offset::Utc>>, String>,
-        smith_id: Result<Option<::std::string::String>, String>,
+        smith_id: Result<Option<types::SmithId>, String>,
         status: Result<Option<types::RunStatus>, String>,
         ic_api_version: Result<Option<types::ListRunsIcApiVersion>, String>,
     }
@@ -18620,15 +18817,12 @@ pub mod builder {
         }
         pub fn smith_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.smith_id = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for smith_id failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for smith_id failed".to_string());
             self
         }
         pub fn status<V>(mut self, value: V) -> Self
@@ -18747,7 +18941,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct ListSmiths<'a> {
         client: &'a super::Client,
-        agent_id: Result<Option<::std::string::String>, String>,
+        agent_id: Result<Option<types::AgentId>, String>,
         cursor: Result<Option<::std::string::String>, String>,
         customer_id: Result<Option<::std::string::String>, String>,
         external_id: Result<Option<::std::string::String>, String>,
@@ -18770,15 +18964,12 @@ pub mod builder {
         }
         pub fn agent_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::AgentId>,
         {
             self.agent_id = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for agent_id failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `AgentId` for agent_id failed".to_string());
             self
         }
         pub fn cursor<V>(mut self, value: V) -> Self
@@ -19098,7 +19289,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct GetSmith<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
         ic_api_version: Result<Option<types::GetSmithIcApiVersion>, String>,
     }
     impl<'a> GetSmith<'a> {
@@ -19111,14 +19302,11 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -19203,7 +19391,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct DeleteSmith<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
         ic_api_version: Result<Option<types::DeleteSmithIcApiVersion>, String>,
     }
     impl<'a> DeleteSmith<'a> {
@@ -19216,14 +19404,11 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -19308,7 +19493,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct UpdateSmith<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
         ic_api_version: Result<Option<types::UpdateSmithIcApiVersion>, String>,
         body: Result<types::builder::UpdateSmithRequest, String>,
     }
@@ -19323,14 +19508,11 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -19445,7 +19627,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct ListRevisions<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
         cursor: Result<Option<::std::string::String>, String>,
         limit: Result<Option<::std::num::NonZeroU64>, String>,
         ic_api_version: Result<Option<types::ListRevisionsIcApiVersion>, String>,
@@ -19462,14 +19644,11 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn cursor<V>(mut self, value: V) -> Self
@@ -19587,7 +19766,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct RestoreRevision<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
         n: Result<i32, String>,
         ic_api_version: Result<Option<types::RestoreRevisionIcApiVersion>, String>,
         idempotency_key: Result<Option<types::RestoreRevisionIdempotencyKey>, String>,
@@ -19604,14 +19783,11 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn n<V>(mut self, value: V) -> Self
@@ -19724,7 +19900,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct ListSmithRuns<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
         cursor: Result<Option<::std::string::String>, String>,
         limit: Result<Option<::std::num::NonZeroU64>, String>,
         ic_api_version: Result<Option<types::ListSmithRunsIcApiVersion>, String>,
@@ -19741,14 +19917,11 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn cursor<V>(mut self, value: V) -> Self
@@ -19864,7 +20037,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct CreateRun<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
         ic_api_version: Result<Option<types::CreateRunIcApiVersion>, String>,
         idempotency_key: Result<Option<types::CreateRunIdempotencyKey>, String>,
         body: Result<types::builder::CreateRunRequest, String>,
@@ -19881,14 +20054,11 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -20018,8 +20188,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct GetRun<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
-        rid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
+        rid: Result<types::RunId, String>,
         ic_api_version: Result<Option<types::GetRunIcApiVersion>, String>,
     }
     impl<'a> GetRun<'a> {
@@ -20033,26 +20203,20 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn rid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::RunId>,
         {
             self.rid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for rid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `RunId` for rid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -20136,8 +20300,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct CancelRun<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
-        rid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
+        rid: Result<types::RunId, String>,
         ic_api_version: Result<Option<types::CancelRunIcApiVersion>, String>,
         idempotency_key: Result<Option<types::CancelRunIdempotencyKey>, String>,
     }
@@ -20153,26 +20317,20 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn rid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::RunId>,
         {
             self.rid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for rid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `RunId` for rid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -20273,8 +20431,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct RunEvents<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
-        rid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
+        rid: Result<types::RunId, String>,
         ic_api_version: Result<Option<types::RunEventsIcApiVersion>, String>,
         last_event_id: Result<Option<::std::string::String>, String>,
     }
@@ -20290,26 +20448,20 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn rid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::RunId>,
         {
             self.rid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for rid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `RunId` for rid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -20402,8 +20554,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct ReplayRun<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
-        rid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
+        rid: Result<types::RunId, String>,
         ic_api_version: Result<Option<types::ReplayRunIcApiVersion>, String>,
         idempotency_key: Result<Option<types::ReplayRunIdempotencyKey>, String>,
         body: Result<types::builder::ReplayRunRequest, String>,
@@ -20421,26 +20573,20 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn rid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::RunId>,
         {
             self.rid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for rid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `RunId` for rid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -20571,8 +20717,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct SubmitToolOutputs<'a> {
         client: &'a super::Client,
-        sid: Result<::std::string::String, String>,
-        rid: Result<::std::string::String, String>,
+        sid: Result<types::SmithId, String>,
+        rid: Result<types::RunId, String>,
         ic_api_version: Result<Option<types::SubmitToolOutputsIcApiVersion>, String>,
         idempotency_key: Result<Option<types::SubmitToolOutputsIdempotencyKey>, String>,
         body: Result<types::builder::SubmitToolOutputsRequest, String>,
@@ -20590,26 +20736,20 @@ pub mod builder {
         }
         pub fn sid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::SmithId>,
         {
             self.sid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for sid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
             self
         }
         pub fn rid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::RunId>,
         {
             self.rid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for rid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `RunId` for rid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -21430,7 +21570,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct DeleteToken<'a> {
         client: &'a super::Client,
-        tid: Result<::std::string::String, String>,
+        tid: Result<types::TokenId, String>,
         ic_api_version: Result<Option<types::DeleteTokenIcApiVersion>, String>,
     }
     impl<'a> DeleteToken<'a> {
@@ -21443,14 +21583,11 @@ pub mod builder {
         }
         pub fn tid<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::TokenId>,
         {
             self.tid = value
                 .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for tid failed"
-                        .to_string()
-                });
+                .map_err(|_| "conversion to `TokenId` for tid failed".to_string());
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
@@ -21586,6 +21723,119 @@ mod cursor_pages {
         fn into_parts(self) -> (Vec<types::Token>, Option<String>) {
             let next = if self.has_more { self.next_cursor } else { None };
             (self.data, next)
+        }
+    }
+}
+
+/// Conversions into every typed id of the spec.
+mod id_conversions {
+    use super::types;
+
+    impl From<&str> for types::AgentId {
+        fn from(id: &str) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&String> for types::AgentId {
+        fn from(id: &String) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&types::AgentId> for types::AgentId {
+        fn from(id: &types::AgentId) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&str> for types::FileId {
+        fn from(id: &str) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&String> for types::FileId {
+        fn from(id: &String) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&types::FileId> for types::FileId {
+        fn from(id: &types::FileId) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&str> for types::ProjectId {
+        fn from(id: &str) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&String> for types::ProjectId {
+        fn from(id: &String) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&types::ProjectId> for types::ProjectId {
+        fn from(id: &types::ProjectId) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&str> for types::RunId {
+        fn from(id: &str) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&String> for types::RunId {
+        fn from(id: &String) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&types::RunId> for types::RunId {
+        fn from(id: &types::RunId) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&str> for types::SmithId {
+        fn from(id: &str) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&String> for types::SmithId {
+        fn from(id: &String) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&types::SmithId> for types::SmithId {
+        fn from(id: &types::SmithId) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&str> for types::TokenId {
+        fn from(id: &str) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&String> for types::TokenId {
+        fn from(id: &String) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&types::TokenId> for types::TokenId {
+        fn from(id: &types::TokenId) -> Self {
+            Self(id.to_string())
         }
     }
 }

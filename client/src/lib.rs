@@ -71,7 +71,7 @@
 //! let again = client.get_run().sid(&smith.id).rid(&run.id).send().await?.into_inner();
 //! assert_eq!(again.id, run.id);
 //! let replay = client.replay_run().sid(&smith.id).rid(&run.id).body(types::ReplayRunRequest::default()).send().await?;
-//! assert_eq!(replay.replay_of.as_deref(), Some(run.id.as_str()));
+//! assert_eq!(replay.replay_of.as_ref(), Some(&run.id));
 //! # Ok(()) }
 //! ```
 

@@ -10,6 +10,7 @@ use ingram_core::db;
 use ingram_core::domain::tokens;
 use ingram_core::egress::EgressPolicy;
 use ingram_core::engine::capacity::CapacityLimits;
+use ingram_core::ids::{ProjectId, SmithId};
 use ingram_core::settings::Settings;
 use ingram_server::AppState;
 use tracing_subscriber::EnvFilter;
@@ -162,7 +163,8 @@ async fn create_token(
         (TokenKind::TenantAdmin, Some(_)) => anyhow::bail!("--smith applies to smith tokens only"),
         _ => {}
     }
-    let grant = tokens::Grant { kind, smith_id: smith, scopes: None, name };
+    let project = ProjectId::from(project);
+    let grant = tokens::Grant { kind, smith_id: smith.map(SmithId::from), scopes: None, name };
     let minted = tokens::grant(&db, tokens::Grantor::Operator { project_id: &project }, grant).await.map_err(fail)?;
     println!("{}", minted.secret);
     eprintln!("token {} ({}) for project {project}", minted.record.id, kind.as_str());

@@ -83,7 +83,7 @@ impl TestApp {
             base_url: format!("http://{addr}"),
             org_key: boot.new_org_key.expect("a fresh database mints an org key"),
             admin_token: boot.new_admin_token.expect("a fresh database mints an admin token"),
-            project_id: boot.project_id,
+            project_id: boot.project_id.into_string(),
             state,
             http: reqwest::Client::new(),
             _shutdown: shutdown,

@@ -148,7 +148,7 @@ async fn bootstrap_creates_operator_chosen_secrets_once_and_never_reinstates_or_
         || Chosen { org_key: Some("ik_org_chosen-by-ops".into()), admin_token: Some("tha_live_chosen-by-ops".into()) };
     let again = bootstrap::ensure(&app.state.db, chosen()).await.unwrap();
     assert!(!again.created && again.new_org_key.is_none() && again.new_admin_token.is_none(), "nothing new is printed");
-    assert_eq!(again.project_id, app.project_id);
+    assert_eq!(again.project_id.as_str(), app.project_id);
     app.get("/v1/smiths", "tha_live_chosen-by-ops").await.expect(200);
     app.get("/v1/organization/projects", "ik_org_chosen-by-ops").await.expect(200);
 

@@ -241,7 +241,7 @@ async fn the_client_streams_and_drives_runs_against_the_server() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(replayed.replay_of.as_deref(), Some(paused.id.as_str()));
+    assert_eq!(replayed.replay_of.as_ref(), Some(&paused.id));
     let cancelled = client.cancel_run().sid(&sid).rid(&replayed.id).send().await.unwrap().into_inner();
     assert_eq!(cancelled.status, types::RunStatus::Cancelled);
     let listed = client.list_runs().smith_id(&sid).send().await.unwrap().into_inner();

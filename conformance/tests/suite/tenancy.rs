@@ -175,7 +175,7 @@ async fn second_organization_key(app: &TestApp) -> String {
     use ingram_core::domain::tokens;
     use ingram_core::store::organization;
     let org = organization::ActiveModel {
-        id: Set(ingram_core::ids::new_id(ingram_core::ids::IdKind::Organization)),
+        id: Set(ingram_core::ids::OrganizationId::generate()),
         name: Set("intruders".into()),
         created_at: Set(ingram_core::store::now()),
     }

@@ -10,7 +10,7 @@ use sea_orm::{
 use crate::auth::{TokenKind, secret};
 use crate::domain::{projects, tokens};
 use crate::error::{Error, Result};
-use crate::ids::{IdKind, new_id};
+use crate::ids::{OrganizationId, ProjectId};
 use crate::store::{now, organization, token};
 
 /// No `Debug`: it carries secrets.
@@ -23,8 +23,8 @@ pub struct Chosen {
 /// What bootstrapping made; secrets are present only when generated here, to print once.
 /// No `Debug`: it carries secrets.
 pub struct Bootstrapped {
-    pub organization_id: String,
-    pub project_id: String,
+    pub organization_id: OrganizationId,
+    pub project_id: ProjectId,
     pub created: bool,
     pub new_org_key: Option<String>,
     pub new_admin_token: Option<String>,
@@ -37,7 +37,7 @@ pub async fn ensure(db: &DatabaseConnection, chosen: Chosen) -> Result<Bootstrap
         Some(organization) => organization,
         None => {
             organization::ActiveModel {
-                id: Set(new_id(IdKind::Organization)),
+                id: Set(OrganizationId::generate()),
                 name: Set("Default organization".into()),
                 created_at: Set(now()),
             }
@@ -79,8 +79,8 @@ pub async fn ensure(db: &DatabaseConnection, chosen: Chosen) -> Result<Bootstrap
 async fn mint(
     db: &DatabaseConnection,
     kind: TokenKind,
-    organization_id: &str,
-    project_id: Option<&str>,
+    organization_id: &OrganizationId,
+    project_id: Option<&ProjectId>,
     secret: Option<String>,
 ) -> Result<String> {
     let minted = tokens::mint(
@@ -105,8 +105,8 @@ async fn mint(
 async fn ensure_secret(
     db: &DatabaseConnection,
     kind: TokenKind,
-    organization_id: &str,
-    project_id: Option<&str>,
+    organization_id: &OrganizationId,
+    project_id: Option<&ProjectId>,
     chosen: String,
 ) -> Result<()> {
     let variable = match kind {
@@ -118,7 +118,7 @@ async fn ensure_secret(
         None => {
             mint(db, kind, organization_id, project_id, Some(chosen)).await?;
         }
-        Some(record) if record.kind != kind.as_str() || record.organization_id != organization_id => {
+        Some(record) if record.kind != kind.as_str() || record.organization_id != *organization_id => {
             return Err(Error::conflict(
                 "bootstrap_secret_conflict",
                 format!(

@@ -121,7 +121,7 @@ impl Error {
     }
 
     /// The resource does not exist *for this caller*: also what another tenant's resource looks like.
-    pub fn not_found(code: &'static str, what: &str, id: &str) -> Self {
+    pub fn not_found(code: &'static str, what: &str, id: impl std::fmt::Display) -> Self {
         Self::new(ErrorKind::NotFound, code, format!("No {what} with id '{id}'."))
     }
 

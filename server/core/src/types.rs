@@ -9,6 +9,7 @@ use sea_orm::sea_query::StringLen;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorBody;
+use crate::ids::{AgentId, FileId, RunId, SmithId};
 use crate::providers::{Role, StopReason, ToolCall};
 
 pub const EVENT_VERSION: u8 = 1;
@@ -84,7 +85,7 @@ pub struct ImagePart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_id: Option<String>,
+    pub file_id: Option<FileId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<ImageDetail>,
 }
@@ -112,7 +113,7 @@ impl ImageDetail {
 #[serde(deny_unknown_fields)]
 pub struct FilePart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_id: Option<String>,
+    pub file_id: Option<FileId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,7 +196,7 @@ pub struct FunctionDefinition {
 /// The config a run resolved at creation: agent, then smith overrides, then run overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub model: String,
     pub instructions: Option<String>,
     pub tools: Vec<String>,
@@ -305,8 +306,8 @@ pub type Metadata = BTreeMap<String, String>;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunStartedEvent {
     pub v: u8,
-    pub run_id: String,
-    pub smith_id: String,
+    pub run_id: RunId,
+    pub smith_id: SmithId,
     pub thread_id: String,
     pub model: String,
     pub created_at: DateTime<Utc>,
@@ -316,7 +317,7 @@ pub struct RunStartedEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageDeltaEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub delta: String,
 }
 
@@ -324,7 +325,7 @@ pub struct MessageDeltaEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MessageCompletedEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub content: String,
     pub tool_calls: Vec<ToolCall>,
 }
@@ -333,7 +334,7 @@ pub struct MessageCompletedEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToolExecutingEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub tool_call: ToolCall,
 }
 
@@ -341,7 +342,7 @@ pub struct ToolExecutingEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToolCompletedEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub tool_call_id: String,
     pub output: String,
 }
@@ -350,7 +351,7 @@ pub struct ToolCompletedEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRequiresActionEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub required_action: RequiredAction,
 }
 
@@ -358,7 +359,7 @@ pub struct RunRequiresActionEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApprovalRequiredEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub approval_id: String,
     pub tool_call: ToolCall,
 }
@@ -367,7 +368,7 @@ pub struct ApprovalRequiredEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunCompletedEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub stop_reason: StopReason,
     pub usage: RunUsage,
 }
@@ -376,7 +377,7 @@ pub struct RunCompletedEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunFailedEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub error: ErrorBody,
 }
 
@@ -384,14 +385,14 @@ pub struct RunFailedEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunCancelledEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
 }
 
 /// `run.duplicate`: a retried Idempotency-Key met a streaming create; follow `run_id`'s events.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunDuplicateEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
 }
 
 /// The `data` of one SSE frame; the frame's `event:` line names which.

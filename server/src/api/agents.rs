@@ -10,10 +10,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use ingram_core::domain::agents::{self, AgentPatch, NewAgent};
 use ingram_core::domain::config::AgentDesign;
 use ingram_core::error::Error;
+use ingram_core::ids::AgentId;
 use ingram_core::store::agent;
 
 use crate::AppState;
 use crate::api::pagination::{PageParams, list_type};
+use crate::api::schemas;
 use crate::api::{Deleted, double_option};
 use crate::http::ApiResult;
 use crate::http::auth::{Authorized, scopes};
@@ -21,7 +23,8 @@ use crate::http::extract::{Json, Path, Query};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Agent {
-    pub id: String,
+    #[schema(value_type = schemas::AgentId)]
+    pub id: AgentId,
     pub name: String,
     pub instructions: Option<String>,
     /// The model the agent thinks with; see docs/models.md for how a name picks a provider.
@@ -152,33 +155,33 @@ async fn list_agents(
     Ok(axum::Json(page.try_map(Agent::try_from)?.into()))
 }
 
-#[utoipa::path(get, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
+#[utoipa::path(get, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = schemas::AgentId, Path, description = "The agent's id (agt_…).")),
     responses((status = 200, description = "The agent.", body = Agent)))]
 async fn get_agent(
     State(state): State<AppState>,
     caller: Authorized<scopes::AgentsRead>,
-    Path(aid): Path<String>,
+    Path(aid): Path<AgentId>,
 ) -> ApiResult<axum::Json<Agent>> {
     Ok(axum::Json(agents::get(&state.db, &caller.project_id, &aid).await?.try_into()?))
 }
 
-#[utoipa::path(patch, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
+#[utoipa::path(patch, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = schemas::AgentId, Path, description = "The agent's id (agt_…).")),
     request_body = UpdateAgentRequest, responses((status = 200, description = "The updated agent.", body = Agent)))]
 async fn update_agent(
     State(state): State<AppState>,
     caller: Authorized<scopes::AgentsWrite>,
-    Path(aid): Path<String>,
+    Path(aid): Path<AgentId>,
     Json(patch): Json<UpdateAgentRequest>,
 ) -> ApiResult<axum::Json<Agent>> {
     Ok(axum::Json(agents::update(&state.db, &caller.project_id, &aid, patch.into()).await?.try_into()?))
 }
 
-#[utoipa::path(delete, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = String, Path, description = "The agent's id (agt_…).")),
+#[utoipa::path(delete, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = schemas::AgentId, Path, description = "The agent's id (agt_…).")),
     responses((status = 200, description = "The agent was deleted. Refused with 409 `agent_in_use` while live smiths run on it, and `agent_is_default` for the default agent.", body = Deleted)))]
 async fn delete_agent(
     State(state): State<AppState>,
     caller: Authorized<scopes::AgentsWrite>,
-    Path(aid): Path<String>,
+    Path(aid): Path<AgentId>,
 ) -> ApiResult<axum::Json<Deleted>> {
     agents::delete(&state.db, &caller.project_id, &aid).await?;
     Ok(axum::Json(Deleted::new(aid)))

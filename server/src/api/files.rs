@@ -9,16 +9,19 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
+use crate::api::schemas;
 use crate::http::ApiResult;
 use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::Path;
 use ingram_core::domain::files;
+use ingram_core::ids::{FileId, SmithId};
 use ingram_core::store::file;
 
 /// A stored file, in OpenAI's file shape plus what Ingram knows of it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct File {
-    pub id: String,
+    #[schema(value_type = schemas::FileId)]
+    pub id: FileId,
     /// Always `file`.
     pub object: String,
     /// Size in bytes.
@@ -30,7 +33,8 @@ pub struct File {
     pub purpose: String,
     pub media_type: String,
     /// The smith whose conversation it came in.
-    pub smith_id: String,
+    #[schema(value_type = schemas::SmithId)]
+    pub smith_id: SmithId,
 }
 
 impl From<file::Info> for File {
@@ -54,23 +58,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 const FID: &str = "The file's id (file_…).";
 
-#[utoipa::path(get, path = "/v1/files/{fid}", tag = "files", params(("fid" = String, Path, description = FID)),
+#[utoipa::path(get, path = "/v1/files/{fid}", tag = "files", params(("fid" = schemas::FileId, Path, description = FID)),
     responses((status = 200, description = "The file's metadata.", body = File)))]
 async fn get_file(
     State(state): State<AppState>,
     caller: Authorized<scopes::FilesRead>,
-    Path(fid): Path<String>,
+    Path(fid): Path<FileId>,
 ) -> ApiResult<axum::Json<File>> {
     Ok(axum::Json(files::get(&state.db, &caller, &fid).await?.into()))
 }
 
-#[utoipa::path(get, path = "/v1/files/{fid}/content", tag = "files", params(("fid" = String, Path, description = FID)),
+#[utoipa::path(get, path = "/v1/files/{fid}/content", tag = "files", params(("fid" = schemas::FileId, Path, description = FID)),
     responses((status = 200, description = "The file's bytes, with its media type as Content-Type.",
         content_type = "application/octet-stream", body = Vec<u8>)))]
 async fn get_file_content(
     State(state): State<AppState>,
     caller: Authorized<scopes::FilesRead>,
-    Path(fid): Path<String>,
+    Path(fid): Path<FileId>,
 ) -> ApiResult<Response> {
     let file = files::get_content(&state.db, &caller, &fid).await?;
     let disposition = format!("attachment; filename=\"{}\"", header_safe(&file.filename));

@@ -53,8 +53,8 @@ pub struct Deleted {
 }
 
 impl Deleted {
-    pub fn new(id: String) -> Self {
-        Self { id, deleted: true }
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: id.into(), deleted: true }
     }
 }
 

@@ -26,6 +26,7 @@ use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::Subscription;
 use ingram_core::engine::start::{Sampling, Started, Turn, validate_thread_id};
 use ingram_core::error::{Error, ErrorBody, ErrorKind, ErrorType};
+use ingram_core::ids::SmithId;
 use ingram_core::providers::{Role, StopReason, ToolCall};
 use ingram_core::store::decode_json_opt;
 use ingram_core::types::{
@@ -336,7 +337,7 @@ pub(crate) async fn resolve_smith(
         return smiths::get_with_agent(&state.db, caller, own).await;
     }
     if let Some(smith_id) = headers.get(crate::http::headers::SMITH).and_then(|value| value.to_str().ok()) {
-        return smiths::get_with_agent(&state.db, caller, smith_id).await;
+        return smiths::get_with_agent(&state.db, caller, &SmithId::from(smith_id)).await;
     }
     let Some(external_id) = user else {
         return Err(Error::bad_request(

@@ -17,14 +17,17 @@ use crate::http::auth::OrgCaller;
 use crate::http::extract::{Json, OptionalJson, Path, Query};
 use ingram_core::auth::{Scope, TokenKind};
 use ingram_core::domain::{agents, projects, tokens};
+use ingram_core::ids::{AgentId, ProjectId};
 use ingram_core::store::project;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Project {
-    pub id: String,
+    #[schema(value_type = schemas::ProjectId)]
+    pub id: ProjectId,
     pub name: String,
     /// The agent smiths land on when they name none.
-    pub default_agent_id: Option<String>,
+    #[schema(value_type = Option<schemas::AgentId>)]
+    pub default_agent_id: Option<AgentId>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -81,34 +84,34 @@ async fn list_projects(
     Ok(axum::Json(page.map(Project::from).into()))
 }
 
-#[utoipa::path(get, path = "/v1/organization/projects/{pid}", tag = "projects", params(("pid" = String, Path, description = "The project's id (prj_…).")),
+#[utoipa::path(get, path = "/v1/organization/projects/{pid}", tag = "projects", params(("pid" = schemas::ProjectId, Path, description = "The project's id (prj_…).")),
     responses((status = 200, description = "The project.", body = Project)))]
 async fn get_project(
     State(state): State<AppState>,
     org: OrgCaller,
-    Path(pid): Path<String>,
+    Path(pid): Path<ProjectId>,
 ) -> ApiResult<axum::Json<Project>> {
     Ok(axum::Json(projects::get(&state.db, &org.organization_id, &pid).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/v1/organization/projects/{pid}", tag = "projects", params(("pid" = String, Path, description = "The project's id (prj_…).")),
+#[utoipa::path(delete, path = "/v1/organization/projects/{pid}", tag = "projects", params(("pid" = schemas::ProjectId, Path, description = "The project's id (prj_…).")),
     responses((status = 200, description = "The project was deleted and all its tokens revoked.", body = Deleted)))]
 async fn delete_project(
     State(state): State<AppState>,
     org: OrgCaller,
-    Path(pid): Path<String>,
+    Path(pid): Path<ProjectId>,
 ) -> ApiResult<axum::Json<Deleted>> {
     projects::delete(&state.db, &org.organization_id, &pid).await?;
     Ok(axum::Json(Deleted::new(pid)))
 }
 
 #[utoipa::path(post, path = "/v1/organization/projects/{pid}/tokens", tag = "projects",
-    params(("pid" = String, Path, description = "The project's id (prj_…).")), request_body = CreateProjectTokenRequest,
+    params(("pid" = schemas::ProjectId, Path, description = "The project's id (prj_…).")), request_body = CreateProjectTokenRequest,
     responses((status = 201, description = "A tenant-admin token for the project, with its secret in `token` (shown only here).", body = Token)))]
 async fn create_project_token(
     State(state): State<AppState>,
     org: OrgCaller,
-    Path(pid): Path<String>,
+    Path(pid): Path<ProjectId>,
     OptionalJson(request): OptionalJson<CreateProjectTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Token>)> {
     let project = projects::get(&state.db, &org.organization_id, &pid).await?;

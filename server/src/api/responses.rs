@@ -28,6 +28,7 @@ use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::Subscription;
 use ingram_core::engine::start::{Sampling, Started, Turn};
 use ingram_core::error::Error;
+use ingram_core::ids::{FileId, RunId, SmithId};
 use ingram_core::providers::{Role, StopReason, ToolCall};
 use ingram_core::store::{decode_json_opt, run};
 use ingram_core::types::{
@@ -137,10 +138,10 @@ impl From<ResponseContentPart> for ContentPart {
         match part {
             ResponseContentPart::InputText { text } | ResponseContentPart::OutputText { text } => Self::Text { text },
             ResponseContentPart::InputImage { image_url, file_id, detail } => {
-                Self::ImageUrl { image_url: ImagePart { url: image_url, file_id, detail } }
+                Self::ImageUrl { image_url: ImagePart { url: image_url, file_id: file_id.map(FileId::from), detail } }
             }
             ResponseContentPart::InputFile { file_id, file_data, filename } => {
-                Self::File { file: FilePart { file_id, file_data, filename } }
+                Self::File { file: FilePart { file_id: file_id.map(FileId::from), file_data, filename } }
             }
         }
     }
@@ -270,7 +271,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Ids of the run's items, derived from the run id: `resp_…`, `msg_…`, `fc_…`.
-fn item_id(prefix: &str, run_id: &str) -> String {
+fn item_id(prefix: &str, run_id: &RunId) -> String {
+    let run_id = run_id.as_str();
     format!("{prefix}_{}", run_id.strip_prefix("run_").unwrap_or(run_id))
 }
 
@@ -278,7 +280,7 @@ fn item_id(prefix: &str, run_id: &str) -> String {
 #[derive(Clone)]
 struct Echo {
     id: String,
-    run_id: String,
+    run_id: RunId,
     created_at: i64,
     model: String,
     instructions: Option<String>,
@@ -494,7 +496,7 @@ enum ReferencedItem {
 async fn referenced_items(
     state: &AppState,
     input: &ResponseInput,
-    smith_id: &str,
+    smith_id: &SmithId,
 ) -> ingram_core::Result<HashMap<String, ReferencedItem>> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let ResponseInput::Items(items) = input else { return Ok(HashMap::new()) };

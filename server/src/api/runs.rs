@@ -30,6 +30,7 @@ use ingram_core::engine::events::Subscription;
 use ingram_core::engine::start::Turn;
 use ingram_core::engine::{OnBusy, ToolOutput};
 use ingram_core::error::{Error, ErrorBody};
+use ingram_core::ids::{RunId, SmithId};
 use ingram_core::providers::{Role, StopReason};
 use ingram_core::store::{decode_json, decode_json_opt, run};
 use ingram_core::types::{
@@ -38,10 +39,12 @@ use ingram_core::types::{
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Run {
-    pub id: String,
+    #[schema(value_type = schemas::RunId)]
+    pub id: RunId,
     #[schema(value_type = schemas::RunStatus)]
     pub status: RunStatus,
-    pub smith_id: String,
+    #[schema(value_type = schemas::SmithId)]
+    pub smith_id: SmithId,
     pub thread_id: String,
     #[schema(value_type = Vec<schemas::InputMessage>)]
     pub input: Vec<InputMessage>,
@@ -62,7 +65,8 @@ pub struct Run {
     pub config: RunConfig,
     pub metadata: Option<BTreeMap<String, String>>,
     /// The run this one replays.
-    pub replay_of: Option<String>,
+    #[schema(value_type = Option<schemas::RunId>)]
+    pub replay_of: Option<RunId>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -146,7 +150,8 @@ pub struct ReplayRunRequest {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListRunsParams {
-    pub smith_id: Option<String>,
+    #[param(value_type = Option<schemas::SmithId>)]
+    pub smith_id: Option<SmithId>,
     /// queued, running, requires_action, completed, failed or cancelled.
     #[param(value_type = Option<schemas::RunStatus>)]
     pub status: Option<RunStatus>,
@@ -183,14 +188,14 @@ fn validate_create(request: &CreateRunRequest) -> ingram_core::Result<()> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID)),
+#[utoipa::path(post, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = schemas::SmithId, Path, description = SID)),
     request_body = CreateRunRequest,
     responses((status = 200, description = "The finished (or paused) run; with `stream: true`, its events as SSE frames `event: <type>`, `id: <seq>`, `data: {\"v\":1,…}`.",
         content((Run = "application/json"), (schemas::RunEventData = "text/event-stream")))))]
 async fn create_run(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsWrite>,
-    Path(sid): Path<String>,
+    Path(sid): Path<SmithId>,
     Json(request): Json<CreateRunRequest>,
 ) -> ApiResult<Response> {
     let smith = smiths::get_with_agent(&state.db, &caller, &sid).await?;
@@ -214,7 +219,7 @@ async fn create_run(
 
 /// The run's SSE stream (when given its events), or (synchronously) the run once it
 /// finished or paused.
-async fn answer(state: &AppState, run_id: String, after: i32, events: Option<Subscription>) -> ApiResult<Response> {
+async fn answer(state: &AppState, run_id: RunId, after: i32, events: Option<Subscription>) -> ApiResult<Response> {
     if let Some(events) = events {
         return Ok(sse(&run_id, after, events));
     }
@@ -222,7 +227,7 @@ async fn answer(state: &AppState, run_id: String, after: i32, events: Option<Sub
     Ok(axum::Json(Run::try_from(settled)?).into_response())
 }
 
-fn sse(run_id: &str, after: i32, subscription: Subscription) -> Response {
+fn sse(run_id: &RunId, after: i32, subscription: Subscription) -> Response {
     let frames = futures::stream::unfold(subscription, |mut subscription| async move {
         match subscription.next().await {
             Ok(Some(event)) => {
@@ -238,15 +243,15 @@ fn sse(run_id: &str, after: i32, subscription: Subscription) -> Response {
         }
     });
     let sse = Sse::new(frames).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)));
-    ([(headers::RUN_ID, run_id.to_owned()), (headers::STREAM_AFTER, after.to_string())], sse).into_response()
+    ([(headers::RUN_ID, run_id.to_string()), (headers::STREAM_AFTER, after.to_string())], sse).into_response()
 }
 
-#[utoipa::path(get, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = String, Path, description = SID), PageParams),
+#[utoipa::path(get, path = "/v1/smiths/{sid}/runs", tag = "runs", params(("sid" = schemas::SmithId, Path, description = SID), PageParams),
     responses((status = 200, description = "The smith's runs, newest first.", body = RunList)))]
 async fn list_smith_runs(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsRead>,
-    Path(sid): Path<String>,
+    Path(sid): Path<SmithId>,
     Query(params): Query<PageParams>,
 ) -> ApiResult<axum::Json<RunList>> {
     smiths::get(&state.db, &caller, &sid).await?;
@@ -282,25 +287,25 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}/runs/{rid}", tag = "runs",
-    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)),
+    params(("sid" = schemas::SmithId, Path, description = SID), ("rid" = schemas::RunId, Path, description = RID)),
     responses((status = 200, description = "The run.", body = Run)))]
 async fn get_run(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsRead>,
-    Path((sid, rid)): Path<(String, String)>,
+    Path((sid, rid)): Path<(SmithId, RunId)>,
 ) -> ApiResult<axum::Json<Run>> {
     Ok(axum::Json(Run::try_from(runs::get(&state.db, &caller, &sid, &rid).await?)?))
 }
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}/runs/{rid}/events", tag = "runs",
-    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID),
+    params(("sid" = schemas::SmithId, Path, description = SID), ("rid" = schemas::RunId, Path, description = RID),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event sequence number.")),
     responses((status = 200, description = "The run's stored events, then live ones until it finishes or pauses.",
         content((schemas::RunEventData = "text/event-stream")))))]
 async fn run_events(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsRead>,
-    Path((sid, rid)): Path<(String, String)>,
+    Path((sid, rid)): Path<(SmithId, RunId)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
@@ -319,13 +324,13 @@ async fn run_events(
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/submit", tag = "runs",
-    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)), request_body = SubmitToolOutputsRequest,
+    params(("sid" = schemas::SmithId, Path, description = SID), ("rid" = schemas::RunId, Path, description = RID)), request_body = SubmitToolOutputsRequest,
     responses((status = 200, description = "The resumed run once it finished or paused again; with `stream: true`, its further events.",
         content((Run = "application/json"), (schemas::RunEventData = "text/event-stream")))))]
 async fn submit_tool_outputs(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsWrite>,
-    Path((sid, rid)): Path<(String, String)>,
+    Path((sid, rid)): Path<(SmithId, RunId)>,
     Json(request): Json<SubmitToolOutputsRequest>,
 ) -> ApiResult<Response> {
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
@@ -334,13 +339,13 @@ async fn submit_tool_outputs(
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/replay", tag = "runs",
-    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)), request_body = ReplayRunRequest,
+    params(("sid" = schemas::SmithId, Path, description = SID), ("rid" = schemas::RunId, Path, description = RID)), request_body = ReplayRunRequest,
     responses((status = 200, description = "A new run with the original's input and config, on a new thread, linked by `replay_of`.",
         content((Run = "application/json"), (schemas::RunEventData = "text/event-stream")))))]
 async fn replay_run(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsWrite>,
-    Path((sid, rid)): Path<(String, String)>,
+    Path((sid, rid)): Path<(SmithId, RunId)>,
     OptionalJson(request): OptionalJson<ReplayRunRequest>,
 ) -> ApiResult<Response> {
     let original = runs::get(&state.db, &caller, &sid, &rid).await?;
@@ -350,12 +355,12 @@ async fn replay_run(
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/cancel", tag = "runs",
-    params(("sid" = String, Path, description = SID), ("rid" = String, Path, description = RID)),
+    params(("sid" = schemas::SmithId, Path, description = SID), ("rid" = schemas::RunId, Path, description = RID)),
     responses((status = 200, description = "The cancelled run.", body = Run)))]
 async fn cancel_run(
     State(state): State<AppState>,
     caller: Authorized<scopes::RunsWrite>,
-    Path((sid, rid)): Path<(String, String)>,
+    Path((sid, rid)): Path<(SmithId, RunId)>,
 ) -> ApiResult<axum::Json<Run>> {
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
     Ok(axum::Json(Run::try_from(state.engine.cancel(&run).await?)?))

@@ -11,6 +11,30 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+macro_rules! id_schemas {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Serialize, ToSchema)]
+        pub struct $name(String);
+    )*};
+}
+
+// The core's typed ids, strings on the wire, each named so the client types them too.
+id_schemas! {
+    /// A project's id (`prj_…`).
+    ProjectId;
+    /// An API token's id (`tok_…`).
+    TokenId;
+    /// An agent's id (`agt_…`).
+    AgentId;
+    /// A smith's id (`smt_…`).
+    SmithId;
+    /// A run's id (`run_…`).
+    RunId;
+    /// A file's id (`file_…`).
+    FileId;
+}
+
 /// `{"error": {...}}`, the OpenAI error envelope, so OpenAI SDKs parse our failures unchanged.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorEnvelope {
@@ -161,7 +185,7 @@ pub struct ImagePart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_id: Option<String>,
+    pub file_id: Option<FileId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<ImageDetail>,
 }
@@ -179,7 +203,7 @@ pub enum ImageDetail {
 #[serde(deny_unknown_fields)]
 pub struct FilePart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_id: Option<String>,
+    pub file_id: Option<FileId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,7 +240,7 @@ pub struct FunctionDefinition {
 /// The config a run resolved at creation: agent, then smith overrides, then run overrides.
 #[derive(Serialize, ToSchema)]
 pub struct RunConfig {
-    pub agent_id: String,
+    pub agent_id: AgentId,
     pub model: String,
     pub instructions: Option<String>,
     pub tools: Vec<String>,
@@ -311,8 +335,8 @@ pub enum RequiredActionType {
 #[derive(Serialize, ToSchema)]
 pub struct RunStartedEvent {
     pub v: u8,
-    pub run_id: String,
-    pub smith_id: String,
+    pub run_id: RunId,
+    pub smith_id: SmithId,
     pub thread_id: String,
     pub model: String,
     pub created_at: DateTime<Utc>,
@@ -322,7 +346,7 @@ pub struct RunStartedEvent {
 #[derive(Serialize, ToSchema)]
 pub struct MessageDeltaEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub delta: String,
 }
 
@@ -330,7 +354,7 @@ pub struct MessageDeltaEvent {
 #[derive(Serialize, ToSchema)]
 pub struct MessageCompletedEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub content: String,
     pub tool_calls: Vec<ToolCall>,
 }
@@ -339,7 +363,7 @@ pub struct MessageCompletedEvent {
 #[derive(Serialize, ToSchema)]
 pub struct ToolExecutingEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub tool_call: ToolCall,
 }
 
@@ -347,7 +371,7 @@ pub struct ToolExecutingEvent {
 #[derive(Serialize, ToSchema)]
 pub struct ToolCompletedEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub tool_call_id: String,
     pub output: String,
 }
@@ -356,7 +380,7 @@ pub struct ToolCompletedEvent {
 #[derive(Serialize, ToSchema)]
 pub struct RunRequiresActionEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub required_action: RequiredAction,
 }
 
@@ -364,7 +388,7 @@ pub struct RunRequiresActionEvent {
 #[derive(Serialize, ToSchema)]
 pub struct ApprovalRequiredEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub approval_id: String,
     pub tool_call: ToolCall,
 }
@@ -373,7 +397,7 @@ pub struct ApprovalRequiredEvent {
 #[derive(Serialize, ToSchema)]
 pub struct RunCompletedEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub stop_reason: StopReason,
     pub usage: RunUsage,
 }
@@ -382,7 +406,7 @@ pub struct RunCompletedEvent {
 #[derive(Serialize, ToSchema)]
 pub struct RunFailedEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
     pub error: ErrorBody,
 }
 
@@ -390,14 +414,14 @@ pub struct RunFailedEvent {
 #[derive(Serialize, ToSchema)]
 pub struct RunCancelledEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
 }
 
 /// `run.duplicate`: a retried Idempotency-Key met a streaming create; follow `run_id`'s events.
 #[derive(Serialize, ToSchema)]
 pub struct RunDuplicateEvent {
     pub v: u8,
-    pub run_id: String,
+    pub run_id: RunId,
 }
 
 /// The `data` of one SSE frame; the frame's `event:` line names which.

@@ -12,6 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use ingram_core::domain::config::{EffectiveConfig, SmithConfig, SmithConfigPatch};
 use ingram_core::domain::smiths::{self, NewSmith, SmithFilter, SmithPatch, SmithWithAgent, Upserted};
 use ingram_core::error::Error;
+use ingram_core::ids::{AgentId, SmithId};
 use ingram_core::store::smith_revision;
 
 use crate::AppState;
@@ -32,10 +33,12 @@ pub enum ConfigSource {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Smith {
-    pub id: String,
+    #[schema(value_type = schemas::SmithId)]
+    pub id: SmithId,
     /// Your own id for the end-user.
     pub external_id: String,
-    pub agent_id: String,
+    #[schema(value_type = schemas::AgentId)]
+    pub agent_id: AgentId,
     pub customer_id: Option<String>,
     pub display_name: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
@@ -78,7 +81,8 @@ pub struct CreateSmithRequest {
     #[schema(min_length = 1, max_length = 255)]
     pub external_id: String,
     /// The agent to run; the project's default agent when absent.
-    pub agent_id: Option<String>,
+    #[schema(value_type = Option<schemas::AgentId>)]
+    pub agent_id: Option<AgentId>,
     #[schema(max_length = 256)]
     pub customer_id: Option<String>,
     #[schema(max_length = 256)]
@@ -127,7 +131,8 @@ impl From<CreateSmithRequest> for NewSmith {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSmithRequest {
     /// Attach the smith to another agent of the project.
-    pub agent_id: Option<String>,
+    #[schema(value_type = Option<schemas::AgentId>)]
+    pub agent_id: Option<AgentId>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(nullable, max_length = 256)]
     pub customer_id: Option<Option<String>>,
@@ -180,7 +185,8 @@ pub struct ListSmithsParams {
     /// Only smiths whose external_id starts with this (one namespace, e.g. `anon:`).
     pub external_id_prefix: Option<String>,
     pub customer_id: Option<String>,
-    pub agent_id: Option<String>,
+    #[param(value_type = Option<schemas::AgentId>)]
+    pub agent_id: Option<AgentId>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     pub cursor: Option<String>,
@@ -200,7 +206,8 @@ impl ListSmithsParams {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SmithRevision {
     pub number: i32,
-    pub agent_id: String,
+    #[schema(value_type = schemas::AgentId)]
+    pub agent_id: AgentId,
     #[schema(value_type = schemas::SmithConfig)]
     pub overrides: SmithConfig,
     /// Set when this revision was made by restoring an earlier one.
@@ -263,34 +270,34 @@ async fn list_smiths(
     Ok(axum::Json(page.map(Smith::from).into()))
 }
 
-#[utoipa::path(get, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
+#[utoipa::path(get, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = schemas::SmithId, Path, description = SID)),
     responses((status = 200, description = "The smith.", body = Smith)))]
 async fn get_smith(
     State(state): State<AppState>,
     caller: Authorized<scopes::SmithsRead>,
-    Path(sid): Path<String>,
+    Path(sid): Path<SmithId>,
 ) -> ApiResult<axum::Json<Smith>> {
     Ok(axum::Json(smiths::get_with_agent(&state.db, &caller, &sid).await?.into()))
 }
 
-#[utoipa::path(patch, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
+#[utoipa::path(patch, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = schemas::SmithId, Path, description = SID)),
     request_body = UpdateSmithRequest,
     responses((status = 200, description = "The updated smith; a config change made a new revision.", body = Smith)))]
 async fn update_smith(
     State(state): State<AppState>,
     caller: Authorized<scopes::SmithsWrite>,
-    Path(sid): Path<String>,
+    Path(sid): Path<SmithId>,
     Json(patch): Json<UpdateSmithRequest>,
 ) -> ApiResult<axum::Json<Smith>> {
     Ok(axum::Json(smiths::update(&state.db, &caller, &sid, patch.into()).await?.into()))
 }
 
-#[utoipa::path(delete, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = String, Path, description = SID)),
+#[utoipa::path(delete, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = schemas::SmithId, Path, description = SID)),
     responses((status = 200, description = "The smith was deleted; its external_id is free again and its smith tokens are revoked.", body = Deleted)))]
 async fn delete_smith(
     State(state): State<AppState>,
     caller: Authorized<scopes::SmithsWrite>,
-    Path(sid): Path<String>,
+    Path(sid): Path<SmithId>,
 ) -> ApiResult<axum::Json<Deleted>> {
     smiths::delete(&state.db, &caller, &sid).await?;
     // Its runs stop, and stay readable by the project (GET /v1/runs?smith_id=…).
@@ -300,12 +307,12 @@ async fn delete_smith(
 
 const REVISION_CURSOR_PREFIX: &str = "rev_";
 
-#[utoipa::path(get, path = "/v1/smiths/{sid}/revisions", tag = "smiths", params(("sid" = String, Path, description = SID), PageParams),
+#[utoipa::path(get, path = "/v1/smiths/{sid}/revisions", tag = "smiths", params(("sid" = schemas::SmithId, Path, description = SID), PageParams),
     responses((status = 200, description = "The smith's config revisions, newest first.", body = SmithRevisionList)))]
 async fn list_revisions(
     State(state): State<AppState>,
     caller: Authorized<scopes::SmithsRead>,
-    Path(sid): Path<String>,
+    Path(sid): Path<SmithId>,
     Query(params): Query<PageParams>,
 ) -> ApiResult<axum::Json<SmithRevisionList>> {
     let page = PageParams { limit: params.limit, cursor: None }.validate()?;
@@ -334,12 +341,12 @@ async fn list_revisions(
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/revisions/{n}/restore", tag = "smiths",
-    params(("sid" = String, Path, description = SID), ("n" = i32, Path, description = "The revision number to restore.")),
+    params(("sid" = schemas::SmithId, Path, description = SID), ("n" = i32, Path, description = "The revision number to restore.")),
     responses((status = 200, description = "The smith, with revision n's config current again as a new revision.", body = Smith)))]
 async fn restore_revision(
     State(state): State<AppState>,
     caller: Authorized<scopes::SmithsWrite>,
-    Path((sid, n)): Path<(String, i32)>,
+    Path((sid, n)): Path<(SmithId, i32)>,
 ) -> ApiResult<axum::Json<Smith>> {
     Ok(axum::Json(smiths::restore(&state.db, &caller, &sid, n).await?.into()))
 }

@@ -16,17 +16,21 @@ use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::{Json, Path, Query};
 use ingram_core::auth::{Scope, TokenKind, kind_and_scopes};
 use ingram_core::domain::tokens;
+use ingram_core::ids::{ProjectId, SmithId, TokenId};
 use ingram_core::store::token;
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Token {
-    pub id: String,
+    #[schema(value_type = schemas::TokenId)]
+    pub id: TokenId,
     #[schema(value_type = schemas::TokenKind)]
     pub kind: TokenKind,
     pub name: Option<String>,
-    pub project_id: Option<String>,
+    #[schema(value_type = Option<schemas::ProjectId>)]
+    pub project_id: Option<ProjectId>,
     /// The one smith a smith token acts for.
-    pub smith_id: Option<String>,
+    #[schema(value_type = Option<schemas::SmithId>)]
+    pub smith_id: Option<SmithId>,
     /// What the token may do; null means everything its kind allows.
     #[schema(value_type = Option<Vec<schemas::Scope>>)]
     pub scopes: Option<Vec<Scope>>,
@@ -82,7 +86,8 @@ pub struct CreateTokenRequest {
     #[schema(value_type = schemas::TokenKind)]
     pub kind: TokenKind,
     /// Required for a smith token: the smith it acts for.
-    pub smith_id: Option<String>,
+    #[schema(value_type = Option<schemas::SmithId>)]
+    pub smith_id: Option<SmithId>,
     /// Restrict the token to these scopes; they must be a subset of the caller's own.
     #[schema(value_type = Option<Vec<schemas::Scope>>)]
     pub scopes: Option<Vec<Scope>>,
@@ -119,12 +124,12 @@ async fn list_tokens(
     Ok(axum::Json(page.try_map(Token::from_record)?.into()))
 }
 
-#[utoipa::path(delete, path = "/v1/tenant/tokens/{tid}", tag = "tokens", params(("tid" = String, Path, description = "The token's id (tok_…).")),
+#[utoipa::path(delete, path = "/v1/tenant/tokens/{tid}", tag = "tokens", params(("tid" = schemas::TokenId, Path, description = "The token's id (tok_…).")),
     responses((status = 200, description = "The token was revoked; it answers 401 from now on.", body = Deleted)))]
 async fn delete_token(
     State(state): State<AppState>,
     caller: Authorized<scopes::TokensWrite>,
-    Path(tid): Path<String>,
+    Path(tid): Path<TokenId>,
 ) -> ApiResult<axum::Json<Deleted>> {
     tokens::revoke(&state.db, &caller, &tid).await?;
     Ok(axum::Json(Deleted::new(tid)))

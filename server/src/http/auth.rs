@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ingram_core::auth::{Caller, Principal, Scope};
 use ingram_core::error::Error;
+use ingram_core::ids::OrganizationId;
 
 use crate::AppState;
 use crate::http::error::{ApiError, ApiResult};
@@ -59,7 +60,7 @@ fn project_caller(parts: &Parts) -> ApiResult<Caller> {
 /// The organization behind an org key; project tokens are refused.
 #[derive(Debug, Clone)]
 pub struct OrgCaller {
-    pub organization_id: String,
+    pub organization_id: OrganizationId,
 }
 
 /// Authorizes the org key, then passes the idempotency gate (see [`Authorized`]).

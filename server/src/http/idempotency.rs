@@ -130,7 +130,7 @@ async fn read_keyed(key: HeaderValue, request: Request) -> Result<(Keyed, Reques
     let scope = request
         .extensions()
         .get::<Principal>()
-        .map(|principal| principal.token_id().to_owned())
+        .map(|principal| principal.token_id().to_string())
         .ok_or_else(|| Error::internal("idempotency runs after authentication").into_response())?;
     // The smith and thread named by header are part of the request.
     let named_smith = header_bytes(request.headers(), headers::SMITH);
@@ -396,7 +396,7 @@ fn replay(status: i32, body: String) -> Response {
         .ok()
         .and_then(|value| value.get(STREAM_MARKER).and_then(|id| id.as_str()).map(str::to_owned));
     if let Some(run_id) = stream_of {
-        let duplicate = RunEventData::Duplicate(RunDuplicateEvent { v: EVENT_VERSION, run_id });
+        let duplicate = RunEventData::Duplicate(RunDuplicateEvent { v: EVENT_VERSION, run_id: run_id.into() });
         let data = serde_json::to_string(&duplicate).expect("events serialize");
         let frame = format!("event: {}\ndata: {data}\n\n", duplicate.kind());
         return (

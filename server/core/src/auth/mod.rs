@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use scope::Scope;
 
 use crate::error::{Error, Result};
+use crate::ids::{OrganizationId, ProjectId, SmithId, TokenId};
 use crate::store::token;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,13 +47,13 @@ impl TokenKind {
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    Org { organization_id: String, token_id: String },
+    Org { organization_id: OrganizationId, token_id: TokenId },
     Tenant(Caller),
 }
 
 impl Principal {
     /// The token the caller authenticated with.
-    pub fn token_id(&self) -> &str {
+    pub fn token_id(&self) -> &TokenId {
         match self {
             Self::Org { token_id, .. } => token_id,
             Self::Tenant(caller) => &caller.token_id,
@@ -63,10 +64,10 @@ impl Principal {
 /// A caller acting inside one project: a tenant-admin token or a smith token.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub token_id: String,
-    pub project_id: String,
+    pub token_id: TokenId,
+    pub project_id: ProjectId,
     /// Set for smith tokens: the one smith they may see.
-    pub smith_id: Option<String>,
+    pub smith_id: Option<SmithId>,
     pub scopes: Option<Vec<Scope>>,
 }
 
@@ -95,8 +96,8 @@ impl Caller {
     }
 
     /// Whether the caller may see this smith at all (a smith token sees only its own).
-    pub fn sees_smith(&self, smith_id: &str) -> bool {
-        self.smith_id.as_deref().is_none_or(|own| own == smith_id)
+    pub fn sees_smith(&self, smith_id: &SmithId) -> bool {
+        self.smith_id.as_ref().is_none_or(|own| own == smith_id)
     }
 
     /// Whether the caller holds `scope`, for capping what a minted token may carry.

@@ -6,7 +6,7 @@ use sea_orm::{
 };
 
 use crate::error::{Error, Result};
-use crate::ids::{IdKind, new_id};
+use crate::ids::{AgentId, ProjectId};
 use crate::store::page::{Page, PageRequest};
 use crate::store::{agent, now, smith};
 
@@ -39,7 +39,7 @@ pub struct AgentPatch {
     pub allowed_models: Option<Option<Vec<String>>>,
 }
 
-pub async fn create_default(db: &impl ConnectionTrait, project_id: &str) -> Result<agent::Model> {
+pub async fn create_default(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<agent::Model> {
     insert(
         db,
         project_id,
@@ -53,13 +53,13 @@ pub async fn create_default(db: &impl ConnectionTrait, project_id: &str) -> Resu
     .await
 }
 
-pub async fn create(db: &impl ConnectionTrait, project_id: &str, request: NewAgent) -> Result<agent::Model> {
+pub async fn create(db: &impl ConnectionTrait, project_id: &ProjectId, request: NewAgent) -> Result<agent::Model> {
     insert(db, project_id, request, false).await
 }
 
 async fn insert(
     db: &impl ConnectionTrait,
-    project_id: &str,
+    project_id: &ProjectId,
     request: NewAgent,
     is_default: bool,
 ) -> Result<agent::Model> {
@@ -78,8 +78,8 @@ async fn insert(
     }
     let created_at = now();
     Ok(agent::ActiveModel {
-        id: Set(new_id(IdKind::Agent)),
-        project_id: Set(project_id.to_owned()),
+        id: Set(AgentId::generate()),
+        project_id: Set(project_id.clone()),
         name: Set(request.name),
         instructions: Set(request.instructions),
         model: Set(request.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned())),
@@ -95,7 +95,7 @@ async fn insert(
     .await?)
 }
 
-pub async fn get(db: &impl ConnectionTrait, project_id: &str, agent_id: &str) -> Result<agent::Model> {
+pub async fn get(db: &impl ConnectionTrait, project_id: &ProjectId, agent_id: &AgentId) -> Result<agent::Model> {
     agent::Entity::find_by_id(agent_id)
         .filter(agent::Column::ProjectId.eq(project_id))
         .filter(agent::Column::DeletedAt.is_null())
@@ -104,7 +104,7 @@ pub async fn get(db: &impl ConnectionTrait, project_id: &str, agent_id: &str) ->
         .ok_or_else(|| Error::not_found("agent_not_found", "agent", agent_id))
 }
 
-pub async fn get_default(db: &impl ConnectionTrait, project_id: &str) -> Result<agent::Model> {
+pub async fn get_default(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<agent::Model> {
     agent::Entity::find()
         .filter(agent::Column::ProjectId.eq(project_id))
         .filter(agent::Column::IsDefault.eq(true))
@@ -115,7 +115,11 @@ pub async fn get_default(db: &impl ConnectionTrait, project_id: &str) -> Result<
 }
 
 /// Agents by id, deleted ones included (a smith's revision may point at one).
-pub async fn get_many(db: &impl ConnectionTrait, project_id: &str, ids: Vec<String>) -> Result<Vec<agent::Model>> {
+pub async fn get_many(
+    db: &impl ConnectionTrait,
+    project_id: &ProjectId,
+    ids: Vec<AgentId>,
+) -> Result<Vec<agent::Model>> {
     Ok(agent::Entity::find()
         .filter(agent::Column::ProjectId.eq(project_id))
         .filter(agent::Column::Id.is_in(ids))
@@ -123,17 +127,17 @@ pub async fn get_many(db: &impl ConnectionTrait, project_id: &str, ids: Vec<Stri
         .await?)
 }
 
-pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageRequest) -> Result<Page<agent::Model>> {
+pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId, page: &PageRequest) -> Result<Page<agent::Model>> {
     let query = agent::Entity::find()
         .filter(agent::Column::ProjectId.eq(project_id))
         .filter(agent::Column::DeletedAt.is_null());
-    crate::store::fetch_page(db, query, agent::Column::Id, |row| &row.id, page).await
+    crate::store::fetch_page(db, query, agent::Column::Id, |row| row.id.as_str(), page).await
 }
 
 pub async fn update(
     db: &impl ConnectionTrait,
-    project_id: &str,
-    agent_id: &str,
+    project_id: &ProjectId,
+    agent_id: &AgentId,
     patch: AgentPatch,
 ) -> Result<agent::Model> {
     let current = get(db, project_id, agent_id).await?;
@@ -170,7 +174,7 @@ pub async fn update(
 }
 
 /// Refused while it is the project's default or live smiths run on it.
-pub async fn delete(db: &impl ConnectionTrait, project_id: &str, agent_id: &str) -> Result<()> {
+pub async fn delete(db: &impl ConnectionTrait, project_id: &ProjectId, agent_id: &AgentId) -> Result<()> {
     let current = get(db, project_id, agent_id).await?;
     if current.is_default {
         return Err(Error::conflict("agent_is_default", "The project's default agent cannot be deleted."));

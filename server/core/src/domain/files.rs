@@ -12,7 +12,7 @@ use sea_orm::{
 
 use crate::auth::Caller;
 use crate::error::{Error, Result};
-use crate::ids::{IdKind, new_id};
+use crate::ids::{FileId, ProjectId, SmithId};
 use crate::providers::{Attachment, AttachmentKind, AttachmentSource, Role};
 use crate::store::{file, now};
 use crate::types::{ContentPart, FilePart, ImagePart, InputMessage};
@@ -26,8 +26,8 @@ pub fn has_attachments(input: &[InputMessage]) -> bool {
 /// place; checks that every `file_id` names a file of this smith.
 pub async fn store_inline(
     db: &impl ConnectionTrait,
-    project_id: &str,
-    smith_id: &str,
+    project_id: &ProjectId,
+    smith_id: &SmithId,
     input: &mut [InputMessage],
 ) -> Result<()> {
     let owner = Owner { project_id, smith_id };
@@ -51,8 +51,8 @@ pub async fn store_inline(
 }
 
 struct Owner<'a> {
-    project_id: &'a str,
-    smith_id: &'a str,
+    project_id: &'a ProjectId,
+    smith_id: &'a SmithId,
 }
 
 /// Why a part was refused: a message for the caller, or a database failure.
@@ -87,7 +87,7 @@ fn invalid_content(message: String) -> Error {
 }
 
 async fn store_image(db: &impl ConnectionTrait, owner: &Owner<'_>, image: &mut ImagePart) -> Result<(), PartError> {
-    match (image.url.as_deref(), image.file_id.as_deref()) {
+    match (image.url.as_deref(), image.file_id.as_ref()) {
         (Some(_), Some(_)) => Err(PartError::Invalid("give an image's url or its file_id, not both.".into())),
         (None, None) => Err(PartError::Invalid("an image needs a url or a file_id.".into())),
         (None, Some(id)) => {
@@ -113,7 +113,7 @@ async fn store_image(db: &impl ConnectionTrait, owner: &Owner<'_>, image: &mut I
 }
 
 async fn store_file(db: &impl ConnectionTrait, owner: &Owner<'_>, file: &mut FilePart) -> Result<(), PartError> {
-    match (file.file_data.as_deref(), file.file_id.as_deref()) {
+    match (file.file_data.as_deref(), file.file_id.as_ref()) {
         (Some(_), Some(_)) => Err(PartError::Invalid("give a file's file_data or its file_id, not both.".into())),
         (None, None) => Err(PartError::Invalid("a file needs file_data or a file_id.".into())),
         (None, Some(id)) => {
@@ -144,12 +144,12 @@ async fn store(
     filename: String,
     media_type: String,
     bytes: Vec<u8>,
-) -> Result<String, PartError> {
+) -> Result<FileId, PartError> {
     if bytes.is_empty() {
         return Err(PartError::Invalid("the file is empty.".into()));
     }
     let sha256 = crate::digest::sha256_hex(&[&bytes]);
-    let existing: Option<String> = file::Entity::find()
+    let existing: Option<FileId> = file::Entity::find()
         .select_only()
         .column(file::Column::Id)
         .filter(file::Column::SmithId.eq(owner.smith_id))
@@ -163,9 +163,9 @@ async fn store(
         return Ok(id);
     }
     let row = file::ActiveModel {
-        id: Set(new_id(IdKind::File)),
-        project_id: Set(owner.project_id.to_owned()),
-        smith_id: Set(owner.smith_id.to_owned()),
+        id: Set(FileId::generate()),
+        project_id: Set(owner.project_id.clone()),
+        smith_id: Set(owner.smith_id.clone()),
         filename: Set(filename),
         media_type: Set(media_type),
         bytes: Set(i64::try_from(bytes.len()).unwrap_or(i64::MAX)),
@@ -176,7 +176,7 @@ async fn store(
     Ok(row.insert(db).await?.id)
 }
 
-async fn find(db: &impl ConnectionTrait, owner: &Owner<'_>, id: &str) -> Result<file::Info> {
+async fn find(db: &impl ConnectionTrait, owner: &Owner<'_>, id: &FileId) -> Result<file::Info> {
     file::Entity::find_by_id(id)
         .filter(file::Column::ProjectId.eq(owner.project_id))
         .filter(file::Column::SmithId.eq(owner.smith_id))
@@ -186,17 +186,17 @@ async fn find(db: &impl ConnectionTrait, owner: &Owner<'_>, id: &str) -> Result<
         .ok_or_else(|| not_found(id))
 }
 
-fn not_found(id: &str) -> Error {
+fn not_found(id: &FileId) -> Error {
     Error::not_found("file_not_found", "file", id)
 }
 
 /// A file the caller may see: one of its project's, and for a smith token one of its smith's.
-pub async fn get(db: &impl ConnectionTrait, caller: &Caller, id: &str) -> Result<file::Info> {
+pub async fn get(db: &impl ConnectionTrait, caller: &Caller, id: &FileId) -> Result<file::Info> {
     visible(caller, file::Entity::find_by_id(id)).into_partial_model().one(db).await?.ok_or_else(|| not_found(id))
 }
 
 /// The file with its content, under the same rule as [`get`].
-pub async fn get_content(db: &impl ConnectionTrait, caller: &Caller, id: &str) -> Result<file::Model> {
+pub async fn get_content(db: &impl ConnectionTrait, caller: &Caller, id: &FileId) -> Result<file::Model> {
     visible(caller, file::Entity::find_by_id(id)).one(db).await?.ok_or_else(|| not_found(id))
 }
 
@@ -211,15 +211,15 @@ fn visible(caller: &Caller, query: sea_orm::Select<file::Entity>) -> sea_orm::Se
 /// The stored files the messages name, by id.
 pub async fn load_named<'a>(
     db: &impl ConnectionTrait,
-    project_id: &str,
+    project_id: &ProjectId,
     messages: impl IntoIterator<Item = &'a InputMessage>,
-) -> Result<HashMap<String, file::Model>> {
+) -> Result<HashMap<FileId, file::Model>> {
     let ids: Vec<&str> = messages
         .into_iter()
         .flat_map(|message| message.content.attachments())
         .filter_map(|part| match part {
-            ContentPart::ImageUrl { image_url } => image_url.file_id.as_deref(),
-            ContentPart::File { file } => file.file_id.as_deref(),
+            ContentPart::ImageUrl { image_url } => image_url.file_id.as_ref().map(FileId::as_str),
+            ContentPart::File { file } => file.file_id.as_ref().map(FileId::as_str),
             ContentPart::Text { .. } => None,
         })
         .collect();
@@ -235,7 +235,7 @@ pub async fn load_named<'a>(
 }
 
 /// What the model sees of an image or file part: its URL, or its stored bytes.
-pub fn attachment(part: &ContentPart, stored: &HashMap<String, file::Model>) -> Option<Attachment> {
+pub fn attachment(part: &ContentPart, stored: &HashMap<FileId, file::Model>) -> Option<Attachment> {
     let from_store = |kind, id: &str, detail: Option<String>| {
         let file = stored.get(id)?;
         Some(Attachment {
@@ -251,7 +251,7 @@ pub fn attachment(part: &ContentPart, stored: &HashMap<String, file::Model>) -> 
         ContentPart::ImageUrl { image_url } => {
             let detail = image_url.detail.map(|detail| detail.as_str().to_owned());
             match (&image_url.file_id, &image_url.url) {
-                (Some(id), _) => from_store(AttachmentKind::Image, id, detail),
+                (Some(id), _) => from_store(AttachmentKind::Image, id.as_str(), detail),
                 (None, Some(url)) => Some(Attachment {
                     kind: AttachmentKind::Image,
                     media_type: media_type_of(Some(url.split(['?', '#']).next().unwrap_or(url)))
@@ -264,7 +264,9 @@ pub fn attachment(part: &ContentPart, stored: &HashMap<String, file::Model>) -> 
                 (None, None) => None,
             }
         }
-        ContentPart::File { file } => from_store(AttachmentKind::File, file.file_id.as_deref()?, None),
+        ContentPart::File { file } => {
+            from_store(AttachmentKind::File, file.file_id.as_ref().map(FileId::as_str)?, None)
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 
 use crate::crypto::SealContext;
 use crate::error::{Error, Result};
+use crate::ids::ProjectId;
 use crate::providers::Endpoint;
 use crate::providers::routing::ProviderKind;
 use crate::settings::Settings;
@@ -20,7 +21,7 @@ pub enum KeySource {
 pub async fn put(
     db: &impl ConnectionTrait,
     settings: &Settings,
-    project_id: &str,
+    project_id: &ProjectId,
     provider: ProviderKind,
     api_key: &str,
     base_url: Option<String>,
@@ -29,9 +30,9 @@ pub async fn put(
         format!("…{}", api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect::<String>());
     let at = now();
     let row = model_key::ActiveModel {
-        project_id: Set(project_id.to_owned()),
+        project_id: Set(project_id.clone()),
         provider: Set(provider.as_str().to_owned()),
-        ciphertext: Set(settings.master_key.seal(api_key, sealing(project_id, provider))),
+        ciphertext: Set(settings.master_key.seal(api_key, sealing(project_id.as_str(), provider))),
         base_url: Set(base_url),
         preview: Set(preview),
         created_at: Set(at),
@@ -55,13 +56,13 @@ pub async fn put(
 
 pub async fn get(
     db: &impl ConnectionTrait,
-    project_id: &str,
+    project_id: &ProjectId,
     provider: ProviderKind,
 ) -> Result<Option<model_key::Model>> {
     Ok(model_key::Entity::find_by_id((project_id.to_owned(), provider.as_str().to_owned())).one(db).await?)
 }
 
-pub async fn list(db: &impl ConnectionTrait, project_id: &str) -> Result<Vec<model_key::Model>> {
+pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<Vec<model_key::Model>> {
     Ok(model_key::Entity::find()
         .filter(model_key::Column::ProjectId.eq(project_id))
         .order_by_asc(model_key::Column::Provider)
@@ -69,7 +70,7 @@ pub async fn list(db: &impl ConnectionTrait, project_id: &str) -> Result<Vec<mod
         .await?)
 }
 
-pub async fn delete(db: &impl ConnectionTrait, project_id: &str, provider: ProviderKind) -> Result<()> {
+pub async fn delete(db: &impl ConnectionTrait, project_id: &ProjectId, provider: ProviderKind) -> Result<()> {
     let deleted =
         model_key::Entity::delete_by_id((project_id.to_owned(), provider.as_str().to_owned())).exec(db).await?;
     if deleted.rows_affected == 0 {
@@ -82,13 +83,13 @@ pub async fn delete(db: &impl ConnectionTrait, project_id: &str, provider: Provi
 pub async fn endpoint(
     db: &impl ConnectionTrait,
     settings: &Settings,
-    project_id: &str,
+    project_id: &ProjectId,
     provider: ProviderKind,
 ) -> Result<Option<(Endpoint, KeySource)>> {
     if let Some(stored) = get(db, project_id, provider).await? {
         let api_key = settings
             .master_key
-            .open(&stored.ciphertext, sealing(project_id, provider))
+            .open(&stored.ciphertext, sealing(project_id.as_str(), provider))
             .ok_or_else(|| Error::internal("A stored model key cannot be opened with this server's master key."))?;
         let base_url = stored.base_url.unwrap_or_else(|| provider.default_base_url().to_owned());
         return Ok(Some((Endpoint { base_url, api_key, trusted: false }, KeySource::Project)));

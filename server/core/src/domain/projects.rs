@@ -7,15 +7,15 @@ use sea_orm::{
 
 use crate::domain::agents;
 use crate::error::{Error, Result};
-use crate::ids::{IdKind, new_id};
+use crate::ids::{OrganizationId, ProjectId};
 use crate::store::page::{Page, PageRequest};
 use crate::store::{now, project, token};
 
-pub async fn create(db: &DatabaseConnection, organization_id: &str, name: &str) -> Result<project::Model> {
+pub async fn create(db: &DatabaseConnection, organization_id: &OrganizationId, name: &str) -> Result<project::Model> {
     let txn = db.begin().await?;
     let project = project::ActiveModel {
-        id: Set(new_id(IdKind::Project)),
-        organization_id: Set(organization_id.to_owned()),
+        id: Set(ProjectId::generate()),
+        organization_id: Set(organization_id.clone()),
         name: Set(name.to_owned()),
         default_agent_id: Set(None),
         created_at: Set(now()),
@@ -31,7 +31,11 @@ pub async fn create(db: &DatabaseConnection, organization_id: &str, name: &str) 
     Ok(project)
 }
 
-pub async fn get(db: &impl ConnectionTrait, organization_id: &str, project_id: &str) -> Result<project::Model> {
+pub async fn get(
+    db: &impl ConnectionTrait,
+    organization_id: &OrganizationId,
+    project_id: &ProjectId,
+) -> Result<project::Model> {
     project::Entity::find_by_id(project_id)
         .filter(project::Column::OrganizationId.eq(organization_id))
         .filter(project::Column::DeletedAt.is_null())
@@ -41,7 +45,7 @@ pub async fn get(db: &impl ConnectionTrait, organization_id: &str, project_id: &
 }
 
 /// A live project by id alone, for callers already scoped to it by their token.
-pub async fn get_live(db: &impl ConnectionTrait, project_id: &str) -> Result<project::Model> {
+pub async fn get_live(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<project::Model> {
     project::Entity::find_by_id(project_id)
         .filter(project::Column::DeletedAt.is_null())
         .one(db)
@@ -51,23 +55,23 @@ pub async fn get_live(db: &impl ConnectionTrait, project_id: &str) -> Result<pro
 
 pub async fn list(
     db: &impl ConnectionTrait,
-    organization_id: &str,
+    organization_id: &OrganizationId,
     page: &PageRequest,
 ) -> Result<Page<project::Model>> {
     let query = project::Entity::find()
         .filter(project::Column::OrganizationId.eq(organization_id))
         .filter(project::Column::DeletedAt.is_null());
-    crate::store::fetch_page(db, query, project::Column::Id, |row| &row.id, page).await
+    crate::store::fetch_page(db, query, project::Column::Id, |row| row.id.as_str(), page).await
 }
 
 /// Soft-deletes the project and revokes all its tokens, in one transaction.
-pub async fn delete(db: &DatabaseConnection, organization_id: &str, project_id: &str) -> Result<()> {
+pub async fn delete(db: &DatabaseConnection, organization_id: &OrganizationId, project_id: &ProjectId) -> Result<()> {
     let txn = db.begin().await?;
     let project = get(&txn, organization_id, project_id).await?;
     let mut project = project.into_active_model();
     project.deleted_at = Set(Some(now()));
     project.update(&txn).await?;
-    token::revoke_all(&txn, token::Column::ProjectId, project_id).await?;
+    token::revoke_all(&txn, token::Column::ProjectId, project_id.as_str()).await?;
     txn.commit().await?;
     Ok(())
 }

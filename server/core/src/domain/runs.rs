@@ -5,12 +5,13 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::auth::Caller;
 use crate::error::{Error, Result};
+use crate::ids::{RunId, SmithId};
 use crate::store::page::{Page, PageRequest};
 use crate::store::{fetch_page, run, smith};
 
 /// A run of the caller's project, also once its smith was deleted; a smith token sees only
 /// its own smith's.
-pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str, run_id: &str) -> Result<run::Model> {
+pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &SmithId, run_id: &RunId) -> Result<run::Model> {
     if !caller.sees_smith(smith_id) {
         return Err(Error::not_found("run_not_found", "run", run_id));
     }
@@ -24,7 +25,7 @@ pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str, run
 
 #[derive(Debug, Default)]
 pub struct RunFilters {
-    pub smith_id: Option<String>,
+    pub smith_id: Option<SmithId>,
     pub status: Option<String>,
     pub external_id_prefix: Option<String>,
     pub since: Option<chrono::DateTime<chrono::Utc>>,
@@ -58,5 +59,5 @@ pub async fn list(
             .to_owned();
         query = query.filter(run::Column::SmithId.in_subquery(segment));
     }
-    fetch_page(db, query, run::Column::Id, |row| &row.id, page).await
+    fetch_page(db, query, run::Column::Id, |row| row.id.as_str(), page).await
 }

@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::domain::config::{EffectiveConfig, SmithConfig, SmithConfigPatch};
 use crate::domain::{agents, is_unique_violation, limits};
 use crate::error::{Error, Result};
-use crate::ids::{IdKind, new_id};
+use crate::ids::{AgentId, ProjectId, SmithId};
 use crate::store::page::{Page, PageRequest};
 use crate::store::{agent, now, smith, smith_revision, token};
 use crate::types::Metadata;
@@ -22,7 +22,7 @@ use crate::types::Metadata;
 pub struct NewSmith {
     pub external_id: String,
     /// The project's default agent when absent.
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     pub customer_id: Option<String>,
     pub display_name: Option<String>,
     pub metadata: Option<Metadata>,
@@ -32,7 +32,7 @@ pub struct NewSmith {
 /// A change to a smith: absent fields stay; `Some(None)` clears a nullable one.
 #[derive(Debug, Clone, Default)]
 pub struct SmithPatch {
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     pub customer_id: Option<Option<String>>,
     pub display_name: Option<Option<String>>,
     pub metadata: Option<Option<Metadata>>,
@@ -46,7 +46,7 @@ pub struct SmithFilter {
     /// external_id starts with this, exactly.
     pub external_id_prefix: Option<String>,
     pub customer_id: Option<String>,
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
 }
 
 /// A smith with the agent it runs on, its overrides decoded and its effective config
@@ -61,7 +61,7 @@ pub struct SmithWithAgent {
 
 impl SmithWithAgent {
     pub fn new(smith: smith::Model, agent: agent::Model) -> Result<Self> {
-        let overrides = SmithConfig::decode(&smith.id, &smith.overrides)?;
+        let overrides = SmithConfig::decode(smith.id.as_str(), &smith.overrides)?;
         let effective = EffectiveConfig::resolve(&agent, &overrides)?;
         let metadata = crate::store::decode_json_opt(&smith.id, "metadata", smith.metadata.as_ref())?;
         Ok(Self { smith, agent, overrides, effective, metadata })
@@ -103,7 +103,7 @@ pub async fn upsert(db: &DatabaseConnection, caller: &Caller, request: NewSmith)
     let txn = db.begin().await?;
     let created_at = now();
     let smith = smith::ActiveModel {
-        id: Set(new_id(IdKind::Smith)),
+        id: Set(SmithId::generate()),
         project_id: Set(caller.project_id.clone()),
         agent_id: Set(agent.id.clone()),
         external_id: Set(request.external_id.clone()),
@@ -136,8 +136,8 @@ pub async fn upsert(db: &DatabaseConnection, caller: &Caller, request: NewSmith)
 
 async fn find_live(
     db: &impl ConnectionTrait,
-    project_id: &str,
-    agent_id: &str,
+    project_id: &ProjectId,
+    agent_id: &AgentId,
     external_id: &str,
 ) -> Result<Option<smith::Model>> {
     Ok(smith::Entity::find()
@@ -149,17 +149,21 @@ async fn find_live(
 }
 
 /// The smith, if the caller may see it; another project's or smith's is a 404.
-pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> Result<smith::Model> {
+pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &SmithId) -> Result<smith::Model> {
     visible(caller, smith_id)?.one(db).await?.ok_or_else(|| smith_not_found(smith_id))
 }
 
 /// A live smith of the project, for callers acting for the whole project (the operator).
-pub async fn get_in_project(db: &impl ConnectionTrait, project_id: &str, smith_id: &str) -> Result<smith::Model> {
+pub async fn get_in_project(
+    db: &impl ConnectionTrait,
+    project_id: &ProjectId,
+    smith_id: &SmithId,
+) -> Result<smith::Model> {
     in_project(project_id, smith_id).one(db).await?.ok_or_else(|| smith_not_found(smith_id))
 }
 
 /// The smith with its agent, in one query; the same 404 as [`get`].
-pub async fn get_with_agent(db: &impl ConnectionTrait, caller: &Caller, smith_id: &str) -> Result<SmithWithAgent> {
+pub async fn get_with_agent(db: &impl ConnectionTrait, caller: &Caller, smith_id: &SmithId) -> Result<SmithWithAgent> {
     let (smith, agent) = visible(caller, smith_id)?
         .find_also_related(agent::Entity)
         .one(db)
@@ -171,20 +175,20 @@ pub async fn get_with_agent(db: &impl ConnectionTrait, caller: &Caller, smith_id
 
 /// The query for a live smith of the caller's project; refused at once for a smith token of
 /// another smith.
-fn visible(caller: &Caller, smith_id: &str) -> Result<Select<smith::Entity>> {
+fn visible(caller: &Caller, smith_id: &SmithId) -> Result<Select<smith::Entity>> {
     if !caller.sees_smith(smith_id) {
         return Err(smith_not_found(smith_id));
     }
     Ok(in_project(&caller.project_id, smith_id))
 }
 
-fn in_project(project_id: &str, smith_id: &str) -> Select<smith::Entity> {
+fn in_project(project_id: &ProjectId, smith_id: &SmithId) -> Select<smith::Entity> {
     smith::Entity::find_by_id(smith_id)
         .filter(smith::Column::ProjectId.eq(project_id))
         .filter(smith::Column::DeletedAt.is_null())
 }
 
-fn smith_not_found(smith_id: &str) -> Error {
+fn smith_not_found(smith_id: &SmithId) -> Error {
     Error::not_found("smith_not_found", "smith", smith_id)
 }
 
@@ -220,11 +224,11 @@ pub async fn list(
     if let Some(agent_id) = &filters.agent_id {
         query = query.filter(smith::Column::AgentId.eq(agent_id.as_str()));
     }
-    let page = crate::store::fetch_page(db, query, smith::Column::Id, |row| &row.id, page).await?;
-    let mut agent_ids: Vec<String> = page.data.iter().map(|smith| smith.agent_id.clone()).collect();
+    let page = crate::store::fetch_page(db, query, smith::Column::Id, |row| row.id.as_str(), page).await?;
+    let mut agent_ids: Vec<AgentId> = page.data.iter().map(|smith| smith.agent_id.clone()).collect();
     agent_ids.sort();
     agent_ids.dedup();
-    let agents: HashMap<String, agent::Model> = agents::get_many(db, &caller.project_id, agent_ids)
+    let agents: HashMap<AgentId, agent::Model> = agents::get_many(db, &caller.project_id, agent_ids)
         .await?
         .into_iter()
         .map(|agent| (agent.id.clone(), agent))
@@ -238,7 +242,7 @@ pub async fn list(
 pub async fn update(
     db: &DatabaseConnection,
     caller: &Caller,
-    smith_id: &str,
+    smith_id: &SmithId,
     patch: SmithPatch,
 ) -> Result<SmithWithAgent> {
     validate_metadata(patch.metadata.as_ref().and_then(Option::as_ref))?;
@@ -246,7 +250,7 @@ pub async fn update(
     limits::text("customer_id", patch.customer_id.as_ref().and_then(Option::as_deref), limits::CUSTOMER_ID_MAX)?;
     let txn = db.begin().await?;
     let current = get(&txn, caller, smith_id).await?;
-    let mut overrides = SmithConfig::decode(&current.id, &current.overrides)?;
+    let mut overrides = SmithConfig::decode(current.id.as_str(), &current.overrides)?;
     patch.config.apply_to(&mut overrides);
     let overrides = overrides.validated()?;
     let agent = match &patch.agent_id {
@@ -279,14 +283,14 @@ pub async fn update(
 }
 
 /// Deletes the smith, frees its external_id and revokes its smith tokens.
-pub async fn delete(db: &DatabaseConnection, caller: &Caller, smith_id: &str) -> Result<()> {
+pub async fn delete(db: &DatabaseConnection, caller: &Caller, smith_id: &SmithId) -> Result<()> {
     let txn = db.begin().await?;
     let current = get(&txn, caller, smith_id).await?;
     let mut smith = current.into_active_model();
     smith.deleted_at = Set(Some(now()));
     smith.live_external_id = Set(None);
     smith.update(&txn).await?;
-    token::revoke_all(&txn, token::Column::SmithId, smith_id).await?;
+    token::revoke_all(&txn, token::Column::SmithId, smith_id.as_str()).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -320,7 +324,7 @@ async fn record_revision(db: &impl ConnectionTrait, smith: &smith::Model, restor
 pub async fn revisions(
     db: &impl ConnectionTrait,
     caller: &Caller,
-    smith_id: &str,
+    smith_id: &SmithId,
     limit: u64,
     before: Option<i32>,
 ) -> Result<(Vec<smith_revision::Model>, bool)> {
@@ -336,13 +340,18 @@ pub async fn revisions(
 }
 
 /// Makes revision `number` current again, as a new revision.
-pub async fn restore(db: &DatabaseConnection, caller: &Caller, smith_id: &str, number: i32) -> Result<SmithWithAgent> {
+pub async fn restore(
+    db: &DatabaseConnection,
+    caller: &Caller,
+    smith_id: &SmithId,
+    number: i32,
+) -> Result<SmithWithAgent> {
     let txn = db.begin().await?;
     let current = get(&txn, caller, smith_id).await?;
     let revision = smith_revision::Entity::find_by_id((smith_id.to_owned(), number))
         .one(&txn)
         .await?
-        .ok_or_else(|| Error::not_found("revision_not_found", "revision", &number.to_string()))?;
+        .ok_or_else(|| Error::not_found("revision_not_found", "revision", number))?;
     let agent = agents::get(&txn, &caller.project_id, &revision.agent_id)
         .await
         .map_err(|_| Error::conflict("revision_agent_deleted", "The agent this revision ran on has been deleted."))?;

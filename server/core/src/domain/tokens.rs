@@ -5,15 +5,15 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, 
 use crate::auth::{Caller, Scope, TokenKind, kind_and_scopes, secret};
 use crate::domain::{limits, projects, smiths};
 use crate::error::{Error, Result};
-use crate::ids::{IdKind, new_id};
+use crate::ids::{OrganizationId, ProjectId, SmithId, TokenId};
 use crate::store::page::{Page, PageRequest};
 use crate::store::{now, token};
 
 pub struct Mint<'a> {
     pub kind: TokenKind,
-    pub organization_id: &'a str,
-    pub project_id: Option<&'a str>,
-    pub smith_id: Option<&'a str>,
+    pub organization_id: &'a OrganizationId,
+    pub project_id: Option<&'a ProjectId>,
+    pub smith_id: Option<&'a SmithId>,
     pub name: Option<String>,
     pub scopes: Option<Vec<Scope>>,
     /// An operator-chosen secret (bootstrap); otherwise one is generated.
@@ -29,7 +29,7 @@ pub struct Minted {
 /// Who asks for a project token: the operator on the command line, who may grant anything
 /// within the project, or a caller, who grants no more than it holds.
 pub enum Grantor<'a> {
-    Operator { project_id: &'a str },
+    Operator { project_id: &'a ProjectId },
     Caller(&'a Caller),
 }
 
@@ -37,7 +37,7 @@ pub enum Grantor<'a> {
 pub struct Grant {
     pub kind: TokenKind,
     /// The smith a smith token acts for; required for those, refused for the others.
-    pub smith_id: Option<String>,
+    pub smith_id: Option<SmithId>,
     /// `None`: the grantor's own scopes.
     pub scopes: Option<Vec<Scope>>,
     pub name: Option<String>,
@@ -63,7 +63,7 @@ pub async fn grant(db: &impl ConnectionTrait, grantor: Grantor<'_>, grant: Grant
     }
     let (project_id, caller) = match grantor {
         Grantor::Operator { project_id } => (project_id, None),
-        Grantor::Caller(caller) => (caller.project_id.as_str(), Some(caller)),
+        Grantor::Caller(caller) => (&caller.project_id, Some(caller)),
     };
     let project = projects::get_live(db, project_id).await?;
     if let Some(smith_id) = &grant.smith_id {
@@ -94,7 +94,7 @@ pub async fn grant(db: &impl ConnectionTrait, grantor: Grantor<'_>, grant: Grant
             kind: grant.kind,
             organization_id: &project.organization_id,
             project_id: Some(&project.id),
-            smith_id: grant.smith_id.as_deref(),
+            smith_id: grant.smith_id.as_ref(),
             name: grant.name,
             // A scoped caller mints tokens no broader than itself.
             scopes: grant.scopes.or_else(|| caller.and_then(|caller| caller.scopes.clone())),
@@ -111,11 +111,11 @@ pub async fn mint(db: &impl ConnectionTrait, mint: Mint<'_>) -> Result<Minted> {
     };
     let scopes = mint.scopes.map(|scopes| serde_json::to_value(scopes).expect("scopes serialize"));
     let record = token::ActiveModel {
-        id: Set(new_id(IdKind::Token)),
+        id: Set(TokenId::generate()),
         kind: Set(mint.kind.as_str().to_owned()),
-        organization_id: Set(mint.organization_id.to_owned()),
-        project_id: Set(mint.project_id.map(str::to_owned)),
-        smith_id: Set(mint.smith_id.map(str::to_owned)),
+        organization_id: Set(mint.organization_id.clone()),
+        project_id: Set(mint.project_id.cloned()),
+        smith_id: Set(mint.smith_id.cloned()),
         name: Set(mint.name),
         scopes: Set(scopes),
         secret_hash: Set(new_secret.hash),
@@ -128,16 +128,16 @@ pub async fn mint(db: &impl ConnectionTrait, mint: Mint<'_>) -> Result<Minted> {
     Ok(Minted { record, secret: new_secret.secret })
 }
 
-pub async fn list(db: &impl ConnectionTrait, project_id: &str, page: &PageRequest) -> Result<Page<token::Model>> {
+pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId, page: &PageRequest) -> Result<Page<token::Model>> {
     let query = token::Entity::find()
         .filter(token::Column::ProjectId.eq(project_id))
         .filter(token::Column::RevokedAt.is_null());
-    crate::store::fetch_page(db, query, token::Column::Id, |row| &row.id, page).await
+    crate::store::fetch_page(db, query, token::Column::Id, |row| row.id.as_str(), page).await
 }
 
 /// Revokes one of the caller's project's tokens; a scoped caller may revoke only tokens whose
 /// scopes are a subset of its own (never a broader token, never an unscoped one).
-pub async fn revoke(db: &impl ConnectionTrait, caller: &Caller, token_id: &str) -> Result<()> {
+pub async fn revoke(db: &impl ConnectionTrait, caller: &Caller, token_id: &TokenId) -> Result<()> {
     let project_id = caller.project_id.as_str();
     let target = token::Entity::find_by_id(token_id)
         .filter(token::Column::ProjectId.eq(project_id))

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::ids::ProjectId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapacityLimits {
@@ -63,13 +64,13 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub struct Capacity {
     limits: CapacityLimits,
-    counts: Mutex<HashMap<String, Counts>>,
+    counts: Mutex<HashMap<ProjectId, Counts>>,
 }
 
 /// One unit of a project's capacity, given back when dropped.
 pub struct Slot {
     capacity: Arc<Capacity>,
-    project_id: String,
+    project_id: ProjectId,
     kind: SlotKind,
 }
 
@@ -100,7 +101,7 @@ impl Capacity {
     }
 
     /// Takes a slot, or refuses with 429 when the project holds its cap of this kind.
-    pub fn acquire(self: &Arc<Self>, project_id: &str, kind: SlotKind) -> Result<Slot, Error> {
+    pub fn acquire(self: &Arc<Self>, project_id: &ProjectId, kind: SlotKind) -> Result<Slot, Error> {
         let limit = self.limit(kind);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let count = counts.entry(project_id.to_owned()).or_default().of(kind);
@@ -122,14 +123,15 @@ mod tests {
     #[test]
     fn slots_are_counted_per_project_and_given_back() {
         let capacity = Capacity::new(CapacityLimits { active_runs: 2, queued_runs: 0, streams: 1 });
-        let a = capacity.acquire("p1", SlotKind::ActiveRun).unwrap();
-        let _b = capacity.acquire("p1", SlotKind::ActiveRun).unwrap();
-        assert_eq!(capacity.acquire("p1", SlotKind::ActiveRun).err().unwrap().code, "rate_limited");
-        let _other = capacity.acquire("p2", SlotKind::ActiveRun).unwrap();
-        assert!(capacity.acquire("p1", SlotKind::QueuedRun).is_err());
+        let (p1, p2) = (ProjectId::from("prj_1"), ProjectId::from("prj_2"));
+        let a = capacity.acquire(&p1, SlotKind::ActiveRun).unwrap();
+        let _b = capacity.acquire(&p1, SlotKind::ActiveRun).unwrap();
+        assert_eq!(capacity.acquire(&p1, SlotKind::ActiveRun).err().unwrap().code, "rate_limited");
+        let _other = capacity.acquire(&p2, SlotKind::ActiveRun).unwrap();
+        assert!(capacity.acquire(&p1, SlotKind::QueuedRun).is_err());
         drop(a);
-        let _c = capacity.acquire("p1", SlotKind::ActiveRun).unwrap();
-        let _stream = capacity.acquire("p1", SlotKind::Stream).unwrap();
-        assert!(capacity.acquire("p1", SlotKind::Stream).is_err());
+        let _c = capacity.acquire(&p1, SlotKind::ActiveRun).unwrap();
+        let _stream = capacity.acquire(&p1, SlotKind::Stream).unwrap();
+        assert!(capacity.acquire(&p1, SlotKind::Stream).is_err());
     }
 }

@@ -18,6 +18,7 @@ use sea_orm::{
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::ids::RunId;
 use crate::store::{now, run, run_event};
 use crate::types::{RunEventData, RunStatus, ends_stream};
 
@@ -107,7 +108,7 @@ impl LiveRun {
 
 /// Numbers, records and publishes one run's events.
 pub struct Emitter {
-    run_id: String,
+    run_id: RunId,
     live: Arc<LiveRun>,
     seq: i32,
     /// The highest sequence number recorded as reserved in `runs.last_seq`.
@@ -117,7 +118,7 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    pub fn new(run_id: String, live: Arc<LiveRun>, reserved: i32) -> Self {
+    pub fn new(run_id: RunId, live: Arc<LiveRun>, reserved: i32) -> Self {
         let seq = live.first_seq - 1;
         Self { run_id, live, seq, reserved, pending: Vec::new(), oldest_pending: None }
     }
@@ -193,7 +194,12 @@ impl Emitter {
 
 /// Appends one event to a run that no task is executing (a paused run cancelled, a run
 /// failed by the sweeper), numbered after the last stored one and after `reserved`.
-pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, reserved: i32, data: &RunEventData) -> Result<i32> {
+pub async fn append_stored(
+    db: &impl ConnectionTrait,
+    run_id: &RunId,
+    reserved: i32,
+    data: &RunEventData,
+) -> Result<i32> {
     let last: Option<i32> = run_event::Entity::find()
         .select_only()
         .column_as(run_event::Column::Seq.max(), "max")
@@ -204,7 +210,7 @@ pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, reserved: i3
         .flatten();
     let seq = last.unwrap_or(0).max(reserved) + 1;
     run_event::Entity::insert(run_event::ActiveModel {
-        run_id: Set(run_id.to_owned()),
+        run_id: Set(run_id.clone()),
         seq: Set(seq),
         kind: Set(data.kind().to_owned()),
         data: Set(serde_json::to_string(data).expect("events serialize")),
@@ -217,7 +223,7 @@ pub async fn append_stored(db: &impl ConnectionTrait, run_id: &str, reserved: i3
 
 pub async fn stored_after(
     db: &DatabaseConnection,
-    run_id: &str,
+    run_id: &RunId,
     after: i32,
     before: Option<i32>,
 ) -> Result<Vec<Arc<StoredEvent>>> {
@@ -233,7 +239,7 @@ pub async fn stored_after(
 /// Follows a run's events after `after` until its stream ends (the run finished or paused).
 pub struct Subscription {
     db: DatabaseConnection,
-    run_id: String,
+    run_id: RunId,
     last: i32,
     buffer: VecDeque<Arc<StoredEvent>>,
     live: Option<(Arc<LiveRun>, watch::Receiver<u64>)>,
@@ -252,7 +258,7 @@ impl Subscription {
 
     pub async fn new(
         db: DatabaseConnection,
-        run_id: String,
+        run_id: RunId,
         after: i32,
         lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
     ) -> Result<Self> {

@@ -15,6 +15,7 @@ use super::events::{Emitter, LiveRun};
 use super::{Engine, Known};
 use crate::domain::{files, is_unique_violation};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
+use crate::ids::{FileId, RunId};
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
 use crate::providers::{
     Endpoint, Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, StopReason, ToolCall,
@@ -83,7 +84,7 @@ pub(super) async fn run(
         Ok(true) => engine.thread_released(&smith_id, &thread_id),
         Ok(false) => {}
         // The lease lapses and the sweeper fails the run with run_interrupted.
-        Err(err) => tracing::error!(run_id, code = %err.code, "could not record the end of a run"),
+        Err(err) => tracing::error!(%run_id, code = %err.code, "could not record the end of a run"),
     }
 }
 
@@ -168,8 +169,8 @@ async fn work(
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<Outcome> {
     let db = engine.db();
-    let id = current.id.clone();
-    let run_id = id.as_str();
+    let run_id = &current.id.clone();
+
     let config: RunConfig =
         serde_json::from_value(current.config.clone()).map_err(|_| Error::internal("A run's config is corrupt."))?;
     let model = resolve(&config.model);
@@ -187,7 +188,7 @@ async fn work(
                 db,
                 RunEventData::Started(RunStartedEvent {
                     v: EVENT_VERSION,
-                    run_id: run_id.to_owned(),
+                    run_id: run_id.clone(),
                     smith_id: current.smith_id.clone(),
                     thread_id: current.thread_id.clone(),
                     model: config.model.clone(),
@@ -226,7 +227,7 @@ async fn work(
                         db,
                         RunEventData::MessageDelta(MessageDeltaEvent {
                             v: EVENT_VERSION,
-                            run_id: run_id.to_owned(),
+                            run_id: run_id.clone(),
                             delta,
                         }),
                     )
@@ -250,7 +251,7 @@ async fn work(
             db,
             RunEventData::MessageCompleted(MessageCompletedEvent {
                 v: EVENT_VERSION,
-                run_id: run_id.to_owned(),
+                run_id: run_id.clone(),
                 content: content.clone(),
                 tool_calls: tool_calls.clone(),
             }),
@@ -360,7 +361,7 @@ async fn thread_history(engine: &Engine, current: &run::Model) -> Result<Vec<run
 }
 
 /// An input message as the model sees it, its images and files resolved.
-fn model_message(message: InputMessage, stored: &HashMap<String, file::Model>) -> Message {
+fn model_message(message: InputMessage, stored: &HashMap<FileId, file::Model>) -> Message {
     Message {
         role: message.role,
         content: message.content.text(),
@@ -422,7 +423,7 @@ fn provider_error(err: &ProviderError) -> ErrorBody {
 /// `transcript` is the run's before this execution. True when the run released its thread.
 async fn record(
     engine: &Engine,
-    run_id: &str,
+    run_id: &RunId,
     mut transcript: Vec<Message>,
     emitter: &mut Emitter,
     outcome: Outcome,
@@ -492,7 +493,7 @@ async fn record(
         .exec_with_returning(&txn)
         .await?;
     let Some(settled) = recorded.into_iter().next() else {
-        tracing::warn!(run_id, "the run was taken over after its lease lapsed; its outcome is dropped");
+        tracing::warn!(%run_id, "the run was taken over after its lease lapsed; its outcome is dropped");
         return Ok(false);
     };
     emitter.flush(&txn).await?;

@@ -28,7 +28,7 @@ use self::events::{LiveRun, SEQ_RESERVATION, Subscription, append_stored};
 use crate::domain::{files, is_unique_violation, limits, model_keys};
 use crate::egress::Egress;
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{IdKind, new_id};
+use crate::ids::{IdKind, ProjectId, RunId, SmithId, new_id};
 use crate::providers::offline::Offline;
 use crate::providers::routing::{ProviderKind, resolve};
 use crate::providers::{Endpoint, ProviderError};
@@ -54,15 +54,15 @@ pub enum OnBusy {
 
 /// A fully resolved request for a new run.
 struct RunSpec {
-    pub project_id: String,
-    pub smith_id: String,
+    pub project_id: ProjectId,
+    pub smith_id: SmithId,
     pub thread_id: Option<String>,
     pub input: Vec<InputMessage>,
     pub config: RunConfig,
     pub client_tools: Vec<FunctionTool>,
     pub metadata: Option<Metadata>,
     pub on_busy: OnBusy,
-    pub replay_of: Option<String>,
+    pub replay_of: Option<RunId>,
 }
 
 impl RunSpec {
@@ -99,10 +99,10 @@ struct Inner {
     offline: Offline,
     /// This replica's name in run leases.
     instance: String,
-    live: Mutex<HashMap<String, Arc<LiveRun>>>,
+    live: Mutex<HashMap<RunId, Arc<LiveRun>>>,
     capacity: Arc<Capacity>,
     /// Queued runs waiting here for a thread, woken when a run here releases it.
-    thread_releases: Mutex<HashMap<(String, String), Arc<Notify>>>,
+    thread_releases: Mutex<HashMap<(SmithId, String), Arc<Notify>>>,
 }
 
 /// What the code starting a run already found out, so that its task does not read it again.
@@ -117,7 +117,7 @@ struct Known {
 /// A run's place in this replica's registry, released when its task ends however it ends.
 struct Registered {
     engine: Engine,
-    run_id: String,
+    run_id: RunId,
     live: Arc<LiveRun>,
 }
 
@@ -167,28 +167,28 @@ impl Engine {
         }
     }
 
-    fn live(&self, run_id: &str) -> Option<Arc<LiveRun>> {
+    fn live(&self, run_id: &RunId) -> Option<Arc<LiveRun>> {
         self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).cloned()
     }
 
-    fn register(&self, run_id: &str, first_seq: i32) -> Arc<LiveRun> {
+    fn register(&self, run_id: &RunId, first_seq: i32) -> Arc<LiveRun> {
         let live = LiveRun::new(first_seq);
         self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.to_owned(), live.clone());
         live
     }
 
-    fn unregister(&self, run_id: &str) {
+    fn unregister(&self, run_id: &RunId) {
         self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
     }
 
     /// What a queued run waits on for its thread to be released on this replica.
-    fn thread_release(&self, smith_id: &str, thread_id: &str) -> Arc<Notify> {
+    fn thread_release(&self, smith_id: &SmithId, thread_id: &str) -> Arc<Notify> {
         let mut waiting = self.inner.thread_releases.lock().unwrap_or_else(|p| p.into_inner());
         waiting.entry((smith_id.to_owned(), thread_id.to_owned())).or_default().clone()
     }
 
     /// Wakes the runs queued here behind this thread.
-    fn thread_released(&self, smith_id: &str, thread_id: &str) {
+    fn thread_released(&self, smith_id: &SmithId, thread_id: &str) {
         let key = (smith_id.to_owned(), thread_id.to_owned());
         let released = self.inner.thread_releases.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
         if let Some(released) = released {
@@ -231,7 +231,7 @@ impl Engine {
 
     /// Where the provider is reached, with which key: the project's own, else the server's
     /// fallback. Refused with `model_key_missing` when there is neither.
-    async fn endpoint(&self, project_id: &str, provider: ProviderKind) -> Result<Endpoint> {
+    async fn endpoint(&self, project_id: &ProjectId, provider: ProviderKind) -> Result<Endpoint> {
         if !provider.needs_key() {
             return Ok(Endpoint { base_url: String::new(), api_key: String::new(), trusted: true });
         }
@@ -262,7 +262,7 @@ impl Engine {
     fn new_row(&self, spec: RunSpec, thread_id: String) -> run::ActiveModel {
         let at = now();
         run::ActiveModel {
-            id: Set(new_id(IdKind::Run)),
+            id: Set(RunId::generate()),
             project_id: Set(spec.project_id),
             smith_id: Set(spec.smith_id),
             thread_id: Set(thread_id.clone()),
@@ -307,7 +307,7 @@ impl Engine {
     }
 
     /// Cancels the thread's active run and waits until it released the thread.
-    async fn interrupt_thread(&self, smith_id: &str, thread_id: &str) -> Result<()> {
+    async fn interrupt_thread(&self, smith_id: &SmithId, thread_id: &str) -> Result<()> {
         let active = run::Entity::find()
             .filter(run::Column::SmithId.eq(smith_id))
             .filter(run::Column::ActiveThreadId.eq(thread_id))
@@ -426,18 +426,18 @@ impl Engine {
 
     /// A place for one open event stream of the project, taken before the run it follows is
     /// started, so a refused stream starts nothing.
-    fn stream_slot(&self, project_id: &str) -> Result<Slot> {
+    fn stream_slot(&self, project_id: &ProjectId) -> Result<Slot> {
         self.inner.capacity.acquire(project_id, SlotKind::Stream)
     }
 
-    pub async fn subscribe(&self, run_id: &str, after: i32) -> Result<Subscription> {
+    pub async fn subscribe(&self, run_id: &RunId, after: i32) -> Result<Subscription> {
         let engine = self.clone();
         let id = run_id.to_owned();
         Subscription::new(self.inner.db.clone(), run_id.to_owned(), after, Box::new(move || engine.live(&id))).await
     }
 
     /// Waits until the run, past event `after`, finished or paused, and returns it.
-    pub async fn wait_settled(&self, run_id: &str, after: i32) -> Result<run::Model> {
+    pub async fn wait_settled(&self, run_id: &RunId, after: i32) -> Result<run::Model> {
         let live = self.live(run_id);
         let mut subscription = self.subscribe(run_id, after).await?;
         while subscription.next().await?.is_some() {}
@@ -447,7 +447,7 @@ impl Engine {
         }
     }
 
-    async fn reload(&self, run_id: &str) -> Result<run::Model> {
+    async fn reload(&self, run_id: &RunId) -> Result<run::Model> {
         run::Entity::find_by_id(run_id)
             .one(&self.inner.db)
             .await?
@@ -474,8 +474,7 @@ impl Engine {
         let active = [RunStatus::Queued.as_str(), RunStatus::Running.as_str()];
         // Only runs a task here still executes: a run whose task is gone lets its lease lapse
         // and is swept.
-        let executing: Vec<String> =
-            self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let executing: Vec<RunId> = self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         if !executing.is_empty() {
             run::Entity::update_many()
                 .col_expr(run::Column::LeaseUntil, Expr::value(Some(self.lease_until())))
@@ -510,7 +509,7 @@ impl Engine {
     }
 
     /// True when this call failed the run (and so released its thread).
-    async fn fail_interrupted(&self, run_id: &str, reserved: i32) -> Result<bool> {
+    async fn fail_interrupted(&self, run_id: &RunId, reserved: i32) -> Result<bool> {
         let error = Error::new(
             ErrorKind::Internal,
             "run_interrupted",
@@ -540,7 +539,7 @@ impl Engine {
                 .filter(run::Column::Id.eq(run_id))
                 .exec(&txn)
                 .await?;
-            tracing::warn!(run_id, "failed a run whose replica stopped");
+            tracing::warn!(%run_id, "failed a run whose replica stopped");
         }
         txn.commit().await?;
         Ok(released)
@@ -577,7 +576,7 @@ impl Engine {
 
     /// Asks the task executing (or queueing) a run to stop: at once on this replica, at the
     /// next heartbeat on another.
-    async fn request_cancel(&self, run_id: &str) -> Result<()> {
+    async fn request_cancel(&self, run_id: &RunId) -> Result<()> {
         run::Entity::update_many()
             .col_expr(run::Column::CancelRequested, Expr::value(true))
             .filter(run::Column::Id.eq(run_id))
@@ -591,7 +590,7 @@ impl Engine {
 
     /// Stops every run of a smith being deleted: queued, paused and running ones. Nothing
     /// waits for a running run to stop, and one run's failure does not spare the others.
-    pub async fn cancel_smith_runs(&self, smith_id: &str) -> Result<()> {
+    pub async fn cancel_smith_runs(&self, smith_id: &SmithId) -> Result<()> {
         let active = run::Entity::find()
             .filter(run::Column::SmithId.eq(smith_id))
             .filter(run::Column::Status.is_in([

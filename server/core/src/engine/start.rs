@@ -11,6 +11,7 @@ use crate::auth::Caller;
 use crate::domain::smiths::SmithWithAgent;
 use crate::domain::turn::{self, TurnInstructions};
 use crate::error::{Error, Result};
+use crate::ids::RunId;
 use crate::store::{decode_json, run};
 use crate::types::{FunctionTool, InputMessage, Metadata, RunConfig, RunMode, ToolChoiceOption};
 
@@ -165,7 +166,7 @@ impl Engine {
         self.follow_holding(&current.id, after, slot).await
     }
 
-    async fn follow_holding(&self, run_id: &str, after: i32, slot: Slot) -> Result<Subscription> {
+    async fn follow_holding(&self, run_id: &RunId, after: i32, slot: Slot) -> Result<Subscription> {
         Ok(self.subscribe(run_id, after).await?.holding(slot))
     }
 

@@ -1,11 +1,13 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{AgentId, ProjectId};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "agents")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub project_id: String,
+    pub id: AgentId,
+    pub project_id: ProjectId,
     pub name: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub instructions: Option<String>,

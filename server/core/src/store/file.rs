@@ -1,13 +1,15 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{FileId, ProjectId, SmithId};
+
 /// A file inlined into a smith's conversation; run inputs refer to it by id.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "files")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub project_id: String,
-    pub smith_id: String,
+    pub id: FileId,
+    pub project_id: ProjectId,
+    pub smith_id: SmithId,
     pub filename: String,
     pub media_type: String,
     pub bytes: i64,
@@ -26,8 +28,8 @@ impl ActiveModelBehavior for ActiveModel {}
 #[derive(Clone, Debug, PartialEq, Eq, DerivePartialModel)]
 #[sea_orm(entity = "Entity")]
 pub struct Info {
-    pub id: String,
-    pub smith_id: String,
+    pub id: FileId,
+    pub smith_id: SmithId,
     pub filename: String,
     pub media_type: String,
     pub bytes: i64,

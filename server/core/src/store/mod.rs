@@ -28,7 +28,12 @@ use crate::error::Result;
 /// Reads a row's JSON column as its type. Data that does not decode is an error naming the
 /// row (`owner`, its id) and the column, never a default: a transcript or a design must not
 /// vanish silently.
-pub fn decode_json<T: serde::de::DeserializeOwned>(owner: &str, column: &str, value: &serde_json::Value) -> Result<T> {
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    owner: impl AsRef<str>,
+    column: &str,
+    value: &serde_json::Value,
+) -> Result<T> {
+    let owner = owner.as_ref();
     T::deserialize(value).map_err(|err| {
         tracing::error!(owner, column, error = %err, "a stored row does not decode");
         crate::error::Error::internal(format!("{owner} has a corrupt {column}."))
@@ -37,7 +42,7 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(owner: &str, column: &str, va
 
 /// [`decode_json`] for a nullable column.
 pub fn decode_json_opt<T: serde::de::DeserializeOwned>(
-    owner: &str,
+    owner: impl AsRef<str>,
     column: &str,
     value: Option<&serde_json::Value>,
 ) -> Result<Option<T>> {

@@ -1,10 +1,12 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::ProjectId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "model_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub project_id: String,
+    pub project_id: ProjectId,
     #[sea_orm(primary_key, auto_increment = false)]
     pub provider: String,
     /// The API key, sealed with the master key (see `crypto`).

@@ -1,12 +1,14 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{ProjectId, RunId, SmithId};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "runs")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub project_id: String,
-    pub smith_id: String,
+    pub id: RunId,
+    pub project_id: ProjectId,
+    pub smith_id: SmithId,
     pub thread_id: String,
     pub active_thread_id: Option<String>,
     pub status: crate::types::RunStatus,
@@ -24,7 +26,7 @@ pub struct Model {
     pub client_tools: Json,
     pub metadata: Option<Json>,
     pub stop_reason: Option<String>,
-    pub replay_of: Option<String>,
+    pub replay_of: Option<RunId>,
     pub cancel_requested: bool,
     /// The replica executing the run, and until when its claim holds without renewal.
     pub lease_owner: Option<String>,

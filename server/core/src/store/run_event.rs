@@ -1,10 +1,12 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::RunId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "run_events")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub run_id: String,
+    pub run_id: RunId,
     #[sea_orm(primary_key, auto_increment = false)]
     pub seq: i32,
     /// The event type, e.g. `message.delta`.

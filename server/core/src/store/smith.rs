@@ -1,12 +1,14 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{AgentId, ProjectId, SmithId};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "smiths")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub project_id: String,
-    pub agent_id: String,
+    pub id: SmithId,
+    pub project_id: ProjectId,
+    pub agent_id: AgentId,
     pub external_id: String,
     /// Equal to `external_id` while live, NULL once deleted (see the unique index).
     pub live_external_id: Option<String>,

@@ -1,15 +1,17 @@
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{OrganizationId, ProjectId, SmithId, TokenId};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tokens")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: TokenId,
     /// `org`, `tenant_admin` or `smith`.
     pub kind: String,
-    pub organization_id: String,
-    pub project_id: Option<String>,
-    pub smith_id: Option<String>,
+    pub organization_id: OrganizationId,
+    pub project_id: Option<ProjectId>,
+    pub smith_id: Option<SmithId>,
     pub name: Option<String>,
     /// A JSON array of scope names; NULL means every scope the kind allows.
     pub scopes: Option<Json>,

@@ -16,6 +16,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use ingram_core::domain::idempotency::Keys;
+
 pub use state::AppState;
 
 /// The whole HTTP application, as the binary serves it.
@@ -58,7 +60,7 @@ pub fn spawn_upkeep(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut interval = tokio::time::interval(Duration::from_secs(3600));
         loop {
             interval.tick().await;
-            match http::idempotency::purge_expired(&state).await {
+            match Keys::new(&state.db, &state.settings).purge_expired().await {
                 Ok(purged) if purged > 0 => tracing::info!(purged, "purged expired idempotency keys"),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(code = %err.code, "could not purge idempotency keys"),

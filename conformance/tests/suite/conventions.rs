@@ -112,3 +112,17 @@ async fn panics_become_a_500_envelope_with_a_request_id() {
         (Some("api_error"), Some("internal_error"))
     );
 }
+
+/// The spec's frame schemas are titled with the event names the core streams: the wire
+/// layer's titles cannot drift from `EventKind`.
+#[test]
+fn the_spec_names_every_run_event_as_the_core_does() {
+    use ingram_core::types::EventKind;
+    use sea_orm::Iterable;
+    let variants = spec::SPEC["components"]["schemas"]["RunEventData"]["oneOf"].as_array().unwrap();
+    let mut titles: Vec<&str> = variants.iter().map(|variant| variant["title"].as_str().unwrap()).collect();
+    let mut kinds: Vec<&str> = EventKind::iter().map(EventKind::as_str).collect();
+    titles.sort_unstable();
+    kinds.sort_unstable();
+    assert_eq!(titles, kinds);
+}

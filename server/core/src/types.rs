@@ -412,26 +412,77 @@ pub enum RunEventData {
     Duplicate(RunDuplicateEvent),
 }
 
+/// The name of a run event: the SSE `event:` field and the stored `kind` column (a row with
+/// any other value fails to load, naming it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum EventKind {
+    #[sea_orm(string_value = "run.started")]
+    Started,
+    #[sea_orm(string_value = "message.delta")]
+    MessageDelta,
+    #[sea_orm(string_value = "message.completed")]
+    MessageCompleted,
+    #[sea_orm(string_value = "tool.executing")]
+    ToolExecuting,
+    #[sea_orm(string_value = "tool.completed")]
+    ToolCompleted,
+    #[sea_orm(string_value = "run.requires_action")]
+    RequiresAction,
+    #[sea_orm(string_value = "approval.required")]
+    ApprovalRequired,
+    #[sea_orm(string_value = "run.completed")]
+    Completed,
+    #[sea_orm(string_value = "run.failed")]
+    Failed,
+    #[sea_orm(string_value = "run.cancelled")]
+    Cancelled,
+    #[sea_orm(string_value = "run.duplicate")]
+    Duplicate,
+}
+
+impl EventKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "run.started",
+            Self::MessageDelta => "message.delta",
+            Self::MessageCompleted => "message.completed",
+            Self::ToolExecuting => "tool.executing",
+            Self::ToolCompleted => "tool.completed",
+            Self::RequiresAction => "run.requires_action",
+            Self::ApprovalRequired => "approval.required",
+            Self::Completed => "run.completed",
+            Self::Failed => "run.failed",
+            Self::Cancelled => "run.cancelled",
+            Self::Duplicate => "run.duplicate",
+        }
+    }
+
+    /// A run's stream closes after this event: the run ended, or paused for the caller.
+    pub const fn ends_stream(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled | Self::RequiresAction)
+    }
+}
+
 impl RunEventData {
     /// Reads a stored event back as the variant its kind names; the data is the JSON the
     /// event was stored with.
-    pub fn decode(kind: &str, data: &str) -> Result<Self, String> {
+    pub fn decode(kind: EventKind, data: &str) -> Result<Self, String> {
         fn parse<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, String> {
             serde_json::from_str(data).map_err(|err| err.to_string())
         }
         Ok(match kind {
-            "run.started" => Self::Started(parse(data)?),
-            "message.delta" => Self::MessageDelta(parse(data)?),
-            "message.completed" => Self::MessageCompleted(parse(data)?),
-            "tool.executing" => Self::ToolExecuting(parse(data)?),
-            "tool.completed" => Self::ToolCompleted(parse(data)?),
-            "run.requires_action" => Self::RequiresAction(parse(data)?),
-            "approval.required" => Self::ApprovalRequired(parse(data)?),
-            "run.completed" => Self::Completed(parse(data)?),
-            "run.failed" => Self::Failed(parse(data)?),
-            "run.cancelled" => Self::Cancelled(parse(data)?),
-            "run.duplicate" => Self::Duplicate(parse(data)?),
-            other => return Err(format!("unknown event kind '{other}'")),
+            EventKind::Started => Self::Started(parse(data)?),
+            EventKind::MessageDelta => Self::MessageDelta(parse(data)?),
+            EventKind::MessageCompleted => Self::MessageCompleted(parse(data)?),
+            EventKind::ToolExecuting => Self::ToolExecuting(parse(data)?),
+            EventKind::ToolCompleted => Self::ToolCompleted(parse(data)?),
+            EventKind::RequiresAction => Self::RequiresAction(parse(data)?),
+            EventKind::ApprovalRequired => Self::ApprovalRequired(parse(data)?),
+            EventKind::Completed => Self::Completed(parse(data)?),
+            EventKind::Failed => Self::Failed(parse(data)?),
+            EventKind::Cancelled => Self::Cancelled(parse(data)?),
+            EventKind::Duplicate => Self::Duplicate(parse(data)?),
         })
     }
 
@@ -440,24 +491,19 @@ impl RunEventData {
         matches!(self, Self::Completed(_) | Self::Failed(_) | Self::Cancelled(_))
     }
 
-    pub const fn kind(&self) -> &'static str {
+    pub const fn kind(&self) -> EventKind {
         match self {
-            Self::Started(_) => "run.started",
-            Self::MessageDelta(_) => "message.delta",
-            Self::MessageCompleted(_) => "message.completed",
-            Self::ToolExecuting(_) => "tool.executing",
-            Self::ToolCompleted(_) => "tool.completed",
-            Self::RequiresAction(_) => "run.requires_action",
-            Self::ApprovalRequired(_) => "approval.required",
-            Self::Completed(_) => "run.completed",
-            Self::Failed(_) => "run.failed",
-            Self::Cancelled(_) => "run.cancelled",
-            Self::Duplicate(_) => "run.duplicate",
+            Self::Started(_) => EventKind::Started,
+            Self::MessageDelta(_) => EventKind::MessageDelta,
+            Self::MessageCompleted(_) => EventKind::MessageCompleted,
+            Self::ToolExecuting(_) => EventKind::ToolExecuting,
+            Self::ToolCompleted(_) => EventKind::ToolCompleted,
+            Self::RequiresAction(_) => EventKind::RequiresAction,
+            Self::ApprovalRequired(_) => EventKind::ApprovalRequired,
+            Self::Completed(_) => EventKind::Completed,
+            Self::Failed(_) => EventKind::Failed,
+            Self::Cancelled(_) => EventKind::Cancelled,
+            Self::Duplicate(_) => EventKind::Duplicate,
         }
     }
-}
-
-/// Event kinds after which a run's stream closes: it ended, or paused for the caller.
-pub fn ends_stream(kind: &str) -> bool {
-    matches!(kind, "run.completed" | "run.failed" | "run.cancelled" | "run.requires_action")
 }

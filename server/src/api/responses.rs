@@ -23,6 +23,7 @@ use crate::http::INPUT_BODY_LIMIT;
 use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::Json;
 use ingram_core::auth::Caller;
+use ingram_core::domain::runs::{self, ResponseScope};
 use ingram_core::domain::smiths;
 use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::Subscription;
@@ -33,7 +34,7 @@ use ingram_core::providers::{Role, StopReason, ToolCall};
 use ingram_core::store::{decode_json_opt, run};
 use ingram_core::types::{
     ContentPart, FilePart, FunctionDefinition, FunctionTool, FunctionToolType, ImageDetail, ImagePart, InputMessage,
-    MessageContent, NamedFunction, NamedToolChoice, RunConfig, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
+    MessageContent, NamedFunction, NamedToolChoice, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
     ToolChoiceMode, ToolChoiceOption,
 };
 
@@ -431,29 +432,13 @@ async fn create_response(
 
 /// The run behind `resp_…`, if the caller may continue from it.
 async fn previous_run(state: &AppState, caller: &Caller, response_id: &str) -> ingram_core::Result<run::Model> {
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let not_found =
         || Error::not_found("response_not_found", "stored response", response_id).with_param("previous_response_id");
-    let run_id = response_id.strip_prefix("resp_").map(|suffix| format!("run_{suffix}")).ok_or_else(not_found)?;
-    let run = run::Entity::find_by_id(run_id.as_str())
-        .filter(run::Column::ProjectId.eq(caller.project_id.as_str()))
-        .one(&state.db)
-        .await?
-        .filter(|run| caller.sees_smith(&run.smith_id))
-        .ok_or_else(not_found)?;
-    let config: RunConfig = serde_json::from_value(run.config.clone()).map_err(|_| not_found())?;
-    if config.mode != RunMode::Responses || config.store == Some(false) || run.status != RunStatus::Completed {
-        return Err(not_found());
-    }
+    let run_id =
+        response_id.strip_prefix("resp_").map(|suffix| RunId::from(format!("run_{suffix}"))).ok_or_else(not_found)?;
+    let run = runs::stored_response(&state.db, ResponseScope::Caller(caller), &run_id).await?.ok_or_else(not_found)?;
     // History is the thread, so only its latest response can be continued without mixing branches.
-    let later = run::Entity::find()
-        .filter(run::Column::SmithId.eq(run.smith_id.as_str()))
-        .filter(run::Column::ThreadId.eq(run.thread_id.as_str()))
-        .filter(run::Column::Status.eq(RunStatus::Completed.as_str()))
-        .filter(run::Column::Id.gt(run.id.as_str()))
-        .count(&state.db)
-        .await?;
-    if later > 0 {
+    if runs::completed_later_on_thread(&state.db, &run).await? {
         return Err(Error::conflict(
             "response_not_latest",
             "Only the latest response of a conversation can be continued; branching is not supported.",
@@ -498,7 +483,6 @@ async fn referenced_items(
     input: &ResponseInput,
     smith_id: &SmithId,
 ) -> ingram_core::Result<HashMap<String, ReferencedItem>> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let ResponseInput::Items(items) = input else { return Ok(HashMap::new()) };
     let mut found = HashMap::new();
     let references = items.iter().filter(|item| item.kind == Some(ResponseItemType::ItemReference));
@@ -513,16 +497,9 @@ async fn referenced_items(
             }
             _ => return Err(not_found()),
         };
-        let run = run::Entity::find_by_id(format!("run_{suffix}"))
-            .filter(run::Column::SmithId.eq(smith_id))
-            .filter(run::Column::Status.eq(RunStatus::Completed.as_str()))
-            .one(&state.db)
-            .await?
-            .ok_or_else(not_found)?;
-        let config: RunConfig = serde_json::from_value(run.config).map_err(|_| not_found())?;
-        if config.mode != RunMode::Responses || config.store == Some(false) {
-            return Err(not_found());
-        }
+        let run_id = RunId::from(format!("run_{suffix}"));
+        let run =
+            runs::stored_response(&state.db, ResponseScope::Smith(smith_id), &run_id).await?.ok_or_else(not_found)?;
         let output: RunOutput = decode_json_opt(&run.id, "output", run.output.as_ref())?.unwrap_or_default();
         let item = match index {
             None => ReferencedItem::Message(output.content),

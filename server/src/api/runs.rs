@@ -268,7 +268,7 @@ async fn list_runs(
 ) -> ApiResult<axum::Json<RunList>> {
     let filters = RunFilters {
         smith_id: params.smith_id,
-        status: params.status.map(|status| status.as_str().to_owned()),
+        status: params.status,
         external_id_prefix: params.external_id_prefix,
         since: params.since,
     };

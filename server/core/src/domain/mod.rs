@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod config;
 pub mod files;
+pub mod idempotency;
 pub mod limits;
 pub mod model_keys;
 pub mod projects;

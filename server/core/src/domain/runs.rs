@@ -1,13 +1,14 @@
 //! Reading runs: always through the smith the caller may see, or the caller's project.
 
 use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::ids::{RunId, SmithId};
 use crate::store::page::{Page, PageRequest};
-use crate::store::{fetch_page, run, smith};
+use crate::store::{decode_json, fetch_page, run, smith};
+use crate::types::{RunConfig, RunMode, RunStatus};
 
 /// A run of the caller's project, also once its smith was deleted; a smith token sees only
 /// its own smith's.
@@ -26,7 +27,7 @@ pub async fn get(db: &impl ConnectionTrait, caller: &Caller, smith_id: &SmithId,
 #[derive(Debug, Default)]
 pub struct RunFilters {
     pub smith_id: Option<SmithId>,
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     pub external_id_prefix: Option<String>,
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -45,7 +46,7 @@ pub async fn list(
         query = query.filter(run::Column::SmithId.eq(smith_id.as_str()));
     }
     if let Some(status) = &filters.status {
-        query = query.filter(run::Column::Status.eq(status.as_str()));
+        query = query.filter(run::Column::Status.eq(*status));
     }
     if let Some(since) = filters.since {
         query = query.filter(run::Column::CreatedAt.gte(since));
@@ -60,4 +61,46 @@ pub async fn list(
         query = query.filter(run::Column::SmithId.in_subquery(segment));
     }
     fetch_page(db, query, run::Column::Id, |row| row.id.as_str(), page).await
+}
+
+/// Where a stored response is looked for: the caller's project (as far as the caller sees
+/// its smiths), or one smith.
+#[derive(Clone, Copy)]
+pub enum ResponseScope<'a> {
+    Caller(&'a Caller),
+    Smith(&'a SmithId),
+}
+
+/// A stored response: a completed run of the Responses surface that was not made with
+/// `store: false`. `None` when there is none in `scope`.
+pub async fn stored_response(
+    db: &impl ConnectionTrait,
+    scope: ResponseScope<'_>,
+    run_id: &RunId,
+) -> Result<Option<run::Model>> {
+    let query = run::Entity::find_by_id(run_id).filter(run::Column::Status.eq(RunStatus::Completed));
+    let query = match scope {
+        ResponseScope::Caller(caller) => query.filter(run::Column::ProjectId.eq(&caller.project_id)),
+        ResponseScope::Smith(smith_id) => query.filter(run::Column::SmithId.eq(smith_id)),
+    };
+    let Some(run) = query.one(db).await? else { return Ok(None) };
+    if let ResponseScope::Caller(caller) = scope
+        && !caller.sees_smith(&run.smith_id)
+    {
+        return Ok(None);
+    }
+    let config: RunConfig = decode_json(&run.id, "config", &run.config)?;
+    Ok((config.mode == RunMode::Responses && config.store != Some(false)).then_some(run))
+}
+
+/// Whether another run completed on this run's thread after it.
+pub async fn completed_later_on_thread(db: &impl ConnectionTrait, run: &run::Model) -> Result<bool> {
+    let later = run::Entity::find()
+        .filter(run::Column::SmithId.eq(&run.smith_id))
+        .filter(run::Column::ThreadId.eq(run.thread_id.as_str()))
+        .filter(run::Column::Status.eq(RunStatus::Completed))
+        .filter(run::Column::Id.gt(&run.id))
+        .count(db)
+        .await?;
+    Ok(later > 0)
 }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::ids::RunId;
 use crate::store::{now, run, run_event};
-use crate::types::{RunEventData, RunStatus, ends_stream};
+use crate::types::{EventKind, RunEventData, RunStatus};
 
 /// Events wait for this many, or this long, before being written.
 const BATCH_SIZE: usize = 32;
@@ -35,7 +35,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     pub seq: i32,
-    pub kind: String,
+    pub kind: EventKind,
     /// The frame's JSON data, serialized once.
     pub data: String,
 }
@@ -44,8 +44,9 @@ impl StoredEvent {
     /// The event as its typed variant; a stored event that does not decode is an error
     /// naming it, never a default.
     pub fn decode(&self) -> Result<RunEventData> {
-        RunEventData::decode(&self.kind, &self.data)
-            .map_err(|why| Error::internal(format!("Stored event {} ({}) is corrupt: {why}", self.seq, self.kind)))
+        RunEventData::decode(self.kind, &self.data).map_err(|why| {
+            Error::internal(format!("Stored event {} ({}) is corrupt: {why}", self.seq, self.kind.as_str()))
+        })
     }
 }
 
@@ -157,12 +158,12 @@ impl Emitter {
     /// a closing event before the run's row says so.
     pub fn stage(&mut self, data: RunEventData) -> Arc<StoredEvent> {
         self.seq += 1;
-        let kind = data.kind().to_owned();
+        let kind = data.kind();
         let data = serde_json::to_string(&data).expect("events serialize");
         self.pending.push(run_event::ActiveModel {
             run_id: Set(self.run_id.clone()),
             seq: Set(self.seq),
-            kind: Set(kind.clone()),
+            kind: Set(kind),
             data: Set(data.clone()),
             created_at: Set(now()),
         });
@@ -212,7 +213,7 @@ pub async fn append_stored(
     run_event::Entity::insert(run_event::ActiveModel {
         run_id: Set(run_id.clone()),
         seq: Set(seq),
-        kind: Set(data.kind().to_owned()),
+        kind: Set(data.kind()),
         data: Set(serde_json::to_string(data).expect("events serialize")),
         created_at: Set(now()),
     })
@@ -295,7 +296,7 @@ impl Subscription {
                     continue;
                 }
                 self.last = event.seq;
-                if ends_stream(&event.kind) {
+                if event.kind.ends_stream() {
                     self.done = true;
                     self.buffer.clear();
                 }

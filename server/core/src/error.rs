@@ -98,6 +98,19 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error a run recorded when it failed, as its caller gets it: the recorded code and
+    /// message, of the kind its OpenAI type names (a run's own `api_error` failed upstream).
+    pub fn from_recorded(body: ErrorBody) -> Self {
+        let kind = match body.kind {
+            ErrorType::AuthenticationError => ErrorKind::Unauthenticated,
+            ErrorType::PermissionError => ErrorKind::Forbidden,
+            ErrorType::RateLimitError => ErrorKind::RateLimited,
+            ErrorType::InvalidRequestError => ErrorKind::Invalid,
+            ErrorType::ApiError => ErrorKind::Upstream,
+        };
+        Self { kind, code: body.code.into(), message: body.message, param: body.param, retry_after: None }
+    }
+
     pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
         Self { kind, code: Cow::Borrowed(code), message: message.into(), param: None, retry_after: None }
     }

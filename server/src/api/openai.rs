@@ -23,9 +23,9 @@ use crate::http::extract::Json;
 use ingram_core::auth::Caller;
 use ingram_core::domain::smiths::{self, NewSmith, SmithWithAgent, Upserted};
 use ingram_core::domain::turn::TurnInstructions;
-use ingram_core::engine::events::Subscription;
+use ingram_core::engine::events::{DecodedEvents, Subscription};
 use ingram_core::engine::start::{Sampling, Started, Turn, validate_thread_id};
-use ingram_core::error::{Error, ErrorBody, ErrorKind, ErrorType};
+use ingram_core::error::{Error, ErrorBody};
 use ingram_core::ids::SmithId;
 use ingram_core::providers::{Role, StopReason, ToolCall};
 use ingram_core::store::decode_json_opt;
@@ -400,20 +400,7 @@ pub(crate) fn settled_error(run: ingram_core::store::run::Model) -> Error {
 pub(crate) fn run_error(error: Option<Value>) -> Error {
     let body: Option<ErrorBody> = error.and_then(|error| serde_json::from_value(error).ok());
     let Some(body) = body else { return Error::internal("The run ended without an answer.") };
-    error_of(body)
-}
-
-/// A run's recorded error as the HTTP error an OpenAI SDK maps to the right exception.
-pub(crate) fn error_of(body: ErrorBody) -> Error {
-    let kind = match body.kind {
-        ErrorType::AuthenticationError => ErrorKind::Unauthenticated,
-        ErrorType::PermissionError => ErrorKind::Forbidden,
-        ErrorType::RateLimitError => ErrorKind::RateLimited,
-        ErrorType::InvalidRequestError => ErrorKind::Invalid,
-        // What failed a run on the server's side failed at the provider, or on the way there.
-        ErrorType::ApiError => ErrorKind::Upstream,
-    };
-    Error { kind, code: body.code.into(), message: body.message, param: body.param, retry_after: None }
+    Error::from_recorded(body)
 }
 
 struct Framing {
@@ -451,38 +438,18 @@ impl Framing {
 
 /// Streams the run as OpenAI chunks. A run that fails before its first word answers with the
 /// HTTP error instead, so SDKs raise the matching exception.
-async fn stream(mut subscription: Subscription, framing: Framing) -> ApiResult<Response> {
-    let mut first = Vec::new();
-    loop {
-        let Some(event) = subscription.next().await? else { break };
-        let event = event.decode()?;
-        if let RunEventData::Failed(failed) = event {
-            return Err(error_of(failed.error).into());
-        }
-        let decisive = !matches!(event, RunEventData::Started(_));
-        first.push(event);
-        if decisive {
-            break;
-        }
-    }
+async fn stream(subscription: Subscription, framing: Framing) -> ApiResult<Response> {
+    let events = DecodedEvents::open(subscription).await?;
     let frames = futures::stream::unfold(
-        (subscription, first.into_iter(), framing, true, false),
-        |(mut subscription, mut buffered, framing, mut opening, mut done)| async move {
+        (events, framing, true, false),
+        |(mut events, framing, mut opening, mut done)| async move {
             loop {
                 if done {
                     return None;
                 }
-                let event = match buffered.next() {
-                    Some(event) => Some(event),
-                    // A stream that breaks off, or an event that does not decode, ends it.
-                    None => subscription.next().await.ok().flatten().and_then(|event| event.decode().ok()),
-                };
-                let Some(event) = event else {
+                let Some(event) = events.next().await else {
                     done = true;
-                    return Some((
-                        vec![Event::default().data("[DONE]")],
-                        (subscription, buffered, framing, opening, done),
-                    ));
+                    return Some((vec![Event::default().data("[DONE]")], (events, framing, opening, done)));
                 };
                 let mut out = Vec::new();
                 if opening && !matches!(event, RunEventData::Started(_)) {
@@ -497,7 +464,7 @@ async fn stream(mut subscription: Subscription, framing: Framing) -> ApiResult<R
                     done = true;
                 }
                 if !out.is_empty() {
-                    return Some((out, (subscription, buffered, framing, opening, done)));
+                    return Some((out, (events, framing, opening, done)));
                 }
             }
         },

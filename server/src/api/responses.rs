@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::api::openai::{SMITH_MODEL, error_of, resolve_smith, settled_error};
+use crate::api::openai::{SMITH_MODEL, resolve_smith, settled_error};
 use crate::api::schemas;
 use crate::http::ApiResult;
 use crate::http::INPUT_BODY_LIMIT;
@@ -26,7 +26,7 @@ use ingram_core::auth::Caller;
 use ingram_core::domain::runs::{self, ResponseScope};
 use ingram_core::domain::smiths;
 use ingram_core::domain::turn::TurnInstructions;
-use ingram_core::engine::events::Subscription;
+use ingram_core::engine::events::{DecodedEvents, Subscription};
 use ingram_core::engine::start::{Sampling, Started, Turn};
 use ingram_core::error::Error;
 use ingram_core::ids::{FileId, RunId, SmithId};
@@ -707,41 +707,23 @@ impl Frames {
 }
 
 /// Streams the response. A run that fails before anything answers with the HTTP error.
-async fn stream(mut subscription: Subscription, echo: Echo) -> ApiResult<Response> {
-    let mut first = Vec::new();
-    while let Some(event) = subscription.next().await? {
-        let event = event.decode()?;
-        if let RunEventData::Failed(failed) = event {
-            return Err(error_of(failed.error).into());
-        }
-        let decisive = !matches!(event, RunEventData::Started(_));
-        first.push(event);
-        if decisive {
-            break;
-        }
-    }
+async fn stream(subscription: Subscription, echo: Echo) -> ApiResult<Response> {
+    let events = DecodedEvents::open(subscription).await?;
     let mut frames = Frames { echo, sequence: 0, text: String::new(), text_started: false, calls: Vec::new() };
     let created = frames.echo.object(ResponseStatus::InProgress, Vec::new(), None);
     let opening = vec![
         frames.response_frame("response.created", created.clone()),
         frames.response_frame("response.in_progress", created),
     ];
-    let events = futures::stream::unfold(
-        (subscription, first.into_iter(), frames, false),
-        |(mut subscription, mut buffered, mut frames, done)| async move {
-            if done {
-                return None;
-            }
-            let event = match buffered.next() {
-                Some(event) => Some(event),
-                // A stream that breaks off, or an event that does not decode, ends it.
-                None => subscription.next().await.ok().flatten().and_then(|event| event.decode().ok()),
-            }?;
-            let out = frames.on_event(&event);
-            let done = event.is_terminal();
-            Some((out, (subscription, buffered, frames, done)))
-        },
-    );
+    let events = futures::stream::unfold((events, frames, false), |(mut events, mut frames, done)| async move {
+        if done {
+            return None;
+        }
+        let event = events.next().await?;
+        let out = frames.on_event(&event);
+        let done = event.is_terminal();
+        Some((out, (events, frames, done)))
+    });
     let frames = futures::stream::iter(opening)
         .chain(events.flat_map(futures::stream::iter))
         .map(Ok::<_, std::convert::Infallible>);

@@ -237,6 +237,42 @@ pub async fn stored_after(
     Ok(rows.into_iter().map(|row| Arc::new(StoredEvent::from(row))).collect())
 }
 
+/// A run's events decoded, for surfaces that answer in their own wire: opened only once the
+/// run has answered (a run that failed first is its error instead), then read to the end.
+pub struct DecodedEvents {
+    opening: std::vec::IntoIter<RunEventData>,
+    subscription: Subscription,
+}
+
+impl DecodedEvents {
+    /// Reads until the first event after `run.started`: a run that failed before answering
+    /// is its recorded error, so the surface can answer with an HTTP error instead of a stream.
+    pub async fn open(mut subscription: Subscription) -> Result<Self> {
+        let mut opening = Vec::new();
+        while let Some(event) = subscription.next().await? {
+            let event = event.decode()?;
+            if let RunEventData::Failed(failed) = event {
+                return Err(Error::from_recorded(failed.error));
+            }
+            let started = matches!(event, RunEventData::Started(_));
+            opening.push(event);
+            if !started {
+                break;
+            }
+        }
+        Ok(Self { opening: opening.into_iter(), subscription })
+    }
+
+    /// The next event; `None` once the stream ended, or when it breaks off or an event does
+    /// not decode (the response is already streaming: it can only end).
+    pub async fn next(&mut self) -> Option<RunEventData> {
+        if let Some(event) = self.opening.next() {
+            return Some(event);
+        }
+        self.subscription.next().await.ok().flatten().and_then(|event| event.decode().ok())
+    }
+}
+
 /// Follows a run's events after `after` until its stream ends (the run finished or paused).
 pub struct Subscription {
     db: DatabaseConnection,

@@ -118,12 +118,13 @@ async fn ensure_secret(
         None => {
             mint(db, kind, organization_id, project_id, Some(chosen)).await?;
         }
-        Some(record) if record.kind != kind.as_str() || record.organization_id != *organization_id => {
+        Some(record) if record.kind != kind || record.organization_id != *organization_id => {
             return Err(Error::conflict(
                 "bootstrap_secret_conflict",
                 format!(
                     "{variable} is already the secret of token {} ({}); it will not be changed. Choose another secret for {variable}.",
-                    record.id, record.kind
+                    record.id,
+                    record.kind.as_str()
                 ),
             ));
         }

@@ -32,7 +32,7 @@ pub struct ModelKey {
 impl From<model_key::Model> for ModelKey {
     fn from(model: model_key::Model) -> Self {
         Self {
-            provider: ProviderKind::parse(&model.provider).unwrap_or(ProviderKind::Openai),
+            provider: model.provider,
             preview: model.preview,
             base_url: model.base_url,
             created_at: model.created_at,

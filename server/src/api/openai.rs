@@ -393,14 +393,12 @@ pub(crate) fn settled_error(run: ingram_core::store::run::Model) -> Error {
     if run.status == RunStatus::Cancelled {
         return Error::conflict("run_cancelled", "The run behind this request was cancelled.");
     }
-    run_error(run.error)
-}
-
-/// A failed run as the HTTP error an OpenAI SDK maps to the right exception.
-pub(crate) fn run_error(error: Option<Value>) -> Error {
-    let body: Option<ErrorBody> = error.and_then(|error| serde_json::from_value(error).ok());
-    let Some(body) = body else { return Error::internal("The run ended without an answer.") };
-    Error::from_recorded(body)
+    // A failed run as the HTTP error an OpenAI SDK maps to the right exception.
+    match decode_json_opt::<ErrorBody>(&run.id, "error", run.error.as_ref()) {
+        Ok(Some(body)) => Error::from_recorded(body),
+        Ok(None) => Error::internal("The run ended without an answer."),
+        Err(corrupt) => corrupt,
+    }
 }
 
 struct Framing {

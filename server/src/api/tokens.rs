@@ -14,7 +14,7 @@ use crate::api::schemas;
 use crate::http::ApiResult;
 use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::{Json, Path, Query};
-use ingram_core::auth::{Scope, TokenKind, kind_and_scopes};
+use ingram_core::auth::{Scope, TokenKind, scopes_of};
 use ingram_core::domain::tokens;
 use ingram_core::ids::{ProjectId, SmithId, TokenId};
 use ingram_core::store::token;
@@ -57,13 +57,12 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    /// A stored token as listed. A kind or scopes that do not decode are an error: read as
-    /// "no scopes" they would show a scoped token as an unrestricted one.
+    /// A stored token as listed. Scopes that do not decode are an error: read as "no scopes"
+    /// they would show a scoped token as an unrestricted one.
     pub fn from_record(record: token::Model) -> ingram_core::Result<Self> {
-        let (kind, scopes) = kind_and_scopes(&record)?;
         Ok(Self {
-            kind,
-            scopes,
+            scopes: scopes_of(&record)?,
+            kind: record.kind,
             id: record.id,
             name: record.name,
             project_id: record.project_id,

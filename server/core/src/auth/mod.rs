@@ -6,43 +6,13 @@ pub mod scope;
 pub mod secret;
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
 
 pub use scope::Scope;
 
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId, SmithId, TokenId};
 use crate::store::token;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenKind {
-    Org,
-    TenantAdmin,
-    Smith,
-}
-
-impl TokenKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Org => "org",
-            Self::TenantAdmin => "tenant_admin",
-            Self::Smith => "smith",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [Self::Org, Self::TenantAdmin, Self::Smith].into_iter().find(|kind| kind.as_str() == value)
-    }
-
-    pub const fn secret_prefix(self) -> &'static str {
-        match self {
-            Self::Org => "ik_org_",
-            Self::TenantAdmin => "tha_live_",
-            Self::Smith => "ths_live_",
-        }
-    }
-}
+pub use crate::store::token::TokenKind;
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -117,22 +87,16 @@ pub async fn authenticate(db: &impl ConnectionTrait, secret: &str) -> Result<Pri
     principal_of(record)
 }
 
-/// A stored token's kind and scopes (`None`: everything its kind allows). Data that does
-/// not decode is an error naming the token: read as "no scopes" it would make a scoped token
-/// an unrestricted one.
-pub fn kind_and_scopes(record: &token::Model) -> Result<(TokenKind, Option<Vec<Scope>>)> {
-    let corrupt = || Error::internal(format!("Token {} is stored inconsistently.", record.id));
-    let kind = TokenKind::parse(&record.kind).ok_or_else(corrupt)?;
-    let scopes = match &record.scopes {
-        Some(scopes) => Some(Vec::<Scope>::deserialize(scopes).map_err(|_| corrupt())?),
-        None => None,
-    };
-    Ok((kind, scopes))
+/// A stored token's scopes (`None`: everything its kind allows). Data that does not decode is
+/// an error naming the token: read as "no scopes" it would make a scoped token an
+/// unrestricted one.
+pub fn scopes_of(record: &token::Model) -> Result<Option<Vec<Scope>>> {
+    crate::store::decode_json_opt(&record.id, "scopes", record.scopes.as_ref())
 }
 
 fn principal_of(record: token::Model) -> Result<Principal> {
-    let (kind, scopes) = kind_and_scopes(&record)?;
-    match kind {
+    let scopes = scopes_of(&record)?;
+    match record.kind {
         TokenKind::Org => Ok(Principal::Org { organization_id: record.organization_id, token_id: record.id }),
         TokenKind::TenantAdmin | TokenKind::Smith => {
             let corrupt = || Error::internal("A stored token is inconsistent.");

@@ -17,9 +17,18 @@ pub struct NewSecret {
     pub preview: String,
 }
 
+/// The secret's prefix says what kind of token it is, to a person and to secret scanners.
+pub const fn prefix(kind: TokenKind) -> &'static str {
+    match kind {
+        TokenKind::Org => "ik_org_",
+        TokenKind::TenantAdmin => "tha_live_",
+        TokenKind::Smith => "ths_live_",
+    }
+}
+
 pub fn generate(kind: TokenKind) -> NewSecret {
     let random: String = rand::rng().sample_iter(&Alphanumeric).take(SECRET_LEN).map(char::from).collect();
-    from_secret(format!("{}{random}", kind.secret_prefix()))
+    from_secret(format!("{}{random}", prefix(kind)))
 }
 
 /// Wraps a secret chosen by the operator (INGRAM_ORG_KEY, INGRAM_ADMIN_TOKEN).

@@ -31,7 +31,7 @@ pub async fn put(
     let at = now();
     let row = model_key::ActiveModel {
         project_id: Set(project_id.clone()),
-        provider: Set(provider.as_str().to_owned()),
+        provider: Set(provider),
         ciphertext: Set(settings.master_key.seal(api_key, sealing(project_id.as_str(), provider))),
         base_url: Set(base_url),
         preview: Set(preview),
@@ -59,7 +59,7 @@ pub async fn get(
     project_id: &ProjectId,
     provider: ProviderKind,
 ) -> Result<Option<model_key::Model>> {
-    Ok(model_key::Entity::find_by_id((project_id.to_owned(), provider.as_str().to_owned())).one(db).await?)
+    Ok(model_key::Entity::find_by_id((project_id.clone(), provider)).one(db).await?)
 }
 
 pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<Vec<model_key::Model>> {
@@ -71,8 +71,7 @@ pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<V
 }
 
 pub async fn delete(db: &impl ConnectionTrait, project_id: &ProjectId, provider: ProviderKind) -> Result<()> {
-    let deleted =
-        model_key::Entity::delete_by_id((project_id.to_owned(), provider.as_str().to_owned())).exec(db).await?;
+    let deleted = model_key::Entity::delete_by_id((project_id.clone(), provider)).exec(db).await?;
     if deleted.rows_affected == 0 {
         return Err(Error::not_found("model_key_not_found", "model key for provider", provider.as_str()));
     }

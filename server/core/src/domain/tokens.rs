@@ -2,7 +2,7 @@
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use crate::auth::{Caller, Scope, TokenKind, kind_and_scopes, secret};
+use crate::auth::{Caller, Scope, TokenKind, scopes_of, secret};
 use crate::domain::{limits, projects, smiths};
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId, SmithId, TokenId};
@@ -112,7 +112,7 @@ pub async fn mint(db: &impl ConnectionTrait, mint: Mint<'_>) -> Result<Minted> {
     let scopes = mint.scopes.map(|scopes| serde_json::to_value(scopes).expect("scopes serialize"));
     let record = token::ActiveModel {
         id: Set(TokenId::generate()),
-        kind: Set(mint.kind.as_str().to_owned()),
+        kind: Set(mint.kind),
         organization_id: Set(mint.organization_id.clone()),
         project_id: Set(mint.project_id.cloned()),
         smith_id: Set(mint.smith_id.cloned()),
@@ -146,8 +146,7 @@ pub async fn revoke(db: &impl ConnectionTrait, caller: &Caller, token_id: &Token
         .await?
         .ok_or_else(|| Error::not_found("token_not_found", "token", token_id))?;
     if caller.scopes.is_some() {
-        let (_, target_scopes) = kind_and_scopes(&target)?;
-        let within = target_scopes.is_some_and(|scopes| scopes.iter().all(|scope| caller.holds(*scope)));
+        let within = scopes_of(&target)?.is_some_and(|scopes| scopes.iter().all(|scope| caller.holds(*scope)));
         if !within {
             return Err(Error::forbidden(
                 "insufficient_scope",

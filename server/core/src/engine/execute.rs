@@ -171,8 +171,7 @@ async fn work(
     let db = engine.db();
     let run_id = &current.id.clone();
 
-    let config: RunConfig =
-        serde_json::from_value(current.config.clone()).map_err(|_| Error::internal("A run's config is corrupt."))?;
+    let config: RunConfig = crate::store::decode_json(&current.id, "config", &current.config)?;
     let model = resolve(&config.model);
     if emitter.last_seq() == 0 {
         if current.status == RunStatus::Queued {

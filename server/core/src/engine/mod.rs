@@ -33,7 +33,7 @@ use crate::providers::offline::Offline;
 use crate::providers::routing::{ProviderKind, resolve};
 use crate::providers::{Endpoint, ProviderError};
 use crate::settings::Settings;
-use crate::store::{now, run};
+use crate::store::{decode_json_opt, now, run};
 use crate::types::{
     EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
     RunFailedEvent, RunMode, RunStatus,
@@ -356,10 +356,7 @@ impl Engine {
             return Err(not_waiting());
         }
         let slot = self.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)?;
-        let action: RequiredAction = current
-            .required_action
-            .clone()
-            .and_then(|action| serde_json::from_value(action).ok())
+        let action: RequiredAction = decode_json_opt(&current.id, "required_action", current.required_action.as_ref())?
             .ok_or_else(|| Error::internal("A paused run has no required action."))?;
         let mut answered = std::collections::HashSet::new();
         for output in &outputs {

@@ -4,6 +4,7 @@
 //! `ingram/`). Otherwise `claude-*` is Anthropic, `gemini-*` is Gemini, and anything else
 //! (`gpt-*`, `o*`, local models) speaks the OpenAI wire.
 
+use sea_orm::sea_query::StringLen;
 use serde::{Deserialize, Serialize};
 
 use super::anthropic::Anthropic;
@@ -12,8 +13,12 @@ use super::offline::{self, Offline};
 use super::openai::OpenAi;
 use super::{Endpoint, ModelProvider, ModelRequest, ModelStream, ProviderError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// Stored as its snake_case name in model_keys.provider.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sea_orm::EnumIter, sea_orm::DeriveActiveEnum,
+)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
 pub enum ProviderKind {
     Openai,
     Anthropic,

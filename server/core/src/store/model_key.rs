@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
 use crate::ids::ProjectId;
+use crate::providers::routing::ProviderKind;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "model_keys")]
@@ -8,7 +9,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub project_id: ProjectId,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub provider: String,
+    pub provider: ProviderKind,
     /// The API key, sealed with the master key (see `crypto`).
     #[sea_orm(column_type = "Text")]
     pub ciphertext: String,

@@ -7,8 +7,7 @@ use crate::ids::{OrganizationId, ProjectId, SmithId, TokenId};
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: TokenId,
-    /// `org`, `tenant_admin` or `smith`.
-    pub kind: String,
+    pub kind: TokenKind,
     pub organization_id: OrganizationId,
     pub project_id: Option<ProjectId>,
     pub smith_id: Option<SmithId>,
@@ -22,6 +21,26 @@ pub struct Model {
     pub preview: String,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+}
+
+/// What a token is for; stored as its snake_case name (a row with another value fails to load).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, EnumIter, DeriveActiveEnum)]
+#[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
+pub enum TokenKind {
+    Org,
+    TenantAdmin,
+    Smith,
+}
+
+impl TokenKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Org => "org",
+            Self::TenantAdmin => "tenant_admin",
+            Self::Smith => "smith",
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

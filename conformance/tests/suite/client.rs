@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use ingram_client::{Client, Error, RetryPolicy, paginate, types};
-use ingram_core::engine::capacity::CapacityLimits;
+use ingram_core::settings::CapacityLimits;
 use ingram_core::settings::Settings;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};

@@ -120,9 +120,16 @@ fn the_spec_names_every_run_event_as_the_core_does() {
     use ingram_core::types::EventKind;
     use sea_orm::Iterable;
     let variants = spec::SPEC["components"]["schemas"]["RunEventData"]["oneOf"].as_array().unwrap();
-    let mut titles: Vec<&str> = variants.iter().map(|variant| variant["title"].as_str().unwrap()).collect();
-    let mut kinds: Vec<&str> = EventKind::iter().map(EventKind::as_str).collect();
-    titles.sort_unstable();
-    kinds.sort_unstable();
-    assert_eq!(titles, kinds);
+    let titles: Vec<(&str, &str)> = variants
+        .iter()
+        .map(|variant| (variant["title"].as_str().unwrap(), variant["$ref"].as_str().unwrap()))
+        .collect();
+    let kinds: Vec<&str> = EventKind::iter().map(EventKind::as_str).collect();
+    assert_eq!(titles.iter().map(|(title, _)| *title).collect::<Vec<_>>(), kinds, "in the enum's order");
+    // Each title names the frame schema of its own event: `run.requires_action` is
+    // `RunRequiresActionEvent`.
+    for (title, schema) in titles {
+        let camel: String = title.split(['.', '_']).map(|word| word[..1].to_uppercase() + &word[1..]).collect();
+        assert_eq!(schema, format!("#/components/schemas/{camel}Event"), "{title}");
+    }
 }

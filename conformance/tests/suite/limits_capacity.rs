@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingram_core::engine::capacity::CapacityLimits;
+use ingram_core::settings::CapacityLimits;
 use ingram_core::settings::Settings;
 use reqwest::Method;
 use serde_json::{Map, Value, json};

@@ -34,6 +34,10 @@ async fn responses_chain_on_the_server_and_stream_in_order() {
     app.post(PATH, token, branch).await.expect_error(409, "response_not_latest");
     let both = json!({"model": "m", "previous_response_id": first_id, "conversation": "c", "input": "x"});
     app.post(PATH, token, both).await.expect_error(400, "invalid_parameter");
+    // A conversation id obeys the thread id rule, and the error names `conversation`.
+    let long = json!({"model": "ingram/offline", "user": "r1", "conversation": "c".repeat(129), "input": "x"});
+    let refused = app.post(PATH, token, long).await.expect_error(400, "invalid_parameter");
+    assert_eq!(refused.body["error"]["param"], "conversation");
     let unstored = app
         .post(PATH, token, json!({"model": "ingram/offline", "user": "r1", "input": "x", "store": false}))
         .await

@@ -75,3 +75,8 @@ pub fn spawn_wal_checkpoints(db: DatabaseConnection) {
         }
     });
 }
+
+/// Whether the database answers (the health check).
+pub async fn ping(db: &DatabaseConnection) -> crate::Result<()> {
+    Ok(db.ping().await?)
+}

@@ -4,12 +4,26 @@ use std::time::Duration;
 
 use crate::crypto::MasterKey;
 use crate::egress::EgressPolicy;
-use crate::engine::capacity::CapacityLimits;
 use crate::providers::Endpoint;
 use crate::providers::routing::ProviderKind;
 
 pub const DEFAULT_RUN_DEADLINE: Duration = Duration::from_secs(600);
 pub const DEFAULT_IDEMPOTENCY_LEASE: Duration = Duration::from_secs(30);
+
+/// Per-project caps on runs executing at once, runs queued behind busy threads, and open
+/// event streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapacityLimits {
+    pub active_runs: u32,
+    pub queued_runs: u32,
+    pub streams: u32,
+}
+
+impl Default for CapacityLimits {
+    fn default() -> Self {
+        Self { active_runs: 2048, queued_runs: 4096, streams: 4096 }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -14,7 +14,7 @@ use crate::providers::{Role, StopReason, ToolCall};
 
 pub const EVENT_VERSION: u8 = 1;
 
-// Stored as its snake_case name; a row with any other value fails to load, naming it.
+// Stored as its snake_case name; a row with any other value fails to load (an error, never a default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
 #[serde(rename_all = "snake_case")]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
@@ -412,52 +412,41 @@ pub enum RunEventData {
     Duplicate(RunDuplicateEvent),
 }
 
-/// The name of a run event: the SSE `event:` field and the stored `kind` column (a row with
-/// any other value fails to load, naming it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-pub enum EventKind {
-    #[sea_orm(string_value = "run.started")]
-    Started,
-    #[sea_orm(string_value = "message.delta")]
-    MessageDelta,
-    #[sea_orm(string_value = "message.completed")]
-    MessageCompleted,
-    #[sea_orm(string_value = "tool.executing")]
-    ToolExecuting,
-    #[sea_orm(string_value = "tool.completed")]
-    ToolCompleted,
-    #[sea_orm(string_value = "run.requires_action")]
-    RequiresAction,
-    #[sea_orm(string_value = "approval.required")]
-    ApprovalRequired,
-    #[sea_orm(string_value = "run.completed")]
-    Completed,
-    #[sea_orm(string_value = "run.failed")]
-    Failed,
-    #[sea_orm(string_value = "run.cancelled")]
-    Cancelled,
-    #[sea_orm(string_value = "run.duplicate")]
-    Duplicate,
+macro_rules! event_kinds {
+    ($($variant:ident => $name:literal,)*) => {
+        /// The name of a run event: the SSE `event:` field and the stored `kind` column (a row
+        /// with any other value fails to load, never turning into a default).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+        #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+        pub enum EventKind {
+            $(#[sea_orm(string_value = $name)] $variant,)*
+        }
+
+        impl EventKind {
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    Started => "run.started",
+    MessageDelta => "message.delta",
+    MessageCompleted => "message.completed",
+    ToolExecuting => "tool.executing",
+    ToolCompleted => "tool.completed",
+    RequiresAction => "run.requires_action",
+    ApprovalRequired => "approval.required",
+    Completed => "run.completed",
+    Failed => "run.failed",
+    Cancelled => "run.cancelled",
+    Duplicate => "run.duplicate",
 }
 
 impl EventKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Started => "run.started",
-            Self::MessageDelta => "message.delta",
-            Self::MessageCompleted => "message.completed",
-            Self::ToolExecuting => "tool.executing",
-            Self::ToolCompleted => "tool.completed",
-            Self::RequiresAction => "run.requires_action",
-            Self::ApprovalRequired => "approval.required",
-            Self::Completed => "run.completed",
-            Self::Failed => "run.failed",
-            Self::Cancelled => "run.cancelled",
-            Self::Duplicate => "run.duplicate",
-        }
-    }
-
     /// A run's stream closes after this event: the run ended, or paused for the caller.
     pub const fn ends_stream(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled | Self::RequiresAction)

@@ -20,6 +20,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "The server and its database answer.", body = Health)))]
 async fn healthz(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
-    state.db.ping().await?;
+    ingram_core::db::ping(&state.db).await?;
     Ok(axum::Json(Health { status: "ok".into() }))
 }

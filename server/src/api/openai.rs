@@ -21,6 +21,7 @@ use crate::http::INPUT_BODY_LIMIT;
 use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::Json;
 use ingram_core::auth::Caller;
+use ingram_core::domain::runs;
 use ingram_core::domain::smiths::{self, NewSmith, SmithWithAgent, Upserted};
 use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::{DecodedEvents, Subscription};
@@ -30,10 +31,12 @@ use ingram_core::ids::SmithId;
 use ingram_core::providers::{Role, StopReason, ToolCall};
 use ingram_core::store::decode_json_opt;
 use ingram_core::types::{
-    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunEventData, RunMode, RunOutput, RunStatus,
-    RunUsage, ToolChoiceOption,
+    FunctionTool, FunctionToolType, InputMessage, MessageContent, RunEventData, RunMode, RunStatus, RunUsage,
+    ToolChoiceOption,
 };
 
+/// How errors name the thread header.
+const THREAD_PARAM: &str = "IC-Thread-Id";
 /// The `model` value that keeps the smith's own configured model.
 pub const SMITH_MODEL: &str = "default";
 
@@ -264,8 +267,9 @@ async fn create_chat_completion(
         None => None,
         Some(value) => {
             let thread_id =
-                value.to_str().map_err(|_| Error::invalid_param("IC-Thread-Id", "IC-Thread-Id must be text."))?;
-            validate_thread_id("IC-Thread-Id", thread_id)?;
+                value.to_str().map_err(|_| Error::invalid_param(THREAD_PARAM, "IC-Thread-Id must be text."))?;
+            // Checked before the smith is resolved, which `user` may create.
+            validate_thread_id(THREAD_PARAM, thread_id)?;
             Some(thread_id.to_owned())
         }
     };
@@ -274,6 +278,7 @@ async fn create_chat_completion(
     let model_requested = request.model.clone();
     let turn = Turn {
         thread_id,
+        thread_param: THREAD_PARAM,
         model: (request.model != SMITH_MODEL).then_some(request.model),
         instructions: TurnInstructions::Append(instructions),
         sampling: Sampling {
@@ -297,11 +302,8 @@ async fn create_chat_completion(
     if settled.status != RunStatus::Completed {
         return Err(settled_error(settled).into());
     }
-    let run_id = settled.id.as_str();
-    let output: RunOutput = decode_json_opt(run_id, "output", settled.output.as_ref())?.unwrap_or_default();
-    let usage: RunUsage = decode_json_opt(run_id, "usage", settled.usage.as_ref())?.unwrap_or_default();
-    let stop_reason = settled.stop_reason.clone().map(Value::String);
-    let stop_reason: Option<StopReason> = decode_json_opt(run_id, "stop_reason", stop_reason.as_ref())?;
+    let (output, usage) = runs::answer_of(&settled)?;
+    let stop_reason = settled.stop_reason;
     let has_tool_calls = !output.tool_calls.is_empty();
     let completion = ChatCompletion {
         id,

@@ -31,11 +31,11 @@ use ingram_core::engine::start::{Sampling, Started, Turn};
 use ingram_core::error::Error;
 use ingram_core::ids::{FileId, RunId, SmithId};
 use ingram_core::providers::{Role, StopReason, ToolCall};
-use ingram_core::store::{decode_json_opt, run};
+use ingram_core::store::run;
 use ingram_core::types::{
     ContentPart, FilePart, FunctionDefinition, FunctionTool, FunctionToolType, ImageDetail, ImagePart, InputMessage,
-    MessageContent, NamedFunction, NamedToolChoice, RunEventData, RunMode, RunOutput, RunStatus, RunUsage,
-    ToolChoiceMode, ToolChoiceOption,
+    MessageContent, NamedFunction, NamedToolChoice, RunEventData, RunMode, RunStatus, RunUsage, ToolChoiceMode,
+    ToolChoiceOption,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -386,6 +386,7 @@ async fn create_response(
     let store = request.store.unwrap_or(true);
     let turn = Turn {
         thread_id,
+        thread_param: "conversation",
         model: (request.model != SMITH_MODEL).then(|| request.model.clone()),
         instructions: TurnInstructions::Append(request.instructions.clone().into_iter().collect()),
         sampling: Sampling {
@@ -420,9 +421,9 @@ async fn create_response(
     if settled.status != RunStatus::Completed {
         return Err(settled_error(settled).into());
     }
-    let output: RunOutput = decode_json_opt(&settled.id, "output", settled.output.as_ref())?.unwrap_or_default();
-    let usage: Option<RunUsage> = decode_json_opt(&settled.id, "usage", settled.usage.as_ref())?;
-    let status = if settled.stop_reason.as_deref() == Some("max_tokens") {
+    let (output, usage) = runs::answer_of(&settled)?;
+    let usage = Some(usage);
+    let status = if settled.stop_reason == Some(StopReason::MaxTokens) {
         ResponseStatus::Incomplete
     } else {
         ResponseStatus::Completed
@@ -500,7 +501,7 @@ async fn referenced_items(
         let run_id = RunId::from(format!("run_{suffix}"));
         let run =
             runs::stored_response(&state.db, ResponseScope::Smith(smith_id), &run_id).await?.ok_or_else(not_found)?;
-        let output: RunOutput = decode_json_opt(&run.id, "output", run.output.as_ref())?.unwrap_or_default();
+        let (output, _) = runs::answer_of(&run)?;
         let item = match index {
             None => ReferencedItem::Message(output.content),
             Some(index) => ReferencedItem::FunctionCall(output.tool_calls.get(index).cloned().ok_or_else(not_found)?),

@@ -79,7 +79,6 @@ impl TryFrom<run::Model> for Run {
 
     fn try_from(model: run::Model) -> ApiResult<Self> {
         let id = model.id.as_str();
-        let stop_reason = model.stop_reason.map(serde_json::Value::String);
         Ok(Self {
             status: model.status,
             input: decode_json(id, "input", &model.input)?,
@@ -88,7 +87,7 @@ impl TryFrom<run::Model> for Run {
             usage: decode_json_opt(id, "usage", model.usage.as_ref())?,
             error: decode_json_opt(id, "error", model.error.as_ref())?,
             required_action: decode_json_opt(id, "required_action", model.required_action.as_ref())?,
-            stop_reason: decode_json_opt(id, "stop_reason", stop_reason.as_ref())?,
+            stop_reason: model.stop_reason,
             metadata: decode_json_opt(id, "metadata", model.metadata.as_ref())?,
             id: model.id,
             smith_id: model.smith_id,

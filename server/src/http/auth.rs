@@ -11,7 +11,7 @@ use ingram_core::error::Error;
 use ingram_core::ids::OrganizationId;
 
 use crate::AppState;
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult, ErrorResponse};
 use crate::http::idempotency::Gate;
 
 /// Resolves the bearer token of every authenticated route.
@@ -71,8 +71,9 @@ impl<S: Send + Sync> FromRequestParts<S> for OrgCaller {
         let caller = match principal(parts).map_err(IntoResponse::into_response)? {
             Principal::Org { organization_id, .. } => Self { organization_id: organization_id.clone() },
             Principal::Tenant(_) => {
-                return Err(ApiError(Error::forbidden("permission_denied", "Only an org key may manage projects."))
-                    .into_response());
+                return Err(
+                    Error::forbidden("permission_denied", "Only an org key may manage projects.").into_response()
+                );
             }
         };
         Gate::pass(parts).await?;
@@ -106,7 +107,7 @@ impl<M: RequiredScope, S: Send + Sync> FromRequestParts<S> for Authorized<M> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let caller = project_caller(parts).map_err(IntoResponse::into_response)?;
-        caller.require(M::SCOPE).map_err(|err| ApiError(err).into_response())?;
+        caller.require(M::SCOPE).map_err(ErrorResponse::into_response)?;
         Gate::pass(parts).await?;
         Ok(Self { caller, _scope: std::marker::PhantomData })
     }

@@ -18,12 +18,6 @@ impl From<Error> for ApiError {
     }
 }
 
-impl From<sea_orm::DbErr> for ApiError {
-    fn from(err: sea_orm::DbErr) -> Self {
-        Self(err.into())
-    }
-}
-
 /// The status each kind of error answers with.
 pub const fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {

@@ -103,7 +103,7 @@ async fn read_keyed(key: HeaderValue, request: Request) -> Result<(Keyed, Reques
     let scope = request
         .extensions()
         .get::<Principal>()
-        .map(|principal| principal.token_id().to_string())
+        .map(|principal| principal.token_id().clone())
         .ok_or_else(|| Error::internal("idempotency runs after authentication").into_response())?;
     // The smith and thread named by header are part of the request.
     let named_smith = header_bytes(request.headers(), headers::SMITH);
@@ -152,19 +152,20 @@ async fn answer(state: AppState, keyed: Keyed, mut request: Request, next: Next)
         keys.release(&keyed, &claim).await;
         return Error::internal("The request's handler stopped.").into_response();
     }
-    // The claim is renewed while the handler runs. A panicking handler must not leave the key
-    // claimed: it is released, and the retry runs.
-    let handled = std::panic::AssertUnwindSafe(handler).catch_unwind();
-    let handled = tokio::select! {
-        handled = handled => handled,
-        () = keys.keep_renewing(&keyed, &claim) => unreachable!("renewal runs until the handler ends"),
-    };
-    match handled {
-        Ok(response) => record(keys, &keyed, &claim, response).await,
-        Err(panic) => {
-            keys.release(&keyed, &claim).await;
-            crate::http::panic_response(panic)
+    // A panicking handler must not leave the key claimed: it is released, and the retry runs.
+    let finished = async {
+        match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+            Ok(response) => record(keys, &keyed, &claim, response).await,
+            Err(panic) => {
+                keys.release(&keyed, &claim).await;
+                crate::http::panic_response(panic)
+            }
         }
+    };
+    // The claim is renewed until the answer is recorded.
+    tokio::select! {
+        response = finished => response,
+        () = keys.keep_renewing(&keyed, &claim) => unreachable!("renewal runs until the answer is recorded"),
     }
 }
 
@@ -221,7 +222,9 @@ fn replay(status: u16, body: String) -> Response {
         )
             .into_response();
     }
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let Ok(status) = StatusCode::from_u16(status) else {
+        return Error::internal("A stored answer has an invalid status.").into_response();
+    };
     (
         status,
         [

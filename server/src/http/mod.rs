@@ -13,12 +13,12 @@ use std::any::Any;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tower_http::request_id::{MakeRequestId, RequestId};
 
 use ingram_core::error::{Error, ErrorKind};
 
-pub use self::error::{ApiError, ApiResult};
+pub use self::error::{ApiError, ApiResult, ErrorResponse};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const API_VERSION: HeaderName = HeaderName::from_static("ic-api-version");
@@ -65,13 +65,11 @@ impl MakeRequestId for MakeRequestUlid {
 /// Absent means the current version (OpenAI SDKs never send it); anything else we do not speak is a 400.
 pub async fn check_api_version(request: Request, next: Next) -> Response {
     match request.headers().get(API_VERSION) {
-        Some(version) if version.as_bytes() != CURRENT_API_VERSION.as_bytes() => ApiError(
-            Error::bad_request(
-                "unsupported_api_version",
-                format!("IC-Api-Version must be '{CURRENT_API_VERSION}', the only live version."),
-            )
-            .with_param("IC-Api-Version"),
+        Some(version) if version.as_bytes() != CURRENT_API_VERSION.as_bytes() => Error::bad_request(
+            "unsupported_api_version",
+            format!("IC-Api-Version must be '{CURRENT_API_VERSION}', the only live version."),
         )
+        .with_param("IC-Api-Version")
         .into_response(),
         _ => next.run(request).await,
     }
@@ -101,6 +99,5 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     tracing::error!(panic = detail, "handler panicked");
-    ApiError(Error::internal("The server hit an unexpected error; the request id identifies it in our logs."))
-        .into_response()
+    Error::internal("The server hit an unexpected error; the request id identifies it in our logs.").into_response()
 }

@@ -42,10 +42,6 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn kind(&self) -> TokenKind {
-        if self.smith_id.is_some() { TokenKind::Smith } else { TokenKind::TenantAdmin }
-    }
-
     /// Refuses the call unless the token's kind and scopes allow `scope`.
     pub fn require(&self, scope: Scope) -> Result<()> {
         if self.smith_id.is_some() && !scope.allowed_for_smith_tokens() {

@@ -9,6 +9,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, Enti
 
 use crate::crypto::SealContext;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ids::TokenId;
 use crate::settings::Settings;
 use crate::store::{idempotency_key, now};
 
@@ -20,7 +21,7 @@ const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
 /// A key as one caller used it, with the request it was used for.
 pub struct Keyed {
     /// The token that sent the request: a stored answer is replayed to that token only.
-    pub scope: String,
+    pub scope: TokenId,
     pub key: String,
     /// SHA-256 over what identifies the request (method, path, body, …).
     pub request_hash: String,
@@ -28,7 +29,7 @@ pub struct Keyed {
 
 impl Keyed {
     fn sealing(&self) -> SealContext<'_> {
-        SealContext::IdempotentAnswer { scope: &self.scope, key: &self.key }
+        SealContext::IdempotentAnswer { scope: self.scope.as_str(), key: &self.key }
     }
 }
 
@@ -66,7 +67,7 @@ impl<'a> Keys<'a> {
                 return Ok(Claimed::Run(claim));
             }
             let stored =
-                idempotency_key::Entity::find_by_id((keyed.scope.clone(), keyed.key.clone())).one(self.db).await?;
+                idempotency_key::Entity::find_by_id((keyed.scope.to_string(), keyed.key.clone())).one(self.db).await?;
             let Some(stored) = stored else {
                 // The first request failed and released the key: claim it ourselves.
                 continue;
@@ -111,7 +112,7 @@ impl<'a> Keys<'a> {
     /// Inserts the key as claimed by this request; false when it already exists.
     async fn try_claim(self, keyed: &Keyed, claim: &Claim) -> Result<bool> {
         let row = idempotency_key::ActiveModel {
-            scope: Set(keyed.scope.clone()),
+            scope: Set(keyed.scope.to_string()),
             key: Set(keyed.key.clone()),
             request_hash: Set(keyed.request_hash.clone()),
             response_status: Set(None),

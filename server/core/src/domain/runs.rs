@@ -7,8 +7,8 @@ use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::ids::{RunId, SmithId};
 use crate::store::page::{Page, PageRequest};
-use crate::store::{decode_json, fetch_page, run, smith};
-use crate::types::{RunConfig, RunMode, RunStatus};
+use crate::store::{decode_json, decode_json_opt, fetch_page, run, smith};
+use crate::types::{RunConfig, RunMode, RunOutput, RunStatus, RunUsage};
 
 /// A run of the caller's project, also once its smith was deleted; a smith token sees only
 /// its own smith's.
@@ -103,4 +103,13 @@ pub async fn completed_later_on_thread(db: &impl ConnectionTrait, run: &run::Mod
         .count(db)
         .await?;
     Ok(later > 0)
+}
+
+/// What a completed run answered: its output and usage, which a completed run always has
+/// (missing, the run is corrupt: an error naming it, never an empty answer).
+pub fn answer_of(run: &run::Model) -> Result<(RunOutput, RunUsage)> {
+    let missing = |column: &str| Error::internal(format!("Run {} completed without its {column}.", run.id));
+    let output = decode_json_opt(&run.id, "output", run.output.as_ref())?.ok_or_else(|| missing("output"))?;
+    let usage = decode_json_opt(&run.id, "usage", run.usage.as_ref())?.ok_or_else(|| missing("usage"))?;
+    Ok((output, usage))
 }

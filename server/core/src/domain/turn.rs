@@ -51,11 +51,10 @@ pub fn resolve(
     Ok(TurnDesign { model, instructions: (!parts.is_empty()).then(|| parts.join("\n\n")) })
 }
 
-/// In characters, as the spec's `maxLength` counts.
 /// The model a turn runs: the smith's own, or the one asked for, which must be one of the
 /// agent's or smith's `allowed_models` when they set them (also for a replayed run, whose
 /// model is checked against the design as it is now). The name itself is checked where
-/// every run enters (`Engine::create`).
+/// every run enters (`Engine::start`).
 pub fn model(effective: &EffectiveConfig, requested: Option<String>) -> Result<String> {
     match requested {
         Some(model) if model != effective.model => {

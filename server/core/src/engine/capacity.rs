@@ -1,6 +1,6 @@
 //! Per-project caps on what a project holds on this replica at once: runs executing, runs
 //! queued behind their thread, and open event streams. Over a cap, the request is refused
-//! with 429 `rate_limited` and Retry-After before anything is written.
+//! as `rate_limited` (with a retry delay) before anything is written.
 //!
 //! The counts live in memory: they bound each replica (so N replicas allow N times the cap)
 //! and cost nothing on the run path. docs/security.md says so.
@@ -11,19 +11,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::ids::ProjectId;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CapacityLimits {
-    pub active_runs: u32,
-    pub queued_runs: u32,
-    pub streams: u32,
-}
-
-impl Default for CapacityLimits {
-    fn default() -> Self {
-        Self { active_runs: 2048, queued_runs: 4096, streams: 4096 }
-    }
-}
+use crate::settings::CapacityLimits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotKind {

@@ -269,7 +269,14 @@ impl DecodedEvents {
         if let Some(event) = self.opening.next() {
             return Some(event);
         }
-        self.subscription.next().await.ok().flatten().and_then(|event| event.decode().ok())
+        let read = match self.subscription.next().await {
+            Ok(event) => event.map(|event| event.decode()).transpose(),
+            Err(err) => Err(err),
+        };
+        read.unwrap_or_else(|err| {
+            tracing::error!(run_id = %self.subscription.run_id, code = %err.code, "a run's stream ended early");
+            None
+        })
     }
 }
 

@@ -440,10 +440,7 @@ async fn record(
             update = update
                 .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
                 .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
-                .col_expr(
-                    run::Column::StopReason,
-                    Expr::value(Some(json!(stop_reason).as_str().unwrap_or_default().to_owned())),
-                );
+                .col_expr(run::Column::StopReason, Expr::value(Some(stop_reason)));
             (
                 RunStatus::Completed,
                 RunEventData::Completed(RunCompletedEvent { v, run_id: run_id_owned, stop_reason, usage }),
@@ -457,7 +454,7 @@ async fn record(
                 .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
                 .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
                 .col_expr(run::Column::RequiredAction, Expr::value(Some(json!(required_action))))
-                .col_expr(run::Column::StopReason, Expr::value(Some("tool_use".to_owned())));
+                .col_expr(run::Column::StopReason, Expr::value(Some(StopReason::ToolUse)));
             (
                 RunStatus::RequiresAction,
                 RunEventData::RequiresAction(RunRequiresActionEvent { v, run_id: run_id_owned, required_action }),

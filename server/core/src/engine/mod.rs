@@ -427,7 +427,7 @@ impl Engine {
         self.inner.capacity.acquire(project_id, SlotKind::Stream)
     }
 
-    pub async fn subscribe(&self, run_id: &RunId, after: i32) -> Result<Subscription> {
+    async fn subscribe(&self, run_id: &RunId, after: i32) -> Result<Subscription> {
         let engine = self.clone();
         let id = run_id.to_owned();
         Subscription::new(self.inner.db.clone(), run_id.to_owned(), after, Box::new(move || engine.live(&id))).await

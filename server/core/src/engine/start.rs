@@ -21,6 +21,8 @@ pub struct Turn {
     pub mode: RunMode,
     /// The thread to continue; a new one when absent.
     pub thread_id: Option<String>,
+    /// What the surface calls the thread, for the error a bad thread id gets.
+    pub thread_param: &'static str,
     /// The new messages (for Chat Completions: the whole conversation).
     pub input: Vec<InputMessage>,
     /// A model other than the smith's, within its `allowed_models`.
@@ -45,6 +47,7 @@ impl Turn {
         Self {
             mode,
             thread_id: None,
+            thread_param: "thread_id",
             input,
             model: None,
             instructions: TurnInstructions::Append(Vec::new()),
@@ -86,7 +89,7 @@ impl Engine {
     pub async fn start(&self, caller: &Caller, smith: &SmithWithAgent, turn: Turn) -> Result<Started> {
         check_caller_sees(caller, smith)?;
         if let Some(thread_id) = &turn.thread_id {
-            validate_thread_id("thread_id", thread_id)?;
+            validate_thread_id(turn.thread_param, thread_id)?;
         }
         let design = turn::resolve(caller, &smith.effective, turn.model, turn.instructions)?;
         let effective = &smith.effective;

@@ -147,9 +147,10 @@ pub enum ToolChoice {
     Function(String),
 }
 
-/// Why the model stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Why the model stopped; stored as its snake_case name in runs.stop_reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
 #[serde(rename_all = "snake_case")]
+#[sea_orm(rs_type = "String", db_type = "String(sea_orm::sea_query::StringLen::None)", rename_all = "snake_case")]
 pub enum StopReason {
     EndTurn,
     ToolUse,

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
 use crate::ids::{ProjectId, RunId, SmithId};
+use crate::providers::StopReason;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "runs")]
@@ -25,7 +26,7 @@ pub struct Model {
     /// Client-side function tools the caller supplied.
     pub client_tools: Json,
     pub metadata: Option<Json>,
-    pub stop_reason: Option<String>,
+    pub stop_reason: Option<StopReason>,
     pub replay_of: Option<RunId>,
     pub cancel_requested: bool,
     /// The replica executing the run, and until when its claim holds without renewal.

@@ -1194,11 +1194,68 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct CreateProjectRequest {
-        pub name: ::std::string::String,
+        pub name: CreateProjectRequestName,
     }
     impl CreateProjectRequest {
         pub fn builder() -> builder::CreateProjectRequest {
             Default::default()
+        }
+    }
+    ///`CreateProjectRequestName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateProjectRequestName(::std::string::String);
+    impl ::std::ops::Deref for CreateProjectRequestName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateProjectRequestName> for ::std::string::String {
+        fn from(value: CreateProjectRequestName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateProjectRequestName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 200usize {
+                return Err("longer than 200 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateProjectRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateProjectRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateProjectRequestName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`CreateProjectTokenIcApiVersion`
@@ -1317,7 +1374,7 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     #[serde(deny_unknown_fields)]
     pub struct CreateProjectTokenRequest {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub name: ::std::option::Option<::std::string::String>,
+        pub name: ::std::option::Option<CreateProjectTokenRequestName>,
         ///Restrict the token to these scopes; null means all.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub scopes: ::std::option::Option<::std::vec::Vec<Scope>>,
@@ -1325,6 +1382,61 @@ by `file_id` (`GET /v1/files/{fid}`).*/
     impl CreateProjectTokenRequest {
         pub fn builder() -> builder::CreateProjectTokenRequest {
             Default::default()
+        }
+    }
+    ///`CreateProjectTokenRequestName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateProjectTokenRequestName(::std::string::String);
+    impl ::std::ops::Deref for CreateProjectTokenRequestName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateProjectTokenRequestName> for ::std::string::String {
+        fn from(value: CreateProjectTokenRequestName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateProjectTokenRequestName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 200usize {
+                return Err("longer than 200 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateProjectTokenRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateProjectTokenRequestName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateProjectTokenRequestName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`CreateResponseIcApiVersion`
@@ -9336,7 +9448,10 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct CreateProjectRequest {
-            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            name: ::std::result::Result<
+                super::CreateProjectRequestName,
+                ::std::string::String,
+            >,
         }
         impl ::std::default::Default for CreateProjectRequest {
             fn default() -> Self {
@@ -9348,7 +9463,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl CreateProjectRequest {
             pub fn name<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::CreateProjectRequestName>,
                 T::Error: ::std::fmt::Display,
             {
                 self.name = value
@@ -9376,7 +9491,7 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct CreateProjectTokenRequest {
             name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::CreateProjectTokenRequestName>,
                 ::std::string::String,
             >,
             scopes: ::std::result::Result<
@@ -9395,7 +9510,9 @@ and `null` removes it, so the agent's value applies again.*/
         impl CreateProjectTokenRequest {
             pub fn name<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::CreateProjectTokenRequestName>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.name = value

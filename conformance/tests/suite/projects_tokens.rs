@@ -194,3 +194,17 @@ async fn a_chosen_secret_that_names_another_token_stops_the_server() {
     assert!(refused.message.contains("INGRAM_ADMIN_TOKEN"), "{}", refused.message);
     app.get("/v1/organization/projects", &app.org_key).await.expect(200);
 }
+
+/// An org key's project tokens obey the same grant rules and limits as any other.
+#[tokio::test]
+async fn project_names_and_org_minted_token_names_are_bounded() {
+    let app = TestApp::start().await;
+    let long = "n".repeat(201);
+    app.post("/v1/organization/projects", &app.org_key, json!({"name": long}))
+        .await
+        .expect_error(400, "invalid_parameter");
+    let created = app.post("/v1/organization/projects", &app.org_key, json!({"name": "p"})).await.expect(201);
+    let tokens = format!("/v1/organization/projects/{}/tokens", created.id());
+    app.post(&tokens, &app.org_key, json!({"name": long})).await.expect_error(400, "limit_exceeded");
+    app.post(&tokens, &app.org_key, json!({"name": "ci"})).await.expect(201);
+}

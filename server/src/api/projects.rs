@@ -16,7 +16,7 @@ use crate::http::ApiResult;
 use crate::http::auth::OrgCaller;
 use crate::http::extract::{Json, OptionalJson, Path, Query};
 use ingram_core::auth::{Scope, TokenKind};
-use ingram_core::domain::{agents, projects, tokens};
+use ingram_core::domain::{projects, tokens};
 use ingram_core::ids::{AgentId, ProjectId};
 use ingram_core::store::project;
 
@@ -42,12 +42,14 @@ impl From<project::Model> for Project {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectTokenRequest {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Restrict the token to these scopes; null means all.
     #[schema(value_type = Option<Vec<schemas::Scope>>)]
@@ -68,7 +70,6 @@ async fn create_project(
     org: OrgCaller,
     Json(request): Json<CreateProjectRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Project>)> {
-    agents::validate::name(&request.name)?;
     let project = projects::create(&state.db, &org.organization_id, &request.name).await?;
     Ok((StatusCode::CREATED, axum::Json(project.into())))
 }
@@ -115,18 +116,8 @@ async fn create_project_token(
     OptionalJson(request): OptionalJson<CreateProjectTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Token>)> {
     let project = projects::get(&state.db, &org.organization_id, &pid).await?;
-    let minted = tokens::mint(
-        &state.db,
-        tokens::Mint {
-            kind: TokenKind::TenantAdmin,
-            organization_id: &project.organization_id,
-            project_id: Some(&project.id),
-            smith_id: None,
-            name: request.name,
-            scopes: request.scopes,
-            secret: None,
-        },
-    )
-    .await?;
+    let grant =
+        tokens::Grant { kind: TokenKind::TenantAdmin, smith_id: None, scopes: request.scopes, name: request.name };
+    let minted = tokens::grant(&state.db, tokens::Grantor::Operator { project_id: &project.id }, grant).await?;
     Ok((StatusCode::CREATED, axum::Json(Token::from_minted(minted)?)))
 }

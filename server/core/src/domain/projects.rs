@@ -12,6 +12,7 @@ use crate::store::page::{Page, PageRequest};
 use crate::store::{now, project, token};
 
 pub async fn create(db: &DatabaseConnection, organization_id: &OrganizationId, name: &str) -> Result<project::Model> {
+    agents::validate::name(name)?;
     let txn = db.begin().await?;
     let project = project::ActiveModel {
         id: Set(ProjectId::generate()),

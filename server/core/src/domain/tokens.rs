@@ -26,8 +26,9 @@ pub struct Minted {
     pub secret: String,
 }
 
-/// Who asks for a project token: the operator on the command line, who may grant anything
-/// within the project, or a caller, who grants no more than it holds.
+/// Who asks for a project token: the operator (the command line, or an org key for its
+/// organization's projects), who may grant anything within the project, or a caller of the
+/// project, who grants no more than it holds.
 pub enum Grantor<'a> {
     Operator { project_id: &'a ProjectId },
     Caller(&'a Caller),

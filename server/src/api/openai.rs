@@ -26,10 +26,9 @@ use ingram_core::domain::smiths::{self, NewSmith, SmithWithAgent, Upserted};
 use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::{DecodedEvents, Subscription};
 use ingram_core::engine::start::{Sampling, Started, Turn, validate_thread_id};
-use ingram_core::error::{Error, ErrorBody};
+use ingram_core::error::Error;
 use ingram_core::ids::SmithId;
 use ingram_core::providers::{Role, StopReason, ToolCall};
-use ingram_core::store::decode_json_opt;
 use ingram_core::types::{
     FunctionTool, FunctionToolType, InputMessage, MessageContent, RunEventData, RunMode, RunStatus, RunUsage,
     ToolChoiceOption,
@@ -300,7 +299,7 @@ async fn create_chat_completion(
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
     if settled.status != RunStatus::Completed {
-        return Err(settled_error(settled).into());
+        return Err(runs::failure_of(&settled).into());
     }
     let (output, usage) = runs::answer_of(&settled)?;
     let stop_reason = settled.stop_reason;
@@ -387,20 +386,6 @@ fn split_messages(messages: Vec<ChatMessage>) -> ingram_core::Result<(Vec<String
         return Err(Error::invalid_param("messages", "messages needs a user message."));
     }
     Ok((instructions, input))
-}
-
-/// Why a settled run gave no answer, as the HTTP error an OpenAI SDK maps to the right
-/// exception. A cancelled run is a 409, not a retryable 5xx that would run it again.
-pub(crate) fn settled_error(run: ingram_core::store::run::Model) -> Error {
-    if run.status == RunStatus::Cancelled {
-        return Error::conflict("run_cancelled", "The run behind this request was cancelled.");
-    }
-    // A failed run as the HTTP error an OpenAI SDK maps to the right exception.
-    match decode_json_opt::<ErrorBody>(&run.id, "error", run.error.as_ref()) {
-        Ok(Some(body)) => Error::from_recorded(body),
-        Ok(None) => Error::internal("The run ended without an answer."),
-        Err(corrupt) => corrupt,
-    }
 }
 
 struct Framing {

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
-use crate::api::openai::{SMITH_MODEL, resolve_smith, settled_error};
+use crate::api::openai::{SMITH_MODEL, resolve_smith};
 use crate::api::schemas;
 use crate::http::ApiResult;
 use crate::http::INPUT_BODY_LIMIT;
@@ -419,7 +419,7 @@ async fn create_response(
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
     if settled.status != RunStatus::Completed {
-        return Err(settled_error(settled).into());
+        return Err(runs::failure_of(&settled).into());
     }
     let (output, usage) = runs::answer_of(&settled)?;
     let usage = Some(usage);

@@ -17,11 +17,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::AppState;
 use crate::api::pagination::{PageParams, list_type};
 use crate::api::schemas;
+use crate::http::ApiResult;
 use crate::http::INPUT_BODY_LIMIT;
 use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::{Json, OptionalJson, Path, Query};
 use crate::http::headers;
-use crate::http::{ApiError, ApiResult};
 use ingram_core::auth::Caller;
 use ingram_core::domain::runs::{self, RunFilters};
 use ingram_core::domain::smiths;
@@ -75,9 +75,9 @@ pub struct Run {
 list_type!(RunList, Run);
 
 impl TryFrom<run::Model> for Run {
-    type Error = ApiError;
+    type Error = Error;
 
-    fn try_from(model: run::Model) -> ApiResult<Self> {
+    fn try_from(model: run::Model) -> Result<Self, Error> {
         let id = model.id.as_str();
         Ok(Self {
             status: model.status,
@@ -281,8 +281,7 @@ async fn list(
     params: &PageParams,
 ) -> ApiResult<axum::Json<RunList>> {
     let page = runs::list(&state.db, caller, filters, &params.validate()?).await?;
-    let data = page.data.into_iter().map(Run::try_from).collect::<ApiResult<Vec<_>>>()?;
-    Ok(axum::Json(RunList { data, next_cursor: page.next_cursor, has_more: page.has_more }))
+    Ok(axum::Json(page.try_map(Run::try_from)?.into()))
 }
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}/runs/{rid}", tag = "runs",

@@ -64,18 +64,12 @@ async fn insert(
     is_default: bool,
 ) -> Result<agent::Model> {
     validate::name(&request.name)?;
-    if let Some(instructions) = &request.instructions {
-        validate::instructions(instructions)?;
-    }
-    if let Some(model) = &request.model {
-        validate::model(model)?;
-    }
-    if let Some(tools) = &request.tools {
-        validate::tools(tools)?;
-    }
-    if let Some(models) = &request.allowed_models {
-        validate::allowed_models(models)?;
-    }
+    validate::design(
+        request.instructions.as_deref(),
+        request.model.as_deref(),
+        request.tools.as_deref(),
+        request.allowed_models.as_deref(),
+    )?;
     let created_at = now();
     Ok(agent::ActiveModel {
         id: Set(AgentId::generate()),
@@ -202,6 +196,20 @@ pub mod validate {
 
     /// In characters (256 Ki), as the spec's `maxLength` counts.
     pub const MAX_INSTRUCTIONS: usize = 256 * 1024;
+
+    /// The fields of a design (an agent's, or a smith's overrides) that are set.
+    pub fn design(
+        instructions: Option<&str>,
+        model: Option<&str>,
+        tools: Option<&[String]>,
+        allowed_models: Option<&[String]>,
+    ) -> Result<()> {
+        instructions.map(self::instructions).transpose()?;
+        model.map(self::model).transpose()?;
+        tools.map(self::tools).transpose()?;
+        allowed_models.map(self::allowed_models).transpose()?;
+        Ok(())
+    }
 
     pub fn name(name: &str) -> Result<()> {
         if name.trim().is_empty() || name.chars().count() > 200 {

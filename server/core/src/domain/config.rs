@@ -24,18 +24,12 @@ pub struct SmithConfig {
 
 impl SmithConfig {
     pub fn validated(self) -> Result<Self> {
-        if let Some(instructions) = &self.instructions {
-            validate::instructions(instructions)?;
-        }
-        if let Some(model) = &self.model {
-            validate::model(model)?;
-        }
-        if let Some(tools) = &self.tools {
-            validate::tools(tools)?;
-        }
-        if let Some(models) = &self.allowed_models {
-            validate::allowed_models(models)?;
-        }
+        validate::design(
+            self.instructions.as_deref(),
+            self.model.as_deref(),
+            self.tools.as_deref(),
+            self.allowed_models.as_deref(),
+        )?;
         Ok(self)
     }
 

@@ -113,3 +113,16 @@ pub fn answer_of(run: &run::Model) -> Result<(RunOutput, RunUsage)> {
     let usage = decode_json_opt(&run.id, "usage", run.usage.as_ref())?.ok_or_else(|| missing("usage"))?;
     Ok((output, usage))
 }
+
+/// Why a settled run gave no answer, as the error its caller gets: a cancelled run is a 409
+/// (not a retryable failure that would run it again), a failed one its recorded error.
+pub fn failure_of(run: &run::Model) -> Error {
+    if run.status == RunStatus::Cancelled {
+        return Error::conflict("run_cancelled", "The run behind this request was cancelled.");
+    }
+    match decode_json_opt(&run.id, "error", run.error.as_ref()) {
+        Ok(Some(body)) => Error::from_recorded(body),
+        Ok(None) => Error::internal("The run ended without an answer."),
+        Err(corrupt) => corrupt,
+    }
+}

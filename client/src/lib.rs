@@ -18,7 +18,7 @@
 //! # let boot = core::bootstrap::ensure(&db, Default::default()).await.map_err(|err| err.message)?;
 //! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! # let base_url = format!("http://{}", listener.local_addr()?);
-//! # tokio::spawn(server::serve(listener, server::AppState::new(db, core::settings::Settings::for_tests()), std::future::pending()));
+//! # tokio::spawn(server::serve(listener, server::AppState::new(db, core::settings::Settings::for_tests()).map_err(|err| err.message)?, std::future::pending()));
 //! # let token = boot.new_admin_token.expect("a fresh database mints one");
 //! use futures::TryStreamExt;
 //! use ingram_client::{Client, paginate, types};

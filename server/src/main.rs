@@ -98,10 +98,10 @@ async fn serve(db: sea_orm::DatabaseConnection, listen: SocketAddr) -> anyhow::R
             "Try: curl -s http://{listen}/v1/smiths -H 'Authorization: Bearer {admin_token}' -H 'Content-Type: application/json' -d '{{\"external_id\":\"user_123\"}}'"
         );
     }
-    ingram_core::db::spawn_wal_checkpoints(db.clone());
-    let state = AppState::new(db, settings_from_env()?);
+    let state = AppState::new(db, settings_from_env()?).map_err(|err| anyhow::anyhow!(err.message))?;
     ingram_server::spawn_upkeep(state.clone());
     state.engine.spawn_upkeep();
+    state.engine.spawn_listener();
     tracing::info!(%listen, "serving");
     ingram_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");

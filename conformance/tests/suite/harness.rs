@@ -72,7 +72,8 @@ impl TestApp {
         };
         let db = db::connect(&url).await.expect("the test database opens");
         let boot = bootstrap::ensure(&db, Chosen::default()).await.expect("bootstrap");
-        let state = AppState::new(db, settings);
+        let state = AppState::new(db, settings).expect("the run store opens");
+        state.engine.spawn_listener();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("an ephemeral port");
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -378,21 +378,21 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
     // renewing its lease, holding its thread.
     use sea_orm::EntityTrait;
     let stored = ingram_core::store::run::Entity::find_by_id(done.id()).one(&app.state.db).await.unwrap().unwrap();
-    let streamed_through = stored.last_seq;
+    // Every event a client saw was committed first; a crash leaves all but the closing one.
+    let streamed_through = stored.last_seq - 1;
     let mut orphan = stored.into_active_model();
     orphan.status = Set(ingram_core::types::RunStatus::Running);
     orphan.active_thread_id = Set(Some("crash".into()));
     orphan.lease_owner = Set(Some("replica_dead".into()));
     orphan.lease_until = Set(Some(ingram_core::store::now() - chrono::Duration::seconds(1)));
-    // Its events past the first were streamed but never written; the row still holds the
-    // sequence numbers the run reserved before streaming them.
-    orphan.last_seq = Set(ingram_core::engine::events::SEQ_RESERVATION);
+    // A running run's row has not recorded its events' numbers yet.
+    orphan.last_seq = Set(0);
     orphan.update(&app.state.db).await.unwrap();
     use ingram_core::store::run_event;
     use sea_orm::{ColumnTrait, QueryFilter};
     run_event::Entity::delete_many()
         .filter(run_event::Column::RunId.eq(done.id()))
-        .filter(run_event::Column::Seq.gt(1))
+        .filter(run_event::Column::Seq.gt(streamed_through))
         .exec(&app.state.db)
         .await
         .unwrap();
@@ -405,7 +405,7 @@ async fn a_run_whose_replica_died_is_failed_not_left_running() {
         .stream(
             app.request(Method::GET, &format!("{path}/{}/events", done.id()))
                 .bearer_auth(&app.admin_token)
-                .header("last-event-id", "1"),
+                .header("last-event-id", streamed_through.to_string()),
         )
         .await;
     assert_eq!(log.events(), vec!["run.failed"]);

@@ -4,16 +4,18 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ingram.db?mode=rwc";
 
-/// WAL pages past which the committing request checkpoints by itself (64 MiB); the
-/// background checkpoints keep the WAL well below that.
+/// WAL pages past which a commit on the pool's connections checkpoints by itself (64 MiB);
+/// the run store's checkpointer keeps the WAL well below that.
 const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
 /// What the WAL file is truncated back to after a checkpoint.
 const WAL_SIZE_LIMIT_BYTES: &str = "67108864";
-const CHECKPOINT_PERIOD: Duration = Duration::from_millis(200);
+/// The pool's connections on SQLite: reads run beside each other and beside the run store's
+/// writer (WAL); writes outside the run path are rare and wait for SQLite's lock.
+const SQLITE_CONNECTIONS: u32 = 4;
 
 /// Creates a new SQLite database file readable by its owner only, before SQLite does; its
 /// WAL and shared-memory files take the same permissions.
@@ -41,11 +43,12 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     } else {
         create_private(url)?;
         // A file cannot hang up: no ping before each statement.
-        options.test_before_acquire(false);
+        options.test_before_acquire(false).max_connections(SQLITE_CONNECTIONS).min_connections(1);
         // WAL lets readers run beside the writer, and with synchronous=NORMAL a commit is
         // not an fsync: it survives a crash of the server, and a power loss may undo the
         // last commits but never corrupts the file (docs/runs.md). Checkpoints, which do
-        // fsync, are left to `spawn_wal_checkpoints`; a commit checkpoints only past the limit.
+        // fsync, are left to the run store's checkpointer; a commit checkpoints only past the
+        // limit.
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
@@ -57,23 +60,6 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
-}
-
-/// On SQLite, copies the WAL into the database file every 200 ms, off the request path, so
-/// no request runs a checkpoint itself (a commit that meets one still waits for its lock).
-/// Runs until the process ends.
-pub fn spawn_wal_checkpoints(db: DatabaseConnection) {
-    if db.get_database_backend() != DatabaseBackend::Sqlite {
-        return;
-    }
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(CHECKPOINT_PERIOD).await;
-            if let Err(err) = db.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)").await {
-                tracing::warn!(%err, "could not checkpoint the SQLite WAL");
-            }
-        }
-    });
 }
 
 /// Whether the database answers (the health check).

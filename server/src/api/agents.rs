@@ -173,7 +173,7 @@ async fn update_agent(
     Path(aid): Path<AgentId>,
     Json(patch): Json<UpdateAgentRequest>,
 ) -> ApiResult<axum::Json<Agent>> {
-    Ok(axum::Json(agents::update(&state.db, &caller.project_id, &aid, patch.into()).await?.try_into()?))
+    Ok(axum::Json(agents::update(&state.db, &state.caches, &caller.project_id, &aid, patch.into()).await?.try_into()?))
 }
 
 #[utoipa::path(delete, path = "/v1/agents/{aid}", tag = "agents", params(("aid" = schemas::AgentId, Path, description = "The agent's id (agt_…).")),
@@ -183,6 +183,6 @@ async fn delete_agent(
     caller: Authorized<scopes::AgentsWrite>,
     Path(aid): Path<AgentId>,
 ) -> ApiResult<axum::Json<Deleted>> {
-    agents::delete(&state.db, &caller.project_id, &aid).await?;
+    agents::delete(&state.db, &state.caches, &caller.project_id, &aid).await?;
     Ok(axum::Json(Deleted::new(aid)))
 }

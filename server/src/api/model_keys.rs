@@ -143,6 +143,7 @@ async fn put_model_key(
     }
     let stored = model_keys::put(
         &state.db,
+        &state.caches,
         &state.settings,
         &caller.project_id,
         provider,
@@ -162,7 +163,7 @@ async fn delete_model_key(
     Path(provider): Path<String>,
 ) -> ApiResult<axum::Json<Deleted>> {
     let kind = provider_with_key(&provider)?;
-    model_keys::delete(&state.db, &caller.project_id, kind).await?;
+    model_keys::delete(&state.db, &state.caches, &caller.project_id, kind).await?;
     Ok(axum::Json(Deleted::new(provider)))
 }
 

@@ -335,10 +335,10 @@ pub(crate) async fn resolve_smith(
     user: Option<&str>,
 ) -> ingram_core::Result<SmithWithAgent> {
     if let Some(own) = &caller.smith_id {
-        return smiths::get_with_agent(&state.db, caller, own).await;
+        return smiths::get_with_agent(&state.db, &state.caches, caller, own).await;
     }
     if let Some(smith_id) = headers.get(crate::http::headers::SMITH).and_then(|value| value.to_str().ok()) {
-        return smiths::get_with_agent(&state.db, caller, &SmithId::from(smith_id)).await;
+        return smiths::get_with_agent(&state.db, &state.caches, caller, &SmithId::from(smith_id)).await;
     }
     let Some(external_id) = user else {
         return Err(Error::bad_request(
@@ -348,7 +348,7 @@ pub(crate) async fn resolve_smith(
         .with_param("user"));
     };
     let ensure = NewSmith { external_id: external_id.to_owned(), ..NewSmith::default() };
-    match smiths::upsert(&state.db, caller, ensure).await? {
+    match smiths::upsert(&state.db, &state.caches, caller, ensure).await? {
         Upserted::Created(smith) | Upserted::Existing(smith) => Ok(smith),
     }
 }

@@ -102,7 +102,7 @@ async fn delete_project(
     org: OrgCaller,
     Path(pid): Path<ProjectId>,
 ) -> ApiResult<axum::Json<Deleted>> {
-    projects::delete(&state.db, &org.organization_id, &pid).await?;
+    projects::delete(&state.db, &state.caches, &org.organization_id, &pid).await?;
     Ok(axum::Json(Deleted::new(pid)))
 }
 

@@ -372,7 +372,7 @@ async fn create_response(
         None => None,
     };
     let smith = match &previous {
-        Some(run) => smiths::get_with_agent(&state.db, &caller, &run.smith_id).await?,
+        Some(run) => smiths::get_with_agent(&state.db, &state.caches, &caller, &run.smith_id).await?,
         None => resolve_smith(&state, &caller, &headers, request.user.as_deref()).await?,
     };
     let thread_id = match (&previous, &request.conversation) {

@@ -197,7 +197,7 @@ async fn create_run(
     Path(sid): Path<SmithId>,
     Json(request): Json<CreateRunRequest>,
 ) -> ApiResult<Response> {
-    let smith = smiths::get_with_agent(&state.db, &caller, &sid).await?;
+    let smith = smiths::get_with_agent(&state.db, &state.caches, &caller, &sid).await?;
     validate_create(&request)?;
     let turn = Turn {
         thread_id: request.thread_id,
@@ -347,7 +347,7 @@ async fn replay_run(
     OptionalJson(request): OptionalJson<ReplayRunRequest>,
 ) -> ApiResult<Response> {
     let original = runs::get(&state.db, &caller, &sid, &rid).await?;
-    let smith = smiths::get_with_agent(&state.db, &caller, &sid).await?;
+    let smith = smiths::get_with_agent(&state.db, &state.caches, &caller, &sid).await?;
     let started = state.engine.replay(&caller, &smith, original, request.stream).await?;
     answer(&state, started.run.id, 0, started.events).await
 }

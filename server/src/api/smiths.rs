@@ -252,7 +252,7 @@ async fn create_smith(
     caller: Authorized<scopes::SmithsWrite>,
     Json(request): Json<CreateSmithRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Smith>)> {
-    Ok(match smiths::upsert(&state.db, &caller, request.into()).await? {
+    Ok(match smiths::upsert(&state.db, &state.caches, &caller, request.into()).await? {
         Upserted::Created(smith) => (StatusCode::CREATED, axum::Json(smith.into())),
         Upserted::Existing(smith) => (StatusCode::OK, axum::Json(smith.into())),
     })
@@ -277,7 +277,7 @@ async fn get_smith(
     caller: Authorized<scopes::SmithsRead>,
     Path(sid): Path<SmithId>,
 ) -> ApiResult<axum::Json<Smith>> {
-    Ok(axum::Json(smiths::get_with_agent(&state.db, &caller, &sid).await?.into()))
+    Ok(axum::Json(smiths::get_with_agent(&state.db, &state.caches, &caller, &sid).await?.into()))
 }
 
 #[utoipa::path(patch, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = schemas::SmithId, Path, description = SID)),
@@ -289,7 +289,7 @@ async fn update_smith(
     Path(sid): Path<SmithId>,
     Json(patch): Json<UpdateSmithRequest>,
 ) -> ApiResult<axum::Json<Smith>> {
-    Ok(axum::Json(smiths::update(&state.db, &caller, &sid, patch.into()).await?.into()))
+    Ok(axum::Json(smiths::update(&state.db, &state.caches, &caller, &sid, patch.into()).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/smiths/{sid}", tag = "smiths", params(("sid" = schemas::SmithId, Path, description = SID)),
@@ -299,7 +299,7 @@ async fn delete_smith(
     caller: Authorized<scopes::SmithsWrite>,
     Path(sid): Path<SmithId>,
 ) -> ApiResult<axum::Json<Deleted>> {
-    smiths::delete(&state.db, &caller, &sid).await?;
+    smiths::delete(&state.db, &state.caches, &caller, &sid).await?;
     // Its runs stop, and stay readable by the project (GET /v1/runs?smith_id=…).
     state.engine.cancel_smith_runs(&sid).await?;
     Ok(axum::Json(Deleted::new(sid)))
@@ -348,5 +348,5 @@ async fn restore_revision(
     caller: Authorized<scopes::SmithsWrite>,
     Path((sid, n)): Path<(SmithId, i32)>,
 ) -> ApiResult<axum::Json<Smith>> {
-    Ok(axum::Json(smiths::restore(&state.db, &caller, &sid, n).await?.into()))
+    Ok(axum::Json(smiths::restore(&state.db, &state.caches, &caller, &sid, n).await?.into()))
 }

@@ -130,6 +130,6 @@ async fn delete_token(
     caller: Authorized<scopes::TokensWrite>,
     Path(tid): Path<TokenId>,
 ) -> ApiResult<axum::Json<Deleted>> {
-    tokens::revoke(&state.db, &caller, &tid).await?;
+    tokens::revoke(&state.db, &state.caches, &caller, &tid).await?;
     Ok(axum::Json(Deleted::new(tid)))
 }

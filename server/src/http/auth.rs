@@ -36,7 +36,7 @@ async fn resolve(state: &AppState, header: Option<&axum::http::HeaderValue>) -> 
         .map(str::trim)
         .filter(|secret| !secret.is_empty())
         .ok_or_else(|| Error::unauthenticated("invalid_token", "The Authorization header must be 'Bearer <token>'."))?;
-    Ok(ingram_core::auth::authenticate(&state.db, secret).await?)
+    Ok(ingram_core::auth::authenticate(&state.db, &state.caches, secret).await?)
 }
 
 fn principal(parts: &Parts) -> ApiResult<&Principal> {

@@ -5,10 +5,11 @@
 pub mod scope;
 pub mod secret;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
 pub use scope::Scope;
 
+use crate::cache::Caches;
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId, SmithId, TokenId};
 use crate::store::token;
@@ -73,13 +74,23 @@ impl Caller {
 }
 
 /// The principal behind a token's secret, or `invalid_token` when it is unknown or revoked.
-pub async fn authenticate(db: &impl ConnectionTrait, secret: &str) -> Result<Principal> {
+/// Live tokens are cached; an unknown secret is looked up every time (nothing to invalidate
+/// when it is minted later).
+pub async fn authenticate(db: &impl ConnectionTrait, caches: &Caches, secret: &str) -> Result<Principal> {
+    let hash = secret::hash(secret);
+    let generation = match caches.tokens().get(&hash) {
+        Ok(record) => return principal_of(record),
+        Err(generation) => generation,
+    };
     let record = token::Entity::find()
-        .filter(token::Column::SecretHash.eq(secret::hash(secret)))
+        .filter(token::Column::SecretHash.eq(hash.as_str()))
         .filter(token::Column::RevokedAt.is_null())
-        .one(db)
+        .limit(1)
+        .all(db)
         .await?
+        .pop()
         .ok_or_else(|| Error::unauthenticated("invalid_token", "The token is unknown or revoked."))?;
+    caches.tokens().insert(generation, hash, record.clone());
     principal_of(record)
 }
 

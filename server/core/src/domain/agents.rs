@@ -1,10 +1,11 @@
 //! Agents: the versionless design a smith runs (versions and rollouts come later).
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter,
 };
 
+use crate::cache::{Caches, Invalidation};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ProjectId};
 use crate::store::page::{Page, PageRequest};
@@ -129,7 +130,8 @@ pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId, page: &Page
 }
 
 pub async fn update(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
+    caches: &Caches,
     project_id: &ProjectId,
     agent_id: &AgentId,
     patch: AgentPatch,
@@ -164,11 +166,18 @@ pub async fn update(
         agent.allowed_models = Set(models.map(|models| serde_json::json!(models)));
     }
     agent.updated_at = Set(now());
-    Ok(agent.update(db).await?)
+    let agent = agent.update(db).await?;
+    caches.invalidate(db, Invalidation::Project(project_id.clone())).await;
+    Ok(agent)
 }
 
 /// Refused while it is the project's default or live smiths run on it.
-pub async fn delete(db: &impl ConnectionTrait, project_id: &ProjectId, agent_id: &AgentId) -> Result<()> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    caches: &Caches,
+    project_id: &ProjectId,
+    agent_id: &AgentId,
+) -> Result<()> {
     let current = get(db, project_id, agent_id).await?;
     if current.is_default {
         return Err(Error::conflict("agent_is_default", "The project's default agent cannot be deleted."));
@@ -187,6 +196,7 @@ pub async fn delete(db: &impl ConnectionTrait, project_id: &ProjectId, agent_id:
     let mut agent = current.into_active_model();
     agent.deleted_at = Set(Some(now()));
     agent.update(db).await?;
+    caches.invalidate(db, Invalidation::Project(project_id.clone())).await;
     Ok(())
 }
 

@@ -1,8 +1,12 @@
 //! Projects' own provider keys (BYOK), sealed at rest, and the server-wide fallback.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 
+use crate::cache::{Caches, Invalidation};
 use crate::crypto::SealContext;
 use crate::error::{Error, Result};
 use crate::ids::ProjectId;
@@ -19,7 +23,8 @@ pub enum KeySource {
 }
 
 pub async fn put(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
+    caches: &Caches,
     settings: &Settings,
     project_id: &ProjectId,
     provider: ProviderKind,
@@ -51,6 +56,7 @@ pub async fn put(
         )
         .exec_without_returning(db)
         .await?;
+    caches.invalidate(db, Invalidation::ModelKey(project_id.clone(), provider)).await;
     get(db, project_id, provider).await?.ok_or_else(|| Error::internal("A stored model key vanished."))
 }
 
@@ -59,7 +65,7 @@ pub async fn get(
     project_id: &ProjectId,
     provider: ProviderKind,
 ) -> Result<Option<model_key::Model>> {
-    Ok(model_key::Entity::find_by_id((project_id.clone(), provider)).one(db).await?)
+    Ok(model_key::Entity::find_by_id((project_id.clone(), provider)).limit(1).all(db).await?.pop())
 }
 
 pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<Vec<model_key::Model>> {
@@ -70,12 +76,36 @@ pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<V
         .await?)
 }
 
-pub async fn delete(db: &impl ConnectionTrait, project_id: &ProjectId, provider: ProviderKind) -> Result<()> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    caches: &Caches,
+    project_id: &ProjectId,
+    provider: ProviderKind,
+) -> Result<()> {
     let deleted = model_key::Entity::delete_by_id((project_id.clone(), provider)).exec(db).await?;
+    caches.invalidate(db, Invalidation::ModelKey(project_id.clone(), provider)).await;
     if deleted.rows_affected == 0 {
         return Err(Error::not_found("model_key_not_found", "model key for provider", provider.as_str()));
     }
     Ok(())
+}
+
+/// The endpoint a project's runs on `provider` use, from the cache or the database.
+pub async fn cached_endpoint(
+    db: &impl ConnectionTrait,
+    caches: &Caches,
+    settings: &Settings,
+    project_id: &ProjectId,
+    provider: ProviderKind,
+) -> Result<Option<(Endpoint, KeySource)>> {
+    let key = (project_id.clone(), provider);
+    let generation = match caches.model_keys().get(&key) {
+        Ok(found) => return Ok(found),
+        Err(generation) => generation,
+    };
+    let found = endpoint(db, settings, project_id, provider).await?;
+    caches.model_keys().insert(generation, key, found.clone());
+    Ok(found)
 }
 
 /// The endpoint a project's runs on `provider` use: its own key first, then the server's.

@@ -5,6 +5,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, TransactionTrait,
 };
 
+use crate::cache::{Caches, Invalidation};
 use crate::domain::agents;
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId};
@@ -66,7 +67,12 @@ pub async fn list(
 }
 
 /// Soft-deletes the project and revokes all its tokens, in one transaction.
-pub async fn delete(db: &DatabaseConnection, organization_id: &OrganizationId, project_id: &ProjectId) -> Result<()> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    caches: &Caches,
+    organization_id: &OrganizationId,
+    project_id: &ProjectId,
+) -> Result<()> {
     let txn = db.begin().await?;
     let project = get(&txn, organization_id, project_id).await?;
     let mut project = project.into_active_model();
@@ -74,6 +80,8 @@ pub async fn delete(db: &DatabaseConnection, organization_id: &OrganizationId, p
     project.update(&txn).await?;
     token::revoke_all(&txn, token::Column::ProjectId, project_id.as_str()).await?;
     txn.commit().await?;
+    caches.invalidate(db, Invalidation::Project(project_id.clone())).await;
+    caches.invalidate(db, Invalidation::Tokens).await;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use crate::auth::Caller;
+use crate::cache::{Caches, Invalidation, SmithKey};
 use crate::domain::config::{EffectiveConfig, SmithConfig, SmithConfigPatch};
 use crate::domain::{agents, is_unique_violation, limits};
 use crate::error::{Error, Result};
@@ -51,6 +52,7 @@ pub struct SmithFilter {
 
 /// A smith with the agent it runs on, its overrides decoded and its effective config
 /// resolved from both.
+#[derive(Clone)]
 pub struct SmithWithAgent {
     pub smith: smith::Model,
     pub agent: agent::Model,
@@ -73,14 +75,19 @@ pub enum Upserted {
     Existing(SmithWithAgent),
 }
 
-pub async fn upsert(db: &DatabaseConnection, caller: &Caller, request: NewSmith) -> Result<Upserted> {
+pub async fn upsert(db: &DatabaseConnection, caches: &Caches, caller: &Caller, request: NewSmith) -> Result<Upserted> {
     validate_external_id(&request.external_id)?;
     let overrides = request.overrides.validated()?;
     validate_metadata(request.metadata.as_ref())?;
     limits::text("display_name", request.display_name.as_deref(), limits::DISPLAY_NAME_MAX)?;
     limits::text("customer_id", request.customer_id.as_deref(), limits::CUSTOMER_ID_MAX)?;
-    // "Ensure smith" on every call mostly finds one: look, in one query, before opening a
-    // transaction; a concurrent create is caught by the unique index below.
+    // "Ensure smith" on every call mostly finds one: look in the cache, then in one query,
+    // before opening a transaction; a concurrent create is caught by the unique index below.
+    let key = SmithKey::External(caller.project_id.clone(), request.external_id.clone(), request.agent_id.clone());
+    let generation = match caches.smiths().get(&key) {
+        Ok(found) => return Ok(Upserted::Existing(found)),
+        Err(generation) => generation,
+    };
     let mut existing = smith::Entity::find()
         .find_also_related(agent::Entity)
         .filter(smith::Column::ProjectId.eq(caller.project_id.as_str()))
@@ -90,8 +97,10 @@ pub async fn upsert(db: &DatabaseConnection, caller: &Caller, request: NewSmith)
         Some(agent_id) => existing.filter(agent::Column::Id.eq(agent_id.as_str())),
         None => existing.filter(agent::Column::IsDefault.eq(true)),
     };
-    if let Some((smith, Some(agent))) = existing.one(db).await? {
-        return Ok(Upserted::Existing(SmithWithAgent::new(smith, agent)?));
+    if let Some((smith, Some(agent))) = existing.limit(1).all(db).await?.pop() {
+        let found = SmithWithAgent::new(smith, agent)?;
+        caches.smiths().insert(generation, key, found.clone());
+        return Ok(Upserted::Existing(found));
     }
     // Whatever surface asks (POST /v1/smiths, or `user` on the OpenAI surface), creating a
     // smith takes the scope creating a smith takes.
@@ -162,15 +171,31 @@ pub async fn get_in_project(
     in_project(project_id, smith_id).one(db).await?.ok_or_else(|| smith_not_found(smith_id))
 }
 
-/// The smith with its agent, in one query; the same 404 as [`get`].
-pub async fn get_with_agent(db: &impl ConnectionTrait, caller: &Caller, smith_id: &SmithId) -> Result<SmithWithAgent> {
-    let (smith, agent) = visible(caller, smith_id)?
+/// The smith with its agent, from the cache or in one query; the same 404 as [`get`].
+pub async fn get_with_agent(
+    db: &impl ConnectionTrait,
+    caches: &Caches,
+    caller: &Caller,
+    smith_id: &SmithId,
+) -> Result<SmithWithAgent> {
+    let query = visible(caller, smith_id)?;
+    let key = SmithKey::Id(caller.project_id.clone(), smith_id.clone());
+    let generation = match caches.smiths().get(&key) {
+        Ok(found) => return Ok(found),
+        Err(generation) => generation,
+    };
+    // `all` with a literal limit: `one` binds its LIMIT, which makes SQLite prepare the
+    // statement again on every execution.
+    let (smith, agent) = query
         .find_also_related(agent::Entity)
-        .one(db)
+        .limit(1)
+        .all(db)
         .await?
+        .pop()
         .ok_or_else(|| smith_not_found(smith_id))?;
-    let agent = agent.ok_or_else(missing_agent)?;
-    SmithWithAgent::new(smith, agent)
+    let found = SmithWithAgent::new(smith, agent.ok_or_else(missing_agent)?)?;
+    caches.smiths().insert(generation, key, found.clone());
+    Ok(found)
 }
 
 /// The query for a live smith of the caller's project; refused at once for a smith token of
@@ -241,6 +266,7 @@ pub async fn list(
 
 pub async fn update(
     db: &DatabaseConnection,
+    caches: &Caches,
     caller: &Caller,
     smith_id: &SmithId,
     patch: SmithPatch,
@@ -279,11 +305,12 @@ pub async fn update(
         record_revision(&txn, &smith, None).await?;
     }
     txn.commit().await?;
+    caches.invalidate(db, Invalidation::Project(caller.project_id.clone())).await;
     SmithWithAgent::new(smith, agent)
 }
 
 /// Deletes the smith, frees its external_id and revokes its smith tokens.
-pub async fn delete(db: &DatabaseConnection, caller: &Caller, smith_id: &SmithId) -> Result<()> {
+pub async fn delete(db: &DatabaseConnection, caches: &Caches, caller: &Caller, smith_id: &SmithId) -> Result<()> {
     let txn = db.begin().await?;
     let current = get(&txn, caller, smith_id).await?;
     let mut smith = current.into_active_model();
@@ -292,6 +319,8 @@ pub async fn delete(db: &DatabaseConnection, caller: &Caller, smith_id: &SmithId
     smith.update(&txn).await?;
     token::revoke_all(&txn, token::Column::SmithId, smith_id.as_str()).await?;
     txn.commit().await?;
+    caches.invalidate(db, Invalidation::Project(caller.project_id.clone())).await;
+    caches.invalidate(db, Invalidation::Tokens).await;
     Ok(())
 }
 
@@ -342,6 +371,7 @@ pub async fn revisions(
 /// Makes revision `number` current again, as a new revision.
 pub async fn restore(
     db: &DatabaseConnection,
+    caches: &Caches,
     caller: &Caller,
     smith_id: &SmithId,
     number: i32,
@@ -363,6 +393,7 @@ pub async fn restore(
     let smith = save(&txn, smith).await?;
     record_revision(&txn, &smith, Some(number)).await?;
     txn.commit().await?;
+    caches.invalidate(db, Invalidation::Project(caller.project_id.clone())).await;
     SmithWithAgent::new(smith, agent)
 }
 

@@ -1,8 +1,11 @@
 //! Minting, listing and revoking tokens.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+};
 
 use crate::auth::{Caller, Scope, TokenKind, scopes_of, secret};
+use crate::cache::{Caches, Invalidation};
 use crate::domain::{limits, projects, smiths};
 use crate::error::{Error, Result};
 use crate::ids::{OrganizationId, ProjectId, SmithId, TokenId};
@@ -138,7 +141,7 @@ pub async fn list(db: &impl ConnectionTrait, project_id: &ProjectId, page: &Page
 
 /// Revokes one of the caller's project's tokens; a scoped caller may revoke only tokens whose
 /// scopes are a subset of its own (never a broader token, never an unscoped one).
-pub async fn revoke(db: &impl ConnectionTrait, caller: &Caller, token_id: &TokenId) -> Result<()> {
+pub async fn revoke(db: &DatabaseConnection, caches: &Caches, caller: &Caller, token_id: &TokenId) -> Result<()> {
     let project_id = caller.project_id.as_str();
     let target = token::Entity::find_by_id(token_id)
         .filter(token::Column::ProjectId.eq(project_id))
@@ -165,5 +168,6 @@ pub async fn revoke(db: &impl ConnectionTrait, caller: &Caller, token_id: &Token
     if revoked.rows_affected == 0 {
         return Err(Error::not_found("token_not_found", "token", token_id));
     }
+    caches.invalidate(db, Invalidation::Tokens).await;
     Ok(())
 }

@@ -1,13 +1,13 @@
 //! A run's events: numbered, persisted, and fanned out to subscribers.
 //!
-//! The run's task owns an [`Emitter`]. Every event goes into the run's in-memory log at once
-//! (subscribers on this replica see it immediately and can never lag: they read the log by
-//! index) and into the `run_events` table, in batches; a closing event flushes everything
-//! before it in the transaction that records the run's outcome, so what a finished run
-//! replays from the database is exactly what its stream sent. Subscribers on another
-//! replica tail the table.
+//! The run's task owns an [`Emitter`]. Every event is committed to the `run_events` table
+//! ([`super::run_store`]) before it enters the run's in-memory log, where subscribers on this
+//! replica read it (by index: they can never lag); so whatever a client saw, a replay after a
+//! crash has too. The closing event is committed with the run's outcome. Subscribers on
+//! another replica read the table, woken by the run's notifications ([`super::wakeups`]).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,20 +17,17 @@ use sea_orm::{
 };
 use tokio::sync::watch;
 
+use super::run_store::RunStore;
+use super::wakeups::Wakeups;
 use crate::error::{Error, Result};
 use crate::ids::RunId;
 use crate::store::{now, run, run_event};
 use crate::types::{EventKind, RunEventData, RunStatus};
 
-/// Events wait for this many, or this long, before being written.
-const BATCH_SIZE: usize = 32;
-const BATCH_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
-/// Sequence numbers a run reserves at a time in `runs.last_seq`, before streaming them: a
-/// run that dies with events streamed but not yet written is closed above its reservation,
-/// so a client resuming from any number it saw still gets the closing event.
-pub const SEQ_RESERVATION: i32 = 64;
-/// How often a subscriber without a local log looks for new rows.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a subscriber without a local log waits for a notification before it reads the
+/// table anyway (the backstop for a lost one; on SQLite, the only way to hear of a run
+/// executing in another process).
+const POLL_BACKSTOP: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -63,7 +60,10 @@ pub struct LiveRun {
     first_seq: i32,
     /// Bumped on every append and when the run's task ends.
     version: watch::Sender<u64>,
-    closed: std::sync::atomic::AtomicBool,
+    closed: AtomicBool,
+    /// An event could not be written: the run fails at its next event rather than go on with
+    /// a gap in its stream.
+    writes_failed: AtomicBool,
     /// The run's row as this execution recorded it, once it finished or paused.
     settled: std::sync::OnceLock<run::Model>,
     pub cancel: watch::Sender<bool>,
@@ -76,18 +76,24 @@ impl LiveRun {
             first_seq,
             version: watch::channel(0).0,
             closed: false.into(),
+            writes_failed: false.into(),
             settled: std::sync::OnceLock::new(),
             cancel: watch::channel(false).0,
         })
     }
 
-    fn append(&self, event: Arc<StoredEvent>) {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    /// Publishes committed events to the run's subscribers here.
+    pub fn publish_all(&self, events: Vec<Arc<StoredEvent>>) {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).extend(events);
         self.version.send_modify(|v| *v += 1);
     }
 
+    pub(super) fn fail_writes(&self) {
+        self.writes_failed.store(true, Ordering::SeqCst);
+    }
+
     pub fn close(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.closed.store(true, Ordering::SeqCst);
         self.version.send_modify(|v| *v += 1);
     }
 
@@ -97,99 +103,57 @@ impl LiveRun {
     }
 
     fn is_closed(&self) -> bool {
-        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+        self.closed.load(Ordering::SeqCst)
     }
 
-    fn events_after(&self, seq: i32) -> Vec<Arc<StoredEvent>> {
+    pub(crate) fn events_after(&self, seq: i32) -> Vec<Arc<StoredEvent>> {
         let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let start = usize::try_from(seq + 1 - self.first_seq).unwrap_or(0).min(log.len());
         log[start..].to_vec()
     }
 }
 
-/// Numbers, records and publishes one run's events.
+/// Numbers, writes and publishes one run's events.
 pub struct Emitter {
     run_id: RunId,
     live: Arc<LiveRun>,
+    store: RunStore,
     seq: i32,
-    /// The highest sequence number recorded as reserved in `runs.last_seq`.
-    reserved: i32,
-    pending: Vec<run_event::ActiveModel>,
-    oldest_pending: Option<std::time::Instant>,
 }
 
 impl Emitter {
-    pub fn new(run_id: RunId, live: Arc<LiveRun>, reserved: i32) -> Self {
+    pub fn new(run_id: RunId, live: Arc<LiveRun>, store: RunStore) -> Self {
         let seq = live.first_seq - 1;
-        Self { run_id, live, seq, reserved, pending: Vec::new(), oldest_pending: None }
+        Self { run_id, live, store, seq }
     }
 
     pub fn last_seq(&self) -> i32 {
         self.seq
     }
 
-    /// Publishes the event and queues it for the database, written with its batch: when the
-    /// batch is full, has waited long enough, or the run records its outcome (closing events
-    /// flush everything before them in the same transaction).
-    pub async fn emit(&mut self, db: &impl ConnectionTrait, data: RunEventData) -> Result<()> {
-        if self.seq >= self.reserved {
-            self.reserved = self.seq + SEQ_RESERVATION;
-            run::Entity::update_many()
-                .col_expr(run::Column::LastSeq, sea_orm::sea_query::Expr::value(self.reserved))
-                .filter(run::Column::Id.eq(self.run_id.as_str()))
-                .exec(db)
-                .await?;
+    /// Writes the event; it is published once committed.
+    pub async fn emit(&mut self, data: RunEventData) -> Result<()> {
+        if self.live.writes_failed.load(Ordering::SeqCst) {
+            return Err(Error::internal("The run's events could not be written."));
         }
-        self.push(data);
-        let lingered = self.oldest_pending.is_some_and(|at| at.elapsed() >= BATCH_LINGER);
-        if self.pending.len() >= BATCH_SIZE || lingered {
-            self.flush(db).await?;
-        }
-        Ok(())
-    }
-
-    fn push(&mut self, data: RunEventData) {
         let event = self.stage(data);
-        self.publish(event);
+        self.store.append(&self.live, &self.run_id, event).await
     }
 
-    /// Numbers and queues an event for the database without publishing it: the caller
-    /// flushes it in its own transaction and publishes once that committed, so nobody sees
-    /// a closing event before the run's row says so.
+    /// Numbers an event without writing it: a closing event, written with the run's outcome
+    /// and published once that committed, so nobody sees it before the run's row says so.
     pub fn stage(&mut self, data: RunEventData) -> Arc<StoredEvent> {
         self.seq += 1;
         let kind = data.kind();
         let data = serde_json::to_string(&data).expect("events serialize");
-        self.pending.push(run_event::ActiveModel {
-            run_id: Set(self.run_id.clone()),
-            seq: Set(self.seq),
-            kind: Set(kind),
-            data: Set(data.clone()),
-            created_at: Set(now()),
-        });
-        self.oldest_pending.get_or_insert_with(std::time::Instant::now);
         Arc::new(StoredEvent { seq: self.seq, kind, data })
-    }
-
-    fn publish(&self, event: Arc<StoredEvent>) {
-        self.live.append(event);
     }
 
     /// Publishes the closing event of an execution together with the row it committed, so
     /// a waiter that sees the one has the other without reading it back.
     pub fn settle(&self, row: run::Model, closing: Arc<StoredEvent>) {
         let _ = self.live.settled.set(row);
-        self.publish(closing);
-    }
-
-    pub async fn flush(&mut self, db: &impl ConnectionTrait) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let rows = std::mem::take(&mut self.pending);
-        self.oldest_pending = None;
-        run_event::Entity::insert_many(rows).exec_without_returning(db).await?;
-        Ok(())
+        self.live.publish_all(vec![closing]);
     }
 }
 
@@ -283,6 +247,7 @@ impl DecodedEvents {
 /// Follows a run's events after `after` until its stream ends (the run finished or paused).
 pub struct Subscription {
     db: DatabaseConnection,
+    wakeups: Arc<Wakeups>,
     run_id: RunId,
     last: i32,
     buffer: VecDeque<Arc<StoredEvent>>,
@@ -302,12 +267,14 @@ impl Subscription {
 
     pub async fn new(
         db: DatabaseConnection,
+        wakeups: Arc<Wakeups>,
         run_id: RunId,
         after: i32,
         lookup_live: Box<dyn Fn() -> Option<Arc<LiveRun>> + Send>,
     ) -> Result<Self> {
         let mut subscription = Self {
             db,
+            wakeups,
             run_id,
             last: after,
             buffer: VecDeque::new(),
@@ -362,8 +329,9 @@ impl Subscription {
                 let _ = version.changed().await;
                 continue;
             }
-            // The status is read before the rows: a run that ended in between still has its
-            // closing events read here.
+            // Watched before reading, so news in between wakes the wait below; the status is
+            // read before the rows, so a run that ended in between has its closing event read.
+            let mut news = self.wakeups.watch(&self.run_id);
             let status = run::Entity::find_by_id(self.run_id.as_str()).one(&self.db).await?.map(|run| run.status);
             let rows = stored_after(&self.db, &self.run_id, self.last, None).await?;
             if !rows.is_empty() {
@@ -380,7 +348,7 @@ impl Subscription {
                 // paused or ended before `after`).
                 return Ok(None);
             }
-            tokio::time::sleep(POLL_INTERVAL).await;
+            let _ = tokio::time::timeout(POLL_BACKSTOP, news.changed()).await;
         }
     }
 }

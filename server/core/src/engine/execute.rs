@@ -6,16 +6,17 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 use tokio::sync::watch;
 
 use super::capacity::{Slot, SlotKind};
 use super::events::{Emitter, LiveRun};
+use super::run_store::Ending;
 use super::{Engine, Known};
 use crate::domain::{files, is_unique_violation};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
-use crate::ids::{FileId, RunId};
+use crate::ids::FileId;
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
 use crate::providers::{
     Endpoint, Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, StopReason, ToolCall,
@@ -60,9 +61,9 @@ pub(super) async fn run(
     current: run::Model,
     known: Known,
     live: &std::sync::Arc<LiveRun>,
-    reserved: i32,
     mut slot: Slot,
 ) {
+    let mut current = current;
     let run_id = current.id.clone();
     let (smith_id, thread_id) = (current.smith_id.clone(), current.thread_id.clone());
     // Nothing else writes the transcript while the run executes.
@@ -72,15 +73,15 @@ pub(super) async fn run(
         // run with run_interrupted rather than the transcript being overwritten.
         Err(_) => return,
     };
-    let mut emitter = Emitter::new(run_id.clone(), live.clone(), reserved);
+    let mut emitter = Emitter::new(run_id.clone(), live.clone(), engine.inner.runs.clone());
     let mut cancel = live.cancel.subscribe();
     let mut clock =
         WorkClock { worked_before: Duration::from_millis(u64::try_from(current.worked_ms).unwrap_or(0)), since: None };
-    let outcome = match execute(engine, current, known, &mut emitter, &mut cancel, &mut slot, &mut clock).await {
+    let outcome = match execute(engine, &mut current, known, &mut emitter, &mut cancel, &mut slot, &mut clock).await {
         Ok(outcome) => outcome,
         Err(err) => Outcome::Failed(err.envelope().error),
     };
-    match record(engine, &run_id, transcript, &mut emitter, outcome, clock.worked()).await {
+    match record(engine, current, transcript, &mut emitter, outcome, clock.worked()).await {
         Ok(true) => engine.thread_released(&smith_id, &thread_id),
         Ok(false) => {}
         // The lease lapses and the sweeper fails the run with run_interrupted.
@@ -115,9 +116,10 @@ fn cancelled(cancel: &watch::Receiver<bool>) -> bool {
     *cancel.borrow()
 }
 
+/// `current` is kept as the run's row stands, for [`record`].
 async fn execute(
     engine: &Engine,
-    mut current: run::Model,
+    current: &mut run::Model,
     known: Known,
     emitter: &mut Emitter,
     cancel: &mut watch::Receiver<bool>,
@@ -136,9 +138,10 @@ async fn execute(
         notified.as_mut().enable();
         // A queued run starts only within its project's cap on executing runs.
         if let Ok(active) = engine.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)
-            && claim_thread(engine, &current).await?
+            && claim_thread(engine, current).await?
         {
             *slot = active;
+            current.active_thread_id = Some(current.thread_id.clone());
             break;
         }
         // Released here, the run wakes at once; released on another replica, the poll finds it.
@@ -147,7 +150,7 @@ async fn execute(
             () = tokio::time::sleep(ENQUEUE_POLL) => {}
             _ = cancel.changed() => return Ok(Outcome::Cancelled),
         }
-        current = run::Entity::find_by_id(current.id.as_str())
+        *current = run::Entity::find_by_id(current.id.as_str())
             .one(engine.db())
             .await?
             .ok_or_else(|| Error::internal("A started run vanished."))?;
@@ -163,7 +166,7 @@ async fn execute(
 
 async fn work(
     engine: &Engine,
-    current: run::Model,
+    current: &mut run::Model,
     known: Known,
     emitter: &mut Emitter,
     cancel: &mut watch::Receiver<bool>,
@@ -175,25 +178,25 @@ async fn work(
     let model = resolve(&config.model);
     if emitter.last_seq() == 0 {
         if current.status == RunStatus::Queued {
+            let started_at = now();
             run::Entity::update_many()
                 .col_expr(run::Column::Status, Expr::value(RunStatus::Running.as_str()))
-                .col_expr(run::Column::StartedAt, Expr::value(Some(now())))
+                .col_expr(run::Column::StartedAt, Expr::value(Some(started_at)))
                 .filter(run::Column::Id.eq(run_id))
                 .exec(db)
                 .await?;
+            current.status = RunStatus::Running;
+            current.started_at = Some(started_at);
         }
         emitter
-            .emit(
-                db,
-                RunEventData::Started(RunStartedEvent {
-                    v: EVENT_VERSION,
-                    run_id: run_id.clone(),
-                    smith_id: current.smith_id.clone(),
-                    thread_id: current.thread_id.clone(),
-                    model: config.model.clone(),
-                    created_at: current.created_at,
-                }),
-            )
+            .emit(RunEventData::Started(RunStartedEvent {
+                v: EVENT_VERSION,
+                run_id: run_id.clone(),
+                smith_id: current.smith_id.clone(),
+                thread_id: current.thread_id.clone(),
+                model: config.model.clone(),
+                created_at: current.created_at,
+            }))
             .await?;
     }
     if cancelled(cancel) {
@@ -201,7 +204,7 @@ async fn work(
     }
 
     let with_history = config.mode.includes_history() && !known.new_thread;
-    let request = model_request(engine, &current, &config, &model, with_history).await?;
+    let request = model_request(engine, current, &config, &model, with_history).await?;
     let previous_usage: RunUsage =
         crate::store::decode_json_opt(run_id, "usage", current.usage.as_ref())?.unwrap_or_default();
     let endpoint = match known.endpoint {
@@ -222,14 +225,11 @@ async fn work(
             Some(Ok(ModelEvent::TextDelta(delta))) => {
                 content.push_str(&delta);
                 emitter
-                    .emit(
-                        db,
-                        RunEventData::MessageDelta(MessageDeltaEvent {
-                            v: EVENT_VERSION,
-                            run_id: run_id.clone(),
-                            delta,
-                        }),
-                    )
+                    .emit(RunEventData::MessageDelta(MessageDeltaEvent {
+                        v: EVENT_VERSION,
+                        run_id: run_id.clone(),
+                        delta,
+                    }))
                     .await?;
             }
             Some(Ok(ModelEvent::ToolCall(call))) => tool_calls.push(call),
@@ -246,15 +246,12 @@ async fn work(
     let (stop_reason, usage) = finished;
     let usage = add_usage(previous_usage, &model, usage);
     emitter
-        .emit(
-            db,
-            RunEventData::MessageCompleted(MessageCompletedEvent {
-                v: EVENT_VERSION,
-                run_id: run_id.clone(),
-                content: content.clone(),
-                tool_calls: tool_calls.clone(),
-            }),
-        )
+        .emit(RunEventData::MessageCompleted(MessageCompletedEvent {
+            v: EVENT_VERSION,
+            run_id: run_id.clone(),
+            content: content.clone(),
+            tool_calls: tool_calls.clone(),
+        }))
         .await?;
     Ok(if tool_calls.is_empty() || !config.mode.pauses_for_tools() {
         Outcome::Completed { content, tool_calls, stop_reason, usage }
@@ -418,82 +415,72 @@ fn provider_error(err: &ProviderError) -> ErrorBody {
     provider_api_error(err).envelope().error
 }
 
-/// Writes how the execution ended: the run's row and its closing event, in one transaction.
-/// `transcript` is the run's before this execution. True when the run released its thread.
+/// Writes how the execution ended: the run's row (`current`, as this execution last knew it)
+/// and its closing event, together. `transcript` is the run's before this execution. True
+/// when the run released its thread.
 async fn record(
     engine: &Engine,
-    run_id: &RunId,
+    current: run::Model,
     mut transcript: Vec<Message>,
     emitter: &mut Emitter,
     outcome: Outcome,
     worked: Duration,
 ) -> Result<bool> {
-    let txn = engine.db().begin().await?;
     let v = EVENT_VERSION;
-    let run_id_owned = run_id.to_owned();
-    let mut update = run::Entity::update_many()
-        .col_expr(run::Column::UpdatedAt, Expr::value(now()))
-        .filter(run::Column::Id.eq(run_id));
-    let (status, event) = match outcome {
+    let run_id = current.id.clone();
+    let mut settled = run::Model {
+        lease_owner: None,
+        lease_until: None,
+        worked_ms: i64::try_from(worked.as_millis()).unwrap_or(i64::MAX),
+        updated_at: now(),
+        ..current
+    };
+    let event = match outcome {
         Outcome::Completed { content, tool_calls, stop_reason, usage } => {
             transcript.push(Message::assistant(content.clone(), tool_calls.clone()));
-            update = update
-                .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
-                .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
-                .col_expr(run::Column::StopReason, Expr::value(Some(stop_reason)));
-            (
-                RunStatus::Completed,
-                RunEventData::Completed(RunCompletedEvent { v, run_id: run_id_owned, stop_reason, usage }),
-            )
+            settled.status = RunStatus::Completed;
+            settled.output = Some(json!(RunOutput { content, tool_calls }));
+            settled.usage = Some(json!(usage));
+            settled.stop_reason = Some(stop_reason);
+            RunEventData::Completed(RunCompletedEvent { v, run_id: run_id.clone(), stop_reason, usage })
         }
         Outcome::Paused { content, tool_calls, usage } => {
             transcript.push(Message::assistant(content.clone(), tool_calls.clone()));
             let required_action =
                 RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: tool_calls.clone() };
-            update = update
-                .col_expr(run::Column::Output, Expr::value(Some(json!(RunOutput { content, tool_calls }))))
-                .col_expr(run::Column::Usage, Expr::value(Some(json!(usage))))
-                .col_expr(run::Column::RequiredAction, Expr::value(Some(json!(required_action))))
-                .col_expr(run::Column::StopReason, Expr::value(Some(StopReason::ToolUse)));
-            (
-                RunStatus::RequiresAction,
-                RunEventData::RequiresAction(RunRequiresActionEvent { v, run_id: run_id_owned, required_action }),
-            )
+            settled.status = RunStatus::RequiresAction;
+            settled.output = Some(json!(RunOutput { content, tool_calls }));
+            settled.usage = Some(json!(usage));
+            settled.required_action = Some(json!(required_action));
+            settled.stop_reason = Some(StopReason::ToolUse);
+            RunEventData::RequiresAction(RunRequiresActionEvent { v, run_id: run_id.clone(), required_action })
         }
         Outcome::Failed(error) => {
-            update = update.col_expr(run::Column::Error, Expr::value(Some(json!(error))));
-            (RunStatus::Failed, RunEventData::Failed(RunFailedEvent { v, run_id: run_id_owned, error }))
+            settled.status = RunStatus::Failed;
+            settled.error = Some(json!(error));
+            RunEventData::Failed(RunFailedEvent { v, run_id: run_id.clone(), error })
         }
         Outcome::Cancelled => {
-            (RunStatus::Cancelled, RunEventData::Cancelled(RunCancelledEvent { v, run_id: run_id_owned }))
+            settled.status = RunStatus::Cancelled;
+            settled.cancel_requested = true;
+            RunEventData::Cancelled(RunCancelledEvent { v, run_id: run_id.clone() })
         }
     };
-    let closing = emitter.stage(event);
-    let mut update = update
-        .col_expr(run::Column::Status, Expr::value(status.as_str()))
-        .col_expr(run::Column::Transcript, Expr::value(json!(transcript)))
-        .col_expr(run::Column::LastSeq, Expr::value(emitter.last_seq()))
-        .col_expr(run::Column::WorkedMs, Expr::value(i64::try_from(worked.as_millis()).unwrap_or(i64::MAX)))
-        .col_expr(run::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(run::Column::LeaseUntil, Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None));
-    if status.is_terminal() {
-        update = update
-            .col_expr(run::Column::ActiveThreadId, Expr::value(Option::<String>::None))
-            .col_expr(run::Column::CompletedAt, Expr::value(Some(now())));
+    settled.transcript = json!(transcript);
+    if settled.status.is_terminal() {
+        settled.active_thread_id = None;
+        settled.completed_at = Some(settled.updated_at);
     }
+    let closing = emitter.stage(event);
+    settled.last_seq = emitter.last_seq();
+    let ending = Ending { settled: settled.clone(), owner: engine.inner.instance.clone(), closing: closing.clone() };
     // Only while this replica still holds the run: if its lease lapsed and another replica
     // failed the run, that outcome stands.
-    let recorded = update
-        .filter(run::Column::LeaseOwner.eq(engine.inner.instance.as_str()))
-        .filter(run::Column::Status.is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]))
-        .exec_with_returning(&txn)
-        .await?;
-    let Some(settled) = recorded.into_iter().next() else {
+    if !engine.inner.runs.record(ending).await? {
         tracing::warn!(%run_id, "the run was taken over after its lease lapsed; its outcome is dropped");
         return Ok(false);
-    };
-    emitter.flush(&txn).await?;
-    txn.commit().await?;
+    }
+    let released = settled.status.is_terminal();
     emitter.settle(settled, closing);
-    Ok(status.is_terminal())
+    Ok(released)
 }

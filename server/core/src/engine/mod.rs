@@ -8,7 +8,10 @@
 pub mod capacity;
 pub mod events;
 mod execute;
+pub mod listener;
+mod run_store;
 pub mod start;
+mod wakeups;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,15 +20,15 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::json;
 
 use self::capacity::{Capacity, Slot, SlotKind};
-use self::events::{LiveRun, SEQ_RESERVATION, Subscription, append_stored};
-use crate::domain::{files, is_unique_violation, limits, model_keys};
+use self::events::{LiveRun, Subscription, append_stored};
+use self::run_store::RunStore;
+use self::wakeups::Wakeups;
+use crate::cache::Caches;
+use crate::domain::{files, limits, model_keys};
 use crate::egress::Egress;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{IdKind, ProjectId, RunId, SmithId, new_id};
@@ -91,6 +94,11 @@ pub struct Engine {
 
 struct Inner {
     db: DatabaseConnection,
+    /// Where runs, their events and their endings are written.
+    runs: RunStore,
+    caches: Arc<Caches>,
+    /// Streams here following runs that execute elsewhere.
+    wakeups: Arc<Wakeups>,
     settings: Arc<Settings>,
     /// For operator-set endpoints only.
     http: reqwest::Client,
@@ -128,22 +136,11 @@ impl Drop for Registered {
     }
 }
 
-async fn insert_run(db: &impl ConnectionTrait, row: run::ActiveModel) -> Result<run::Model> {
-    match row.insert(db).await {
-        Ok(run) => Ok(run),
-        Err(err) if is_unique_violation(&err) => Err(thread_busy()),
-        Err(err) => Err(err.into()),
-    }
-}
-
 const INTERRUPT_WAIT: Duration = Duration::from_secs(10);
 
-fn thread_busy() -> Error {
-    Error::conflict("thread_busy", "The thread has an active run; wait for it, or pass on_busy: enqueue or interrupt.")
-}
-
 impl Engine {
-    pub fn new(db: DatabaseConnection, settings: Arc<Settings>) -> Self {
+    /// The engine over `db` (its schema migrated), opening the run store beside it.
+    pub fn new(db: DatabaseConnection, settings: Arc<Settings>, caches: Arc<Caches>) -> Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(300))
@@ -152,9 +149,13 @@ impl Engine {
         let offline = Offline { token_delay: settings.offline_token_delay };
         let egress = Egress::new(settings.egress.clone());
         let capacity = Capacity::new(settings.capacity);
-        Self {
+        let runs = RunStore::open(&db)?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                runs,
+                caches,
+                wakeups: Arc::default(),
                 settings,
                 http,
                 egress,
@@ -164,7 +165,7 @@ impl Engine {
                 capacity,
                 thread_releases: Mutex::new(HashMap::new()),
             }),
-        }
+        })
     }
 
     fn live(&self, run_id: &RunId) -> Option<Arc<LiveRun>> {
@@ -219,13 +220,16 @@ impl Engine {
             let txn = db.begin().await?;
             let mut spec = spec;
             files::store_inline(&txn, &spec.project_id, &spec.smith_id, &mut spec.input).await?;
-            let run = insert_run(&txn, self.new_row(spec, thread_id)).await?;
+            let run = self.new_row(spec, thread_id);
+            run_store::insert_run(&txn, run.clone()).await?;
             txn.commit().await?;
             run
         } else {
-            insert_run(db, self.new_row(spec, thread_id)).await?
+            let run = self.new_row(spec, thread_id);
+            self.inner.runs.insert(run.clone()).await?;
+            run
         };
-        self.spawn_task(run.clone(), 1, SEQ_RESERVATION, Known { endpoint: Some(endpoint), new_thread }, slot);
+        self.spawn_task(run.clone(), 1, Known { endpoint: Some(endpoint), new_thread }, slot);
         Ok(run)
     }
 
@@ -235,7 +239,9 @@ impl Engine {
         if !provider.needs_key() {
             return Ok(Endpoint { base_url: String::new(), api_key: String::new(), trusted: true });
         }
-        let found = model_keys::endpoint(&self.inner.db, &self.inner.settings, project_id, provider).await?;
+        let found =
+            model_keys::cached_endpoint(&self.inner.db, &self.inner.caches, &self.inner.settings, project_id, provider)
+                .await?;
         let (endpoint, _) = found.ok_or_else(|| {
             Error::bad_request(
                 "model_key_missing",
@@ -259,50 +265,50 @@ impl Engine {
         self.inner.egress.client_for(&endpoint.base_url).map_err(|denied| ProviderError::egress_denied(&denied))
     }
 
-    fn new_row(&self, spec: RunSpec, thread_id: String) -> run::ActiveModel {
+    fn new_row(&self, spec: RunSpec, thread_id: String) -> run::Model {
         let at = now();
-        run::ActiveModel {
-            id: Set(RunId::generate()),
-            project_id: Set(spec.project_id),
-            smith_id: Set(spec.smith_id),
-            thread_id: Set(thread_id.clone()),
+        run::Model {
+            id: RunId::generate(),
+            project_id: spec.project_id,
+            smith_id: spec.smith_id,
+            thread_id: thread_id.clone(),
             // An enqueued run claims its thread when the active one releases it.
-            active_thread_id: Set((spec.on_busy != OnBusy::Enqueue).then_some(thread_id)),
+            active_thread_id: (spec.on_busy != OnBusy::Enqueue).then_some(thread_id),
             // A run that has its thread starts at once; an enqueued one waits, queued.
-            status: Set(if spec.on_busy == OnBusy::Enqueue { RunStatus::Queued } else { RunStatus::Running }),
-            input: Set(json!(spec.input)),
-            transcript: Set(json!([])),
-            output: Set(None),
-            usage: Set(None),
-            error: Set(None),
-            required_action: Set(None),
-            config: Set(json!(spec.config)),
-            client_tools: Set(json!(spec.client_tools)),
-            metadata: Set(spec.metadata.map(|metadata| json!(metadata))),
-            stop_reason: Set(None),
-            replay_of: Set(spec.replay_of),
-            cancel_requested: Set(false),
-            lease_owner: Set(Some(self.inner.instance.clone())),
-            lease_until: Set(Some(self.lease_until())),
-            last_seq: Set(SEQ_RESERVATION),
-            worked_ms: Set(0),
-            created_at: Set(at),
-            started_at: Set((spec.on_busy != OnBusy::Enqueue).then_some(at)),
-            completed_at: Set(None),
-            updated_at: Set(at),
+            status: if spec.on_busy == OnBusy::Enqueue { RunStatus::Queued } else { RunStatus::Running },
+            input: json!(spec.input),
+            transcript: json!([]),
+            output: None,
+            usage: None,
+            error: None,
+            required_action: None,
+            config: json!(spec.config),
+            client_tools: json!(spec.client_tools),
+            metadata: spec.metadata.map(|metadata| json!(metadata)),
+            stop_reason: None,
+            replay_of: spec.replay_of,
+            cancel_requested: false,
+            lease_owner: Some(self.inner.instance.clone()),
+            lease_until: Some(self.lease_until()),
+            last_seq: 0,
+            worked_ms: 0,
+            created_at: at,
+            started_at: (spec.on_busy != OnBusy::Enqueue).then_some(at),
+            completed_at: None,
+            updated_at: at,
         }
     }
 
-    /// Executes the run, as its row now stands, in its own task; `reserved` is the sequence
-    /// number the row reserves through.
-    fn spawn_task(&self, run: run::Model, first_seq: i32, reserved: i32, known: Known, slot: Slot) {
+    /// Executes the run, as its row now stands, in its own task; its events are numbered from
+    /// `first_seq`.
+    fn spawn_task(&self, run: run::Model, first_seq: i32, known: Known, slot: Slot) {
         let live = self.register(&run.id, first_seq);
         let engine = self.clone();
         tokio::spawn(async move {
             // Unregistering on drop covers a panicking task too, so subscribers never wait on
             // a log nobody writes, and the lease stops being renewed.
             let _registered = Registered { engine: engine.clone(), run_id: run.id.clone(), live: live.clone() };
-            execute::run(&engine, run, known, &live, reserved, slot).await;
+            execute::run(&engine, run, known, &live, slot).await;
         });
     }
 
@@ -395,7 +401,6 @@ impl Engine {
             transcript: json!(transcript),
             lease_owner: Some(self.inner.instance.clone()),
             lease_until: Some(self.lease_until()),
-            last_seq: current.last_seq + SEQ_RESERVATION,
             cancel_requested: false,
             updated_at: now(),
             ..current.clone()
@@ -406,7 +411,6 @@ impl Engine {
             .col_expr(run::Column::Transcript, Expr::value(resumed.transcript.clone()))
             .col_expr(run::Column::LeaseOwner, Expr::value(resumed.lease_owner.clone()))
             .col_expr(run::Column::LeaseUntil, Expr::value(resumed.lease_until))
-            .col_expr(run::Column::LastSeq, Expr::value(resumed.last_seq))
             .col_expr(run::Column::CancelRequested, Expr::value(false))
             .col_expr(run::Column::UpdatedAt, Expr::value(resumed.updated_at))
             .filter(run::Column::Id.eq(current.id.as_str()))
@@ -417,7 +421,7 @@ impl Engine {
             // Another submit or a cancel got there first.
             return Err(not_waiting());
         }
-        self.spawn_task(resumed, current.last_seq + 1, current.last_seq + SEQ_RESERVATION, Known::default(), slot);
+        self.spawn_task(resumed, current.last_seq + 1, Known::default(), slot);
         Ok(())
     }
 
@@ -430,7 +434,8 @@ impl Engine {
     async fn subscribe(&self, run_id: &RunId, after: i32) -> Result<Subscription> {
         let engine = self.clone();
         let id = run_id.to_owned();
-        Subscription::new(self.inner.db.clone(), run_id.to_owned(), after, Box::new(move || engine.live(&id))).await
+        let (db, wakeups) = (self.inner.db.clone(), self.inner.wakeups.clone());
+        Subscription::new(db, wakeups, run_id.to_owned(), after, Box::new(move || engine.live(&id))).await
     }
 
     /// Waits until the run, past event `after`, finished or paused, and returns it.
@@ -539,6 +544,10 @@ impl Engine {
             tracing::warn!(%run_id, "failed a run whose replica stopped");
         }
         txn.commit().await?;
+        if released {
+            let run = self.reload(run_id).await?;
+            self.inner.runs.announce(run_id, Some((run.smith_id, run.thread_id))).await;
+        }
         Ok(released)
     }
 
@@ -568,6 +577,8 @@ impl Engine {
             .await?;
         txn.commit().await?;
         self.thread_released(&current.smith_id, &current.thread_id);
+        let released = Some((current.smith_id.clone(), current.thread_id.clone()));
+        self.inner.runs.announce(&current.id, released).await;
         Ok(true)
     }
 
@@ -615,5 +626,9 @@ impl Engine {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.inner.db
+    }
+
+    pub fn caches(&self) -> &Arc<Caches> {
+        &self.inner.caches
     }
 }

@@ -1,0 +1,234 @@
+//! Where the run path writes: a run's row when it starts, each event before anyone sees it,
+//! and how an execution ended. Everything else about runs goes through sea-orm.
+//!
+//! - SQLite: one writer thread with group commit ([`sqlite`]).
+//! - PostgreSQL: each step is one statement on a pool of its own whose commits do not wait
+//!   for the WAL flush (`synchronous_commit = off`, docs/performance.md); every event is
+//!   announced with a NOTIFY in the statement that writes it, so streams on other replicas
+//!   hear of it at once ([`super::listener`]).
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use sea_orm::sqlx::postgres::PgPoolOptions;
+use sea_orm::{
+    ActiveEnum, ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, SqlxPostgresConnector,
+    Statement, Value,
+};
+
+use super::events::{LiveRun, StoredEvent};
+use crate::domain::is_unique_violation;
+use crate::error::{Error, Result};
+use crate::ids::{RunId, SmithId};
+use crate::store::{now, run};
+use crate::types::RunStatus;
+
+/// The PostgreSQL channel run events are announced on.
+pub const EVENTS_CHANNEL: &str = "ingram_events";
+/// Connections of the PostgreSQL run store's own pool.
+const POSTGRES_CONNECTIONS: u32 = 16;
+
+/// How an execution ended: the run's row as it reads once recorded, and its closing event.
+pub struct Ending {
+    pub settled: run::Model,
+    /// The replica that must still hold the run's lease for the ending to count.
+    pub owner: String,
+    pub closing: Arc<StoredEvent>,
+}
+
+#[derive(Clone)]
+pub enum RunStore {
+    Sqlite(Arc<sqlite::Writer>),
+    Postgres(DatabaseConnection),
+}
+
+pub(super) fn thread_busy() -> Error {
+    Error::conflict("thread_busy", "The thread has an active run; wait for it, or pass on_busy: enqueue or interrupt.")
+}
+
+/// What a notification on [`EVENTS_CHANNEL`] says: the run has new events and, when it
+/// released its thread, which one (so queued runs on other replicas wake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub run_id: RunId,
+    pub released: Option<(SmithId, String)>,
+}
+
+impl Announcement {
+    fn encode(&self) -> String {
+        match &self.released {
+            None => self.run_id.to_string(),
+            // Thread ids have no control characters (start::validate_thread_id).
+            Some((smith_id, thread_id)) => format!("{}\t{smith_id}\t{thread_id}", self.run_id),
+        }
+    }
+
+    pub fn decode(payload: &str) -> Option<Self> {
+        let mut parts = payload.splitn(3, '\t');
+        let run_id = RunId::from(parts.next().filter(|id| !id.is_empty())?);
+        let released = match (parts.next(), parts.next()) {
+            (None, _) => None,
+            (Some(smith_id), Some(thread_id)) => Some((SmithId::from(smith_id), thread_id.to_owned())),
+            (Some(_), None) => return None,
+        };
+        Some(Self { run_id, released })
+    }
+}
+
+impl RunStore {
+    /// The store for the database `db` is connected to (its schema migrated).
+    pub fn open(db: &DatabaseConnection) -> Result<Self> {
+        match db.get_database_backend() {
+            DatabaseBackend::Sqlite => {
+                let options = db.get_sqlite_connection_pool().connect_options();
+                Ok(Self::Sqlite(Arc::new(sqlite::Writer::open(options.get_filename())?)))
+            }
+            DatabaseBackend::Postgres => {
+                let options = (*db.get_postgres_connection_pool().connect_options())
+                    .clone()
+                    .options([("synchronous_commit", "off")]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(POSTGRES_CONNECTIONS)
+                    .test_before_acquire(false)
+                    .connect_lazy_with(options);
+                Ok(Self::Postgres(SqlxPostgresConnector::from_sqlx_postgres_pool(pool)))
+            }
+            other => Err(Error::internal(format!("No run store for {other:?}."))),
+        }
+    }
+
+    /// Writes a new run; `thread_busy` when its thread has an active run.
+    pub async fn insert(&self, row: run::Model) -> Result<()> {
+        match self {
+            Self::Sqlite(writer) => writer.insert(row).await,
+            Self::Postgres(db) => insert_run(db, row).await,
+        }
+    }
+
+    /// Writes `event` and, once it is committed, publishes it to the run's subscribers here.
+    /// On SQLite this returns at once: the writer publishes after its commit.
+    pub async fn append(&self, live: &Arc<LiveRun>, run_id: &RunId, event: Arc<StoredEvent>) -> Result<()> {
+        match self {
+            Self::Sqlite(writer) => writer.append(live, run_id, vec![event]),
+            Self::Postgres(db) => {
+                let announcement = Announcement { run_id: run_id.clone(), released: None };
+                let written = Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "WITH written AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)) SELECT pg_notify($6, $7)",
+                    [
+                        run_id.as_str().into(),
+                        event.seq.into(),
+                        event.kind.as_str().into(),
+                        event.data.as_str().into(),
+                        now().into(),
+                        EVENTS_CHANNEL.into(),
+                        announcement.encode().into(),
+                    ],
+                );
+                db.execute_raw(written).await?;
+                live.publish_all(vec![event]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes how an execution ended, if this replica still holds the run (false when its
+    /// lease lapsed and another replica failed it: that outcome stands).
+    pub async fn record(&self, ending: Ending) -> Result<bool> {
+        match self {
+            Self::Sqlite(writer) => writer.record(ending).await,
+            Self::Postgres(db) => record_postgres(db, &ending).await,
+        }
+    }
+
+    /// Tells the other replicas a run has new events written outside this store (a paused run
+    /// cancelled, a run failed by the sweeper).
+    pub async fn announce(&self, run_id: &RunId, released: Option<(SmithId, String)>) {
+        let Self::Postgres(db) = self else { return };
+        let announcement = Announcement { run_id: run_id.clone(), released };
+        let notify = Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [EVENTS_CHANNEL.into(), announcement.encode().into()],
+        );
+        if let Err(err) = db.execute_raw(notify).await {
+            tracing::warn!(%run_id, %err, "could not announce a run's events; other replicas find them by polling");
+        }
+    }
+}
+
+/// Inserts a run through sea-orm; `thread_busy` when its thread has an active run.
+pub(super) async fn insert_run(db: &impl ConnectionTrait, row: run::Model) -> Result<()> {
+    match run::ActiveModel::from(row).reset_all().insert(db).await {
+        Ok(_) => Ok(()),
+        Err(err) if is_unique_violation(&err) => Err(thread_busy()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The row and its closing event in one statement, announced in it too.
+async fn record_postgres(db: &DatabaseConnection, ending: &Ending) -> Result<bool> {
+    let row = &ending.settled;
+    let released = (row.status.is_terminal()).then(|| (row.smith_id.clone(), row.thread_id.clone()));
+    let announcement = Announcement { run_id: row.id.clone(), released };
+    let values: Vec<Value> = vec![
+        row.status.as_str().into(),
+        row.transcript.clone().into(),
+        row.output.clone().into(),
+        row.usage.clone().into(),
+        row.error.clone().into(),
+        row.required_action.clone().into(),
+        row.stop_reason.map(|reason| reason.to_value()).into(),
+        row.last_seq.into(),
+        row.worked_ms.into(),
+        row.lease_owner.clone().into(),
+        row.lease_until.into(),
+        row.active_thread_id.clone().into(),
+        row.started_at.into(),
+        row.completed_at.into(),
+        row.updated_at.into(),
+        row.id.as_str().into(),
+        ending.owner.as_str().into(),
+        RunStatus::Queued.as_str().into(),
+        RunStatus::Running.as_str().into(),
+        ending.closing.seq.into(),
+        ending.closing.kind.as_str().into(),
+        ending.closing.data.as_str().into(),
+        EVENTS_CHANNEL.into(),
+        announcement.encode().into(),
+    ];
+    let statement = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "WITH updated AS (UPDATE runs SET status = $1, transcript = $2, output = $3, usage = $4, error = $5, \
+         required_action = $6, stop_reason = $7, last_seq = $8, worked_ms = $9, lease_owner = $10, \
+         lease_until = $11, active_thread_id = $12, started_at = $13, completed_at = $14, updated_at = $15 \
+         WHERE id = $16 AND lease_owner = $17 AND status IN ($18, $19) RETURNING id, updated_at), \
+         written AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) \
+         SELECT id, $20, $21, $22, updated_at FROM updated) \
+         SELECT pg_notify($23, $24) FROM updated",
+        values,
+    );
+    Ok(!db.query_all_raw(statement).await?.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announcement_travels_as_text_and_back() {
+        for announcement in [
+            Announcement { run_id: RunId::from("run_1"), released: None },
+            Announcement {
+                run_id: RunId::from("run_1"),
+                released: Some((SmithId::from("smith_1"), "a thread with spaces".to_owned())),
+            },
+        ] {
+            assert_eq!(Announcement::decode(&announcement.encode()), Some(announcement));
+        }
+        assert_eq!(Announcement::decode(""), None);
+        assert_eq!(Announcement::decode("run_1\tsmith_1"), None);
+    }
+}

@@ -265,7 +265,7 @@ impl FirstToken {
     }
 }
 
-fn summary(sorted: &[u64], errors: u64, elapsed: f64, first_error: Option<String>) -> Value {
+pub fn summary(sorted: &[u64], errors: u64, elapsed: f64, first_error: Option<String>) -> Value {
     let percentile = |q: f64| {
         if sorted.is_empty() {
             return 0;

@@ -15,6 +15,9 @@ use ingram_core::settings::Settings;
 use ingram_server::AppState;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ingram", version, about = "The Ingram API server")]
 struct Cli {

@@ -84,6 +84,9 @@ const TTFT_MOCK: &str = "bench-l0-c64-i20";
 const SLOW_MOCK: &str = "bench-l0-c3-i4000";
 const HELD_STREAMS: usize = 1000;
 const ADMIN_TOKEN: &str = "tha_live_benchbenchbenchbenchbenchbench";
+/// The threads of the SQLite run store (engine/run_store/sqlite.rs): its CPU is the
+/// database's work per turn.
+const DATABASE_THREADS: [&str; 2] = ["run-writer", "wal-checkpoint"];
 
 struct Bench {
     tool: PathBuf,
@@ -139,23 +142,12 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let mut mock = Process::spawn("mock", command(&tool).arg("mock"))?;
     let mock_address = mock.first_line()?;
     let mock_url = format!("http://{mock_address}/v1");
+    let mock_url_for_replicas = mock_url.clone();
 
     let work = tempdir(&out)?;
     let database = Database::prepare(options.postgres.as_deref(), &work)?;
     let port = free_port()?;
-    let mut server = Process::spawn(
-        "ingram",
-        command(&root.join("target/release/ingram"))
-            .args(["--database-url", &database.url, "serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("INGRAM_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("INGRAM_DATA_DIR", &work)
-            .env("INGRAM_LOG", "warn")
-            .env("OPENAI_API_KEY", "sk-bench")
-            .env("OPENAI_BASE_URL", &mock_url)
-            .stdout(std::process::Stdio::null()),
-    )?;
-    let ours_base = format!("http://127.0.0.1:{port}");
-    server.wait_ready(&format!("{ours_base}/healthz"), Duration::from_secs(60))?;
+    let (server, ours_base) = start_server(&root, &database, &mock_url, &work, port)?;
 
     let mut litellm = match &litellm_venv {
         Some(venv) => Some(litellm::start(venv, &work, &mock_url)?),
@@ -179,6 +171,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     }
     let mut ours_ok = 0;
     let mut cpu = BTreeMap::<Target, (f64, u64)>::new();
+    let database_cpu = || DATABASE_THREADS.iter().map(|name| server.thread_cpu_seconds(name)).sum::<f64>();
+    let mut database_spent = (0.0, 0);
     for round in 1..=options.rounds {
         eprintln!("round {round} of {}", options.rounds);
         ours_ok += bench.latency_round(&mut results)?;
@@ -191,6 +185,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                     Target::Direct => None,
                 };
                 let before = process.map(Process::cpu_seconds);
+                let database_before = database_cpu();
                 let sample = bench.throughput(target, level)?;
                 if let (Some(process), Some(before)) = (process, before) {
                     let spent = cpu.entry(target).or_default();
@@ -199,6 +194,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                 }
                 if target == Target::Ours {
                     ours_ok += sample.ok;
+                    database_spent.0 += database_cpu() - database_before;
+                    database_spent.1 += sample.ok;
                 }
                 results.record(&format!("throughput.{}.c{level}", target.name()), &sample);
             }
@@ -206,6 +203,15 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     }
     for (target, (seconds, requests)) in cpu {
         results.single.insert(format!("cpu_s_per_1000.{}", target.name()), seconds / requests.max(1) as f64 * 1000.0);
+    }
+    if options.postgres.is_none() {
+        let (seconds, requests) = database_spent;
+        results.single.insert("database_cpu_us_per_run.ours".into(), seconds / requests.max(1) as f64 * 1e6);
+    } else {
+        eprintln!("following runs from a second replica");
+        let (lag, runs) = bench.replica_lag(&root, &database, &mock_url_for_replicas, &work)?;
+        results.record("replicas.lag", &lag);
+        ours_ok += runs;
     }
     eprintln!("holding {HELD_STREAMS} streams open");
     let (per_stream, held_ok) = bench.held_streams(&server, Target::Ours)?;
@@ -231,7 +237,58 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Our server on `port`, over `database`, reaching the mock at `mock_url`; ready when this
+/// returns.
+fn start_server(
+    root: &Path,
+    database: &Database,
+    mock_url: &str,
+    work: &Path,
+    port: u16,
+) -> anyhow::Result<(Process, String)> {
+    let mut server = Process::spawn(
+        "ingram",
+        command(&root.join("target/release/ingram"))
+            .args(["--database-url", &database.url, "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("INGRAM_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("INGRAM_DATA_DIR", work)
+            .env("INGRAM_LOG", "warn")
+            .env("OPENAI_API_KEY", "sk-bench")
+            .env("OPENAI_BASE_URL", mock_url)
+            .stdout(std::process::Stdio::null()),
+    )?;
+    let base = format!("http://127.0.0.1:{port}");
+    server.wait_ready(&format!("{base}/healthz"), Duration::from_secs(60))?;
+    Ok((server, base))
+}
+
 impl Bench {
+    /// Starts a second replica on the same PostgreSQL database and measures how late it
+    /// streams the events of runs executing on the first.
+    /// The lag's summary, and how many runs it executed.
+    fn replica_lag(
+        &self,
+        root: &Path,
+        database: &Database,
+        mock_url: &str,
+        work: &Path,
+    ) -> anyhow::Result<(Sample, u64)> {
+        let (_replica, replica_base) = start_server(root, database, mock_url, work, free_port()?)?;
+        let ours_base = self.ours_url.strip_suffix("/v1").unwrap_or(&self.ours_url);
+        let runs: u64 = if self.quick { 3 } else { 10 };
+        let output = command(&self.tool)
+            .args(["replicas", "--a", ours_base, "--b", &replica_base, "--token", ADMIN_TOKEN])
+            .args(["--smith", &self.smith_id, "--runs", &runs.to_string(), "--body", &Self::run_body(TTFT_MOCK, true)])
+            .output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let line = text.lines().last().context("the replica follower printed nothing")?;
+        if !output.status.success() {
+            bail!("following runs from a second replica failed: {line}");
+        }
+        // One more run than measured warms the replicas up.
+        Ok((serde_json::from_str(line).with_context(|| format!("replica summary: {line}"))?, runs + 1))
+    }
+
     fn targets(&self) -> Vec<Target> {
         let mut targets = vec![Target::Direct, Target::Ours];
         if self.litellm_url.is_some() {

@@ -45,6 +45,20 @@ impl Process {
         tree(self.pid()).iter().map(|pid| cpu_ticks(*pid)).sum::<u64>() as f64 / CLOCK_TICKS
     }
 
+    /// CPU seconds the process's threads named `name` used so far.
+    pub fn thread_cpu_seconds(&self, name: &str) -> f64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else { return 0.0 };
+        let ticks: u64 = tasks
+            .flatten()
+            .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name))
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                Some(utime_stime(&stat))
+            })
+            .sum();
+        ticks as f64 / CLOCK_TICKS
+    }
+
     /// Waits until `url` answers 200, or fails after `timeout`.
     pub fn wait_ready(&mut self, url: &str, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
@@ -87,16 +101,24 @@ fn tree(root: u32) -> Vec<u32> {
     pids
 }
 
-/// The fields of /proc/<pid>/stat after the command name: state, ppid, …
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// The fields of a /proc stat line after the command name: state, ppid, …
+fn fields_after_name(stat: &str) -> Option<Vec<String>> {
     let after_name = &stat[stat.rfind(')')? + 2..];
     Some(after_name.split_whitespace().map(str::to_owned).collect())
 }
 
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    fields_after_name(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// utime + stime of a stat line: fields 14 and 15 of the line, 12 and 13 after the name.
+fn utime_stime(stat: &str) -> u64 {
+    fields_after_name(stat)
+        .map_or(0, |fields| fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0))
+}
+
 fn cpu_ticks(pid: u32) -> u64 {
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    stat_fields(pid).map_or(0, |fields| fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(0, |stat| utime_stime(&stat))
 }
 
 fn status_kib(pid: u32, key: &str) -> u64 {

@@ -17,7 +17,7 @@ use sea_orm::{
 };
 use tokio::sync::watch;
 
-use super::run_store::RunStore;
+use super::run_store::{EventSink, RunStore};
 use super::wakeups::Wakeups;
 use crate::error::{Error, Result};
 use crate::ids::RunId;
@@ -115,29 +115,34 @@ impl LiveRun {
 
 /// Numbers, writes and publishes one run's events.
 pub struct Emitter {
-    run_id: RunId,
     live: Arc<LiveRun>,
-    store: RunStore,
+    sink: EventSink,
     seq: i32,
 }
 
 impl Emitter {
-    pub fn new(run_id: RunId, live: Arc<LiveRun>, store: RunStore) -> Self {
+    pub fn new(run_id: &RunId, live: Arc<LiveRun>, store: &RunStore) -> Self {
         let seq = live.first_seq - 1;
-        Self { run_id, live, store, seq }
+        let sink = store.events(run_id, &live);
+        Self { live, sink, seq }
     }
 
     pub fn last_seq(&self) -> i32 {
         self.seq
     }
 
-    /// Writes the event; it is published once committed.
-    pub async fn emit(&mut self, data: RunEventData) -> Result<()> {
+    /// Hands the event to the run store; it is published once committed.
+    pub fn emit(&mut self, data: RunEventData) -> Result<()> {
         if self.live.writes_failed.load(Ordering::SeqCst) {
             return Err(Error::internal("The run's events could not be written."));
         }
         let event = self.stage(data);
-        self.store.append(&self.live, &self.run_id, event).await
+        self.sink.append(event)
+    }
+
+    /// Waits until every event emitted so far is committed.
+    pub async fn flushed(&self) -> Result<()> {
+        self.sink.flushed().await
     }
 
     /// Numbers an event without writing it: a closing event, written with the run's outcome

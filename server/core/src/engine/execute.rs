@@ -73,7 +73,7 @@ pub(super) async fn run(
         // run with run_interrupted rather than the transcript being overwritten.
         Err(_) => return,
     };
-    let mut emitter = Emitter::new(run_id.clone(), live.clone(), engine.inner.runs.clone());
+    let mut emitter = Emitter::new(&run_id, live.clone(), &engine.inner.runs);
     let mut cancel = live.cancel.subscribe();
     let mut clock =
         WorkClock { worked_before: Duration::from_millis(u64::try_from(current.worked_ms).unwrap_or(0)), since: None };
@@ -188,16 +188,14 @@ async fn work(
             current.status = RunStatus::Running;
             current.started_at = Some(started_at);
         }
-        emitter
-            .emit(RunEventData::Started(RunStartedEvent {
-                v: EVENT_VERSION,
-                run_id: run_id.clone(),
-                smith_id: current.smith_id.clone(),
-                thread_id: current.thread_id.clone(),
-                model: config.model.clone(),
-                created_at: current.created_at,
-            }))
-            .await?;
+        emitter.emit(RunEventData::Started(RunStartedEvent {
+            v: EVENT_VERSION,
+            run_id: run_id.clone(),
+            smith_id: current.smith_id.clone(),
+            thread_id: current.thread_id.clone(),
+            model: config.model.clone(),
+            created_at: current.created_at,
+        }))?;
     }
     if cancelled(cancel) {
         return Ok(Outcome::Cancelled);
@@ -224,13 +222,11 @@ async fn work(
         match next {
             Some(Ok(ModelEvent::TextDelta(delta))) => {
                 content.push_str(&delta);
-                emitter
-                    .emit(RunEventData::MessageDelta(MessageDeltaEvent {
-                        v: EVENT_VERSION,
-                        run_id: run_id.clone(),
-                        delta,
-                    }))
-                    .await?;
+                emitter.emit(RunEventData::MessageDelta(MessageDeltaEvent {
+                    v: EVENT_VERSION,
+                    run_id: run_id.clone(),
+                    delta,
+                }))?;
             }
             Some(Ok(ModelEvent::ToolCall(call))) => tool_calls.push(call),
             Some(Ok(ModelEvent::Finished { stop_reason, usage })) => break (stop_reason, usage),
@@ -245,14 +241,12 @@ async fn work(
     };
     let (stop_reason, usage) = finished;
     let usage = add_usage(previous_usage, &model, usage);
-    emitter
-        .emit(RunEventData::MessageCompleted(MessageCompletedEvent {
-            v: EVENT_VERSION,
-            run_id: run_id.clone(),
-            content: content.clone(),
-            tool_calls: tool_calls.clone(),
-        }))
-        .await?;
+    emitter.emit(RunEventData::MessageCompleted(MessageCompletedEvent {
+        v: EVENT_VERSION,
+        run_id: run_id.clone(),
+        content: content.clone(),
+        tool_calls: tool_calls.clone(),
+    }))?;
     Ok(if tool_calls.is_empty() || !config.mode.pauses_for_tools() {
         Outcome::Completed { content, tool_calls, stop_reason, usage }
     } else {
@@ -474,6 +468,7 @@ async fn record(
     let closing = emitter.stage(event);
     settled.last_seq = emitter.last_seq();
     let ending = Ending { settled: settled.clone(), owner: engine.inner.instance.clone(), closing: closing.clone() };
+    emitter.flushed().await?;
     // Only while this replica still holds the run: if its lease lapsed and another replica
     // failed the run, that outcome stands.
     if !engine.inner.runs.record(ending).await? {

@@ -3,9 +3,10 @@
 //!
 //! - SQLite: one writer thread with group commit ([`sqlite`]).
 //! - PostgreSQL: each step is one statement on a pool of its own whose commits do not wait
-//!   for the WAL flush (`synchronous_commit = off`, docs/performance.md); every event is
-//!   announced with a NOTIFY in the statement that writes it, so streams on other replicas
-//!   hear of it at once ([`super::listener`]).
+//!   for the WAL flush (`synchronous_commit = off`, docs/runs.md); a run's events are written
+//!   by a task of the run's own, every event waiting at that moment in one statement that also
+//!   announces them with a NOTIFY, so streams on other replicas hear of them at once
+//!   ([`super::listener`]). Either way the run goes on while its events are written.
 
 mod sqlite;
 
@@ -16,6 +17,7 @@ use sea_orm::{
     ActiveEnum, ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, SqlxPostgresConnector,
     Statement, Value,
 };
+use tokio::sync::{mpsc, oneshot};
 
 use super::events::{LiveRun, StoredEvent};
 use crate::domain::is_unique_violation;
@@ -106,30 +108,17 @@ impl RunStore {
         }
     }
 
-    /// Writes `event` and, once it is committed, publishes it to the run's subscribers here.
-    /// On SQLite this returns at once: the writer publishes after its commit.
-    pub async fn append(&self, live: &Arc<LiveRun>, run_id: &RunId, event: Arc<StoredEvent>) -> Result<()> {
+    /// Where one run's events go: each is written, then published to the run's subscribers
+    /// here once committed, in order.
+    pub fn events(&self, run_id: &RunId, live: &Arc<LiveRun>) -> EventSink {
         match self {
-            Self::Sqlite(writer) => writer.append(live, run_id, vec![event]),
+            Self::Sqlite(writer) => {
+                EventSink::Sqlite { writer: writer.clone(), run_id: run_id.clone(), live: live.clone() }
+            }
             Self::Postgres(db) => {
-                let announcement = Announcement { run_id: run_id.clone(), released: None };
-                let written = Statement::from_sql_and_values(
-                    DatabaseBackend::Postgres,
-                    "WITH written AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)) SELECT pg_notify($6, $7)",
-                    [
-                        run_id.as_str().into(),
-                        event.seq.into(),
-                        event.kind.as_str().into(),
-                        event.data.as_str().into(),
-                        now().into(),
-                        EVENTS_CHANNEL.into(),
-                        announcement.encode().into(),
-                    ],
-                );
-                db.execute_raw(written).await?;
-                live.publish_all(vec![event]);
-                Ok(())
+                let (queue, pending) = mpsc::unbounded_channel();
+                tokio::spawn(write_events(db.clone(), run_id.clone(), live.clone(), pending));
+                EventSink::Postgres(queue)
             }
         }
     }
@@ -157,6 +146,108 @@ impl RunStore {
             tracing::warn!(%run_id, %err, "could not announce a run's events; other replicas find them by polling");
         }
     }
+}
+
+/// One run's events on their way to the database.
+pub enum EventSink {
+    /// The writer keeps the order of everything sent to it: the run's ending comes after.
+    Sqlite {
+        writer: Arc<sqlite::Writer>,
+        run_id: RunId,
+        live: Arc<LiveRun>,
+    },
+    Postgres(mpsc::UnboundedSender<Pending>),
+}
+
+/// What a run's event task receives: an event to write, or a request to say when everything
+/// before it is written.
+pub enum Pending {
+    Event(Arc<StoredEvent>),
+    Flushed(oneshot::Sender<Result<()>>),
+}
+
+fn events_task_gone() -> Error {
+    Error::internal("A run's event writer stopped.")
+}
+
+impl EventSink {
+    /// Hands the event over; it is published once committed.
+    pub fn append(&self, event: Arc<StoredEvent>) -> Result<()> {
+        match self {
+            Self::Sqlite { writer, run_id, live } => writer.append(live, run_id, vec![event]),
+            Self::Postgres(queue) => queue.send(Pending::Event(event)).map_err(|_| events_task_gone()),
+        }
+    }
+
+    /// Waits until every event handed over is committed, before the run's ending is written.
+    pub async fn flushed(&self) -> Result<()> {
+        match self {
+            Self::Sqlite { .. } => Ok(()),
+            Self::Postgres(queue) => {
+                let (done, answer) = oneshot::channel();
+                queue.send(Pending::Flushed(done)).map_err(|_| events_task_gone())?;
+                answer.await.map_err(|_| events_task_gone())?
+            }
+        }
+    }
+}
+
+/// A run's event task on PostgreSQL: writes every event waiting at that moment in one
+/// statement, with its NOTIFY, then publishes them. Ends with the run's sink.
+async fn write_events(
+    db: DatabaseConnection,
+    run_id: RunId,
+    live: Arc<LiveRun>,
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+) {
+    let mut failed = None;
+    while let Some(first) = pending.recv().await {
+        let mut batch = vec![first];
+        while let Ok(next) = pending.try_recv() {
+            batch.push(next);
+        }
+        let events: Vec<Arc<StoredEvent>> = batch
+            .iter()
+            .filter_map(|pending| match pending {
+                Pending::Event(event) => Some(event.clone()),
+                Pending::Flushed(_) => None,
+            })
+            .collect();
+        if failed.is_none() && !events.is_empty() {
+            match insert_events(&db, &run_id, &events).await {
+                Ok(()) => live.publish_all(events),
+                Err(err) => {
+                    tracing::error!(%run_id, code = %err.code, "could not write a run's events");
+                    live.fail_writes();
+                    failed = Some(err);
+                }
+            }
+        }
+        for pending in batch {
+            if let Pending::Flushed(done) = pending {
+                let _ = done.send(failed.clone().map_or(Ok(()), Err));
+            }
+        }
+    }
+}
+
+async fn insert_events(db: &DatabaseConnection, run_id: &RunId, events: &[Arc<StoredEvent>]) -> Result<()> {
+    let announcement = Announcement { run_id: run_id.clone(), released: None };
+    let mut values: Vec<Value> =
+        vec![EVENTS_CHANNEL.into(), announcement.encode().into(), run_id.as_str().into(), now().into()];
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let at = values.len();
+        rows.push(format!("($3, ${}, ${}, ${}, $4)", at + 1, at + 2, at + 3));
+        values.extend([event.seq.into(), event.kind.as_str().into(), event.data.as_str().into()]);
+    }
+    let sql = format!(
+        "WITH written AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) VALUES {}) \
+         SELECT pg_notify($1, $2)",
+        rows.join(", ")
+    );
+    db.execute_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
+    Ok(())
 }
 
 /// Inserts a run through sea-orm; `thread_busy` when its thread has an active run.

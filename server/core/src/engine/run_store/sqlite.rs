@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ const CHECKPOINT_AFTER_BYTES: usize = 8 * 1024 * 1024;
 const CHECKPOINT_PERIOD: Duration = Duration::from_secs(10);
 /// What a connection waits for SQLite's write lock, held by a write outside the run path.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// A WAL that grew past this (a burst outrunning the checkpoints) is cut back to it once it
+/// starts over.
+const WAL_SIZE_LIMIT: &str = "journal_size_limit = 16777216";
 
 enum Write {
     InsertRun {
@@ -73,14 +77,16 @@ impl Writer {
     pub fn open(path: &Path) -> Result<Self> {
         let connection = open_connection(path).map_err(storage)?;
         let checkpointer = open_connection(path).map_err(storage)?;
-        let (checkpoint, checkpoints) = std::sync::mpsc::sync_channel(1);
+        let (ask, asked) = std::sync::mpsc::sync_channel(1);
+        let bulk_copied = Arc::new(AtomicBool::new(false));
+        let checkpoint = Checkpoints { ask, bulk_copied: bulk_copied.clone() };
         std::thread::Builder::new()
-            .name("ingram-wal-checkpoint".into())
-            .spawn(move || checkpoint_when_asked(&checkpointer, &checkpoints))
+            .name("wal-checkpoint".into())
+            .spawn(move || checkpoint_when_asked(&checkpointer, &asked, &bulk_copied))
             .map_err(|err| Error::internal(format!("Could not start the WAL checkpointer: {err}")))?;
         let (queue, writes) = mpsc::unbounded_channel();
         std::thread::Builder::new()
-            .name("ingram-run-writer".into())
+            .name("run-writer".into())
             .spawn(move || serve(&connection, writes, &checkpoint))
             .map_err(|err| Error::internal(format!("Could not start the run writer: {err}")))?;
         Ok(Self { queue })
@@ -109,7 +115,9 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
     // The same settings as the pool's connections (db.rs), except that nothing here
     // checkpoints on commit: the checkpointer does, past CHECKPOINT_AFTER_BYTES.
-    for setting in ["journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0"] {
+    let settings =
+        ["journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "wal_autocheckpoint = 0", WAL_SIZE_LIMIT];
+    for setting in settings {
         pragma(&connection, setting)?;
     }
     connection.set_prepared_statement_cache_capacity(32);
@@ -125,7 +133,7 @@ fn pragma(connection: &Connection, pragma: &str) -> rusqlite::Result<()> {
 }
 
 /// The writer thread: takes what is waiting, commits it as one transaction, answers, again.
-fn serve(connection: &Connection, mut writes: mpsc::UnboundedReceiver<Write>, checkpoint: &SyncSender<()>) {
+fn serve(connection: &Connection, mut writes: mpsc::UnboundedReceiver<Write>, checkpoint: &Checkpoints) {
     let mut batch = Vec::new();
     let mut written = 0usize;
     while let Some(first) = writes.blocking_recv() {
@@ -140,11 +148,9 @@ fn serve(connection: &Connection, mut writes: mpsc::UnboundedReceiver<Write>, ch
         commit(connection, std::mem::take(&mut batch));
         if written >= CHECKPOINT_AFTER_BYTES {
             written = 0;
-            match checkpoint.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) => {}
-                Err(TrySendError::Disconnected(())) => tracing::error!("the WAL checkpointer stopped"),
-            }
+            checkpoint.ask();
         }
+        checkpoint.finish_here(connection);
     }
 }
 
@@ -335,15 +341,47 @@ fn storage(err: rusqlite::Error) -> Error {
     Error::internal("The server hit an unexpected database error; the request id identifies it in our logs.")
 }
 
+/// How the writer and the checkpointer share the WAL's upkeep. SQLite starts the WAL over
+/// (instead of growing it) only at a write that finds every frame copied into the database
+/// file; under steady writes a checkpoint beside the writer never quite catches up. So the
+/// checkpointer copies the bulk beside the writer (PASSIVE blocks neither the writer nor
+/// readers), then the writer, between two commits, copies the few frames written meanwhile,
+/// and its next commit starts the WAL over.
+struct Checkpoints {
+    ask: SyncSender<()>,
+    /// Set by the checkpointer once it copied what the writer asked for.
+    bulk_copied: Arc<AtomicBool>,
+}
+
+impl Checkpoints {
+    fn ask(&self) {
+        match self.ask.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) => {}
+            Err(TrySendError::Disconnected(())) => tracing::error!("the WAL checkpointer stopped"),
+        }
+    }
+
+    fn finish_here(&self, connection: &Connection) {
+        if self.bulk_copied.swap(false, Ordering::AcqRel) {
+            checkpoint(connection);
+        }
+    }
+}
+
+fn checkpoint(connection: &Connection) {
+    if let Err(err) = pragma(connection, "wal_checkpoint(PASSIVE)") {
+        tracing::warn!(error = %err, "could not checkpoint the SQLite WAL");
+    }
+}
+
 /// The checkpointer thread: copies the WAL into the database file when the writer asks, and
-/// at least every [`CHECKPOINT_PERIOD`]. PASSIVE never blocks the writer or readers.
-fn checkpoint_when_asked(connection: &Connection, asked: &Receiver<()>) {
+/// at least every [`CHECKPOINT_PERIOD`].
+fn checkpoint_when_asked(connection: &Connection, asked: &Receiver<()>, bulk_copied: &AtomicBool) {
     loop {
         match asked.recv_timeout(CHECKPOINT_PERIOD) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {
-                if let Err(err) = pragma(connection, "wal_checkpoint(PASSIVE)") {
-                    tracing::warn!(error = %err, "could not checkpoint the SQLite WAL");
-                }
+                checkpoint(connection);
+                bulk_copied.store(true, Ordering::Release);
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }

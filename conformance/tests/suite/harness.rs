@@ -17,6 +17,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub project_id: String,
     pub state: AppState,
+    /// What a replica of this server connects to.
+    database_url: String,
     http: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
     _dir: Option<tempfile::TempDir>,
@@ -72,6 +74,37 @@ impl TestApp {
         };
         let db = db::connect(&url).await.expect("the test database opens");
         let boot = bootstrap::ensure(&db, Chosen::default()).await.expect("bootstrap");
+        let mut app = Self::serve(db, url, settings).await;
+        app.org_key = boot.new_org_key.expect("a fresh database mints an org key");
+        app.admin_token = boot.new_admin_token.expect("a fresh database mints an admin token");
+        app.project_id = boot.project_id.into_string();
+        app._dir = dir;
+        app
+    }
+
+    /// Another replica of this server, over the same database (PostgreSQL: SQLite serves one),
+    /// with its own caches and listener; the same secrets work on it.
+    pub async fn replica(&self) -> Self {
+        let mut settings = ingram_core::settings::Settings::for_tests();
+        settings.egress = settings.egress.allowing("127.0.0.1").expect("a valid rule");
+        let db = db::connect(&self.database_url).await.expect("the test database opens");
+        let mut replica = Self::serve(db, self.database_url.clone(), settings).await;
+        replica.org_key.clone_from(&self.org_key);
+        replica.admin_token.clone_from(&self.admin_token);
+        replica.project_id.clone_from(&self.project_id);
+        replica
+    }
+
+    /// Whether the tests run on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+
+    async fn serve(
+        db: sea_orm::DatabaseConnection,
+        database_url: String,
+        settings: ingram_core::settings::Settings,
+    ) -> Self {
         let state = AppState::new(db, settings).expect("the run store opens");
         state.engine.spawn_listener();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("an ephemeral port");
@@ -82,13 +115,14 @@ impl TestApp {
         }));
         Self {
             base_url: format!("http://{addr}"),
-            org_key: boot.new_org_key.expect("a fresh database mints an org key"),
-            admin_token: boot.new_admin_token.expect("a fresh database mints an admin token"),
-            project_id: boot.project_id.into_string(),
+            org_key: String::new(),
+            admin_token: String::new(),
+            project_id: String::new(),
             state,
+            database_url,
             http: reqwest::Client::new(),
             _shutdown: shutdown,
-            _dir: dir,
+            _dir: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod openai_chat;
 mod openai_responses;
 mod projects_tokens;
 mod providers;
+mod replicas;
 mod run_streams;
 mod runs;
 mod sdk_wire;

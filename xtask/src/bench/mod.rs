@@ -208,6 +208,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         let (seconds, requests) = database_spent;
         results.single.insert("database_cpu_us_per_run.ours".into(), seconds / requests.max(1) as f64 * 1e6);
     } else {
+        // Before the held streams, whose runs go on for seconds after their requests.
         eprintln!("following runs from a second replica");
         let (lag, runs) = bench.replica_lag(&root, &database, &mock_url_for_replicas, &work)?;
         results.record("replicas.lag", &lag);

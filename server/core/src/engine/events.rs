@@ -140,9 +140,9 @@ impl Emitter {
         self.sink.append(event)
     }
 
-    /// Waits until every event emitted so far is committed.
-    pub async fn flushed(&self) -> Result<()> {
-        self.sink.flushed().await
+    /// Writes how the execution ended, after every event emitted (see [`EventSink::finish`]).
+    pub async fn finish(&self, ending: super::run_store::Ending) -> Result<bool> {
+        self.sink.finish(ending).await
     }
 
     /// Numbers an event without writing it: a closing event, written with the run's outcome

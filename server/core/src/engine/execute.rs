@@ -468,10 +468,9 @@ async fn record(
     let closing = emitter.stage(event);
     settled.last_seq = emitter.last_seq();
     let ending = Ending { settled: settled.clone(), owner: engine.inner.instance.clone(), closing: closing.clone() };
-    emitter.flushed().await?;
     // Only while this replica still holds the run: if its lease lapsed and another replica
     // failed the run, that outcome stands.
-    if !engine.inner.runs.record(ending).await? {
+    if !emitter.finish(ending).await? {
         tracing::warn!(%run_id, "the run was taken over after its lease lapsed; its outcome is dropped");
         return Ok(false);
     }

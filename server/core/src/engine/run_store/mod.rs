@@ -123,15 +123,6 @@ impl RunStore {
         }
     }
 
-    /// Writes how an execution ended, if this replica still holds the run (false when its
-    /// lease lapsed and another replica failed it: that outcome stands).
-    pub async fn record(&self, ending: Ending) -> Result<bool> {
-        match self {
-            Self::Sqlite(writer) => writer.record(ending).await,
-            Self::Postgres(db) => record_postgres(db, &ending).await,
-        }
-    }
-
     /// Tells the other replicas a run has new events written outside this store (a paused run
     /// cancelled, a run failed by the sweeper).
     pub async fn announce(&self, run_id: &RunId, released: Option<(SmithId, String)>) {
@@ -159,11 +150,11 @@ pub enum EventSink {
     Postgres(mpsc::UnboundedSender<Pending>),
 }
 
-/// What a run's event task receives: an event to write, or a request to say when everything
-/// before it is written.
+/// What a run's event task receives: an event to write, or the run's ending, written with
+/// the events still waiting.
 pub enum Pending {
     Event(Arc<StoredEvent>),
-    Flushed(oneshot::Sender<Result<()>>),
+    Ending(Box<Ending>, oneshot::Sender<Result<bool>>),
 }
 
 fn events_task_gone() -> Error {
@@ -179,13 +170,15 @@ impl EventSink {
         }
     }
 
-    /// Waits until every event handed over is committed, before the run's ending is written.
-    pub async fn flushed(&self) -> Result<()> {
+    /// Writes how the execution ended, after every event handed over, if this replica still
+    /// holds the run (false when its lease lapsed and another replica failed it: that outcome
+    /// stands).
+    pub async fn finish(&self, ending: Ending) -> Result<bool> {
         match self {
-            Self::Sqlite { .. } => Ok(()),
+            Self::Sqlite { writer, .. } => writer.record(ending).await,
             Self::Postgres(queue) => {
                 let (done, answer) = oneshot::channel();
-                queue.send(Pending::Flushed(done)).map_err(|_| events_task_gone())?;
+                queue.send(Pending::Ending(Box::new(ending), done)).map_err(|_| events_task_gone())?;
                 answer.await.map_err(|_| events_task_gone())?
             }
         }
@@ -193,40 +186,50 @@ impl EventSink {
 }
 
 /// A run's event task on PostgreSQL: writes every event waiting at that moment in one
-/// statement, with its NOTIFY, then publishes them. Ends with the run's sink.
+/// statement, with its NOTIFY, then publishes them; the ending goes in the statement of the
+/// events still waiting with it. Ends with the run's sink.
 async fn write_events(
     db: DatabaseConnection,
     run_id: RunId,
     live: Arc<LiveRun>,
     mut pending: mpsc::UnboundedReceiver<Pending>,
 ) {
-    let mut failed = None;
+    let mut failed: Option<Error> = None;
     while let Some(first) = pending.recv().await {
         let mut batch = vec![first];
         while let Ok(next) = pending.try_recv() {
             batch.push(next);
         }
-        let events: Vec<Arc<StoredEvent>> = batch
-            .iter()
-            .filter_map(|pending| match pending {
-                Pending::Event(event) => Some(event.clone()),
-                Pending::Flushed(_) => None,
-            })
-            .collect();
-        if failed.is_none() && !events.is_empty() {
-            match insert_events(&db, &run_id, &events).await {
+        let mut events = Vec::new();
+        let mut ending = None;
+        for pending in batch {
+            match pending {
+                Pending::Event(event) => events.push(event),
+                Pending::Ending(written, done) => ending = Some((written, done)),
+            }
+        }
+        if let Some(err) = &failed {
+            if let Some((_, done)) = ending {
+                let _ = done.send(Err(err.clone()));
+            }
+            continue;
+        }
+        match ending {
+            Some((ending, done)) => {
+                let recorded = record(&db, &events, &ending).await;
+                if recorded.is_ok() {
+                    live.publish_all(events);
+                }
+                let _ = done.send(recorded);
+            }
+            None => match insert_events(&db, &run_id, &events).await {
                 Ok(()) => live.publish_all(events),
                 Err(err) => {
                     tracing::error!(%run_id, code = %err.code, "could not write a run's events");
                     live.fail_writes();
                     failed = Some(err);
                 }
-            }
-        }
-        for pending in batch {
-            if let Pending::Flushed(done) = pending {
-                let _ = done.send(failed.clone().map_or(Ok(()), Err));
-            }
+            },
         }
     }
 }
@@ -259,12 +262,13 @@ pub(super) async fn insert_run(db: &impl ConnectionTrait, row: run::Model) -> Re
     }
 }
 
-/// The row and its closing event in one statement, announced in it too.
-async fn record_postgres(db: &DatabaseConnection, ending: &Ending) -> Result<bool> {
+/// The events still waiting, the row and its closing event, in one statement that announces
+/// them too.
+async fn record(db: &DatabaseConnection, events: &[Arc<StoredEvent>], ending: &Ending) -> Result<bool> {
     let row = &ending.settled;
     let released = (row.status.is_terminal()).then(|| (row.smith_id.clone(), row.thread_id.clone()));
     let announcement = Announcement { run_id: row.id.clone(), released };
-    let values: Vec<Value> = vec![
+    let mut values: Vec<Value> = vec![
         row.status.as_str().into(),
         row.transcript.clone().into(),
         row.output.clone().into(),
@@ -290,15 +294,31 @@ async fn record_postgres(db: &DatabaseConnection, ending: &Ending) -> Result<boo
         EVENTS_CHANNEL.into(),
         announcement.encode().into(),
     ];
+    // The waiting events are written whatever becomes of the ending: they were emitted.
+    let mut waiting = String::new();
+    if !events.is_empty() {
+        let mut rows = Vec::with_capacity(events.len());
+        for event in events {
+            let at = values.len();
+            rows.push(format!("($16, ${}, ${}, ${}, $15)", at + 1, at + 2, at + 3));
+            values.extend([event.seq.into(), event.kind.as_str().into(), event.data.as_str().into()]);
+        }
+        waiting = format!(
+            "waiting AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) VALUES {}), ",
+            rows.join(", ")
+        );
+    }
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        "WITH updated AS (UPDATE runs SET status = $1, transcript = $2, output = $3, usage = $4, error = $5, \
+        format!(
+            "WITH {waiting}updated AS (UPDATE runs SET status = $1, transcript = $2, output = $3, usage = $4, error = $5, \
          required_action = $6, stop_reason = $7, last_seq = $8, worked_ms = $9, lease_owner = $10, \
          lease_until = $11, active_thread_id = $12, started_at = $13, completed_at = $14, updated_at = $15 \
          WHERE id = $16 AND lease_owner = $17 AND status IN ($18, $19) RETURNING id, updated_at), \
          written AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) \
          SELECT id, $20, $21, $22, updated_at FROM updated) \
-         SELECT pg_notify($23, $24) FROM updated",
+         SELECT pg_notify($23, $24) FROM updated"
+        ),
         values,
     );
     Ok(!db.query_all_raw(statement).await?.is_empty())

@@ -16,12 +16,9 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 
-use crate::domain::model_keys::KeySource;
-use crate::domain::smiths::SmithWithAgent;
 use crate::ids::{AgentId, ProjectId, SmithId};
-use crate::providers::Endpoint;
 use crate::providers::routing::ProviderKind;
-use crate::store::token;
+use crate::store::{agent, model_key, smith, token};
 
 /// How long an entry is trusted without a notification: the bound on a change reaching a
 /// replica whose listener missed it.
@@ -83,14 +80,14 @@ impl SmithKey {
     }
 }
 
-/// A project's endpoint for a provider as [`crate::domain::model_keys::endpoint`] found it.
-pub type FoundEndpoint = Option<(Endpoint, KeySource)>;
-
+/// The rows are cached, not what the domain makes of them, so this module depends on the
+/// store alone.
 pub struct Caches {
     /// By the SHA-256 of the secret.
     tokens: Ttl<String, token::Model>,
-    smiths: Ttl<SmithKey, SmithWithAgent>,
-    model_keys: Ttl<(ProjectId, ProviderKind), FoundEndpoint>,
+    smiths: Ttl<SmithKey, (smith::Model, agent::Model)>,
+    /// `None`: the project has no key of its own for the provider.
+    model_keys: Ttl<(ProjectId, ProviderKind), Option<model_key::Model>>,
 }
 
 impl Default for Caches {
@@ -108,11 +105,11 @@ impl Caches {
         &self.tokens
     }
 
-    pub fn smiths(&self) -> &Ttl<SmithKey, SmithWithAgent> {
+    pub fn smiths(&self) -> &Ttl<SmithKey, (smith::Model, agent::Model)> {
         &self.smiths
     }
 
-    pub fn model_keys(&self) -> &Ttl<(ProjectId, ProviderKind), FoundEndpoint> {
+    pub fn model_keys(&self) -> &Ttl<(ProjectId, ProviderKind), Option<model_key::Model>> {
         &self.model_keys
     }
 

@@ -99,13 +99,15 @@ pub async fn cached_endpoint(
     provider: ProviderKind,
 ) -> Result<Option<(Endpoint, KeySource)>> {
     let key = (project_id.clone(), provider);
-    let generation = match caches.model_keys().get(&key) {
-        Ok(found) => return Ok(found),
-        Err(generation) => generation,
+    let stored = match caches.model_keys().get(&key) {
+        Ok(stored) => stored,
+        Err(generation) => {
+            let stored = get(db, project_id, provider).await?;
+            caches.model_keys().insert(generation, key, stored.clone());
+            stored
+        }
     };
-    let found = endpoint(db, settings, project_id, provider).await?;
-    caches.model_keys().insert(generation, key, found.clone());
-    Ok(found)
+    endpoint_of(settings, project_id, provider, stored)
 }
 
 /// The endpoint a project's runs on `provider` use: its own key first, then the server's.
@@ -115,7 +117,16 @@ pub async fn endpoint(
     project_id: &ProjectId,
     provider: ProviderKind,
 ) -> Result<Option<(Endpoint, KeySource)>> {
-    if let Some(stored) = get(db, project_id, provider).await? {
+    endpoint_of(settings, project_id, provider, get(db, project_id, provider).await?)
+}
+
+fn endpoint_of(
+    settings: &Settings,
+    project_id: &ProjectId,
+    provider: ProviderKind,
+    stored: Option<model_key::Model>,
+) -> Result<Option<(Endpoint, KeySource)>> {
+    if let Some(stored) = stored {
         let api_key = settings
             .master_key
             .open(&stored.ciphertext, sealing(project_id.as_str(), provider))

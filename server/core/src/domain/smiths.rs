@@ -52,7 +52,6 @@ pub struct SmithFilter {
 
 /// A smith with the agent it runs on, its overrides decoded and its effective config
 /// resolved from both.
-#[derive(Clone)]
 pub struct SmithWithAgent {
     pub smith: smith::Model,
     pub agent: agent::Model,
@@ -85,7 +84,7 @@ pub async fn upsert(db: &DatabaseConnection, caches: &Caches, caller: &Caller, r
     // before opening a transaction; a concurrent create is caught by the unique index below.
     let key = SmithKey::External(caller.project_id.clone(), request.external_id.clone(), request.agent_id.clone());
     let generation = match caches.smiths().get(&key) {
-        Ok(found) => return Ok(Upserted::Existing(found)),
+        Ok((smith, agent)) => return Ok(Upserted::Existing(SmithWithAgent::new(smith, agent)?)),
         Err(generation) => generation,
     };
     let mut existing = smith::Entity::find()
@@ -98,9 +97,8 @@ pub async fn upsert(db: &DatabaseConnection, caches: &Caches, caller: &Caller, r
         None => existing.filter(agent::Column::IsDefault.eq(true)),
     };
     if let Some((smith, Some(agent))) = existing.limit(1).all(db).await?.pop() {
-        let found = SmithWithAgent::new(smith, agent)?;
-        caches.smiths().insert(generation, key, found.clone());
-        return Ok(Upserted::Existing(found));
+        caches.smiths().insert(generation, key, (smith.clone(), agent.clone()));
+        return Ok(Upserted::Existing(SmithWithAgent::new(smith, agent)?));
     }
     // Whatever surface asks (POST /v1/smiths, or `user` on the OpenAI surface), creating a
     // smith takes the scope creating a smith takes.
@@ -181,7 +179,7 @@ pub async fn get_with_agent(
     let query = visible(caller, smith_id)?;
     let key = SmithKey::Id(caller.project_id.clone(), smith_id.clone());
     let generation = match caches.smiths().get(&key) {
-        Ok(found) => return Ok(found),
+        Ok((smith, agent)) => return SmithWithAgent::new(smith, agent),
         Err(generation) => generation,
     };
     // `all` with a literal limit: `one` binds its LIMIT, which makes SQLite prepare the
@@ -193,9 +191,9 @@ pub async fn get_with_agent(
         .await?
         .pop()
         .ok_or_else(|| smith_not_found(smith_id))?;
-    let found = SmithWithAgent::new(smith, agent.ok_or_else(missing_agent)?)?;
-    caches.smiths().insert(generation, key, found.clone());
-    Ok(found)
+    let agent = agent.ok_or_else(missing_agent)?;
+    caches.smiths().insert(generation, key, (smith.clone(), agent.clone()));
+    SmithWithAgent::new(smith, agent)
 }
 
 /// The query for a live smith of the caller's project; refused at once for a smith token of

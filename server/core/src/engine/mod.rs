@@ -9,6 +9,7 @@ pub mod capacity;
 pub mod events;
 mod execute;
 pub mod listener;
+mod live;
 mod run_store;
 pub mod start;
 mod wakeups;

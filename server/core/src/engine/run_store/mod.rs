@@ -19,7 +19,7 @@ use sea_orm::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::events::{LiveRun, StoredEvent};
+use super::live::{LiveRun, StoredEvent};
 use crate::domain::is_unique_violation;
 use crate::error::{Error, Result};
 use crate::ids::{RunId, SmithId};

@@ -19,7 +19,7 @@ use sea_orm::ActiveEnum;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Ending;
-use crate::engine::events::{LiveRun, StoredEvent};
+use crate::engine::live::{LiveRun, StoredEvent};
 use crate::error::{Error, Result};
 use crate::ids::RunId;
 use crate::store::{now, run};

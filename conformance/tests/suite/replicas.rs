@@ -84,3 +84,30 @@ async fn a_smith_changed_through_one_replica_reads_changed_on_the_other_at_once(
     tokio::time::sleep(AT_ONCE).await;
     assert_eq!(b.get(&path, &b.admin_token).await.expect(200).body["display_name"], "Ada");
 }
+
+#[tokio::test]
+async fn a_run_queued_on_one_replica_starts_as_soon_as_the_other_releases_its_thread() {
+    let mut settings = ingram_core::settings::Settings::for_tests();
+    settings.offline_token_delay = Duration::from_millis(100);
+    let Some((a, b)) = two_replicas(settings).await else { return };
+    let sid = a.create_smith(&a.admin_token, "queued").await;
+    let runs = format!("/v1/smiths/{sid}/runs");
+    let first = json!({"input": [{"role": "user", "content": "one two three"}], "thread_id": "shared", "stream": true});
+    let mut on_a = a.request(Method::POST, &runs).bearer_auth(&a.admin_token).json(&first).send().await.unwrap();
+    let second = json!({"input": [{"role": "user", "content": "next"}], "thread_id": "shared", "on_busy": "enqueue"});
+    let queued = b.request(Method::POST, &runs).bearer_auth(&b.admin_token).json(&second);
+    let (released, answered) = tokio::join!(
+        async {
+            while on_a.chunk().await.unwrap().is_some() {}
+            Instant::now()
+        },
+        async {
+            let response = queued.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            Instant::now()
+        }
+    );
+    // Far sooner than the queue's 1 s poll: b heard the release.
+    let waited = answered.saturating_duration_since(released);
+    assert!(waited < AT_ONCE, "the queued run started {waited:?} after the thread was released");
+}

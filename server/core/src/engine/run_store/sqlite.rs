@@ -25,6 +25,8 @@ use crate::ids::RunId;
 use crate::store::{now, run};
 use crate::types::RunStatus;
 
+/// What a run's INSERT or ending is counted as toward the next checkpoint, in bytes.
+const ROW_WRITE_ESTIMATE: usize = 4096;
 /// Writes one commit takes at most; more wait for the next.
 const MAX_BATCH: usize = 512;
 /// Bytes of rows written after which the WAL is checkpointed (an estimate of the WAL's
@@ -154,8 +156,13 @@ fn serve(connection: &Connection, mut writes: mpsc::UnboundedReceiver<Write>, ch
     }
 }
 
+/// Runs one of the statements that open, mark and close transactions, prepared once.
+fn control(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit(connection: &Connection, batch: Vec<Write>) {
-    if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(err) = control(connection, "BEGIN IMMEDIATE") {
         let err = storage(err);
         return answer(batch.into_iter().map(|write| (write, Err(err.clone()))));
     }
@@ -163,8 +170,8 @@ fn commit(connection: &Connection, batch: Vec<Write>) {
     for write in &batch {
         results.push(in_savepoint(connection, |connection| apply(connection, write)));
     }
-    if let Err(err) = connection.execute_batch("COMMIT") {
-        let _ = connection.execute_batch("ROLLBACK");
+    if let Err(err) = control(connection, "COMMIT") {
+        let _ = control(connection, "ROLLBACK");
         let err = storage(err);
         return answer(batch.into_iter().map(|write| (write, Err(err.clone()))));
     }
@@ -172,12 +179,12 @@ fn commit(connection: &Connection, batch: Vec<Write>) {
 }
 
 fn in_savepoint(connection: &Connection, write: impl FnOnce(&Connection) -> Result<Applied>) -> Result<Applied> {
-    connection.execute_batch("SAVEPOINT write").map_err(storage)?;
+    control(connection, "SAVEPOINT write").map_err(storage)?;
     let result = write(connection);
     if result.is_err() {
-        connection.execute_batch("ROLLBACK TO write").map_err(storage)?;
+        control(connection, "ROLLBACK TO write").map_err(storage)?;
     }
-    connection.execute_batch("RELEASE write").map_err(storage)?;
+    control(connection, "RELEASE write").map_err(storage)?;
     result
 }
 
@@ -202,11 +209,12 @@ fn answer(outcomes: impl Iterator<Item = (Write, Result<Applied>)>) {
 }
 
 impl Write {
+    /// About what the write adds to the WAL: a run's row touches a page of its table and of
+    /// each index; an event is mostly its data.
     fn size(&self) -> usize {
         match self {
-            Self::InsertRun { row, .. } => 512 + row.input.to_string().len() + row.config.to_string().len(),
+            Self::InsertRun { .. } | Self::Record { .. } => ROW_WRITE_ESTIMATE,
             Self::Append { events, .. } => events.iter().map(|event| 64 + event.data.len()).sum(),
-            Self::Record { ending, .. } => 512 + ending.settled.transcript.to_string().len(),
         }
     }
 }

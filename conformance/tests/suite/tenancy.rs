@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use reqwest::Method;
 use sea_orm::ActiveModelTrait;
 use sea_orm::ActiveValue::Set;
 use serde_json::json;
@@ -197,4 +198,29 @@ async fn second_organization_key(app: &TestApp) -> String {
     .await
     .unwrap();
     minted.secret
+}
+
+/// The caches (docs/performance.md) answer lookups the database would: a smith its owner just
+/// read, and so holds in memory, is still another project's 404 and another smith's 404.
+#[tokio::test]
+async fn a_cached_smith_is_no_one_elses() {
+    let app = TestApp::start().await;
+    let sid = app.create_smith(&app.admin_token, "cached").await;
+    let path = format!("/v1/smiths/{sid}");
+    let chat = json!({"model": "ingram/offline", "messages": [{"role": "user", "content": "hi"}]});
+    let (_, intruder) = app.other_project().await;
+    let other_smith = app.create_smith(&app.admin_token, "neighbour").await;
+    let smith_token = app.smith_token(&other_smith).await;
+    for token in [&intruder, &smith_token] {
+        // Warm: the owner's reads put the smith and its token in the caches.
+        app.get(&path, &app.admin_token).await.expect(200);
+        app.get(&path, token).await.expect_error(404, "smith_not_found");
+        app.get(&format!("{path}/runs"), token).await.expect_error(404, "smith_not_found");
+    }
+    app.get(&path, &app.admin_token).await.expect(200);
+    let ask = app.request(Method::POST, "/v1/chat/completions").bearer_auth(&intruder).header("ic-smith-id", &sid);
+    app.send("POST", "/v1/chat/completions", ask.json(&chat)).await.expect_error(404, "smith_not_found");
+    // "Ensure smith" by the same external id in another project makes that project's own.
+    let theirs = app.post("/v1/smiths", &intruder, json!({"external_id": "cached"})).await.expect(201).id();
+    assert_ne!(theirs, sid);
 }

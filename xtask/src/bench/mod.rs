@@ -142,7 +142,6 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let mut mock = Process::spawn("mock", command(&tool).arg("mock"))?;
     let mock_address = mock.first_line()?;
     let mock_url = format!("http://{mock_address}/v1");
-    let mock_url_for_replicas = mock_url.clone();
 
     let work = tempdir(&out)?;
     let database = Database::prepare(options.postgres.as_deref(), &work)?;
@@ -210,7 +209,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     } else {
         // Before the held streams, whose runs go on for seconds after their requests.
         eprintln!("following runs from a second replica");
-        let (lag, runs) = bench.replica_lag(&root, &database, &mock_url_for_replicas, &work)?;
+        let (lag, runs) = bench.replica_lag(&root, &database, &work)?;
         results.record("replicas.lag", &lag);
         ours_ok += runs;
     }
@@ -267,14 +266,8 @@ impl Bench {
     /// Starts a second replica on the same PostgreSQL database and measures how late it
     /// streams the events of runs executing on the first.
     /// The lag's summary, and how many runs it executed.
-    fn replica_lag(
-        &self,
-        root: &Path,
-        database: &Database,
-        mock_url: &str,
-        work: &Path,
-    ) -> anyhow::Result<(Sample, u64)> {
-        let (_replica, replica_base) = start_server(root, database, mock_url, work, free_port()?)?;
+    fn replica_lag(&self, root: &Path, database: &Database, work: &Path) -> anyhow::Result<(Sample, u64)> {
+        let (_replica, replica_base) = start_server(root, database, &self.mock_url, work, free_port()?)?;
         let ours_base = self.ours_url.strip_suffix("/v1").unwrap_or(&self.ours_url);
         let runs: u64 = if self.quick { 3 } else { 10 };
         let output = command(&self.tool)

@@ -504,7 +504,7 @@ impl Engine {
             .all(db)
             .await?;
         for run in lapsed {
-            if self.fail_interrupted(&run.id, run.last_seq).await? {
+            if self.fail_interrupted(&run).await? {
                 self.thread_released(&run.smith_id, &run.thread_id);
             }
         }
@@ -512,7 +512,8 @@ impl Engine {
     }
 
     /// True when this call failed the run (and so released its thread).
-    async fn fail_interrupted(&self, run_id: &RunId, reserved: i32) -> Result<bool> {
+    async fn fail_interrupted(&self, lapsed: &run::Model) -> Result<bool> {
+        let run_id = &lapsed.id;
         let error = Error::new(
             ErrorKind::Internal,
             "run_interrupted",
@@ -536,7 +537,7 @@ impl Engine {
         let released = failed.rows_affected == 1;
         if released {
             let event = RunEventData::Failed(RunFailedEvent { v: EVENT_VERSION, run_id: run_id.to_owned(), error });
-            let seq = append_stored(&txn, run_id, reserved, &event).await?;
+            let seq = append_stored(&txn, run_id, lapsed.last_seq, &event).await?;
             run::Entity::update_many()
                 .col_expr(run::Column::LastSeq, Expr::value(seq))
                 .filter(run::Column::Id.eq(run_id))
@@ -546,8 +547,8 @@ impl Engine {
         }
         txn.commit().await?;
         if released {
-            let run = self.reload(run_id).await?;
-            self.inner.runs.announce(run_id, Some((run.smith_id, run.thread_id))).await;
+            let thread = (lapsed.smith_id.clone(), lapsed.thread_id.clone());
+            self.inner.runs.announce(run_id, Some(thread)).await;
         }
         Ok(released)
     }

@@ -238,19 +238,25 @@ async fn insert_events(db: &DatabaseConnection, run_id: &RunId, events: &[Arc<St
     let announcement = Announcement { run_id: run_id.clone(), released: None };
     let mut values: Vec<Value> =
         vec![EVENTS_CHANNEL.into(), announcement.encode().into(), run_id.as_str().into(), now().into()];
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
-        let at = values.len();
-        rows.push(format!("($3, ${}, ${}, ${}, $4)", at + 1, at + 2, at + 3));
-        values.extend([event.seq.into(), event.kind.as_str().into(), event.data.as_str().into()]);
-    }
+    let rows = event_rows(&mut values, events, "$3", "$4");
     let sql = format!(
-        "WITH written AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) VALUES {}) \
-         SELECT pg_notify($1, $2)",
-        rows.join(", ")
+        "WITH written AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) VALUES {rows}) \
+         SELECT pg_notify($1, $2)"
     );
     db.execute_raw(Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values)).await?;
     Ok(())
+}
+
+/// The VALUES rows of `events` for `run_events`, their fields bound after `values`; the run id
+/// and the creation time are the parameters `run_id` and `created_at`, bound already.
+fn event_rows(values: &mut Vec<Value>, events: &[Arc<StoredEvent>], run_id: &str, created_at: &str) -> String {
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let at = values.len();
+        rows.push(format!("({run_id}, ${}, ${}, ${}, {created_at})", at + 1, at + 2, at + 3));
+        values.extend([event.seq.into(), event.kind.as_str().into(), event.data.as_str().into()]);
+    }
+    rows.join(", ")
 }
 
 /// Inserts a run through sea-orm; `thread_busy` when its thread has an active run.
@@ -297,16 +303,8 @@ async fn record(db: &DatabaseConnection, events: &[Arc<StoredEvent>], ending: &E
     // The waiting events are written whatever becomes of the ending: they were emitted.
     let mut waiting = String::new();
     if !events.is_empty() {
-        let mut rows = Vec::with_capacity(events.len());
-        for event in events {
-            let at = values.len();
-            rows.push(format!("($16, ${}, ${}, ${}, $15)", at + 1, at + 2, at + 3));
-            values.extend([event.seq.into(), event.kind.as_str().into(), event.data.as_str().into()]);
-        }
-        waiting = format!(
-            "waiting AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) VALUES {}), ",
-            rows.join(", ")
-        );
+        let rows = event_rows(&mut values, events, "$16", "$15");
+        waiting = format!("waiting AS (INSERT INTO run_events (run_id, seq, kind, data, created_at) VALUES {rows}), ");
     }
     let statement = Statement::from_sql_and_values(
         DatabaseBackend::Postgres,

@@ -22,6 +22,10 @@ pub mod types {
         pub instructions: ::std::option::Option<::std::string::String>,
         ///The project's default agent, which smiths naming no agent land on.
         pub is_default: bool,
+        /**The memory blocks each smith of the agent has beyond `human` and `persona` (or those
+two redeclared); null: none.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub memory_blocks: ::std::option::Option<::std::vec::Vec<BlockDeclaration>>,
         ///The model the agent thinks with; see docs/models.md for how a name picks a provider.
         pub model: ::std::string::String,
         pub name: ::std::string::String,
@@ -99,6 +103,235 @@ pub mod types {
     }
     impl ApprovalRequiredEvent {
         pub fn builder() -> builder::ApprovalRequiredEvent {
+            Default::default()
+        }
+    }
+    ///`Block`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Block {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        pub label: ::std::string::String,
+        ///Characters the block holds at most.
+        pub limit: i32,
+        ///The smith's own memory tools may not write it; the API may.
+        pub read_only: bool,
+        ///When the smith's value was written; null while it holds its default.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub updated_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        pub value: ::std::string::String,
+    }
+    impl Block {
+        pub fn builder() -> builder::Block {
+            Default::default()
+        }
+    }
+    /**A memory block an agent declares for each of its smiths (or `human` and `persona`
+redeclared).*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct BlockDeclaration {
+        ///What belongs in the block.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<BlockDeclarationDescription>,
+        ///a-z, 0-9 and _, starting with a letter.
+        pub label: BlockDeclarationLabel,
+        ///Characters the block holds; 5000 when absent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub limit: ::std::option::Option<::std::num::NonZeroU32>,
+        /**The smith's own memory tools may not write it (the API may). Default false; `persona`
+is read-only unless redeclared.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub read_only: ::std::option::Option<bool>,
+        ///The value each smith starts with.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub value: ::std::option::Option<BlockDeclarationValue>,
+    }
+    impl BlockDeclaration {
+        pub fn builder() -> builder::BlockDeclaration {
+            Default::default()
+        }
+    }
+    ///What belongs in the block.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct BlockDeclarationDescription(::std::string::String);
+    impl ::std::ops::Deref for BlockDeclarationDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<BlockDeclarationDescription> for ::std::string::String {
+        fn from(value: BlockDeclarationDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for BlockDeclarationDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for BlockDeclarationDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for BlockDeclarationDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for BlockDeclarationDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///a-z, 0-9 and _, starting with a letter.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct BlockDeclarationLabel(::std::string::String);
+    impl ::std::ops::Deref for BlockDeclarationLabel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<BlockDeclarationLabel> for ::std::string::String {
+        fn from(value: BlockDeclarationLabel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for BlockDeclarationLabel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            { ::regress::Regex::new("^[a-z][a-z0-9_]*$").unwrap() });
+            if PATTERN.find(value).is_none() {
+                return Err("doesn't match pattern \"^[a-z][a-z0-9_]*$\"".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for BlockDeclarationLabel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for BlockDeclarationLabel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for BlockDeclarationLabel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The value each smith starts with.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct BlockDeclarationValue(::std::string::String);
+    impl ::std::ops::Deref for BlockDeclarationValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<BlockDeclarationValue> for ::std::string::String {
+        fn from(value: BlockDeclarationValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for BlockDeclarationValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 20000usize {
+                return Err("longer than 20000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for BlockDeclarationValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for BlockDeclarationValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for BlockDeclarationValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`BlockList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct BlockList {
+        pub data: ::std::vec::Vec<Block>,
+        pub has_more: bool,
+        ///Pass back as `cursor` for the next page; null on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl BlockList {
+        pub fn builder() -> builder::BlockList {
             Default::default()
         }
     }
@@ -793,6 +1026,9 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<CreateAgentRequestInstructions>,
+        ///Memory blocks for each smith of the agent (docs/memory.md).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub memory_blocks: ::std::option::Option<::std::vec::Vec<BlockDeclaration>>,
         ///Defaults to the built-in offline model `ingram/offline`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub model: ::std::option::Option<CreateAgentRequestModel>,
@@ -1071,6 +1307,247 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for CreateChatCompletionIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateMemoryIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CreateMemoryIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for CreateMemoryIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CreateMemoryIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateMemoryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateMemoryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`CreateMemoryIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateMemoryIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for CreateMemoryIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateMemoryIdempotencyKey> for ::std::string::String {
+        fn from(value: CreateMemoryIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateMemoryIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateMemoryIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateMemoryIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateMemoryIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`CreateMemoryRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateMemoryRequest {
+        ///Up to 16 string pairs of your own: keys up to 64 characters, values up to 512.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                CreateMemoryRequestMetadataValue,
+            >,
+        >,
+        ///The fact, in a sentence.
+        pub text: CreateMemoryRequestText,
+    }
+    impl CreateMemoryRequest {
+        pub fn builder() -> builder::CreateMemoryRequest {
+            Default::default()
+        }
+    }
+    ///`CreateMemoryRequestMetadataValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateMemoryRequestMetadataValue(::std::string::String);
+    impl ::std::ops::Deref for CreateMemoryRequestMetadataValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateMemoryRequestMetadataValue>
+    for ::std::string::String {
+        fn from(value: CreateMemoryRequestMetadataValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateMemoryRequestMetadataValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateMemoryRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateMemoryRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateMemoryRequestMetadataValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The fact, in a sentence.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct CreateMemoryRequestText(::std::string::String);
+    impl ::std::ops::Deref for CreateMemoryRequestText {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<CreateMemoryRequestText> for ::std::string::String {
+        fn from(value: CreateMemoryRequestText) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for CreateMemoryRequestText {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2000usize {
+                return Err("longer than 2000 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateMemoryRequestText {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CreateMemoryRequestText {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for CreateMemoryRequestText {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -2892,6 +3369,109 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`DeleteEmbeddingsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum DeleteEmbeddingsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for DeleteEmbeddingsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for DeleteEmbeddingsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteEmbeddingsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for DeleteEmbeddingsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`DeleteMemoryIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum DeleteMemoryIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for DeleteMemoryIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for DeleteMemoryIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteMemoryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DeleteMemoryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`DeleteModelKeyIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -3123,6 +3703,23 @@ smith token they are added after them (a browser never removes the design).*/
     }
     impl EffectiveConfig {
         pub fn builder() -> builder::EffectiveConfig {
+            Default::default()
+        }
+    }
+    ///A project's embeddings endpoint; the key is never returned.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct EmbeddingSettings {
+        pub base_url: ::std::string::String,
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub dimensions: ::std::option::Option<i32>,
+        pub model: ::std::string::String,
+        ///The key's last four characters.
+        pub preview: ::std::string::String,
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl EmbeddingSettings {
+        pub fn builder() -> builder::EmbeddingSettings {
             Default::default()
         }
     }
@@ -3606,6 +4203,57 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`GetEmbeddingsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetEmbeddingsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetEmbeddingsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetEmbeddingsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetEmbeddingsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetEmbeddingsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`GetFileContentIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -3701,6 +4349,57 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for GetFileIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`GetMemoryIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetMemoryIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetMemoryIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetMemoryIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetMemoryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetMemoryIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -4019,6 +4718,167 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for ListAgentsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ListBlocksIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListBlocksIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListBlocksIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListBlocksIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListBlocksIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListBlocksIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ListMemoriesIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListMemoriesIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListMemoriesIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListMemoriesIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListMemoriesIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListMemoriesIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Who wrote a memory.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListMemoriesSource {
+        #[serde(rename = "api")]
+        Api,
+        #[serde(rename = "auto")]
+        Auto,
+        #[serde(rename = "tool")]
+        Tool,
+    }
+    impl ::std::fmt::Display for ListMemoriesSource {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Api => f.write_str("api"),
+                Self::Auto => f.write_str("auto"),
+                Self::Tool => f.write_str("tool"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListMemoriesSource {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "api" => Ok(Self::Api),
+                "auto" => Ok(Self::Auto),
+                "tool" => Ok(Self::Tool),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListMemoriesSource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListMemoriesSource {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -4434,6 +5294,149 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`Memory`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Memory {
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        pub id: MemoryId,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
+        pub source: MemorySource,
+        pub text: ::std::string::String,
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl Memory {
+        pub fn builder() -> builder::Memory {
+            Default::default()
+        }
+    }
+    ///A memory's id (`mem_…`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(transparent)]
+    pub struct MemoryId(pub ::std::string::String);
+    impl ::std::ops::Deref for MemoryId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<MemoryId> for ::std::string::String {
+        fn from(value: MemoryId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for MemoryId {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for MemoryId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl ::std::str::FromStr for MemoryId {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self(value.to_string()))
+        }
+    }
+    ///`MemoryList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct MemoryList {
+        pub data: ::std::vec::Vec<Memory>,
+        pub has_more: bool,
+        ///Pass back as `cursor` for the next page; null on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl MemoryList {
+        pub fn builder() -> builder::MemoryList {
+            Default::default()
+        }
+    }
+    ///`MemorySearchResults`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct MemorySearchResults {
+        ///Best first.
+        pub data: ::std::vec::Vec<ScoredMemory>,
+    }
+    impl MemorySearchResults {
+        pub fn builder() -> builder::MemorySearchResults {
+            Default::default()
+        }
+    }
+    ///Who wrote a memory.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum MemorySource {
+        #[serde(rename = "api")]
+        Api,
+        #[serde(rename = "auto")]
+        Auto,
+        #[serde(rename = "tool")]
+        Tool,
+    }
+    impl ::std::fmt::Display for MemorySource {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Api => f.write_str("api"),
+                Self::Auto => f.write_str("auto"),
+                Self::Tool => f.write_str("tool"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for MemorySource {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "api" => Ok(Self::Api),
+                "auto" => Ok(Self::Auto),
+                "tool" => Ok(Self::Tool),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for MemorySource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for MemorySource {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`message.completed`: one model turn's whole message.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct MessageCompletedEvent {
@@ -4796,6 +5799,252 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for ProviderKind {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///No `Debug`: it carries a secret.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct PutEmbeddingSettingsRequest {
+        pub api_key: PutEmbeddingSettingsRequestApiKey,
+        /**An OpenAI-compatible API root (`{base_url}/embeddings` is called); OpenAI's when absent.
+It must reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub base_url: ::std::option::Option<PutEmbeddingSettingsRequestBaseUrl>,
+        ///Asks the model for vectors of this size (models that support it).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub dimensions: ::std::option::Option<::std::num::NonZeroU32>,
+        ///The embedding model, e.g. `text-embedding-3-small`.
+        pub model: PutEmbeddingSettingsRequestModel,
+    }
+    impl PutEmbeddingSettingsRequest {
+        pub fn builder() -> builder::PutEmbeddingSettingsRequest {
+            Default::default()
+        }
+    }
+    ///`PutEmbeddingSettingsRequestApiKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutEmbeddingSettingsRequestApiKey(::std::string::String);
+    impl ::std::ops::Deref for PutEmbeddingSettingsRequestApiKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutEmbeddingSettingsRequestApiKey>
+    for ::std::string::String {
+        fn from(value: PutEmbeddingSettingsRequestApiKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutEmbeddingSettingsRequestApiKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 4096usize {
+                return Err("longer than 4096 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutEmbeddingSettingsRequestApiKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for PutEmbeddingSettingsRequestApiKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutEmbeddingSettingsRequestApiKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**An OpenAI-compatible API root (`{base_url}/embeddings` is called); OpenAI's when absent.
+It must reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutEmbeddingSettingsRequestBaseUrl(::std::string::String);
+    impl ::std::ops::Deref for PutEmbeddingSettingsRequestBaseUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutEmbeddingSettingsRequestBaseUrl>
+    for ::std::string::String {
+        fn from(value: PutEmbeddingSettingsRequestBaseUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutEmbeddingSettingsRequestBaseUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutEmbeddingSettingsRequestBaseUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for PutEmbeddingSettingsRequestBaseUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutEmbeddingSettingsRequestBaseUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The embedding model, e.g. `text-embedding-3-small`.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutEmbeddingSettingsRequestModel(::std::string::String);
+    impl ::std::ops::Deref for PutEmbeddingSettingsRequestModel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutEmbeddingSettingsRequestModel>
+    for ::std::string::String {
+        fn from(value: PutEmbeddingSettingsRequestModel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutEmbeddingSettingsRequestModel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutEmbeddingSettingsRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for PutEmbeddingSettingsRequestModel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutEmbeddingSettingsRequestModel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`PutEmbeddingsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum PutEmbeddingsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for PutEmbeddingsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for PutEmbeddingsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutEmbeddingsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutEmbeddingsIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -6191,6 +7440,10 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         RunsWrite,
         #[serde(rename = "files:read")]
         FilesRead,
+        #[serde(rename = "memory:read")]
+        MemoryRead,
+        #[serde(rename = "memory:write")]
+        MemoryWrite,
     }
     impl ::std::fmt::Display for Scope {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -6206,6 +7459,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 Self::RunsRead => f.write_str("runs:read"),
                 Self::RunsWrite => f.write_str("runs:write"),
                 Self::FilesRead => f.write_str("files:read"),
+                Self::MemoryRead => f.write_str("memory:read"),
+                Self::MemoryWrite => f.write_str("memory:write"),
             }
         }
     }
@@ -6226,6 +7481,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 "runs:read" => Ok(Self::RunsRead),
                 "runs:write" => Ok(Self::RunsWrite),
                 "files:read" => Ok(Self::FilesRead),
+                "memory:read" => Ok(Self::MemoryRead),
+                "memory:write" => Ok(Self::MemoryWrite),
                 _ => Err("invalid value".into()),
             }
         }
@@ -6244,6 +7501,204 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    ///`ScoredMemory`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ScoredMemory {
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        pub id: MemoryId,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, ::std::string::String>,
+        >,
+        ///Orders the results of this answer, higher first; not comparable across answers.
+        pub score: f64,
+        pub source: MemorySource,
+        pub text: ::std::string::String,
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl ScoredMemory {
+        pub fn builder() -> builder::ScoredMemory {
+            Default::default()
+        }
+    }
+    ///`SearchMemoriesIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum SearchMemoriesIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for SearchMemoriesIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for SearchMemoriesIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SearchMemoriesIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for SearchMemoriesIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`SearchMemoriesIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct SearchMemoriesIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for SearchMemoriesIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<SearchMemoriesIdempotencyKey> for ::std::string::String {
+        fn from(value: SearchMemoriesIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for SearchMemoriesIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SearchMemoriesIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for SearchMemoriesIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for SearchMemoriesIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`SearchMemoriesRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct SearchMemoriesRequest {
+        ///Results at most; 10 when absent.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub limit: ::std::option::Option<::std::num::NonZeroU64>,
+        ///Plain words; any of them may match (stemmed, stop words ignored). Never a syntax error.
+        pub query: SearchMemoriesRequestQuery,
+    }
+    impl SearchMemoriesRequest {
+        pub fn builder() -> builder::SearchMemoriesRequest {
+            Default::default()
+        }
+    }
+    ///Plain words; any of them may match (stemmed, stop words ignored). Never a syntax error.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct SearchMemoriesRequestQuery(::std::string::String);
+    impl ::std::ops::Deref for SearchMemoriesRequestQuery {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<SearchMemoriesRequestQuery> for ::std::string::String {
+        fn from(value: SearchMemoriesRequestQuery) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for SearchMemoriesRequestQuery {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1000usize {
+                return Err("longer than 1000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SearchMemoriesRequestQuery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for SearchMemoriesRequestQuery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for SearchMemoriesRequestQuery {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`Smith`
@@ -6906,6 +8361,9 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         pub auto_memory: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<UpdateAgentRequestInstructions>,
+        ///Replaces the agent's declared blocks; `null` removes them. Values smiths wrote stay.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub memory_blocks: ::std::option::Option<::std::vec::Vec<BlockDeclaration>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub model: ::std::option::Option<UpdateAgentRequestModel>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -7070,6 +8528,307 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UpdateAgentRequestName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateBlockIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum UpdateBlockIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for UpdateBlockIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for UpdateBlockIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateBlockIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateBlockIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`UpdateBlockRequest`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct UpdateBlockRequest {
+        ///The block's new value, within its `limit` (400 `block_limit_exceeded` beyond it).
+        pub value: UpdateBlockRequestValue,
+    }
+    impl UpdateBlockRequest {
+        pub fn builder() -> builder::UpdateBlockRequest {
+            Default::default()
+        }
+    }
+    ///The block's new value, within its `limit` (400 `block_limit_exceeded` beyond it).
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateBlockRequestValue(::std::string::String);
+    impl ::std::ops::Deref for UpdateBlockRequestValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateBlockRequestValue> for ::std::string::String {
+        fn from(value: UpdateBlockRequestValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateBlockRequestValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 20000usize {
+                return Err("longer than 20000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateBlockRequestValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateBlockRequestValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateBlockRequestValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateMemoryIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum UpdateMemoryIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for UpdateMemoryIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for UpdateMemoryIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateMemoryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateMemoryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///Fields left out stay as they are; `metadata: null` clears it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct UpdateMemoryRequest {
+        ///Up to 16 string pairs of your own: keys up to 64 characters, values up to 512.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub metadata: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                UpdateMemoryRequestMetadataValue,
+            >,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub text: ::std::option::Option<UpdateMemoryRequestText>,
+    }
+    impl UpdateMemoryRequest {
+        pub fn builder() -> builder::UpdateMemoryRequest {
+            Default::default()
+        }
+    }
+    ///`UpdateMemoryRequestMetadataValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateMemoryRequestMetadataValue(::std::string::String);
+    impl ::std::ops::Deref for UpdateMemoryRequestMetadataValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateMemoryRequestMetadataValue>
+    for ::std::string::String {
+        fn from(value: UpdateMemoryRequestMetadataValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateMemoryRequestMetadataValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 512usize {
+                return Err("longer than 512 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateMemoryRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateMemoryRequestMetadataValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateMemoryRequestMetadataValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UpdateMemoryRequestText`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateMemoryRequestText(::std::string::String);
+    impl ::std::ops::Deref for UpdateMemoryRequestText {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateMemoryRequestText> for ::std::string::String {
+        fn from(value: UpdateMemoryRequestText) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateMemoryRequestText {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2000usize {
+                return Err("longer than 2000 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateMemoryRequestText {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateMemoryRequestText {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateMemoryRequestText {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -7463,6 +9222,10 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             is_default: ::std::result::Result<bool, ::std::string::String>,
+            memory_blocks: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::BlockDeclaration>>,
+                ::std::string::String,
+            >,
             model: ::std::result::Result<::std::string::String, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
             tools: ::std::result::Result<
@@ -7483,6 +9246,7 @@ and `null` removes it, so the agent's value applies again.*/
                     id: Err("no value supplied for id".to_string()),
                     instructions: Ok(Default::default()),
                     is_default: Err("no value supplied for is_default".to_string()),
+                    memory_blocks: Ok(Default::default()),
                     model: Err("no value supplied for model".to_string()),
                     name: Err("no value supplied for name".to_string()),
                     tools: Err("no value supplied for tools".to_string()),
@@ -7565,6 +9329,20 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn memory_blocks<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::BlockDeclaration>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.memory_blocks = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for memory_blocks: {e}")
+                    });
+                self
+            }
             pub fn model<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -7626,6 +9404,7 @@ and `null` removes it, so the agent's value applies again.*/
                     id: value.id?,
                     instructions: value.instructions?,
                     is_default: value.is_default?,
+                    memory_blocks: value.memory_blocks?,
                     model: value.model?,
                     name: value.name?,
                     tools: value.tools?,
@@ -7642,6 +9421,7 @@ and `null` removes it, so the agent's value applies again.*/
                     id: Ok(value.id),
                     instructions: Ok(value.instructions),
                     is_default: Ok(value.is_default),
+                    memory_blocks: Ok(value.memory_blocks),
                     model: Ok(value.model),
                     name: Ok(value.name),
                     tools: Ok(value.tools),
@@ -7819,6 +9599,343 @@ and `null` removes it, so the agent's value applies again.*/
                     run_id: Ok(value.run_id),
                     tool_call: Ok(value.tool_call),
                     v: Ok(value.v),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Block {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            label: ::std::result::Result<::std::string::String, ::std::string::String>,
+            limit: ::std::result::Result<i32, ::std::string::String>,
+            read_only: ::std::result::Result<bool, ::std::string::String>,
+            updated_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            value: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for Block {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    label: Err("no value supplied for label".to_string()),
+                    limit: Err("no value supplied for limit".to_string()),
+                    read_only: Err("no value supplied for read_only".to_string()),
+                    updated_at: Ok(Default::default()),
+                    value: Err("no value supplied for value".to_string()),
+                }
+            }
+        }
+        impl Block {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn label<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.label = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for label: {e}")
+                    });
+                self
+            }
+            pub fn limit<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i32>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.limit = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for limit: {e}")
+                    });
+                self
+            }
+            pub fn read_only<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.read_only = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for read_only: {e}")
+                    });
+                self
+            }
+            pub fn updated_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.updated_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for updated_at: {e}")
+                    });
+                self
+            }
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Block> for super::Block {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Block,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    label: value.label?,
+                    limit: value.limit?,
+                    read_only: value.read_only?,
+                    updated_at: value.updated_at?,
+                    value: value.value?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Block> for Block {
+            fn from(value: super::Block) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    label: Ok(value.label),
+                    limit: Ok(value.limit),
+                    read_only: Ok(value.read_only),
+                    updated_at: Ok(value.updated_at),
+                    value: Ok(value.value),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BlockDeclaration {
+            description: ::std::result::Result<
+                ::std::option::Option<super::BlockDeclarationDescription>,
+                ::std::string::String,
+            >,
+            label: ::std::result::Result<
+                super::BlockDeclarationLabel,
+                ::std::string::String,
+            >,
+            limit: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU32>,
+                ::std::string::String,
+            >,
+            read_only: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            value: ::std::result::Result<
+                ::std::option::Option<super::BlockDeclarationValue>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for BlockDeclaration {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    label: Err("no value supplied for label".to_string()),
+                    limit: Ok(Default::default()),
+                    read_only: Ok(Default::default()),
+                    value: Ok(Default::default()),
+                }
+            }
+        }
+        impl BlockDeclaration {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::BlockDeclarationDescription>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn label<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::BlockDeclarationLabel>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.label = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for label: {e}")
+                    });
+                self
+            }
+            pub fn limit<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU32>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.limit = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for limit: {e}")
+                    });
+                self
+            }
+            pub fn read_only<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.read_only = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for read_only: {e}")
+                    });
+                self
+            }
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::BlockDeclarationValue>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BlockDeclaration> for super::BlockDeclaration {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BlockDeclaration,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    label: value.label?,
+                    limit: value.limit?,
+                    read_only: value.read_only?,
+                    value: value.value?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BlockDeclaration> for BlockDeclaration {
+            fn from(value: super::BlockDeclaration) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    label: Ok(value.label),
+                    limit: Ok(value.limit),
+                    read_only: Ok(value.read_only),
+                    value: Ok(value.value),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct BlockList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::Block>,
+                ::std::string::String,
+            >,
+            has_more: ::std::result::Result<bool, ::std::string::String>,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for BlockList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    has_more: Err("no value supplied for has_more".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl BlockList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Block>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn has_more<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.has_more = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for has_more: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<BlockList> for super::BlockList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: BlockList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    has_more: value.has_more?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::BlockList> for BlockList {
+            fn from(value: super::BlockList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    has_more: Ok(value.has_more),
+                    next_cursor: Ok(value.next_cursor),
                 }
             }
         }
@@ -9310,6 +11427,10 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<super::CreateAgentRequestInstructions>,
                 ::std::string::String,
             >,
+            memory_blocks: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::BlockDeclaration>>,
+                ::std::string::String,
+            >,
             model: ::std::result::Result<
                 ::std::option::Option<super::CreateAgentRequestModel>,
                 ::std::string::String,
@@ -9329,6 +11450,7 @@ and `null` removes it, so the agent's value applies again.*/
                     allowed_models: Ok(Default::default()),
                     auto_memory: Ok(Default::default()),
                     instructions: Ok(Default::default()),
+                    memory_blocks: Ok(Default::default()),
                     model: Ok(Default::default()),
                     name: Err("no value supplied for name".to_string()),
                     tools: Ok(Default::default()),
@@ -9375,6 +11497,20 @@ and `null` removes it, so the agent's value applies again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for instructions: {e}")
+                    });
+                self
+            }
+            pub fn memory_blocks<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::BlockDeclaration>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.memory_blocks = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for memory_blocks: {e}")
                     });
                 self
             }
@@ -9428,6 +11564,7 @@ and `null` removes it, so the agent's value applies again.*/
                     allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
+                    memory_blocks: value.memory_blocks?,
                     model: value.model?,
                     name: value.name?,
                     tools: value.tools?,
@@ -9440,9 +11577,87 @@ and `null` removes it, so the agent's value applies again.*/
                     allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
+                    memory_blocks: Ok(value.memory_blocks),
                     model: Ok(value.model),
                     name: Ok(value.name),
                     tools: Ok(value.tools),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CreateMemoryRequest {
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::CreateMemoryRequestMetadataValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            text: ::std::result::Result<
+                super::CreateMemoryRequestText,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CreateMemoryRequest {
+            fn default() -> Self {
+                Self {
+                    metadata: Ok(Default::default()),
+                    text: Err("no value supplied for text".to_string()),
+                }
+            }
+        }
+        impl CreateMemoryRequest {
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::CreateMemoryRequestMetadataValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn text<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CreateMemoryRequestText>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.text = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for text: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CreateMemoryRequest>
+        for super::CreateMemoryRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CreateMemoryRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    metadata: value.metadata?,
+                    text: value.text?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CreateMemoryRequest> for CreateMemoryRequest {
+            fn from(value: super::CreateMemoryRequest) -> Self {
+                Self {
+                    metadata: Ok(value.metadata),
+                    text: Ok(value.text),
                 }
             }
         }
@@ -10575,6 +12790,140 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct EmbeddingSettings {
+            base_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            dimensions: ::std::result::Result<
+                ::std::option::Option<i32>,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            preview: ::std::result::Result<::std::string::String, ::std::string::String>,
+            updated_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for EmbeddingSettings {
+            fn default() -> Self {
+                Self {
+                    base_url: Err("no value supplied for base_url".to_string()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    dimensions: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                    preview: Err("no value supplied for preview".to_string()),
+                    updated_at: Err("no value supplied for updated_at".to_string()),
+                }
+            }
+        }
+        impl EmbeddingSettings {
+            pub fn base_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.base_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for base_url: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn dimensions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.dimensions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for dimensions: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+            pub fn preview<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.preview = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for preview: {e}")
+                    });
+                self
+            }
+            pub fn updated_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.updated_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for updated_at: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<EmbeddingSettings> for super::EmbeddingSettings {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: EmbeddingSettings,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    base_url: value.base_url?,
+                    created_at: value.created_at?,
+                    dimensions: value.dimensions?,
+                    model: value.model?,
+                    preview: value.preview?,
+                    updated_at: value.updated_at?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::EmbeddingSettings> for EmbeddingSettings {
+            fn from(value: super::EmbeddingSettings) -> Self {
+                Self {
+                    base_url: Ok(value.base_url),
+                    created_at: Ok(value.created_at),
+                    dimensions: Ok(value.dimensions),
+                    model: Ok(value.model),
+                    preview: Ok(value.preview),
+                    updated_at: Ok(value.updated_at),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct ErrorBody {
             code: ::std::result::Result<::std::string::String, ::std::string::String>,
             message: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -11357,6 +13706,269 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Memory {
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<super::MemoryId, ::std::string::String>,
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            source: ::std::result::Result<super::MemorySource, ::std::string::String>,
+            text: ::std::result::Result<::std::string::String, ::std::string::String>,
+            updated_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Memory {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    metadata: Ok(Default::default()),
+                    source: Err("no value supplied for source".to_string()),
+                    text: Err("no value supplied for text".to_string()),
+                    updated_at: Err("no value supplied for updated_at".to_string()),
+                }
+            }
+        }
+        impl Memory {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::MemoryId>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn source<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::MemorySource>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.source = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for source: {e}")
+                    });
+                self
+            }
+            pub fn text<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.text = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for text: {e}")
+                    });
+                self
+            }
+            pub fn updated_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.updated_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for updated_at: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Memory> for super::Memory {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Memory,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    id: value.id?,
+                    metadata: value.metadata?,
+                    source: value.source?,
+                    text: value.text?,
+                    updated_at: value.updated_at?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Memory> for Memory {
+            fn from(value: super::Memory) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    id: Ok(value.id),
+                    metadata: Ok(value.metadata),
+                    source: Ok(value.source),
+                    text: Ok(value.text),
+                    updated_at: Ok(value.updated_at),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct MemoryList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::Memory>,
+                ::std::string::String,
+            >,
+            has_more: ::std::result::Result<bool, ::std::string::String>,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for MemoryList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    has_more: Err("no value supplied for has_more".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl MemoryList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Memory>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn has_more<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.has_more = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for has_more: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MemoryList> for super::MemoryList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MemoryList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    has_more: value.has_more?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MemoryList> for MemoryList {
+            fn from(value: super::MemoryList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    has_more: Ok(value.has_more),
+                    next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct MemorySearchResults {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::ScoredMemory>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for MemorySearchResults {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                }
+            }
+        }
+        impl MemorySearchResults {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ScoredMemory>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MemorySearchResults>
+        for super::MemorySearchResults {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MemorySearchResults,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { data: value.data? })
+            }
+        }
+        impl ::std::convert::From<super::MemorySearchResults> for MemorySearchResults {
+            fn from(value: super::MemorySearchResults) -> Self {
+                Self { data: Ok(value.data) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct MessageCompletedEvent {
             content: ::std::result::Result<::std::string::String, ::std::string::String>,
             run_id: ::std::result::Result<super::RunId, ::std::string::String>,
@@ -12105,6 +14717,114 @@ and `null` removes it, so the agent's value applies again.*/
             fn from(value: super::PromptTokensDetails) -> Self {
                 Self {
                     cached_tokens: Ok(value.cached_tokens),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct PutEmbeddingSettingsRequest {
+            api_key: ::std::result::Result<
+                super::PutEmbeddingSettingsRequestApiKey,
+                ::std::string::String,
+            >,
+            base_url: ::std::result::Result<
+                ::std::option::Option<super::PutEmbeddingSettingsRequestBaseUrl>,
+                ::std::string::String,
+            >,
+            dimensions: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU32>,
+                ::std::string::String,
+            >,
+            model: ::std::result::Result<
+                super::PutEmbeddingSettingsRequestModel,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for PutEmbeddingSettingsRequest {
+            fn default() -> Self {
+                Self {
+                    api_key: Err("no value supplied for api_key".to_string()),
+                    base_url: Ok(Default::default()),
+                    dimensions: Ok(Default::default()),
+                    model: Err("no value supplied for model".to_string()),
+                }
+            }
+        }
+        impl PutEmbeddingSettingsRequest {
+            pub fn api_key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PutEmbeddingSettingsRequestApiKey>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.api_key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for api_key: {e}")
+                    });
+                self
+            }
+            pub fn base_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::PutEmbeddingSettingsRequestBaseUrl>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.base_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for base_url: {e}")
+                    });
+                self
+            }
+            pub fn dimensions<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU32>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.dimensions = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for dimensions: {e}")
+                    });
+                self
+            }
+            pub fn model<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PutEmbeddingSettingsRequestModel>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.model = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for model: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PutEmbeddingSettingsRequest>
+        for super::PutEmbeddingSettingsRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PutEmbeddingSettingsRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    api_key: value.api_key?,
+                    base_url: value.base_url?,
+                    dimensions: value.dimensions?,
+                    model: value.model?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PutEmbeddingSettingsRequest>
+        for PutEmbeddingSettingsRequest {
+            fn from(value: super::PutEmbeddingSettingsRequest) -> Self {
+                Self {
+                    api_key: Ok(value.api_key),
+                    base_url: Ok(value.base_url),
+                    dimensions: Ok(value.dimensions),
+                    model: Ok(value.model),
                 }
             }
         }
@@ -14548,6 +17268,231 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct ScoredMemory {
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<super::MemoryId, ::std::string::String>,
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            score: ::std::result::Result<f64, ::std::string::String>,
+            source: ::std::result::Result<super::MemorySource, ::std::string::String>,
+            text: ::std::result::Result<::std::string::String, ::std::string::String>,
+            updated_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ScoredMemory {
+            fn default() -> Self {
+                Self {
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    metadata: Ok(Default::default()),
+                    score: Err("no value supplied for score".to_string()),
+                    source: Err("no value supplied for source".to_string()),
+                    text: Err("no value supplied for text".to_string()),
+                    updated_at: Err("no value supplied for updated_at".to_string()),
+                }
+            }
+        }
+        impl ScoredMemory {
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::MemoryId>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn score<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.score = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for score: {e}")
+                    });
+                self
+            }
+            pub fn source<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::MemorySource>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.source = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for source: {e}")
+                    });
+                self
+            }
+            pub fn text<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.text = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for text: {e}")
+                    });
+                self
+            }
+            pub fn updated_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.updated_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for updated_at: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ScoredMemory> for super::ScoredMemory {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ScoredMemory,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_at: value.created_at?,
+                    id: value.id?,
+                    metadata: value.metadata?,
+                    score: value.score?,
+                    source: value.source?,
+                    text: value.text?,
+                    updated_at: value.updated_at?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ScoredMemory> for ScoredMemory {
+            fn from(value: super::ScoredMemory) -> Self {
+                Self {
+                    created_at: Ok(value.created_at),
+                    id: Ok(value.id),
+                    metadata: Ok(value.metadata),
+                    score: Ok(value.score),
+                    source: Ok(value.source),
+                    text: Ok(value.text),
+                    updated_at: Ok(value.updated_at),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct SearchMemoriesRequest {
+            limit: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU64>,
+                ::std::string::String,
+            >,
+            query: ::std::result::Result<
+                super::SearchMemoriesRequestQuery,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for SearchMemoriesRequest {
+            fn default() -> Self {
+                Self {
+                    limit: Ok(Default::default()),
+                    query: Err("no value supplied for query".to_string()),
+                }
+            }
+        }
+        impl SearchMemoriesRequest {
+            pub fn limit<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU64>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.limit = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for limit: {e}")
+                    });
+                self
+            }
+            pub fn query<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::SearchMemoriesRequestQuery>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.query = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for query: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<SearchMemoriesRequest>
+        for super::SearchMemoriesRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: SearchMemoriesRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    limit: value.limit?,
+                    query: value.query?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::SearchMemoriesRequest>
+        for SearchMemoriesRequest {
+            fn from(value: super::SearchMemoriesRequest) -> Self {
+                Self {
+                    limit: Ok(value.limit),
+                    query: Ok(value.query),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Smith {
             agent_id: ::std::result::Result<super::AgentId, ::std::string::String>,
             config_source: ::std::result::Result<
@@ -15896,6 +18841,10 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<super::UpdateAgentRequestInstructions>,
                 ::std::string::String,
             >,
+            memory_blocks: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::BlockDeclaration>>,
+                ::std::string::String,
+            >,
             model: ::std::result::Result<
                 ::std::option::Option<super::UpdateAgentRequestModel>,
                 ::std::string::String,
@@ -15915,6 +18864,7 @@ and `null` removes it, so the agent's value applies again.*/
                     allowed_models: Ok(Default::default()),
                     auto_memory: Ok(Default::default()),
                     instructions: Ok(Default::default()),
+                    memory_blocks: Ok(Default::default()),
                     model: Ok(Default::default()),
                     name: Ok(Default::default()),
                     tools: Ok(Default::default()),
@@ -15961,6 +18911,20 @@ and `null` removes it, so the agent's value applies again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for instructions: {e}")
+                    });
+                self
+            }
+            pub fn memory_blocks<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::BlockDeclaration>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.memory_blocks = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for memory_blocks: {e}")
                     });
                 self
             }
@@ -16016,6 +18980,7 @@ and `null` removes it, so the agent's value applies again.*/
                     allowed_models: value.allowed_models?,
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
+                    memory_blocks: value.memory_blocks?,
                     model: value.model?,
                     name: value.name?,
                     tools: value.tools?,
@@ -16028,9 +18993,130 @@ and `null` removes it, so the agent's value applies again.*/
                     allowed_models: Ok(value.allowed_models),
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
+                    memory_blocks: Ok(value.memory_blocks),
                     model: Ok(value.model),
                     name: Ok(value.name),
                     tools: Ok(value.tools),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UpdateBlockRequest {
+            value: ::std::result::Result<
+                super::UpdateBlockRequestValue,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for UpdateBlockRequest {
+            fn default() -> Self {
+                Self {
+                    value: Err("no value supplied for value".to_string()),
+                }
+            }
+        }
+        impl UpdateBlockRequest {
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::UpdateBlockRequestValue>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UpdateBlockRequest> for super::UpdateBlockRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UpdateBlockRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { value: value.value? })
+            }
+        }
+        impl ::std::convert::From<super::UpdateBlockRequest> for UpdateBlockRequest {
+            fn from(value: super::UpdateBlockRequest) -> Self {
+                Self { value: Ok(value.value) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct UpdateMemoryRequest {
+            metadata: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::UpdateMemoryRequestMetadataValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            text: ::std::result::Result<
+                ::std::option::Option<super::UpdateMemoryRequestText>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for UpdateMemoryRequest {
+            fn default() -> Self {
+                Self {
+                    metadata: Ok(Default::default()),
+                    text: Ok(Default::default()),
+                }
+            }
+        }
+        impl UpdateMemoryRequest {
+            pub fn metadata<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::UpdateMemoryRequestMetadataValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.metadata = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for metadata: {e}")
+                    });
+                self
+            }
+            pub fn text<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UpdateMemoryRequestText>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.text = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for text: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UpdateMemoryRequest>
+        for super::UpdateMemoryRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UpdateMemoryRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    metadata: value.metadata?,
+                    text: value.text?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UpdateMemoryRequest> for UpdateMemoryRequest {
+            fn from(value: super::UpdateMemoryRequest) -> Self {
+                Self {
+                    metadata: Ok(value.metadata),
+                    text: Ok(value.text),
                 }
             }
         }
@@ -16710,6 +19796,152 @@ let response = client.update_smith()
     pub fn update_smith(&self) -> builder::UpdateSmith<'_> {
         builder::UpdateSmith::new(self)
     }
+    /**Sends a `GET` request to `/v1/smiths/{sid}/blocks`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_blocks()
+    .sid(sid)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_blocks(&self) -> builder::ListBlocks<'_> {
+        builder::ListBlocks::new(self)
+    }
+    /**Sends a `PATCH` request to `/v1/smiths/{sid}/blocks/{label}`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `label`: The block's label; a new one makes a smith-level block (8 at most).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `body`
+```ignore
+let response = client.update_block()
+    .sid(sid)
+    .label(label)
+    .ic_api_version(ic_api_version)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn update_block(&self) -> builder::UpdateBlock<'_> {
+        builder::UpdateBlock::new(self)
+    }
+    /**Sends a `GET` request to `/v1/smiths/{sid}/memories`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `cursor`
+- `limit`
+- `source`: Only memories written this way.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_memories()
+    .sid(sid)
+    .cursor(cursor)
+    .limit(limit)
+    .source(source)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_memories(&self) -> builder::ListMemories<'_> {
+        builder::ListMemories::new(self)
+    }
+    /**Sends a `POST` request to `/v1/smiths/{sid}/memories`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+- `body`
+```ignore
+let response = client.create_memory()
+    .sid(sid)
+    .ic_api_version(ic_api_version)
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn create_memory(&self) -> builder::CreateMemory<'_> {
+        builder::CreateMemory::new(self)
+    }
+    /**Sends a `POST` request to `/v1/smiths/{sid}/memories/search`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+- `body`
+```ignore
+let response = client.search_memories()
+    .sid(sid)
+    .ic_api_version(ic_api_version)
+    .idempotency_key(idempotency_key)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn search_memories(&self) -> builder::SearchMemories<'_> {
+        builder::SearchMemories::new(self)
+    }
+    /**Sends a `GET` request to `/v1/smiths/{sid}/memories/{mid}`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `mid`: The memory's id (mem_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.get_memory()
+    .sid(sid)
+    .mid(mid)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn get_memory(&self) -> builder::GetMemory<'_> {
+        builder::GetMemory::new(self)
+    }
+    /**Sends a `DELETE` request to `/v1/smiths/{sid}/memories/{mid}`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `mid`: The memory's id (mem_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.delete_memory()
+    .sid(sid)
+    .mid(mid)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn delete_memory(&self) -> builder::DeleteMemory<'_> {
+        builder::DeleteMemory::new(self)
+    }
+    /**Sends a `PATCH` request to `/v1/smiths/{sid}/memories/{mid}`
+
+Arguments:
+- `sid`: The smith's id (smt_…).
+- `mid`: The memory's id (mem_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `body`
+```ignore
+let response = client.update_memory()
+    .sid(sid)
+    .mid(mid)
+    .ic_api_version(ic_api_version)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn update_memory(&self) -> builder::UpdateMemory<'_> {
+        builder::UpdateMemory::new(self)
+    }
     /**Sends a `GET` request to `/v1/smiths/{sid}/revisions`
 
 Arguments:
@@ -16882,6 +20114,47 @@ let response = client.submit_tool_outputs()
 ```*/
     pub fn submit_tool_outputs(&self) -> builder::SubmitToolOutputs<'_> {
         builder::SubmitToolOutputs::new(self)
+    }
+    /**Sends a `GET` request to `/v1/tenant/embeddings`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.get_embeddings()
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn get_embeddings(&self) -> builder::GetEmbeddings<'_> {
+        builder::GetEmbeddings::new(self)
+    }
+    /**Sends a `PUT` request to `/v1/tenant/embeddings`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `body`
+```ignore
+let response = client.put_embeddings()
+    .ic_api_version(ic_api_version)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn put_embeddings(&self) -> builder::PutEmbeddings<'_> {
+        builder::PutEmbeddings::new(self)
+    }
+    /**Sends a `DELETE` request to `/v1/tenant/embeddings`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.delete_embeddings()
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn delete_embeddings(&self) -> builder::DeleteEmbeddings<'_> {
+        builder::DeleteEmbeddings::new(self)
     }
     /**Sends a `GET` request to `/v1/tenant/model_keys`
 
@@ -19738,6 +23011,1108 @@ pub mod builder {
             result.map_err(crate::Error::from)
         }
     }
+    /**Builder for [`Client::list_blocks`]
+
+[`Client::list_blocks`]: super::Client::list_blocks*/
+    #[derive(Debug, Clone)]
+    pub struct ListBlocks<'a> {
+        client: &'a super::Client,
+        sid: Result<types::SmithId, String>,
+        ic_api_version: Result<Option<types::ListBlocksIcApiVersion>, String>,
+    }
+    impl<'a> ListBlocks<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListBlocksIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListBlocksIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/smiths/{sid}/blocks`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::BlockList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::BlockList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/blocks", client.baseurl, encode_path(& sid
+                    .to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_blocks",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::update_block`]
+
+[`Client::update_block`]: super::Client::update_block*/
+    #[derive(Debug, Clone)]
+    pub struct UpdateBlock<'a> {
+        client: &'a super::Client,
+        sid: Result<types::SmithId, String>,
+        label: Result<::std::string::String, String>,
+        ic_api_version: Result<Option<types::UpdateBlockIcApiVersion>, String>,
+        body: Result<types::builder::UpdateBlockRequest, String>,
+    }
+    impl<'a> UpdateBlock<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                label: Err("label was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
+            self
+        }
+        pub fn label<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.label = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for label failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateBlockIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateBlockIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateBlockRequest>,
+            <V as std::convert::TryInto<
+                types::UpdateBlockRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `UpdateBlockRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::UpdateBlockRequest,
+            ) -> types::builder::UpdateBlockRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PATCH` request to `/v1/smiths/{sid}/blocks/{label}`
+        pub async fn send(self) -> Result<ResponseValue<types::Block>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Block>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, label, ic_api_version, body } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let label = label.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::UpdateBlockRequest::try_from(v).map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/blocks/{}", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& label.to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .patch(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "update_block",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::list_memories`]
+
+[`Client::list_memories`]: super::Client::list_memories*/
+    #[derive(Debug, Clone)]
+    pub struct ListMemories<'a> {
+        client: &'a super::Client,
+        sid: Result<types::SmithId, String>,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        source: Result<Option<types::ListMemoriesSource>, String>,
+        ic_api_version: Result<Option<types::ListMemoriesIcApiVersion>, String>,
+    }
+    impl<'a> ListMemories<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                cursor: Ok(None),
+                limit: Ok(None),
+                source: Ok(None),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
+            self
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn source<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListMemoriesSource>,
+        {
+            self.source = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListMemoriesSource` for source failed".to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListMemoriesIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListMemoriesIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/smiths/{sid}/memories`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MemoryList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::MemoryList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, cursor, limit, source, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let source = source.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/memories", client.baseurl, encode_path(& sid
+                    .to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .query(&progenitor_client::QueryParam::new("source", &source))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_memories",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::create_memory`]
+
+[`Client::create_memory`]: super::Client::create_memory*/
+    #[derive(Debug, Clone)]
+    pub struct CreateMemory<'a> {
+        client: &'a super::Client,
+        sid: Result<types::SmithId, String>,
+        ic_api_version: Result<Option<types::CreateMemoryIcApiVersion>, String>,
+        idempotency_key: Result<Option<types::CreateMemoryIdempotencyKey>, String>,
+        body: Result<types::builder::CreateMemoryRequest, String>,
+    }
+    impl<'a> CreateMemory<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateMemoryIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateMemoryIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateMemoryIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `CreateMemoryIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CreateMemoryRequest>,
+            <V as std::convert::TryInto<
+                types::CreateMemoryRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CreateMemoryRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CreateMemoryRequest,
+            ) -> types::builder::CreateMemoryRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/smiths/{sid}/memories`
+        pub async fn send(self) -> Result<ResponseValue<types::Memory>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Memory>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, ic_api_version, idempotency_key, body } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::CreateMemoryRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/memories", client.baseurl, encode_path(& sid
+                    .to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "create_memory",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    201u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::search_memories`]
+
+[`Client::search_memories`]: super::Client::search_memories*/
+    #[derive(Debug, Clone)]
+    pub struct SearchMemories<'a> {
+        client: &'a super::Client,
+        sid: Result<types::SmithId, String>,
+        ic_api_version: Result<Option<types::SearchMemoriesIcApiVersion>, String>,
+        idempotency_key: Result<Option<types::SearchMemoriesIdempotencyKey>, String>,
+        body: Result<types::builder::SearchMemoriesRequest, String>,
+    }
+    impl<'a> SearchMemories<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                idempotency_key: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SearchMemoriesIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `SearchMemoriesIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SearchMemoriesIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `SearchMemoriesIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SearchMemoriesRequest>,
+            <V as std::convert::TryInto<
+                types::SearchMemoriesRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `SearchMemoriesRequest` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::SearchMemoriesRequest,
+            ) -> types::builder::SearchMemoriesRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1/smiths/{sid}/memories/search`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MemorySearchResults>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::MemorySearchResults>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, ic_api_version, idempotency_key, body } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::SearchMemoriesRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/memories/search", client.baseurl, encode_path(& sid
+                    .to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "search_memories",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::get_memory`]
+
+[`Client::get_memory`]: super::Client::get_memory*/
+    #[derive(Debug, Clone)]
+    pub struct GetMemory<'a> {
+        client: &'a super::Client,
+        sid: Result<types::SmithId, String>,
+        mid: Result<types::MemoryId, String>,
+        ic_api_version: Result<Option<types::GetMemoryIcApiVersion>, String>,
+    }
+    impl<'a> GetMemory<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                mid: Err("mid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
+            self
+        }
+        pub fn mid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::MemoryId>,
+        {
+            self.mid = value
+                .try_into()
+                .map_err(|_| "conversion to `MemoryId` for mid failed".to_string());
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetMemoryIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetMemoryIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/smiths/{sid}/memories/{mid}`
+        pub async fn send(self) -> Result<ResponseValue<types::Memory>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Memory>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, mid, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let mid = mid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/memories/{}", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& mid.to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_memory",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::delete_memory`]
+
+[`Client::delete_memory`]: super::Client::delete_memory*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteMemory<'a> {
+        client: &'a super::Client,
+        sid: Result<types::SmithId, String>,
+        mid: Result<types::MemoryId, String>,
+        ic_api_version: Result<Option<types::DeleteMemoryIcApiVersion>, String>,
+    }
+    impl<'a> DeleteMemory<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                mid: Err("mid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
+            self
+        }
+        pub fn mid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::MemoryId>,
+        {
+            self.mid = value
+                .try_into()
+                .map_err(|_| "conversion to `MemoryId` for mid failed".to_string());
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::DeleteMemoryIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `DeleteMemoryIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/v1/smiths/{sid}/memories/{mid}`
+        pub async fn send(self) -> Result<ResponseValue<types::Deleted>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Deleted>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, mid, ic_api_version } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let mid = mid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/memories/{}", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& mid.to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .delete(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "delete_memory",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::update_memory`]
+
+[`Client::update_memory`]: super::Client::update_memory*/
+    #[derive(Debug, Clone)]
+    pub struct UpdateMemory<'a> {
+        client: &'a super::Client,
+        sid: Result<types::SmithId, String>,
+        mid: Result<types::MemoryId, String>,
+        ic_api_version: Result<Option<types::UpdateMemoryIcApiVersion>, String>,
+        body: Result<types::builder::UpdateMemoryRequest, String>,
+    }
+    impl<'a> UpdateMemory<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                sid: Err("sid was not initialized".to_string()),
+                mid: Err("mid was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn sid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.sid = value
+                .try_into()
+                .map_err(|_| "conversion to `SmithId` for sid failed".to_string());
+            self
+        }
+        pub fn mid<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::MemoryId>,
+        {
+            self.mid = value
+                .try_into()
+                .map_err(|_| "conversion to `MemoryId` for mid failed".to_string());
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateMemoryIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `UpdateMemoryIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::UpdateMemoryRequest>,
+            <V as std::convert::TryInto<
+                types::UpdateMemoryRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `UpdateMemoryRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::UpdateMemoryRequest,
+            ) -> types::builder::UpdateMemoryRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PATCH` request to `/v1/smiths/{sid}/memories/{mid}`
+        pub async fn send(self) -> Result<ResponseValue<types::Memory>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Memory>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, sid, mid, ic_api_version, body } = self;
+                let sid = sid.map_err(Error::InvalidRequest)?;
+                let mid = mid.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::UpdateMemoryRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/smiths/{}/memories/{}", client.baseurl, encode_path(& sid
+                    .to_string()), encode_path(& mid.to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .patch(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "update_memory",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
     /**Builder for [`Client::list_revisions`]
 
 [`Client::list_revisions`]: super::Client::list_revisions*/
@@ -20994,6 +25369,310 @@ pub mod builder {
             result.map_err(crate::Error::from)
         }
     }
+    /**Builder for [`Client::get_embeddings`]
+
+[`Client::get_embeddings`]: super::Client::get_embeddings*/
+    #[derive(Debug, Clone)]
+    pub struct GetEmbeddings<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::GetEmbeddingsIcApiVersion>, String>,
+    }
+    impl<'a> GetEmbeddings<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetEmbeddingsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetEmbeddingsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/tenant/embeddings`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::EmbeddingSettings>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::EmbeddingSettings>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/embeddings", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_embeddings",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::put_embeddings`]
+
+[`Client::put_embeddings`]: super::Client::put_embeddings*/
+    #[derive(Debug, Clone)]
+    pub struct PutEmbeddings<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::PutEmbeddingsIcApiVersion>, String>,
+        body: Result<types::builder::PutEmbeddingSettingsRequest, String>,
+    }
+    impl<'a> PutEmbeddings<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::PutEmbeddingsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `PutEmbeddingsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::PutEmbeddingSettingsRequest>,
+            <V as std::convert::TryInto<
+                types::PutEmbeddingSettingsRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `PutEmbeddingSettingsRequest` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::PutEmbeddingSettingsRequest,
+            ) -> types::builder::PutEmbeddingSettingsRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PUT` request to `/v1/tenant/embeddings`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::EmbeddingSettings>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::EmbeddingSettings>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version, body } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::PutEmbeddingSettingsRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/embeddings", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .put(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "put_embeddings",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::delete_embeddings`]
+
+[`Client::delete_embeddings`]: super::Client::delete_embeddings*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteEmbeddings<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::DeleteEmbeddingsIcApiVersion>, String>,
+    }
+    impl<'a> DeleteEmbeddings<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::DeleteEmbeddingsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `DeleteEmbeddingsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/v1/tenant/embeddings`
+        pub async fn send(self) -> Result<ResponseValue<types::Deleted>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Deleted>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/embeddings", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .delete(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "delete_embeddings",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
     /**Builder for [`Client::list_model_keys`]
 
 [`Client::list_model_keys`]: super::Client::list_model_keys*/
@@ -21803,6 +26482,22 @@ mod cursor_pages {
         }
     }
 
+    impl CursorPage for types::BlockList {
+        type Item = types::Block;
+        fn into_parts(self) -> (Vec<types::Block>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+
+    impl CursorPage for types::MemoryList {
+        type Item = types::Memory;
+        fn into_parts(self) -> (Vec<types::Memory>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+
     impl CursorPage for types::ProjectList {
         type Item = types::Project;
         fn into_parts(self) -> (Vec<types::Project>, Option<String>) {
@@ -21880,6 +26575,24 @@ mod id_conversions {
 
     impl From<&types::FileId> for types::FileId {
         fn from(id: &types::FileId) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&str> for types::MemoryId {
+        fn from(id: &str) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&String> for types::MemoryId {
+        fn from(id: &String) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&types::MemoryId> for types::MemoryId {
+        fn from(id: &types::MemoryId) -> Self {
             Self(id.to_string())
         }
     }

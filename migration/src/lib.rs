@@ -6,6 +6,7 @@ mod m0001_foundation;
 mod m0002_runs;
 mod m0003_files;
 mod m0004_security;
+mod m0005_memory;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_runs::Migration),
             Box::new(m0003_files::Migration),
             Box::new(m0004_security::Migration),
+            Box::new(m0005_memory::Migration),
         ]
     }
 }

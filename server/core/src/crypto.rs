@@ -29,6 +29,7 @@ const KDF_SALT: &[u8] = b"ingram.master-key.v2";
 #[derive(Debug, Clone, Copy)]
 pub enum SealContext<'a> {
     ModelKey { project_id: &'a str, provider: &'a str },
+    EmbeddingKey { project_id: &'a str },
     IdempotentAnswer { scope: &'a str, key: &'a str },
 }
 
@@ -36,6 +37,7 @@ impl SealContext<'_> {
     fn associated_data(self) -> Vec<u8> {
         let parts: [&str; 3] = match self {
             Self::ModelKey { project_id, provider } => ["model_key", project_id, provider],
+            Self::EmbeddingKey { project_id } => ["embedding_key", project_id, ""],
             Self::IdempotentAnswer { scope, key } => ["idempotent_answer", scope, key],
         };
         // Length-prefixed, so no two contexts share bytes.

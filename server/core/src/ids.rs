@@ -25,6 +25,8 @@ pub enum IdKind {
     Run,
     Thread,
     File,
+    Memory,
+    UsageRecord,
 }
 
 impl IdKind {
@@ -38,6 +40,8 @@ impl IdKind {
             Self::Run => "run_",
             Self::Thread => "thr_",
             Self::File => "file_",
+            Self::Memory => "mem_",
+            Self::UsageRecord => "usg_",
         }
     }
 }
@@ -153,6 +157,10 @@ typed_ids! {
     RunId => Run;
     /// A file's id (`file_…`).
     FileId => File;
+    /// A memory's id (`mem_…`).
+    MemoryId => Memory;
+    /// A usage record's id (`usg_…`).
+    UsageRecordId => UsageRecord;
 }
 
 #[cfg(test)]

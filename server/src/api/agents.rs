@@ -9,9 +9,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use ingram_core::domain::agents::{self, AgentPatch, NewAgent};
 use ingram_core::domain::config::AgentDesign;
+use ingram_core::domain::memory::blocks::BlockDeclaration;
 use ingram_core::error::Error;
 use ingram_core::ids::AgentId;
-use ingram_core::store::agent;
+use ingram_core::store::{agent, decode_json_opt};
 
 use crate::AppState;
 use crate::api::pagination::{PageParams, list_type};
@@ -34,6 +35,10 @@ pub struct Agent {
     pub auto_memory: bool,
     /// The models a run may ask for instead of `model`; null: any model the project can reach.
     pub allowed_models: Option<Vec<String>>,
+    /// The memory blocks each smith of the agent has beyond `human` and `persona` (or those
+    /// two redeclared); null: none.
+    #[schema(value_type = Option<Vec<schemas::BlockDeclaration>>)]
+    pub memory_blocks: Option<Vec<BlockDeclaration>>,
     /// The project's default agent, which smiths naming no agent land on.
     pub is_default: bool,
     pub created_at: DateTime<Utc>,
@@ -47,6 +52,7 @@ impl TryFrom<agent::Model> for Agent {
 
     fn try_from(model: agent::Model) -> Result<Self, Error> {
         let AgentDesign { tools, allowed_models } = AgentDesign::decode(&model)?;
+        let memory_blocks = decode_json_opt(&model.id, "memory_blocks", model.memory_blocks.as_ref())?;
         Ok(Self {
             id: model.id,
             name: model.name,
@@ -55,6 +61,7 @@ impl TryFrom<agent::Model> for Agent {
             tools,
             auto_memory: model.auto_memory,
             allowed_models,
+            memory_blocks,
             is_default: model.is_default,
             created_at: model.created_at,
             updated_at: model.updated_at,
@@ -71,6 +78,7 @@ impl From<CreateAgentRequest> for NewAgent {
             tools: request.tools,
             auto_memory: request.auto_memory,
             allowed_models: request.allowed_models,
+            memory_blocks: request.memory_blocks,
         }
     }
 }
@@ -84,6 +92,7 @@ impl From<UpdateAgentRequest> for AgentPatch {
             tools: patch.tools,
             auto_memory: patch.auto_memory,
             allowed_models: patch.allowed_models,
+            memory_blocks: patch.memory_blocks,
         }
     }
 }
@@ -104,6 +113,9 @@ pub struct CreateAgentRequest {
     /// Bounds the `model` a run may ask for (every token's); absent: no bound.
     #[schema(max_items = 64)]
     pub allowed_models: Option<Vec<String>>,
+    /// Memory blocks for each smith of the agent (docs/memory.md).
+    #[schema(value_type = Option<Vec<schemas::BlockDeclaration>>, max_items = 16)]
+    pub memory_blocks: Option<Vec<BlockDeclaration>>,
 }
 
 /// Fields left out stay as they are; `instructions: null` clears them.
@@ -123,6 +135,10 @@ pub struct UpdateAgentRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(nullable, max_items = 64)]
     pub allowed_models: Option<Option<Vec<String>>>,
+    /// Replaces the agent's declared blocks; `null` removes them. Values smiths wrote stay.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<schemas::BlockDeclaration>>, nullable, max_items = 16)]
+    pub memory_blocks: Option<Option<Vec<BlockDeclaration>>>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod files;
 pub mod health;
+pub mod memory;
 pub mod model_keys;
 pub mod openai;
 pub mod pagination;
@@ -39,6 +40,7 @@ use crate::http::CURRENT_API_VERSION;
         (name = "runs", description = "One turn of a smith: synchronous, or streamed as SSE."),
         (name = "openai", description = "OpenAI-compatible surface: point an OpenAI SDK at /v1."),
         (name = "files", description = "Images and documents inlined into conversations."),
+        (name = "memory", description = "What each smith remembers about its person: blocks, memories, search."),
         (name = "models", description = "Provider keys (BYOK) and the models a project can use."),
         (name = "health", description = "Liveness."),
     )
@@ -93,7 +95,8 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(model_keys::router())
         .merge(openai::router())
         .merge(responses::router())
-        .merge(files::router());
+        .merge(files::router())
+        .merge(memory::router());
     (authenticated, health::router())
 }
 

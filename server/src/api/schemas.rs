@@ -33,6 +33,8 @@ id_schemas! {
     RunId;
     /// A file's id (`file_…`).
     FileId;
+    /// A memory's id (`mem_…`).
+    MemoryId;
 }
 
 /// `{"error": {...}}`, the OpenAI error envelope, so OpenAI SDKs parse our failures unchanged.
@@ -476,6 +478,35 @@ pub enum Scope {
     RunsWrite,
     #[serde(rename = "files:read")]
     FilesRead,
+    #[serde(rename = "memory:read")]
+    MemoryRead,
+    #[serde(rename = "memory:write")]
+    MemoryWrite,
+}
+
+/// A memory block an agent declares for each of its smiths (or `human` and `persona`
+/// redeclared).
+#[derive(Serialize, ToSchema)]
+pub struct BlockDeclaration {
+    /// a-z, 0-9 and _, starting with a letter.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z][a-z0-9_]*$")]
+    pub label: String,
+    /// What belongs in the block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 512)]
+    pub description: Option<String>,
+    /// Characters the block holds; 5000 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 20000)]
+    pub limit: Option<u32>,
+    /// The value each smith starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 20000)]
+    pub value: Option<String>,
+    /// The smith's own memory tools may not write it (the API may). Default false; `persona`
+    /// is read-only unless redeclared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
 }
 
 /// A smith's own config: each field set here overrides its agent's.

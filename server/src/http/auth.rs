@@ -137,6 +137,8 @@ pub mod scopes {
         ModelKeysWrite,
         RunsRead,
         RunsWrite,
-        FilesRead
+        FilesRead,
+        MemoryRead,
+        MemoryWrite
     );
 }

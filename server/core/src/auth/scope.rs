@@ -26,6 +26,10 @@ pub enum Scope {
     RunsWrite,
     #[serde(rename = "files:read")]
     FilesRead,
+    #[serde(rename = "memory:read")]
+    MemoryRead,
+    #[serde(rename = "memory:write")]
+    MemoryWrite,
 }
 
 impl Scope {
@@ -42,13 +46,19 @@ impl Scope {
             Self::RunsRead => "runs:read",
             Self::RunsWrite => "runs:write",
             Self::FilesRead => "files:read",
+            Self::MemoryRead => "memory:read",
+            Self::MemoryWrite => "memory:write",
         }
     }
 
-    /// Smith tokens are browser-safe: they read their own smith and drive its runs, and
-    /// read the files inlined into its conversations, and never change its design or reach
-    /// project-wide resources.
+    /// Smith tokens are browser-safe: they read their own smith and drive its runs, read the
+    /// files inlined into its conversations, and read its memory and correct or erase its
+    /// memories (the person sees what their assistant remembers); they never change its
+    /// design, write its blocks, or reach project-wide resources.
     pub const fn allowed_for_smith_tokens(self) -> bool {
-        matches!(self, Self::SmithsRead | Self::RunsRead | Self::RunsWrite | Self::FilesRead)
+        matches!(
+            self,
+            Self::SmithsRead | Self::RunsRead | Self::RunsWrite | Self::FilesRead | Self::MemoryRead | Self::MemoryWrite
+        )
     }
 }

@@ -6,6 +6,7 @@ use sea_orm::{
 };
 
 use crate::cache::{Caches, Invalidation};
+use crate::domain::memory::blocks::{self, BlockDeclaration};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ProjectId};
 use crate::store::page::{Page, PageRequest};
@@ -27,6 +28,7 @@ pub struct NewAgent {
     pub tools: Option<Vec<String>>,
     pub auto_memory: Option<bool>,
     pub allowed_models: Option<Vec<String>>,
+    pub memory_blocks: Option<Vec<BlockDeclaration>>,
 }
 
 /// A change to an agent: absent fields stay; `Some(None)` clears a nullable one.
@@ -38,6 +40,7 @@ pub struct AgentPatch {
     pub tools: Option<Vec<String>>,
     pub auto_memory: Option<bool>,
     pub allowed_models: Option<Option<Vec<String>>>,
+    pub memory_blocks: Option<Option<Vec<BlockDeclaration>>>,
 }
 
 pub async fn create_default(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<agent::Model> {
@@ -71,6 +74,9 @@ async fn insert(
         request.tools.as_deref(),
         request.allowed_models.as_deref(),
     )?;
+    if let Some(declarations) = &request.memory_blocks {
+        blocks::validate_declarations(declarations)?;
+    }
     let created_at = now();
     Ok(agent::ActiveModel {
         id: Set(AgentId::generate()),
@@ -81,6 +87,7 @@ async fn insert(
         tools: Set(serde_json::json!(request.tools.unwrap_or_default())),
         auto_memory: Set(request.auto_memory.unwrap_or(false)),
         allowed_models: Set(request.allowed_models.map(|models| serde_json::json!(models))),
+        memory_blocks: Set(request.memory_blocks.map(|declarations| serde_json::json!(declarations))),
         is_default: Set(is_default),
         created_at: Set(created_at),
         updated_at: Set(created_at),
@@ -164,6 +171,12 @@ pub async fn update(
             validate::allowed_models(models)?;
         }
         agent.allowed_models = Set(models.map(|models| serde_json::json!(models)));
+    }
+    if let Some(declarations) = patch.memory_blocks {
+        if let Some(declarations) = &declarations {
+            blocks::validate_declarations(declarations)?;
+        }
+        agent.memory_blocks = Set(declarations.map(|declarations| serde_json::json!(declarations)));
     }
     agent.updated_at = Set(now());
     let agent = agent.update(db).await?;

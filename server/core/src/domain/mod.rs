@@ -6,6 +6,7 @@ pub mod config;
 pub mod files;
 pub mod idempotency;
 pub mod limits;
+pub mod memory;
 pub mod model_keys;
 pub mod projects;
 pub mod runs;

@@ -66,7 +66,8 @@ pub async fn list(
     crate::store::fetch_page(db, query, project::Column::Id, |row| row.id.as_str(), page).await
 }
 
-/// Soft-deletes the project and revokes all its tokens, in one transaction.
+/// Soft-deletes the project, revokes all its tokens and erases what its smiths remember, in
+/// one transaction.
 pub async fn delete(
     db: &DatabaseConnection,
     caches: &Caches,
@@ -79,6 +80,7 @@ pub async fn delete(
     project.deleted_at = Set(Some(now()));
     project.update(&txn).await?;
     token::revoke_all(&txn, token::Column::ProjectId, project_id.as_str()).await?;
+    crate::domain::memory::memories::erase_project(&txn, project_id).await?;
     txn.commit().await?;
     caches.invalidate(db, Invalidation::Project(project_id.clone())).await;
     caches.invalidate(db, Invalidation::Tokens).await;

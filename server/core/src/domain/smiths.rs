@@ -120,6 +120,8 @@ pub async fn upsert(db: &DatabaseConnection, caches: &Caches, caller: &Caller, r
         metadata: Set(request.metadata.map(|metadata| serde_json::json!(metadata))),
         overrides: Set(serde_json::json!(overrides)),
         revision: Set(1),
+        memory_count: Set(0),
+        block_count: Set(0),
         created_at: Set(created_at),
         updated_at: Set(created_at),
         deleted_at: Set(None),
@@ -316,6 +318,7 @@ pub async fn delete(db: &DatabaseConnection, caches: &Caches, caller: &Caller, s
     smith.live_external_id = Set(None);
     smith.update(&txn).await?;
     token::revoke_all(&txn, token::Column::SmithId, smith_id.as_str()).await?;
+    crate::domain::memory::memories::erase_smith(&txn, smith_id).await?;
     txn.commit().await?;
     caches.invalidate(db, Invalidation::Project(caller.project_id.clone())).await;
     caches.invalidate(db, Invalidation::Tokens).await;

@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use super::capacity::{Slot, SlotKind};
 use super::events::{Emitter, LiveRun};
 use super::run_store::Ending;
-use super::{Engine, Known};
+use super::{Engine, Known, remember};
+use crate::domain::memory::{self, context::Remembering};
 use crate::domain::{files, is_unique_violation};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
 use crate::ids::FileId;
@@ -81,8 +82,17 @@ pub(super) async fn run(
         Ok(outcome) => outcome,
         Err(err) => Outcome::Failed(err.envelope().error),
     };
+    let remember = match &outcome {
+        Outcome::Completed { content, .. } => remember::Turn::of(&current, content),
+        _ => None,
+    };
     match record(engine, current, transcript, &mut emitter, outcome, clock.worked()).await {
-        Ok(true) => engine.thread_released(&smith_id, &thread_id),
+        Ok(true) => {
+            engine.thread_released(&smith_id, &thread_id);
+            if let Some(turn) = remember {
+                engine.spawn_extraction(turn);
+            }
+        }
         Ok(false) => {}
         // The lease lapses and the sweeper fails the run with run_interrupted.
         Err(err) => tracing::error!(%run_id, code = %err.code, "could not record the end of a run"),
@@ -202,7 +212,11 @@ async fn work(
     }
 
     let with_history = config.mode.includes_history() && !known.new_thread;
-    let request = model_request(engine, current, &config, &model, with_history).await?;
+    let remembering = match known.remembering {
+        Some(remembering) => Some(remembering),
+        None => engine.memory().remembering(&current.project_id, &current.smith_id).await?,
+    };
+    let request = model_request(engine, current, &config, &model, with_history, remembering.as_ref()).await?;
     let previous_usage: RunUsage =
         crate::store::decode_json_opt(run_id, "usage", current.usage.as_ref())?.unwrap_or_default();
     let endpoint = match known.endpoint {
@@ -280,14 +294,15 @@ fn add_usage(previous: RunUsage, model: &ResolvedModel, usage: Usage) -> RunUsag
     }
 }
 
-/// The conversation the model sees: earlier completed runs of the thread (`with_history`),
-/// then this run.
+/// The conversation the model sees: the agent's instructions and the smith's memory, earlier
+/// completed runs of the thread (`with_history`), then this run.
 async fn model_request(
     engine: &Engine,
     current: &run::Model,
     config: &RunConfig,
     model: &ResolvedModel,
     with_history: bool,
+    remembering: Option<&Remembering>,
 ) -> Result<ModelRequest> {
     let earlier = if with_history { thread_history(engine, current).await? } else { Vec::new() };
     let turns: Vec<(Vec<InputMessage>, Vec<Message>)> = earlier
@@ -299,6 +314,13 @@ async fn model_request(
             Ok((input, transcript))
         })
         .collect::<Result<_>>()?;
+    let system = match remembering.filter(|remembering| !remembering.is_empty()) {
+        Some(remembering) => {
+            let turn_text = turns.last().map(|(input, _)| memory::person_text(input)).unwrap_or_default();
+            with_memory(config.instructions.clone(), engine.memory().section(remembering, &turn_text).await?)
+        }
+        None => config.instructions.clone(),
+    };
     let named = turns.iter().flat_map(|(input, _)| input);
     let stored = files::load_named(engine.db(), &current.project_id, named).await?;
     let mut messages = Vec::new();
@@ -319,7 +341,7 @@ async fn model_request(
     };
     Ok(ModelRequest {
         model: model.model.clone(),
-        system: config.instructions.clone(),
+        system,
         messages,
         tools: client_tools
             .into_iter()
@@ -333,6 +355,15 @@ async fn model_request(
         temperature: config.temperature,
         tool_choice,
     })
+}
+
+/// The instructions, then the memory section after a blank line.
+fn with_memory(instructions: Option<String>, section: Option<String>) -> Option<String> {
+    match (instructions, section) {
+        (Some(instructions), Some(section)) if !instructions.is_empty() => Some(format!("{instructions}\n\n{section}")),
+        (instructions, None) => instructions,
+        (_, section) => section,
+    }
 }
 
 /// Earlier completed runs of the thread, oldest first.

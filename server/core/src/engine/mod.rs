@@ -10,6 +10,7 @@ pub mod events;
 mod execute;
 pub mod listener;
 mod live;
+mod remember;
 mod run_store;
 pub mod start;
 mod wakeups;
@@ -29,6 +30,8 @@ use self::events::{LiveRun, Subscription, append_stored};
 use self::run_store::RunStore;
 use self::wakeups::Wakeups;
 use crate::cache::Caches;
+use crate::domain::memory::Memory;
+use crate::domain::memory::context::Remembering;
 use crate::domain::{files, limits, model_keys};
 use crate::egress::Egress;
 use crate::error::{Error, ErrorKind, Result};
@@ -67,6 +70,8 @@ struct RunSpec {
     pub metadata: Option<Metadata>,
     pub on_busy: OnBusy,
     pub replay_of: Option<RunId>,
+    /// What the smith remembers, as its starter found it.
+    pub remembering: Remembering,
 }
 
 impl RunSpec {
@@ -106,6 +111,7 @@ struct Inner {
     /// For every endpoint a tenant chose.
     egress: Egress,
     offline: Offline,
+    memory: Memory,
     /// This replica's name in run leases.
     instance: String,
     live: Mutex<HashMap<RunId, Arc<LiveRun>>>,
@@ -121,6 +127,8 @@ struct Known {
     endpoint: Option<Endpoint>,
     /// The run opened its thread: there is no history to read.
     new_thread: bool,
+    /// What the smith remembers; read again when absent.
+    remembering: Option<Remembering>,
 }
 
 /// A run's place in this replica's registry, released when its task ends however it ends.
@@ -151,6 +159,7 @@ impl Engine {
         let egress = Egress::new(settings.egress.clone());
         let capacity = Capacity::new(settings.capacity);
         let runs = RunStore::open(&db)?;
+        let memory = Memory::new(db.clone(), caches.clone(), settings.clone(), egress.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -161,12 +170,18 @@ impl Engine {
                 http,
                 egress,
                 offline,
+                memory,
                 instance: format!("replica_{}", ulid::Ulid::new().to_string().to_lowercase()),
                 live: Mutex::new(HashMap::new()),
                 capacity,
                 thread_releases: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The memory service, with this engine's egress policy.
+    pub fn memory(&self) -> &Memory {
+        &self.inner.memory
     }
 
     fn live(&self, run_id: &RunId) -> Option<Arc<LiveRun>> {
@@ -212,6 +227,7 @@ impl Engine {
         let slot = self.inner.capacity.acquire(&spec.project_id, kind)?;
         let endpoint = self.endpoint(&spec.project_id, resolve(&spec.config.model).provider).await?;
         let new_thread = spec.thread_id.is_none();
+        let remembering = Some(spec.remembering.clone());
         let thread_id = spec.thread_id.clone().unwrap_or_else(|| new_id(IdKind::Thread));
         if spec.on_busy == OnBusy::Interrupt && !new_thread {
             self.interrupt_thread(&spec.smith_id, &thread_id).await?;
@@ -230,7 +246,7 @@ impl Engine {
             self.inner.runs.insert(run.clone()).await?;
             run
         };
-        self.spawn_task(run.clone(), 1, Known { endpoint: Some(endpoint), new_thread }, slot);
+        self.spawn_task(run.clone(), 1, Known { endpoint: Some(endpoint), new_thread, remembering }, slot);
         Ok(run)
     }
 

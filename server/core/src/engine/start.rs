@@ -8,6 +8,7 @@ use super::capacity::Slot;
 use super::events::Subscription;
 use super::{Engine, OnBusy, RunSpec, ToolOutput};
 use crate::auth::Caller;
+use crate::domain::memory::context::Remembering;
 use crate::domain::smiths::SmithWithAgent;
 use crate::domain::turn::{self, TurnInstructions};
 use crate::error::{Error, Result};
@@ -114,6 +115,7 @@ impl Engine {
             metadata: turn.metadata,
             on_busy: turn.on_busy,
             replay_of: None,
+            remembering: Remembering::of_smith(smith)?,
         };
         self.launch(spec, turn.stream).await
     }
@@ -143,6 +145,7 @@ impl Engine {
             metadata: crate::store::decode_json_opt(&original.id, "metadata", original.metadata.as_ref())?,
             on_busy: OnBusy::Reject,
             replay_of: Some(original.id),
+            remembering: Remembering::of_smith(smith)?,
         };
         self.launch(spec, stream).await
     }

@@ -297,7 +297,7 @@ pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Re
 }
 
 /// Reads at most `max` bytes of a body; the rest is never read.
-async fn read_capped(response: reqwest::Response, max: usize) -> Vec<u8> {
+pub(crate) async fn read_capped(response: reqwest::Response, max: usize) -> Vec<u8> {
     use futures::StreamExt;
     let mut body = Vec::new();
     let mut chunks = response.bytes_stream();

@@ -17,6 +17,8 @@ pub struct Model {
     pub auto_memory: bool,
     /// A JSON array of model names runs may ask for; NULL: no bound.
     pub allowed_models: Option<Json>,
+    /// A JSON array of the memory blocks the agent declares (`BlockDeclaration`); NULL: none.
+    pub memory_blocks: Option<Json>,
     pub is_default: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

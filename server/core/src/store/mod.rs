@@ -1,8 +1,11 @@
 //! Entities and the queries shared across the domain layer.
 
 pub mod agent;
+pub mod embedding_setting;
 pub mod file;
 pub mod idempotency_key;
+pub mod memory;
+pub mod memory_block;
 pub mod model_key;
 pub mod organization;
 pub mod page;
@@ -12,6 +15,7 @@ pub mod run_event;
 pub mod smith;
 pub mod smith_revision;
 pub mod token;
+pub mod usage_record;
 
 use chrono::{DateTime, SubsecRound, Utc};
 

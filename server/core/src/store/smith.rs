@@ -19,6 +19,10 @@ pub struct Model {
     pub overrides: Json,
     /// The current config revision number.
     pub revision: i32,
+    /// How many memories the smith keeps, and how many blocks it has written: a run of a
+    /// smith with neither (and no declared default) skips memory altogether.
+    pub memory_count: i32,
+    pub block_count: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,

@@ -2,6 +2,11 @@
 //! word, counts tokens honestly (one token per whitespace-separated word), and exercises the
 //! tool path: a user message `/tool <name> <json arguments>` calls that client tool. It
 //! names the images and files it was sent, with their sizes, so tests see they arrived whole.
+//!
+//! Memory, so a newcomer sees it work with no keys: when its context carries the smith's
+//! memory section it ends its reply with "I remember: …" and what the section holds; and it
+//! answers the memory-extraction prompt with a fixed rule (statements such as "my name is …",
+//! "I am …", "I'm allergic to …", "I like …" anywhere in what the person wrote).
 
 use std::time::Duration;
 
@@ -9,12 +14,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 
+mod memory_rule;
+
 use super::{
     Attachment, AttachmentKind, AttachmentSource, Message, ModelEvent, ModelRequest, ModelStream, Role, StopReason,
     ToolCall, ToolChoice, Usage,
 };
 
 pub const MODEL_NAME: &str = "offline";
+
+/// The first line of the memory-extraction prompt, by which this model recognises the task.
+pub const MEMORY_EXTRACTION_TASK: &str = "You extract durable facts about a person from a conversation.";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Offline {
@@ -38,10 +48,16 @@ fn pieces(text: &str) -> Vec<String> {
 
 enum Reply {
     Text(String),
+    /// Streamed as one piece.
+    Whole(String),
     Call(ToolCall),
 }
 
 fn reply(request: &ModelRequest) -> Reply {
+    if request.system.as_deref().is_some_and(|system| system.starts_with(MEMORY_EXTRACTION_TASK)) {
+        let asked = request.messages.last().map_or("", |message| message.content.as_str());
+        return Reply::Whole(serde_json::json!(memory_rule::extract(asked)).to_string());
+    }
     let Some(last) = request.messages.last() else {
         return Reply::Text("Hello! Send me a message.".into());
     };
@@ -91,6 +107,9 @@ fn reply(request: &ModelRequest) -> Reply {
             user_turns[0].content.trim()
         ));
     }
+    if let Some(remembered) = request.system.as_deref().and_then(memory_rule::remembered) {
+        answer.push_str(&format!(" I remember: {remembered}"));
+    }
     Reply::Text(answer)
 }
 
@@ -124,6 +143,10 @@ impl Offline {
             Reply::Text(text) => {
                 let tokens = count_tokens(&text);
                 (pieces(&text).into_iter().map(ModelEvent::TextDelta).collect::<Vec<_>>(), StopReason::EndTurn, tokens)
+            }
+            Reply::Whole(text) => {
+                let tokens = count_tokens(&text);
+                (vec![ModelEvent::TextDelta(text)], StopReason::EndTurn, tokens)
             }
             Reply::Call(call) => {
                 let tokens = count_tokens(&call.arguments) + 1;

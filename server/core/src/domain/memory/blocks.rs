@@ -1,0 +1,254 @@
+//! Blocks: labelled text always in the smith's context, each within a character `limit`.
+//! Every smith has `human` and `persona`; its agent may declare more (or redeclare those two);
+//! the project may write further smith-level blocks, up to [`SMITH_BLOCKS_MAX`].
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde::{Deserialize, Serialize};
+
+use super::{Memory, bump, require_tenant};
+use crate::auth::Caller;
+use crate::domain::smiths;
+use crate::error::{Error, Result};
+use crate::ids::SmithId;
+use crate::store::{agent, decode_json_opt, memory_block, now, smith};
+
+/// A block's limit when nothing declares one, in characters.
+pub const BLOCK_LIMIT_DEFAULT: u32 = 5_000;
+/// The largest limit a declaration may set.
+pub const BLOCK_LIMIT_MAX: u32 = 20_000;
+/// Blocks an agent may declare.
+pub const DECLARED_BLOCKS_MAX: usize = 16;
+/// Blocks a smith may have beyond the standard and declared ones.
+pub const SMITH_BLOCKS_MAX: usize = 8;
+pub const LABEL_MAX: usize = 64;
+pub const DESCRIPTION_MAX: usize = 512;
+
+pub const HUMAN: &str = "human";
+pub const PERSONA: &str = "persona";
+
+/// A block an agent declares for every smith of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockDeclaration {
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// In characters; [`BLOCK_LIMIT_DEFAULT`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The value a smith starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The smith itself (its memory tools) may not write it; the project's API may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+/// A block as a smith has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub label: String,
+    pub value: String,
+    pub limit: u32,
+    pub description: Option<String>,
+    pub read_only: bool,
+    /// When the smith's value was written; None while it holds its default.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Block {
+    fn declared(declaration: &BlockDeclaration) -> Self {
+        Self {
+            label: declaration.label.clone(),
+            value: declaration.value.clone().unwrap_or_default(),
+            limit: declaration.limit.unwrap_or(BLOCK_LIMIT_DEFAULT),
+            description: declaration.description.clone(),
+            read_only: declaration.read_only.unwrap_or(false),
+            updated_at: None,
+        }
+    }
+}
+
+/// `human` and `persona`, as every smith has them unless its agent redeclares them.
+pub(super) fn standard() -> [BlockDeclaration; 2] {
+    [
+        BlockDeclaration {
+            label: HUMAN.into(),
+            description: Some("What you know about the person you are talking with.".into()),
+            limit: None,
+            value: None,
+            read_only: Some(false),
+        },
+        BlockDeclaration {
+            label: PERSONA.into(),
+            description: Some("Who you are, and how you speak.".into()),
+            limit: None,
+            value: None,
+            read_only: Some(true),
+        },
+    ]
+}
+
+/// The blocks an agent's smiths have before anything is written: the standard two (or the
+/// agent's own declarations of them), then its other declarations, in order.
+pub fn declared_by(agent: &agent::Model) -> Result<Vec<BlockDeclaration>> {
+    let own: Vec<BlockDeclaration> =
+        decode_json_opt(&agent.id, "memory_blocks", agent.memory_blocks.as_ref())?.unwrap_or_default();
+    let mut all: Vec<BlockDeclaration> =
+        standard().into_iter().filter(|standard| own.iter().all(|mine| mine.label != standard.label)).collect();
+    all.extend(own);
+    Ok(all)
+}
+
+/// An agent's declarations, checked before they are saved.
+pub fn validate_declarations(declarations: &[BlockDeclaration]) -> Result<()> {
+    let param = "memory_blocks";
+    if declarations.len() > DECLARED_BLOCKS_MAX {
+        return Err(Error::limit_exceeded(param, format!("An agent declares at most {DECLARED_BLOCKS_MAX} blocks.")));
+    }
+    for (i, declaration) in declarations.iter().enumerate() {
+        validate_label(&declaration.label).map_err(|err| err.with_param(format!("{param}[{i}].label")))?;
+        if declarations[..i].iter().any(|earlier| earlier.label == declaration.label) {
+            return Err(Error::invalid_param(param, format!("The label '{}' is declared twice.", declaration.label)));
+        }
+        let limit = declaration.limit.unwrap_or(BLOCK_LIMIT_DEFAULT);
+        if limit == 0 || limit > BLOCK_LIMIT_MAX {
+            return Err(Error::limit_exceeded(param, format!("A block's limit is 1 to {BLOCK_LIMIT_MAX} characters.")));
+        }
+        crate::domain::limits::text(param, declaration.description.as_deref(), DESCRIPTION_MAX)?;
+        if declaration.value.as_deref().is_some_and(|value| chars(value) > limit as usize) {
+            return Err(Error::limit_exceeded(
+                param,
+                format!("The default value of '{}' is longer than its limit.", declaration.label),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Labels: 1 to 64 of a-z, 0-9 and `_`, starting with a letter.
+fn validate_label(label: &str) -> Result<()> {
+    let valid = label.len() <= LABEL_MAX
+        && label.starts_with(|c: char| c.is_ascii_lowercase())
+        && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(Error::invalid_param(
+            "label",
+            format!("A block label is 1 to {LABEL_MAX} characters of a-z, 0-9 and _, starting with a letter."),
+        ));
+    }
+    Ok(())
+}
+
+fn chars(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// The smith's blocks: its declared ones with what it wrote over their defaults, then its
+/// smith-level ones by label.
+pub fn resolve(declared: &[BlockDeclaration], stored: Vec<memory_block::Model>) -> Vec<Block> {
+    let mut stored: HashMap<String, memory_block::Model> =
+        stored.into_iter().map(|row| (row.label.clone(), row)).collect();
+    let mut blocks: Vec<Block> = declared
+        .iter()
+        .map(|declaration| {
+            let mut block = Block::declared(declaration);
+            if let Some(row) = stored.remove(&declaration.label) {
+                block.value = row.value;
+                block.updated_at = Some(row.updated_at);
+            }
+            block
+        })
+        .collect();
+    let mut own: Vec<memory_block::Model> = stored.into_values().collect();
+    own.sort_by(|a, b| a.label.cmp(&b.label));
+    blocks.extend(own.into_iter().map(|row| Block {
+        label: row.label,
+        value: row.value,
+        limit: BLOCK_LIMIT_DEFAULT,
+        description: None,
+        read_only: false,
+        updated_at: Some(row.updated_at),
+    }));
+    blocks
+}
+
+/// The values written for a smith.
+pub(super) async fn stored(db: &impl sea_orm::ConnectionTrait, smith_id: &SmithId) -> Result<Vec<memory_block::Model>> {
+    Ok(memory_block::Entity::find().filter(memory_block::Column::SmithId.eq(smith_id)).all(db).await?)
+}
+
+impl Memory {
+    /// The smith's blocks, if the caller sees the smith.
+    pub async fn blocks(&self, caller: &Caller, smith_id: &SmithId) -> Result<Vec<Block>> {
+        let smith = smiths::get_with_agent(&self.db, &self.caches, caller, smith_id).await?;
+        let declared = declared_by(&smith.agent)?;
+        let stored = if smith.smith.block_count > 0 { stored(&self.db, smith_id).await? } else { Vec::new() };
+        Ok(resolve(&declared, stored))
+    }
+
+    /// Writes a block's value for the smith; a label nothing declares makes a smith-level block.
+    pub async fn write_block(&self, caller: &Caller, smith_id: &SmithId, label: &str, value: String) -> Result<Block> {
+        require_tenant(caller, "write memory blocks")?;
+        validate_label(label)?;
+        let smith = smiths::get_with_agent(&self.db, &self.caches, caller, smith_id).await?;
+        let declared = declared_by(&smith.agent)?;
+        let declaration = declared.iter().find(|declaration| declaration.label == label);
+        let limit = declaration.and_then(|declaration| declaration.limit).unwrap_or(BLOCK_LIMIT_DEFAULT);
+        if chars(&value) > limit as usize {
+            return Err(Error::bad_request(
+                "block_limit_exceeded",
+                format!("The block '{label}' holds at most {limit} characters; the value has {}.", chars(&value)),
+            )
+            .with_param("value"));
+        }
+        let txn = self.db.begin().await?;
+        // The smith's row is locked first, so concurrent writers count blocks one at a time.
+        if !bump(&txn, smith_id, smith::Column::BlockCount, 0, None).await? {
+            return Err(Error::not_found("smith_not_found", "smith", smith_id));
+        }
+        let rows = stored(&txn, smith_id).await?;
+        let is_new = rows.iter().all(|row| row.label != label);
+        if is_new && declaration.is_none() {
+            let smith_level = rows.iter().filter(|row| declared.iter().all(|d| d.label != row.label)).count();
+            if smith_level >= SMITH_BLOCKS_MAX {
+                return Err(Error::bad_request(
+                    "memory_blocks_limit",
+                    format!("A smith has at most {SMITH_BLOCKS_MAX} blocks of its own beyond its agent's."),
+                )
+                .with_param("label"));
+            }
+        }
+        let updated_at = now();
+        memory_block::Entity::insert(memory_block::ActiveModel {
+            smith_id: Set(smith_id.clone()),
+            label: Set(label.to_owned()),
+            project_id: Set(caller.project_id.clone()),
+            value: Set(value),
+            updated_at: Set(updated_at),
+        })
+        .on_conflict(
+            OnConflict::columns([memory_block::Column::SmithId, memory_block::Column::Label])
+                .update_columns([memory_block::Column::Value, memory_block::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if is_new {
+            bump(&txn, smith_id, smith::Column::BlockCount, 1, None).await?;
+        }
+        txn.commit().await?;
+        if is_new {
+            self.counts_changed(&caller.project_id).await;
+        }
+        let rows = stored(&self.db, smith_id).await?;
+        resolve(&declared, rows)
+            .into_iter()
+            .find(|block| block.label == label)
+            .ok_or_else(|| Error::internal("A written block vanished."))
+    }
+}

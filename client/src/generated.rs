@@ -231,11 +231,6 @@ is read-only unless redeclared.*/
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-            { ::regress::Regex::new("^[a-z][a-z0-9_]*$").unwrap() });
-            if PATTERN.find(value).is_none() {
-                return Err("doesn't match pattern \"^[a-z][a-z0-9_]*$\"".into());
-            }
             Ok(Self(value.to_string()))
         }
     }
@@ -4820,65 +4815,6 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for ListMemoriesIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///Who wrote a memory.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum ListMemoriesSource {
-        #[serde(rename = "api")]
-        Api,
-        #[serde(rename = "auto")]
-        Auto,
-        #[serde(rename = "tool")]
-        Tool,
-    }
-    impl ::std::fmt::Display for ListMemoriesSource {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Api => f.write_str("api"),
-                Self::Auto => f.write_str("auto"),
-                Self::Tool => f.write_str("tool"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for ListMemoriesSource {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "api" => Ok(Self::Api),
-                "auto" => Ok(Self::Auto),
-                "tool" => Ok(Self::Tool),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ListMemoriesSource {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ListMemoriesSource {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -23275,7 +23211,7 @@ pub mod builder {
         sid: Result<types::SmithId, String>,
         cursor: Result<Option<::std::string::String>, String>,
         limit: Result<Option<::std::num::NonZeroU64>, String>,
-        source: Result<Option<types::ListMemoriesSource>, String>,
+        source: Result<Option<types::MemorySource>, String>,
         ic_api_version: Result<Option<types::ListMemoriesIcApiVersion>, String>,
     }
     impl<'a> ListMemories<'a> {
@@ -23326,13 +23262,13 @@ pub mod builder {
         }
         pub fn source<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::ListMemoriesSource>,
+            V: std::convert::TryInto<types::MemorySource>,
         {
             self.source = value
                 .try_into()
                 .map(Some)
                 .map_err(|_| {
-                    "conversion to `ListMemoriesSource` for source failed".to_string()
+                    "conversion to `MemorySource` for source failed".to_string()
                 });
             self
         }

@@ -111,7 +111,9 @@ const POSTGRES_SEARCH: &[&str] = &[
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .alter_table(Table::alter().table(Agents::Table).add_column(json_binary_null(Agents::MemoryBlocks)).to_owned())
+            .alter_table(
+                Table::alter().table(Agents::Table).add_column(json_binary_null(Agents::MemoryBlocks)).to_owned(),
+            )
             .await?;
         for column in [Smiths::MemoryCount, Smiths::BlockCount] {
             manager
@@ -151,7 +153,12 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("memories_smith").table(Memories::Table).col(Memories::SmithId).col(Memories::Id).to_owned(),
+                Index::create()
+                    .name("memories_smith")
+                    .table(Memories::Table)
+                    .col(Memories::SmithId)
+                    .col(Memories::Id)
+                    .to_owned(),
             )
             .await?;
         manager
@@ -219,7 +226,12 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() == DbBackend::Sqlite {
             manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS memories_fts").await?;
         }
-        for table in [UsageRecords::Table.into_iden(), EmbeddingSettings::Table.into_iden(), Memories::Table.into_iden(), MemoryBlocks::Table.into_iden()] {
+        for table in [
+            UsageRecords::Table.into_iden(),
+            EmbeddingSettings::Table.into_iden(),
+            Memories::Table.into_iden(),
+            MemoryBlocks::Table.into_iden(),
+        ] {
             manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         for column in [Smiths::MemoryCount, Smiths::BlockCount] {

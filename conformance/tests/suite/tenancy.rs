@@ -46,6 +46,9 @@ async fn victim(app: &TestApp) -> Victim {
     let rid = run.id();
     let fid = run.body["input"][0]["content"][1]["image_url"]["file_id"].as_str().unwrap().to_owned();
     let thread = run.body["thread_id"].as_str().unwrap().to_owned();
+    let mid =
+        app.post(&format!("/v1/smiths/{sid}/memories"), token, json!({"text": "secret memory"})).await.expect(201).id();
+    app.patch(&format!("/v1/smiths/{sid}/blocks/human"), token, json!({"value": "secret block"})).await.expect(200);
     app.call(
         "PUT",
         "/v1/tenant/model_keys/openai",
@@ -63,6 +66,8 @@ async fn victim(app: &TestApp) -> Victim {
         ("rid", rid.clone()),
         ("provider", "openai".to_owned()),
         ("fid", fid.clone()),
+        ("mid", mid.clone()),
+        ("label", "human".to_owned()),
     ]);
     Victim {
         params,
@@ -76,6 +81,9 @@ async fn victim(app: &TestApp) -> Victim {
             app.project_id.clone(),
             "sk-victim".to_owned(),
             "secret plans".to_owned(),
+            mid,
+            "secret memory".to_owned(),
+            "secret block".to_owned(),
         ],
     }
 }
@@ -118,6 +126,11 @@ async fn assert_victim_intact(app: &TestApp, victim: &Victim) {
     assert!(tokens.body.to_string().contains(&victim.params["tid"]), "the victim's token survived");
     app.get(&format!("/v1/smiths/{}/runs/{}", victim.params["sid"], victim.params["rid"]), token).await.expect(200);
     app.get(&format!("/v1/files/{}", victim.params["fid"]), token).await.expect(200);
+    let memory =
+        app.get(&format!("/v1/smiths/{}/memories/{}", victim.params["sid"], victim.params["mid"]), token).await;
+    assert_eq!(memory.expect(200).body["text"], "secret memory", "the victim's memory survived unchanged");
+    let blocks = app.get(&format!("/v1/smiths/{}/blocks", victim.params["sid"]), token).await.expect(200);
+    assert_eq!(blocks.body["data"][0]["value"], "secret block", "the victim's block survived unchanged");
     let keys = app.get("/v1/tenant/model_keys", token).await.expect(200);
     assert_eq!(keys.body["data"].as_array().unwrap().len(), 1, "the victim's model key survived");
 }

@@ -150,7 +150,6 @@ pub struct UpdateMemoryRequest {
 #[into_params(parameter_in = Query)]
 pub struct ListMemoriesParams {
     /// Only memories written this way.
-    #[param(inline)]
     pub source: Option<MemorySource>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
@@ -208,7 +207,11 @@ async fn list_blocks(
     Path(sid): Path<SmithId>,
 ) -> ApiResult<axum::Json<BlockList>> {
     let blocks = state.engine.memory().blocks(&caller, &sid).await?;
-    Ok(axum::Json(BlockList { data: blocks.into_iter().map(Block::from).collect(), next_cursor: None, has_more: false }))
+    Ok(axum::Json(BlockList {
+        data: blocks.into_iter().map(Block::from).collect(),
+        next_cursor: None,
+        has_more: false,
+    }))
 }
 
 #[utoipa::path(patch, path = "/v1/smiths/{sid}/blocks/{label}", tag = "memory",
@@ -262,7 +265,9 @@ async fn search_memories(
     Json(request): Json<SearchMemoriesRequest>,
 ) -> ApiResult<axum::Json<MemorySearchResults>> {
     let found = state.engine.memory().search(&caller, &sid, &request.query, request.limit).await?;
-    Ok(axum::Json(MemorySearchResults { data: found.into_iter().map(ScoredMemory::try_from).collect::<Result<_, _>>()? }))
+    Ok(axum::Json(MemorySearchResults {
+        data: found.into_iter().map(ScoredMemory::try_from).collect::<Result<_, _>>()?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/smiths/{sid}/memories/{mid}", tag = "memory",
@@ -384,5 +389,9 @@ async fn delete_embeddings(
 }
 
 fn not_configured() -> Error {
-    Error::new(ErrorKind::NotFound, "embeddings_not_configured", "No embeddings endpoint is configured for this project.")
+    Error::new(
+        ErrorKind::NotFound,
+        "embeddings_not_configured",
+        "No embeddings endpoint is configured for this project.",
+    )
 }

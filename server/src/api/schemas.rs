@@ -489,7 +489,7 @@ pub enum Scope {
 #[derive(Serialize, ToSchema)]
 pub struct BlockDeclaration {
     /// a-z, 0-9 and _, starting with a letter.
-    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z][a-z0-9_]*$")]
+    #[schema(min_length = 1, max_length = 64)]
     pub label: String,
     /// What belongs in the block.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -58,7 +58,12 @@ impl Scope {
     pub const fn allowed_for_smith_tokens(self) -> bool {
         matches!(
             self,
-            Self::SmithsRead | Self::RunsRead | Self::RunsWrite | Self::FilesRead | Self::MemoryRead | Self::MemoryWrite
+            Self::SmithsRead
+                | Self::RunsRead
+                | Self::RunsWrite
+                | Self::FilesRead
+                | Self::MemoryRead
+                | Self::MemoryWrite
         )
     }
 }

@@ -103,9 +103,8 @@ impl Engine {
             }
             Err(Error::internal("the model's stream ended early"))
         };
-        let (answer, usage): (String, Usage) = tokio::time::timeout(DEADLINE, call)
-            .await
-            .map_err(|_| Error::internal("the extraction timed out"))??;
+        let (answer, usage): (String, Usage) =
+            tokio::time::timeout(DEADLINE, call).await.map_err(|_| Error::internal("the extraction timed out"))??;
         usage_record::ActiveModel {
             id: Set(UsageRecordId::generate()),
             project_id: Set(turn.project_id.clone()),

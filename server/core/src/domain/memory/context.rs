@@ -103,7 +103,8 @@ impl Memory {
             if remembering.declared.is_empty() { blocks::standard().to_vec() } else { remembering.declared.clone() };
         let blocks: Vec<Block> =
             blocks::resolve(&declared, stored).into_iter().filter(|block| !block.value.trim().is_empty()).collect();
-        let memories = if remembering.memory_count > 0 { self.relevant(remembering, turn_text).await? } else { Vec::new() };
+        let memories =
+            if remembering.memory_count > 0 { self.relevant(remembering, turn_text).await? } else { Vec::new() };
         Ok(render(&blocks, &memories))
     }
 

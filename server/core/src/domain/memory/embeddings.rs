@@ -183,10 +183,11 @@ impl Memory {
         let call = async {
             let response = send(client.post(url).bearer_auth(api_key).json(&body)).await.map_err(|err| err.message)?;
             let answer = read_capped(response, ANSWER_MAX).await;
-            let mut answer: EmbeddingsAnswer =
-                serde_json::from_slice(&answer).map_err(|err| format!("the answer is not an embeddings list: {err}"))?;
+            let mut answer: EmbeddingsAnswer = serde_json::from_slice(&answer)
+                .map_err(|err| format!("the answer is not an embeddings list: {err}"))?;
             answer.data.sort_by_key(|item| item.index);
-            let vector = answer.data.into_iter().next().map(|item| item.embedding).ok_or("the answer has no embedding")?;
+            let vector =
+                answer.data.into_iter().next().map(|item| item.embedding).ok_or("the answer has no embedding")?;
             if vector.is_empty() || vector.len() > DIMENSIONS_MAX as usize {
                 return Err(format!("the embedding has {} dimensions", vector.len()));
             }

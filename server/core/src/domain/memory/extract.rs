@@ -36,11 +36,7 @@ pub fn turn_message(known: &[String], person: &str, assistant: &str) -> String {
     } else {
         format!("Facts already known:\n{}", known.iter().map(|fact| format!("- {fact}")).collect::<Vec<_>>().join("\n"))
     };
-    format!(
-        "{known}\n\n{PERSON_WROTE}\n{}\n\n{ASSISTANT_ANSWERED}\n{}",
-        clip(person),
-        clip(assistant)
-    )
+    format!("{known}\n\n{PERSON_WROTE}\n{}\n\n{ASSISTANT_ANSWERED}\n{}", clip(person), clip(assistant))
 }
 
 fn clip(text: &str) -> String {

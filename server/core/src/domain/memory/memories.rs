@@ -209,7 +209,12 @@ pub async fn erase_project(db: &impl sea_orm::ConnectionTrait, project_id: &Proj
 impl Memory {
     /// Stores facts auto_memory found, skipping those the smith already keeps (same words);
     /// how many were stored. Stops when the smith's memory is full.
-    pub(crate) async fn remember(&self, project_id: &ProjectId, smith_id: &SmithId, facts: Vec<String>) -> Result<usize> {
+    pub(crate) async fn remember(
+        &self,
+        project_id: &ProjectId,
+        smith_id: &SmithId,
+        facts: Vec<String>,
+    ) -> Result<usize> {
         let fingerprints: Vec<String> = facts.iter().map(|fact| fingerprint(fact)).collect();
         let known: Vec<String> = memory::Entity::find()
             .select_only()

@@ -100,10 +100,8 @@ pub fn remembered(system: &str) -> Option<String> {
             items.push(fact.trim().to_owned());
         }
     }
-    let sentences: Vec<String> = items
-        .into_iter()
-        .map(|item| if item.ends_with(['.', '!', '?']) { item } else { format!("{item}.") })
-        .collect();
+    let sentences: Vec<String> =
+        items.into_iter().map(|item| if item.ends_with(['.', '!', '?']) { item } else { format!("{item}.") }).collect();
     (!sentences.is_empty()).then(|| sentences.join(" "))
 }
 

@@ -83,6 +83,8 @@ const TTFT_MOCK: &str = "bench-l0-c64-i20";
 /// First token at once, then two more 4 s apart: streams that stay open while RSS is read.
 const SLOW_MOCK: &str = "bench-l0-c3-i4000";
 const HELD_STREAMS: usize = 1000;
+/// Memories of the smith whose runs measure what memory costs.
+const MEMORIES: usize = 30;
 const ADMIN_TOKEN: &str = "tha_live_benchbenchbenchbenchbenchbench";
 /// The threads of the SQLite run store (engine/run_store/sqlite.rs): its CPU is the
 /// database's work per turn.
@@ -94,6 +96,8 @@ struct Bench {
     ours_url: String,
     litellm_url: Option<String>,
     smith_id: String,
+    /// A smith with a written block and [`MEMORIES`] memories.
+    remembering_smith_id: String,
     quick: bool,
 }
 
@@ -154,12 +158,14 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     };
     let smith = post_json(&format!("{ours_base}/v1/smiths"), &json!({"external_id": "bench"}))?;
     let smith_id = smith["id"].as_str().context("a smith id")?.to_owned();
+    let remembering_smith_id = remembering_smith(&ours_base)?;
     let bench = Bench {
         tool,
         mock_url,
         ours_url: format!("{ours_base}/v1"),
         litellm_url: litellm.as_ref().map(|(_, url)| url.clone()),
         smith_id,
+        remembering_smith_id,
         quick: options.quick,
     };
 
@@ -314,6 +320,10 @@ impl Bench {
         format!("{}/smiths/{}/runs", self.ours_url, self.smith_id)
     }
 
+    fn remembering_run_url(&self) -> String {
+        format!("{}/smiths/{}/runs", self.ours_url, self.remembering_smith_id)
+    }
+
     fn run_body(model: &str, stream: bool) -> String {
         json!({"model": model, "stream": stream, "input": [{"role": "user", "content": "Say hello"}]}).to_string()
     }
@@ -341,6 +351,14 @@ impl Bench {
                     &["--requests", &count, "--warmup", "20"],
                 )?;
                 results.record("latency.run.ours", &sample);
+                ours_ok += sample.ok + 20;
+                let sample = self.load(
+                    target,
+                    &self.remembering_run_url(),
+                    &Self::run_body(LATENCY_MOCK, false),
+                    &["--requests", &count, "--warmup", "20"],
+                )?;
+                results.record("latency.run_memory.ours", &sample);
                 ours_ok += sample.ok + 20;
             }
         }
@@ -474,15 +492,38 @@ fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Resul
 }
 
 fn post_json(url: &str, body: &Value) -> anyhow::Result<Value> {
+    send_json(reqwest::Method::POST, url, body)
+}
+
+fn send_json(method: reqwest::Method, url: &str, body: &Value) -> anyhow::Result<Value> {
     block_on(async {
-        let response = reqwest::Client::new().post(url).bearer_auth(ADMIN_TOKEN).json(body).send().await?;
+        let request = reqwest::Client::new().request(method.clone(), url).bearer_auth(ADMIN_TOKEN).json(body);
+        let response = request.send().await?;
         let status = response.status();
         let body: Value = response.json().await?;
         if !status.is_success() {
-            bail!("POST {url} answered {status}: {body}");
+            bail!("{method} {url} answered {status}: {body}");
         }
         Ok(body)
     })
+}
+
+/// A smith that remembers: its `human` block written and [`MEMORIES`] memories, more than a
+/// run's context holds, so every run of it searches them.
+fn remembering_smith(ours_base: &str) -> anyhow::Result<String> {
+    let smith = post_json(&format!("{ours_base}/v1/smiths"), &json!({"external_id": "bench-memory"}))?;
+    let smith_id = smith["id"].as_str().context("a smith id")?.to_owned();
+    let human = json!({"value": "Ada Lovelace, a mathematician in London. Prefers short answers."});
+    send_json(reqwest::Method::PATCH, &format!("{ours_base}/v1/smiths/{smith_id}/blocks/human"), &human)?;
+    for i in 0..MEMORIES {
+        let text = if i % 10 == 0 {
+            format!("The user says hello in language number {i}.")
+        } else {
+            format!("The user's fact number {i}: likes topic {i} and place {}.", i * 7)
+        };
+        post_json(&format!("{ours_base}/v1/smiths/{smith_id}/memories"), &json!({"text": text}))?;
+    }
+    Ok(smith_id)
 }
 
 fn tempdir(out: &Path) -> anyhow::Result<PathBuf> {

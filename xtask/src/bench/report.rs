@@ -95,6 +95,13 @@ fn figures(results: &Results, postgres: bool) -> Vec<Figure> {
             figures.push(figure);
         }
     }
+    for (metric, name) in [("p50_us", "p50"), ("p99_us", "p99")] {
+        let mut figure =
+            Figure::new(format!("memory's cost per run {name} (a block, 30 memories), native sync run"), "µs");
+        figure.ours =
+            added(results, &format!("latency.run_memory.ours.{metric}"), &format!("latency.run.ours.{metric}"));
+        figures.push(figure);
+    }
     for (surface, label) in [("chat", "chat stream"), ("run", "native run stream")] {
         for (metric, name) in [("p50_us", "p50"), ("p99_us", "p99")] {
             let mut figure = Figure::new(format!("added TTFT {name}, {label}"), "µs");

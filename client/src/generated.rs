@@ -8526,6 +8526,63 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value.parse()
         }
     }
+    ///`UpdateBlockLabel`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UpdateBlockLabel(::std::string::String);
+    impl ::std::ops::Deref for UpdateBlockLabel {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UpdateBlockLabel> for ::std::string::String {
+        fn from(value: UpdateBlockLabel) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UpdateBlockLabel {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateBlockLabel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UpdateBlockLabel {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UpdateBlockLabel {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`UpdateBlockRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
@@ -19751,7 +19808,8 @@ let response = client.list_blocks()
 
 Arguments:
 - `sid`: The smith's id (smt_…).
-- `label`: The block's label; a new one makes a smith-level block (8 at most).
+- `label`: The block's label: a-z, 0-9 and _, starting with a letter. A label nothing declares
+makes a smith-level block (8 at most).
 - `ic_api_version`: The API version; absent means the current one, 2026-05-01.
 - `body`
 ```ignore
@@ -23059,7 +23117,7 @@ pub mod builder {
     pub struct UpdateBlock<'a> {
         client: &'a super::Client,
         sid: Result<types::SmithId, String>,
-        label: Result<::std::string::String, String>,
+        label: Result<types::UpdateBlockLabel, String>,
         ic_api_version: Result<Option<types::UpdateBlockIcApiVersion>, String>,
         body: Result<types::builder::UpdateBlockRequest, String>,
     }
@@ -23084,13 +23142,12 @@ pub mod builder {
         }
         pub fn label<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<types::UpdateBlockLabel>,
         {
             self.label = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for label failed"
-                        .to_string()
+                    "conversion to `UpdateBlockLabel` for label failed".to_string()
                 });
             self
         }

@@ -82,14 +82,15 @@ enum UsageRecords {
 
 /// SQLite: the FTS5 index keeps its own copy of the text under its own rowid, which the
 /// memory row records in `search_rowid` (a table's implicit rowid may change on VACUUM; this
-/// one does not). The smith's id is a column of the index, so a search matches within one
-/// smith inside the index.
+/// one does not). The smith's id (its ULID and a trailing `0`, which the Porter stemmer leaves
+/// whole) is a column of the index, so a search matches within one smith inside the index.
+/// Diacritics are kept, as PostgreSQL's `english` configuration keeps them.
 const SQLITE_SEARCH: &[&str] = &[
     "ALTER TABLE memories ADD COLUMN search_rowid INTEGER",
     "CREATE UNIQUE INDEX memories_search_rowid ON memories (search_rowid)",
-    "CREATE VIRTUAL TABLE memories_fts USING fts5(text, owner, tokenize = 'porter unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE memories_fts USING fts5(text, owner, tokenize = 'porter unicode61 remove_diacritics 0')",
     "CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
-        INSERT INTO memories_fts (text, owner) VALUES (new.text, substr(new.smith_id, 5));
+        INSERT INTO memories_fts (text, owner) VALUES (new.text, substr(new.smith_id, 5) || '0');
         UPDATE memories SET search_rowid = last_insert_rowid() WHERE id = new.id;
     END",
     "CREATE TRIGGER memories_fts_update AFTER UPDATE OF text ON memories BEGIN

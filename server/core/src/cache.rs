@@ -37,6 +37,8 @@ pub enum Invalidation {
     Project(ProjectId),
     /// The project's key for the provider was replaced or removed.
     ModelKey(ProjectId, ProviderKind),
+    /// One smith's row changed in what only it carries (its memory counts).
+    Smith(ProjectId, SmithId),
 }
 
 impl Invalidation {
@@ -46,6 +48,7 @@ impl Invalidation {
             Self::Tokens => "tokens".to_owned(),
             Self::Project(project_id) => format!("project {project_id}"),
             Self::ModelKey(project_id, provider) => format!("model_key {project_id} {}", provider.as_str()),
+            Self::Smith(project_id, smith_id) => format!("smith {project_id} {smith_id}"),
         }
     }
 
@@ -57,6 +60,9 @@ impl Invalidation {
             ("project", Some(project_id), None) => Self::Project(ProjectId::from(project_id)),
             ("model_key", Some(project_id), Some(provider)) => {
                 Self::ModelKey(ProjectId::from(project_id), ProviderKind::parse(provider)?)
+            }
+            ("smith", Some(project_id), Some(smith_id)) => {
+                Self::Smith(ProjectId::from(project_id), SmithId::from(smith_id.to_owned()))
             }
             _ => return None,
         };
@@ -133,22 +139,26 @@ impl Caches {
     /// Drops what `what` makes stale on this replica.
     pub fn apply(&self, what: &Invalidation) {
         match what {
-            Invalidation::Tokens => self.tokens.retain(|_| false),
+            Invalidation::Tokens => self.tokens.retain(|_, _| false),
             Invalidation::Project(project_id) => {
-                self.smiths.retain(|key| key.project_id() != project_id);
-                self.model_keys.retain(|(project, _)| project != project_id);
+                self.smiths.retain(|key, _| key.project_id() != project_id);
+                self.model_keys.retain(|(project, _), _| project != project_id);
             }
             Invalidation::ModelKey(project_id, provider) => {
-                self.model_keys.retain(|(project, kind)| !(project == project_id && kind == provider));
+                self.model_keys.retain(|(project, kind), _| !(project == project_id && kind == provider));
+            }
+            // Under both of its keys (by id and by external id).
+            Invalidation::Smith(project_id, smith_id) => {
+                self.smiths.retain(|key, (smith, _)| !(key.project_id() == project_id && smith.id == *smith_id));
             }
         }
     }
 
     /// Forgets everything: after this replica may have missed notifications.
     pub fn clear(&self) {
-        self.tokens.retain(|_| false);
-        self.smiths.retain(|_| false);
-        self.model_keys.retain(|_| false);
+        self.tokens.retain(|_, _| false);
+        self.smiths.retain(|_, _| false);
+        self.model_keys.retain(|_, _| false);
     }
 }
 
@@ -193,10 +203,10 @@ impl<K: Eq + Hash, V: Clone> Ttl<K, V> {
         entries.insert(key, (Instant::now(), value));
     }
 
-    fn retain(&self, keep: impl Fn(&K) -> bool) {
+    fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
         let mut entries = self.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|key, _| keep(key));
+        entries.retain(|key, (_, value)| keep(key, value));
     }
 }
 
@@ -210,6 +220,7 @@ mod tests {
             Invalidation::Tokens,
             Invalidation::Project(ProjectId::from("proj_1")),
             Invalidation::ModelKey(ProjectId::from("proj_1"), ProviderKind::Anthropic),
+            Invalidation::Smith(ProjectId::from("proj_1"), SmithId::from("smt_1".to_owned())),
         ] {
             assert_eq!(Invalidation::decode(&what.encode()), Some(what));
         }
@@ -222,7 +233,7 @@ mod tests {
     fn a_load_that_raced_an_invalidation_is_not_cached() {
         let cache: Ttl<&str, u32> = Ttl::new();
         let Err(generation) = cache.get(&"a") else { panic!("empty") };
-        cache.retain(|_| false);
+        cache.retain(|_, _| false);
         cache.insert(generation, "a", 1);
         let Err(generation) = cache.get(&"a") else { panic!("the stale load was cached") };
         cache.insert(generation, "a", 2);

@@ -144,6 +144,12 @@ impl MasterKey {
 }
 
 /// Creates `path` readable and writable by its owner only; fails if it exists.
+/// How a stored secret is shown again: `…` and its last four characters.
+pub fn preview(secret: &str) -> String {
+    let last: Vec<char> = secret.chars().rev().take(4).collect();
+    format!("…{}", last.into_iter().rev().collect::<String>())
+}
+
 pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();

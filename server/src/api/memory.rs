@@ -57,6 +57,19 @@ impl From<CoreBlock> for Block {
 
 list_type!(BlockList, Block);
 
+/// The path of one block.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct BlockPath {
+    /// The smith's id (smt_…).
+    #[param(value_type = schemas::SmithId)]
+    pub sid: SmithId,
+    /// The block's label: a-z, 0-9 and _, starting with a letter. A label nothing declares
+    /// makes a smith-level block (8 at most).
+    #[param(min_length = 1, max_length = 64)]
+    pub label: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBlockRequest {
@@ -214,14 +227,13 @@ async fn list_blocks(
     }))
 }
 
-#[utoipa::path(patch, path = "/v1/smiths/{sid}/blocks/{label}", tag = "memory",
-    params(("sid" = schemas::SmithId, Path, description = SID), ("label" = String, Path, description = "The block's label; a new one makes a smith-level block (8 at most).")),
+#[utoipa::path(patch, path = "/v1/smiths/{sid}/blocks/{label}", tag = "memory", params(BlockPath),
     request_body = UpdateBlockRequest,
     responses((status = 200, description = "The block with its new value.", body = Block)))]
 async fn update_block(
     State(state): State<AppState>,
     caller: Authorized<scopes::MemoryWrite>,
-    Path((sid, label)): Path<(SmithId, String)>,
+    Path(BlockPath { sid, label }): Path<BlockPath>,
     Json(request): Json<UpdateBlockRequest>,
 ) -> ApiResult<axum::Json<Block>> {
     Ok(axum::Json(state.engine.memory().write_block(&caller, &sid, &label, request.value).await?.into()))

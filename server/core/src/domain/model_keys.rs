@@ -31,8 +31,7 @@ pub async fn put(
     api_key: &str,
     base_url: Option<String>,
 ) -> Result<model_key::Model> {
-    let preview =
-        format!("…{}", api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect::<String>());
+    let preview = crate::crypto::preview(api_key);
     let at = now();
     let row = model_key::ActiveModel {
         project_id: Set(project_id.clone()),

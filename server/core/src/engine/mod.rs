@@ -112,6 +112,8 @@ struct Inner {
     egress: Egress,
     offline: Offline,
     memory: Memory,
+    /// auto_memory extractions running at once on this replica; the others wait their turn.
+    extractions: Arc<tokio::sync::Semaphore>,
     /// This replica's name in run leases.
     instance: String,
     live: Mutex<HashMap<RunId, Arc<LiveRun>>>,
@@ -171,6 +173,7 @@ impl Engine {
                 egress,
                 offline,
                 memory,
+                extractions: Arc::new(tokio::sync::Semaphore::new(remember::CONCURRENT)),
                 instance: format!("replica_{}", ulid::Ulid::new().to_string().to_lowercase()),
                 live: Mutex::new(HashMap::new()),
                 capacity,

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 
 use super::Engine;
+use crate::domain::memory::embeddings::EMBED_DEADLINE;
 use crate::domain::memory::{self, extract};
 use crate::error::{Error, Result};
 use crate::ids::{ProjectId, RunId, SmithId, UsageRecordId};
@@ -21,6 +22,8 @@ use crate::types::InputMessage;
 /// An extraction's model call, at most.
 const DEADLINE: Duration = Duration::from_secs(60);
 const MAX_TOKENS: u32 = 512;
+/// Extractions running at once per replica: each holds a model call for up to [`DEADLINE`].
+pub(super) const CONCURRENT: usize = 8;
 pub const PURPOSE: &str = "memory_extraction";
 
 /// The completed turn an extraction reads.
@@ -54,6 +57,7 @@ impl Engine {
     pub(super) fn spawn_extraction(&self, turn: Turn) {
         let engine = self.clone();
         tokio::spawn(async move {
+            let Ok(_permit) = engine.inner.extractions.clone().acquire_owned().await else { return };
             let run_id = turn.run_id.clone();
             match engine.extract(turn).await {
                 Ok(stored) if stored > 0 => tracing::debug!(%run_id, stored, "auto_memory stored facts"),
@@ -72,7 +76,7 @@ impl Engine {
         }
         let memory = self.memory();
         let known: Vec<String> = memory
-            .search_smith(&turn.project_id, &turn.smith_id, &person, extract::KNOWN_FACTS_SHOWN as u64)
+            .search_smith(&turn.project_id, &turn.smith_id, &person, extract::KNOWN_FACTS_SHOWN as u64, EMBED_DEADLINE)
             .await?
             .into_iter()
             .map(|scored| scored.memory.text)

@@ -243,7 +243,7 @@ impl Memory {
         }
         txn.commit().await?;
         if is_new {
-            self.counts_changed(&caller.project_id).await;
+            self.counts_changed(&caller.project_id, smith_id).await;
         }
         let rows = stored(&self.db, smith_id).await?;
         resolve(&declared, rows)

@@ -21,7 +21,10 @@ use crate::store::{embedding_setting, now};
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DIMENSIONS_MAX: i32 = 4_096;
 const MODEL_MAX: usize = 256;
-const DEADLINE: Duration = Duration::from_secs(10);
+/// An embeddings call made for a request about memory.
+pub const EMBED_DEADLINE: Duration = Duration::from_secs(10);
+/// An embeddings call made for a run's context, which the run's first token waits for.
+pub const RUN_EMBED_DEADLINE: Duration = Duration::from_millis(1500);
 /// The largest embeddings answer read: 4,096 floats as JSON text fit many times over.
 const ANSWER_MAX: usize = 1024 * 1024;
 
@@ -96,19 +99,18 @@ impl Memory {
         crate::egress::check_saved_url(&self.settings.egress, &base_url).map_err(|denied| {
             Error::bad_request("egress_denied", format!("base_url is not allowed: {denied}")).with_param("base_url")
         })?;
-        if settings.api_key.is_empty() || settings.api_key.chars().count() > 4096 {
-            return Err(Error::invalid_param("api_key", "api_key must be 1 to 4096 characters."));
+        if settings.api_key.is_empty() {
+            return Err(Error::invalid_param("api_key", "api_key must not be empty."));
         }
-        if settings.model.trim().is_empty() || settings.model.chars().count() > MODEL_MAX {
-            return Err(Error::invalid_param("model", format!("model must be 1 to {MODEL_MAX} characters.")));
+        crate::domain::limits::text("api_key", Some(&settings.api_key), 4096)?;
+        if settings.model.trim().is_empty() {
+            return Err(Error::invalid_param("model", "model must not be empty."));
         }
+        crate::domain::limits::text("model", Some(&settings.model), MODEL_MAX)?;
         if settings.dimensions.is_some_and(|d| !(1..=DIMENSIONS_MAX).contains(&d)) {
             return Err(Error::invalid_param("dimensions", format!("dimensions must be 1 to {DIMENSIONS_MAX}.")));
         }
-        let preview = format!(
-            "…{}",
-            settings.api_key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect::<String>()
-        );
+        let preview = crate::crypto::preview(&settings.api_key);
         let at = now();
         embedding_setting::Entity::insert(embedding_setting::ActiveModel {
             project_id: Set(project_id.clone()),
@@ -143,9 +145,13 @@ impl Memory {
         Ok(deleted.rows_affected == 1)
     }
 
-    /// The text's vector when the project embeds; None when it does not, or the call failed
-    /// (logged: the memory is kept without a vector and found by its words).
-    pub(super) async fn embed_text(&self, project_id: &ProjectId, text: &str) -> Option<Embedding> {
+    /// The text's vector when the project embeds; None when it does not, the text is blank,
+    /// or the call failed or missed `deadline` (logged: the memory is kept without a vector
+    /// and found by its words).
+    pub(super) async fn embed_text(&self, project_id: &ProjectId, text: &str, deadline: Duration) -> Option<Embedding> {
+        if text.trim().is_empty() {
+            return None;
+        }
         let settings = match self.embedding_settings(project_id).await {
             Ok(Some(settings)) => settings,
             Ok(None) => return None,
@@ -154,7 +160,7 @@ impl Memory {
                 return None;
             }
         };
-        match self.embed(project_id, &settings, text).await {
+        match self.embed(project_id, &settings, text, deadline).await {
             Ok(embedding) => Some(embedding),
             Err(why) => {
                 tracing::warn!(%project_id, why, "embeddings call failed; falling back to word search");
@@ -168,6 +174,7 @@ impl Memory {
         project_id: &ProjectId,
         settings: &embedding_setting::Model,
         text: &str,
+        deadline: Duration,
     ) -> std::result::Result<Embedding, String> {
         let api_key = self
             .settings
@@ -193,6 +200,6 @@ impl Memory {
             }
             Ok(Embedding { model: settings.model.clone(), vector })
         };
-        tokio::time::timeout(DEADLINE, call).await.map_err(|_| "the embeddings endpoint timed out".to_owned())?
+        tokio::time::timeout(deadline, call).await.map_err(|_| "the embeddings endpoint timed out".to_owned())?
     }
 }

@@ -6,6 +6,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::embeddings::EMBED_DEADLINE;
 use super::{MEMORIES_PER_SMITH_MAX, MEMORY_TEXT_MAX, Memory, bump, require_tenant};
 use crate::auth::Caller;
 use crate::domain::{limits, smiths};
@@ -15,6 +16,17 @@ use crate::store::memory::{self, MemorySource};
 use crate::store::page::{Page, PageRequest};
 use crate::store::{memory_block, now, smith};
 use crate::types::Metadata;
+
+/// What became of a memory to store.
+pub enum Inserted {
+    Stored(Box<memory::Model>),
+    /// The smith keeps as many memories as it may.
+    Full,
+    /// An `auto` fact the smith already keeps.
+    Known,
+    /// The smith was deleted meanwhile.
+    SmithGone,
+}
 
 pub struct NewMemory {
     pub text: String,
@@ -60,25 +72,31 @@ impl Memory {
         validate_text(&new.text)?;
         limits::metadata(new.metadata.as_ref())?;
         smiths::get_with_agent(&self.db, &self.caches, caller, smith_id).await?;
-        self.insert(&caller.project_id, smith_id, new, MemorySource::Api).await?.ok_or_else(full)
+        match self.insert(&caller.project_id, smith_id, new, MemorySource::Api).await? {
+            Inserted::Stored(stored) => Ok(*stored),
+            Inserted::Full => Err(full()),
+            Inserted::Known | Inserted::SmithGone => Err(Error::not_found("smith_not_found", "smith", smith_id)),
+        }
     }
 
-    /// Stores a memory of a smith already known to exist in the project; None when its
-    /// memory is full.
+    /// Stores a memory of a smith found in the project. An `auto` memory whose words the smith
+    /// already keeps is not stored again (checked under the smith's row lock, so two
+    /// extractions at once store it once).
     pub(crate) async fn insert(
         &self,
         project_id: &ProjectId,
         smith_id: &SmithId,
         new: NewMemory,
         source: MemorySource,
-    ) -> Result<Option<memory::Model>> {
-        let embedding = self.embed_text(project_id, &new.text).await;
+    ) -> Result<Inserted> {
+        let embedding = self.embed_text(project_id, &new.text, EMBED_DEADLINE).await;
+        let words = fingerprint(&new.text);
         let at = now();
         let row = memory::ActiveModel {
             id: Set(MemoryId::generate()),
             project_id: Set(project_id.clone()),
             smith_id: Set(smith_id.clone()),
-            fingerprint: Set(fingerprint(&new.text)),
+            fingerprint: Set(words.clone()),
             text: Set(new.text),
             metadata: Set(new.metadata.map(|metadata| serde_json::json!(metadata))),
             source: Set(source),
@@ -89,12 +107,27 @@ impl Memory {
         };
         let txn = self.db.begin().await?;
         if !bump(&txn, smith_id, smith::Column::MemoryCount, 1, Some(MEMORIES_PER_SMITH_MAX)).await? {
-            return Ok(None);
+            let live = smith::Entity::find_by_id(smith_id)
+                .filter(smith::Column::DeletedAt.is_null())
+                .one(&txn)
+                .await?
+                .is_some();
+            return Ok(if live { Inserted::Full } else { Inserted::SmithGone });
+        }
+        if source == MemorySource::Auto {
+            let known = memory::Entity::find()
+                .filter(memory::Column::SmithId.eq(smith_id.as_str()))
+                .filter(memory::Column::Fingerprint.eq(words))
+                .one(&txn)
+                .await?;
+            if known.is_some() {
+                return Ok(Inserted::Known);
+            }
         }
         let stored = row.insert(&txn).await?;
         txn.commit().await?;
-        self.counts_changed(project_id).await;
-        Ok(Some(stored))
+        self.counts_changed(project_id, smith_id).await;
+        Ok(Inserted::Stored(Box::new(stored)))
     }
 
     /// The smith's memories, newest first, of one source or all.
@@ -151,7 +184,7 @@ impl Memory {
         let current = self.find(&self.db, caller, smith_id, memory_id).await?;
         let mut row = current.into_active_model();
         if let Some(text) = patch.text {
-            let embedding = self.embed_text(&caller.project_id, &text).await;
+            let embedding = self.embed_text(&caller.project_id, &text, EMBED_DEADLINE).await;
             row.fingerprint = Set(fingerprint(&text));
             row.embedding = Set(embedding.as_ref().map(|e| e.bytes()));
             row.embedding_model = Set(embedding.map(|e| e.model));
@@ -183,7 +216,7 @@ impl Memory {
         }
         bump(&txn, smith_id, smith::Column::MemoryCount, -1, None).await?;
         txn.commit().await?;
-        self.counts_changed(&caller.project_id).await;
+        self.counts_changed(&caller.project_id, smith_id).await;
         Ok(())
     }
 }
@@ -232,8 +265,9 @@ impl Memory {
             }
             let new = NewMemory { text, metadata: None };
             match self.insert(project_id, smith_id, new, MemorySource::Auto).await? {
-                Some(_) => stored += 1,
-                None => break,
+                Inserted::Stored(_) => stored += 1,
+                Inserted::Known => {}
+                Inserted::Full | Inserted::SmithGone => break,
             }
         }
         Ok(stored)

@@ -51,9 +51,9 @@ impl Memory {
         &self.db
     }
 
-    /// After the smith's memory counts changed: the cached smith row carries them.
-    async fn counts_changed(&self, project_id: &ProjectId) {
-        self.caches.invalidate(&self.db, Invalidation::Project(project_id.clone())).await;
+    /// After the smith's memory counts changed: its cached row carries them.
+    async fn counts_changed(&self, project_id: &ProjectId, smith_id: &SmithId) {
+        self.caches.invalidate(&self.db, Invalidation::Smith(project_id.clone(), smith_id.clone())).await;
     }
 }
 

@@ -4,7 +4,10 @@
 //! PostgreSQL. User text never reaches either as query syntax: each word is reduced to
 //! letters and digits before it is quoted. Meaning: where the project embeds, the query's
 //! vector against the smith's, blended with the word ranking by reciprocal rank fusion.
-//! A `score` orders the results of one answer and means nothing across answers.
+//! A `score` orders the results of one answer and means nothing across answers: it is derived
+//! from the rank (1 / rank for words, the fused value with meaning), never the engine's own
+//! relevance value, because FTS5's statistics span every project's memories and a raw bm25
+//! would tell one tenant how common a word is in the others'.
 
 use std::collections::HashMap;
 
@@ -12,7 +15,9 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Statement,
 };
 
-use super::embeddings::{cosine, vector_of};
+use std::time::Duration;
+
+use super::embeddings::{EMBED_DEADLINE, cosine, vector_of};
 use super::{Memory, QUERY_MAX, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX};
 use crate::auth::Caller;
 use crate::domain::smiths;
@@ -186,10 +191,9 @@ pub fn terms(query: &str) -> Vec<String> {
 #[derive(FromQueryResult)]
 struct Ranked {
     id: String,
-    score: f64,
 }
 
-/// The smith's memories matching any of `terms`, best first.
+/// The smith's memories matching any of `terms`, best first, scored by rank.
 async fn by_words(
     db: &impl ConnectionTrait,
     project_id: &ProjectId,
@@ -205,11 +209,10 @@ async fn by_words(
         DbBackend::Sqlite => {
             // The owner column holds the smith id without its prefix; the text column any term.
             let quoted: Vec<String> = terms.iter().map(|term| format!("\"{term}\"")).collect();
-            let owner = smith_id.as_str().trim_start_matches("smt_").replace('"', "");
-            let query = format!("owner : \"{owner}\" AND text : ({})", quoted.join(" OR "));
+            let query = format!("owner : \"{}\" AND text : ({})", owner_token(smith_id), quoted.join(" OR "));
             Statement::from_sql_and_values(
                 backend,
-                "SELECT m.id AS id, -bm25(memories_fts, 1.0, 0.0) AS score
+                "SELECT m.id AS id
                  FROM memories_fts JOIN memories m ON m.search_rowid = memories_fts.rowid
                  WHERE memories_fts MATCH ? AND m.smith_id = ? AND m.project_id = ?
                  ORDER BY bm25(memories_fts, 1.0, 0.0), m.id DESC LIMIT ?",
@@ -218,15 +221,24 @@ async fn by_words(
         }
         _ => Statement::from_sql_and_values(
             backend,
-            "SELECT id, ts_rank(search_tsv, query, 1)::float8 AS score
+            "SELECT id
              FROM memories, websearch_to_tsquery('english', $1) AS query
              WHERE smith_id = $2 AND project_id = $3 AND search_tsv @@ query
-             ORDER BY score DESC, id DESC LIMIT $4",
+             ORDER BY ts_rank(search_tsv, query, 1) DESC, id DESC LIMIT $4",
             [terms.join(" or ").into(), smith_id.as_str().into(), project_id.as_str().into(), (limit as i64).into()],
         ),
     };
     let rows = Ranked::find_by_statement(statement).all(db).await?;
-    Ok(rows.into_iter().map(|row| (MemoryId::from(row.id), row.score)).collect())
+    Ok(rows.into_iter().enumerate().map(|(rank, row)| (MemoryId::from(row.id), 1.0 / (rank as f64 + 1.0))).collect())
+}
+
+/// The smith's token in the FTS5 `owner` column: its id's ULID and a trailing `0`, a digit,
+/// so the Porter stemmer (which the column shares with `text`) leaves it whole. Written by
+/// the insert trigger of `m0005_memory`.
+fn owner_token(smith_id: &SmithId) -> String {
+    let ulid: String =
+        smith_id.as_str().trim_start_matches("smt_").chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("{ulid}0")
 }
 
 impl Memory {
@@ -244,7 +256,7 @@ impl Memory {
             return Err(Error::invalid_param("limit", format!("limit must be between 1 and {SEARCH_LIMIT_MAX}.")));
         }
         smiths::get(&self.db, caller, smith_id).await?;
-        self.search_smith(&caller.project_id, smith_id, query, limit).await
+        self.search_smith(&caller.project_id, smith_id, query, limit, EMBED_DEADLINE).await
     }
 
     /// Searches one smith's memories (the smith already checked).
@@ -254,10 +266,11 @@ impl Memory {
         smith_id: &SmithId,
         query: &str,
         limit: u64,
+        deadline: Duration,
     ) -> Result<Vec<Scored>> {
         let terms = terms(query);
         let lexical = by_words(&self.db, project_id, smith_id, &terms, limit.max(FUSION_DEPTH)).await?;
-        let semantic = match self.embed_text(project_id, query).await {
+        let semantic = match self.embed_text(project_id, query, deadline).await {
             Some(query) => self.by_meaning(project_id, smith_id, &query.model, &query.vector).await?,
             None => Vec::new(),
         };
@@ -269,7 +282,7 @@ impl Memory {
         self.load_ranked(project_id, smith_id, ranked).await
     }
 
-    /// The smith's memories embedded by `model`, by similarity to `vector`, best first.
+    /// The smith's memories embedded by `model` and similar to `vector`, best first.
     /// Brute force: a smith keeps at most a thousand memories.
     async fn by_meaning(
         &self,
@@ -291,6 +304,8 @@ impl Memory {
         let mut scored: Vec<(MemoryId, f64)> = rows
             .into_iter()
             .filter_map(|(id, bytes)| Some((id, f64::from(cosine(vector, &vector_of(&bytes?))))))
+            // Unrelated (or of another size: `dimensions` changed) is no match.
+            .filter(|(_, similarity)| *similarity > 0.0)
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
         scored.truncate(FUSION_DEPTH as usize);

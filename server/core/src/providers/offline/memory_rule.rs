@@ -55,10 +55,8 @@ pub fn statements(text: &str) -> Vec<String> {
 
 /// The earliest pattern in `clause`, at a word start: (byte offset, pattern index).
 fn find(clause: &str) -> Option<(usize, usize)> {
-    let lower = clause.to_lowercase();
-    if lower.len() != clause.len() {
-        return None;
-    }
+    // ASCII lowercasing keeps byte offsets, so they index `clause` too ("I live in İstanbul").
+    let lower = clause.to_ascii_lowercase();
     PATTERNS
         .iter()
         .enumerate()
@@ -118,6 +116,7 @@ mod tests {
         assert_eq!(statements("By the way, I like salt and pepper"), vec!["The user likes salt and pepper."]);
         assert_eq!(statements("I'm a mathematician; what is 2+2?"), vec!["The user is a mathematician."]);
         assert!(statements("What is the time? Tim am here").is_empty());
+        assert_eq!(statements("I live in İstanbul"), vec!["The user lives in İstanbul."]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 
 use crate::ids::{AgentId, ProjectId, SmithId};
 use crate::providers::routing::ProviderKind;
-use crate::store::{agent, model_key, smith, token};
+use crate::store::{agent, embedding_setting, model_key, smith, token};
 
 /// How long an entry is trusted without a notification: the bound on a change reaching a
 /// replica whose listener missed it.
@@ -33,7 +33,8 @@ pub const CHANNEL: &str = "ingram_cache";
 pub enum Invalidation {
     /// A token was revoked (rare: every cached token is dropped).
     Tokens,
-    /// A smith or an agent of the project changed, or the project was deleted.
+    /// A smith or an agent of the project changed, its embeddings endpoint, or the project
+    /// was deleted.
     Project(ProjectId),
     /// The project's key for the provider was replaced or removed.
     ModelKey(ProjectId, ProviderKind),
@@ -94,6 +95,8 @@ pub struct Caches {
     smiths: Ttl<SmithKey, (smith::Model, agent::Model)>,
     /// `None`: the project has no key of its own for the provider.
     model_keys: Ttl<(ProjectId, ProviderKind), Option<model_key::Model>>,
+    /// A project's embeddings endpoint (or none), which every memory search asks for.
+    embeddings: Ttl<ProjectId, Option<embedding_setting::Model>>,
 }
 
 impl Default for Caches {
@@ -104,7 +107,7 @@ impl Default for Caches {
 
 impl Caches {
     pub fn new() -> Self {
-        Self { tokens: Ttl::new(), smiths: Ttl::new(), model_keys: Ttl::new() }
+        Self { tokens: Ttl::new(), smiths: Ttl::new(), model_keys: Ttl::new(), embeddings: Ttl::new() }
     }
 
     pub fn tokens(&self) -> &Ttl<String, token::Model> {
@@ -117,6 +120,10 @@ impl Caches {
 
     pub fn model_keys(&self) -> &Ttl<(ProjectId, ProviderKind), Option<model_key::Model>> {
         &self.model_keys
+    }
+
+    pub fn embeddings(&self) -> &Ttl<ProjectId, Option<embedding_setting::Model>> {
+        &self.embeddings
     }
 
     /// Drops what `what` makes stale here, then tells the other replicas. Called after the
@@ -143,6 +150,7 @@ impl Caches {
             Invalidation::Project(project_id) => {
                 self.smiths.retain(|key, _| key.project_id() != project_id);
                 self.model_keys.retain(|(project, _), _| project != project_id);
+                self.embeddings.retain(|project, _| project != project_id);
             }
             Invalidation::ModelKey(project_id, provider) => {
                 self.model_keys.retain(|(project, kind), _| !(project == project_id && kind == provider));
@@ -159,6 +167,7 @@ impl Caches {
         self.tokens.retain(|_, _| false);
         self.smiths.retain(|_, _| false);
         self.model_keys.retain(|_, _| false);
+        self.embeddings.retain(|_, _| false);
     }
 }
 

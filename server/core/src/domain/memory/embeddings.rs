@@ -12,6 +12,7 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde::Deserialize;
 
 use super::Memory;
+use crate::cache::Invalidation;
 use crate::crypto::SealContext;
 use crate::error::{Error, Result};
 use crate::ids::ProjectId;
@@ -87,6 +88,20 @@ impl Memory {
         Ok(embedding_setting::Entity::find_by_id(project_id).one(&self.db).await?)
     }
 
+    /// [`Self::embedding_settings`] through the cache: every search (and a run's context) asks.
+    pub(super) async fn cached_embedding_settings(
+        &self,
+        project_id: &ProjectId,
+    ) -> Result<Option<embedding_setting::Model>> {
+        let generation = match self.caches.embeddings().get(project_id) {
+            Ok(found) => return Ok(found),
+            Err(generation) => generation,
+        };
+        let found = self.embedding_settings(project_id).await?;
+        self.caches.embeddings().insert(generation, project_id.clone(), found.clone());
+        Ok(found)
+    }
+
     /// Sets (or replaces) the project's embeddings endpoint. Memories embedded with another
     /// model are not compared with the new one's vectors until written again.
     pub async fn put_embedding_settings(
@@ -136,12 +151,14 @@ impl Memory {
         )
         .exec_without_returning(&self.db)
         .await?;
+        self.caches.invalidate(&self.db, Invalidation::Project(project_id.clone())).await;
         self.embedding_settings(project_id).await?.ok_or_else(|| Error::internal("Stored embedding settings vanished."))
     }
 
     /// Turns semantic search off for the project; false when it was not on.
     pub async fn delete_embedding_settings(&self, project_id: &ProjectId) -> Result<bool> {
         let deleted = embedding_setting::Entity::delete_by_id(project_id).exec(&self.db).await?;
+        self.caches.invalidate(&self.db, Invalidation::Project(project_id.clone())).await;
         Ok(deleted.rows_affected == 1)
     }
 
@@ -152,7 +169,7 @@ impl Memory {
         if text.trim().is_empty() {
             return None;
         }
-        let settings = match self.embedding_settings(project_id).await {
+        let settings = match self.cached_embedding_settings(project_id).await {
             Ok(Some(settings)) => settings,
             Ok(None) => return None,
             Err(err) => {

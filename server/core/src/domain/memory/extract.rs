@@ -3,7 +3,7 @@
 //! unless already known. The built-in offline model answers this prompt with a fixed rule
 //! (see `providers::offline`), so extraction runs the same path with no keys.
 
-use crate::providers::offline::MEMORY_EXTRACTION_TASK;
+pub use crate::providers::offline::memory_rule::{ASSISTANT_ANSWERED, EXTRACTION_TASK, PERSON_WROTE};
 
 /// Facts one extraction stores at most.
 pub const FACTS_PER_RUN_MAX: usize = 8;
@@ -12,13 +12,10 @@ const TURN_CHARS_MAX: usize = 8_000;
 /// Known facts shown to the extracting model so it does not repeat them.
 pub const KNOWN_FACTS_SHOWN: usize = 20;
 
-pub const PERSON_WROTE: &str = "The person wrote:";
-pub const ASSISTANT_ANSWERED: &str = "The assistant answered:";
-
 /// The extraction's system prompt.
 pub fn system_prompt() -> String {
     format!(
-        "{MEMORY_EXTRACTION_TASK}\n\
+        "{EXTRACTION_TASK}\n\
          Read what the person wrote and what the assistant answered. List the durable facts \
          about the person worth remembering in later conversations: their name, who they \
          are, where they live and work, their preferences, allergies, plans and \

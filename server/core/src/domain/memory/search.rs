@@ -10,12 +10,9 @@
 //! would tell one tenant how common a word is in the others'.
 
 use std::collections::HashMap;
-
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Statement,
-};
-
 use std::time::Duration;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement};
 
 use super::embeddings::{EMBED_DEADLINE, cosine, vector_of};
 use super::{Memory, QUERY_MAX, SEARCH_LIMIT_DEFAULT, SEARCH_LIMIT_MAX};
@@ -35,134 +32,18 @@ const FUSION_DEPTH: u64 = 50;
 
 /// English stop words (Snowball's list, the one PostgreSQL's `english` configuration drops),
 /// dropped on both databases so both match the same words.
+#[rustfmt::skip]
 const STOP_WORDS: &[&str] = &[
-    "i",
-    "me",
-    "my",
-    "myself",
-    "we",
-    "our",
-    "ours",
-    "ourselves",
-    "you",
-    "your",
-    "yours",
-    "yourself",
-    "yourselves",
-    "he",
-    "him",
-    "his",
-    "himself",
-    "she",
-    "her",
-    "hers",
-    "herself",
-    "it",
-    "its",
-    "itself",
-    "they",
-    "them",
-    "their",
-    "theirs",
-    "themselves",
-    "what",
-    "which",
-    "who",
-    "whom",
-    "this",
-    "that",
-    "these",
-    "those",
-    "am",
-    "is",
-    "are",
-    "was",
-    "were",
-    "be",
-    "been",
-    "being",
-    "have",
-    "has",
-    "had",
-    "having",
-    "do",
-    "does",
-    "did",
-    "doing",
-    "a",
-    "an",
-    "the",
-    "and",
-    "but",
-    "if",
-    "or",
-    "because",
-    "as",
-    "until",
-    "while",
-    "of",
-    "at",
-    "by",
-    "for",
-    "with",
-    "about",
-    "against",
-    "between",
-    "into",
-    "through",
-    "during",
-    "before",
-    "after",
-    "above",
-    "below",
-    "to",
-    "from",
-    "up",
-    "down",
-    "in",
-    "out",
-    "on",
-    "off",
-    "over",
-    "under",
-    "again",
-    "further",
-    "then",
-    "once",
-    "here",
-    "there",
-    "when",
-    "where",
-    "why",
-    "how",
-    "all",
-    "any",
-    "both",
-    "each",
-    "few",
-    "more",
-    "most",
-    "other",
-    "some",
-    "such",
-    "no",
-    "nor",
-    "not",
-    "only",
-    "own",
-    "same",
-    "so",
-    "than",
-    "too",
-    "very",
-    "s",
-    "t",
-    "can",
-    "will",
-    "just",
-    "don",
-    "should",
-    "now",
+    "i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours", "yourself", "yourselves",
+    "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they", "them", "their",
+    "theirs", "themselves", "what", "which", "who", "whom", "this", "that", "these", "those", "am", "is", "are",
+    "was", "were", "be", "been", "being", "have", "has", "had", "having", "do", "does", "did", "doing", "a", "an",
+    "the", "and", "but", "if", "or", "because", "as", "until", "while", "of", "at", "by", "for", "with", "about",
+    "against", "between", "into", "through", "during", "before", "after", "above", "below", "to", "from", "up",
+    "down", "in", "out", "on", "off", "over", "under", "again", "further", "then", "once", "here", "there", "when",
+    "where", "why", "how", "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "no",
+    "nor", "not", "only", "own", "same", "so", "than", "too", "very", "s", "t", "can", "will", "just", "don",
+    "should", "now",
 ];
 
 /// One search result: the memory and its score within this answer.
@@ -188,48 +69,53 @@ pub fn terms(query: &str) -> Vec<String> {
     terms
 }
 
-#[derive(FromQueryResult)]
-struct Ranked {
-    id: String,
-}
+/// The memory columns, read whole by a word search (the index columns left out).
+const COLUMNS: &str = "m.id, m.project_id, m.smith_id, m.text, m.metadata, m.source, m.fingerprint, m.embedding, \
+                       m.embedding_model, m.created_at, m.updated_at";
 
-/// The smith's memories matching any of `terms`, best first, scored by rank.
+/// The smith's memories matching any of `terms`, best first, at most `limit`.
 async fn by_words(
     db: &impl ConnectionTrait,
     project_id: &ProjectId,
     smith_id: &SmithId,
     terms: &[String],
     limit: u64,
-) -> Result<Vec<(MemoryId, f64)>> {
+) -> Result<Vec<memory::Model>> {
     if terms.is_empty() {
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
     let statement = match backend {
         DbBackend::Sqlite => {
-            // The owner column holds the smith id without its prefix; the text column any term.
+            // The owner column holds the smith's token; the text column any term.
             let quoted: Vec<String> = terms.iter().map(|term| format!("\"{term}\"")).collect();
             let query = format!("owner : \"{}\" AND text : ({})", owner_token(smith_id), quoted.join(" OR "));
             Statement::from_sql_and_values(
                 backend,
-                "SELECT m.id AS id
-                 FROM memories_fts JOIN memories m ON m.search_rowid = memories_fts.rowid
-                 WHERE memories_fts MATCH ? AND m.smith_id = ? AND m.project_id = ?
-                 ORDER BY bm25(memories_fts, 1.0, 0.0), m.id DESC LIMIT ?",
+                format!(
+                    "SELECT {COLUMNS} FROM memories_fts JOIN memories m ON m.search_rowid = memories_fts.rowid
+                     WHERE memories_fts MATCH ? AND m.smith_id = ? AND m.project_id = ?
+                     ORDER BY bm25(memories_fts, 1.0, 0.0), m.id DESC LIMIT ?"
+                ),
                 [query.into(), smith_id.as_str().into(), project_id.as_str().into(), (limit as i64).into()],
             )
         }
         _ => Statement::from_sql_and_values(
             backend,
-            "SELECT id
-             FROM memories, websearch_to_tsquery('english', $1) AS query
-             WHERE smith_id = $2 AND project_id = $3 AND search_tsv @@ query
-             ORDER BY ts_rank(search_tsv, query, 1) DESC, id DESC LIMIT $4",
+            format!(
+                "SELECT {COLUMNS} FROM memories m, websearch_to_tsquery('english', $1) AS query
+                 WHERE m.smith_id = $2 AND m.project_id = $3 AND m.search_tsv @@ query
+                 ORDER BY ts_rank(m.search_tsv, query, 1) DESC, m.id DESC LIMIT $4"
+            ),
             [terms.join(" or ").into(), smith_id.as_str().into(), project_id.as_str().into(), (limit as i64).into()],
         ),
     };
-    let rows = Ranked::find_by_statement(statement).all(db).await?;
-    Ok(rows.into_iter().enumerate().map(|(rank, row)| (MemoryId::from(row.id), 1.0 / (rank as f64 + 1.0))).collect())
+    Ok(memory::Entity::find().from_raw_sql(statement).all(db).await?)
+}
+
+/// Results scored by their rank: 1, 1/2, 1/3…
+fn by_rank(memories: impl IntoIterator<Item = memory::Model>) -> Vec<Scored> {
+    memories.into_iter().enumerate().map(|(rank, memory)| Scored { memory, score: 1.0 / (rank as f64 + 1.0) }).collect()
 }
 
 /// The smith's token in the FTS5 `owner` column: its id's ULID and a trailing `0`, a digit,
@@ -269,17 +155,27 @@ impl Memory {
         deadline: Duration,
     ) -> Result<Vec<Scored>> {
         let terms = terms(query);
-        let lexical = by_words(&self.db, project_id, smith_id, &terms, limit.max(FUSION_DEPTH)).await?;
-        let semantic = match self.embed_text(project_id, query, deadline).await {
-            Some(query) => self.by_meaning(project_id, smith_id, &query.model, &query.vector).await?,
-            None => Vec::new(),
+        let embeds = self.cached_embedding_settings(project_id).await?.is_some();
+        let depth = if embeds { limit.max(FUSION_DEPTH) } else { limit };
+        let words = by_words(&self.db, project_id, smith_id, &terms, depth).await?;
+        let semantic = match embeds {
+            true => match self.embed_text(project_id, query, deadline).await {
+                Some(query) => self.by_meaning(project_id, smith_id, &query.model, &query.vector).await?,
+                None => Vec::new(),
+            },
+            false => Vec::new(),
         };
-        let ranked: Vec<(MemoryId, f64)> = if semantic.is_empty() {
-            lexical.into_iter().take(limit as usize).collect()
-        } else {
-            fuse(&[lexical, semantic], limit as usize)
-        };
-        self.load_ranked(project_id, smith_id, ranked).await
+        if semantic.is_empty() {
+            return Ok(by_rank(words.into_iter().take(limit as usize)));
+        }
+        let lexical: Vec<(MemoryId, f64)> =
+            words.iter().enumerate().map(|(rank, row)| (row.id.clone(), 1.0 / (rank as f64 + 1.0))).collect();
+        let mut found: HashMap<MemoryId, memory::Model> = words.into_iter().map(|row| (row.id.clone(), row)).collect();
+        let fused = fuse(&[lexical, semantic], limit as usize);
+        let missing: Vec<MemoryId> =
+            fused.iter().map(|(id, _)| id.clone()).filter(|id| !found.contains_key(id)).collect();
+        found.extend(self.load(project_id, smith_id, missing).await?.into_iter().map(|row| (row.id.clone(), row)));
+        Ok(fused.into_iter().filter_map(|(id, score)| Some(Scored { memory: found.remove(&id)?, score })).collect())
     }
 
     /// The smith's memories embedded by `model` and similar to `vector`, best first.
@@ -312,27 +208,17 @@ impl Memory {
         Ok(scored)
     }
 
-    /// The memories behind ranked ids, in rank order.
-    pub(super) async fn load_ranked(
-        &self,
-        project_id: &ProjectId,
-        smith_id: &SmithId,
-        ranked: Vec<(MemoryId, f64)>,
-    ) -> Result<Vec<Scored>> {
-        if ranked.is_empty() {
+    /// The smith's memories with these ids.
+    async fn load(&self, project_id: &ProjectId, smith_id: &SmithId, ids: Vec<MemoryId>) -> Result<Vec<memory::Model>> {
+        if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<&str> = ranked.iter().map(|(id, _)| id.as_str()).collect();
-        let mut found: HashMap<MemoryId, memory::Model> = memory::Entity::find()
-            .filter(memory::Column::Id.is_in(ids))
+        Ok(memory::Entity::find()
+            .filter(memory::Column::Id.is_in(ids.iter().map(MemoryId::as_str)))
             .filter(memory::Column::ProjectId.eq(project_id.as_str()))
             .filter(memory::Column::SmithId.eq(smith_id.as_str()))
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|row| (row.id.clone(), row))
-            .collect();
-        Ok(ranked.into_iter().filter_map(|(id, score)| Some(Scored { memory: found.remove(&id)?, score })).collect())
+            .await?)
     }
 }
 

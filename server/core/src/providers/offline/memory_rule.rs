@@ -1,4 +1,17 @@
 //! The offline model's memory: what it says it remembers, and its fixed extraction rule.
+//!
+//! The markers it reads are defined here, below the memory domain that writes them
+//! (`domain::memory::context` and `extract`), so that models depend on nothing above them.
+
+/// The first line of the memory-extraction prompt, by which this model recognises the task.
+pub const EXTRACTION_TASK: &str = "You extract durable facts about a person from a conversation.";
+/// In the extraction request: what the person wrote follows this line…
+pub const PERSON_WROTE: &str = "The person wrote:";
+/// …and the assistant's answer this one.
+pub const ASSISTANT_ANSWERED: &str = "The assistant answered:";
+/// The memory section of a run's system prompt opens and closes with these lines.
+pub const SECTION_START: &str = "<memory>";
+pub const SECTION_END: &str = "</memory>";
 
 /// "Statement start" → how the fact is written, in the third person.
 const PATTERNS: &[(&str, &str)] = &[
@@ -20,7 +33,6 @@ const FACT_CHARS_MAX: usize = 200;
 /// The facts in the extraction request's "person wrote" part that its "already known" part
 /// does not list, as a JSON-ready list.
 pub fn extract(asked: &str) -> Vec<String> {
-    use crate::domain::memory::extract::{ASSISTANT_ANSWERED, PERSON_WROTE};
     let Some((known, rest)) = asked.split_once(PERSON_WROTE) else { return Vec::new() };
     let person = rest.rsplit_once(ASSISTANT_ANSWERED).map_or(rest, |(person, _)| person);
     let known = known.to_lowercase();
@@ -82,7 +94,6 @@ fn statement(clause: &str) -> Option<String> {
 
 /// What the system prompt's memory section holds, as sentences: block values, then memories.
 pub fn remembered(system: &str) -> Option<String> {
-    use crate::domain::memory::context::{SECTION_END, SECTION_START};
     let start = system.find(SECTION_START)? + SECTION_START.len();
     let section = &system[start..start + system[start..].find(SECTION_END)?];
     let mut items: Vec<String> = Vec::new();

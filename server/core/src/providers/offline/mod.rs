@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 
-mod memory_rule;
+pub mod memory_rule;
 
 use super::{
     Attachment, AttachmentKind, AttachmentSource, Message, ModelEvent, ModelRequest, ModelStream, Role, StopReason,
@@ -22,9 +22,6 @@ use super::{
 };
 
 pub const MODEL_NAME: &str = "offline";
-
-/// The first line of the memory-extraction prompt, by which this model recognises the task.
-pub const MEMORY_EXTRACTION_TASK: &str = "You extract durable facts about a person from a conversation.";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Offline {
@@ -54,7 +51,7 @@ enum Reply {
 }
 
 fn reply(request: &ModelRequest) -> Reply {
-    if request.system.as_deref().is_some_and(|system| system.starts_with(MEMORY_EXTRACTION_TASK)) {
+    if request.system.as_deref().is_some_and(|system| system.starts_with(memory_rule::EXTRACTION_TASK)) {
         let asked = request.messages.last().map_or("", |message| message.content.as_str());
         return Reply::Whole(serde_json::json!(memory_rule::extract(asked)).to_string());
     }

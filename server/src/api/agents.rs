@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use ingram_core::domain::agents::{self, AgentPatch, NewAgent};
 use ingram_core::domain::config::AgentDesign;
-use ingram_core::domain::memory::blocks::BlockDeclaration;
+use ingram_core::domain::memory::declarations::BlockDeclaration;
 use ingram_core::error::Error;
 use ingram_core::ids::AgentId;
 use ingram_core::store::{agent, decode_json_opt};

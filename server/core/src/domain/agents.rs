@@ -6,7 +6,7 @@ use sea_orm::{
 };
 
 use crate::cache::{Caches, Invalidation};
-use crate::domain::memory::blocks::{self, BlockDeclaration};
+use crate::domain::memory::declarations::{self, BlockDeclaration};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ProjectId};
 use crate::store::page::{Page, PageRequest};
@@ -75,7 +75,7 @@ async fn insert(
         request.allowed_models.as_deref(),
     )?;
     if let Some(declarations) = &request.memory_blocks {
-        blocks::validate_declarations(declarations)?;
+        declarations::validate_declarations(declarations)?;
     }
     let created_at = now();
     Ok(agent::ActiveModel {
@@ -174,7 +174,7 @@ pub async fn update(
     }
     if let Some(declarations) = patch.memory_blocks {
         if let Some(declarations) = &declarations {
-            blocks::validate_declarations(declarations)?;
+            declarations::validate_declarations(declarations)?;
         }
         agent.memory_blocks = Set(declarations.map(|declarations| serde_json::json!(declarations)));
     }

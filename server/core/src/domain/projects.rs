@@ -80,7 +80,7 @@ pub async fn delete(
     project.deleted_at = Set(Some(now()));
     project.update(&txn).await?;
     token::revoke_all(&txn, token::Column::ProjectId, project_id.as_str()).await?;
-    crate::domain::memory::memories::erase_project(&txn, project_id).await?;
+    crate::domain::memory::erase::project_memory(&txn, project_id).await?;
     txn.commit().await?;
     caches.invalidate(db, Invalidation::Project(project_id.clone())).await;
     caches.invalidate(db, Invalidation::Tokens).await;

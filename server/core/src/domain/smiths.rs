@@ -318,7 +318,7 @@ pub async fn delete(db: &DatabaseConnection, caches: &Caches, caller: &Caller, s
     smith.live_external_id = Set(None);
     smith.update(&txn).await?;
     token::revoke_all(&txn, token::Column::SmithId, smith_id.as_str()).await?;
-    crate::domain::memory::memories::erase_smith(&txn, smith_id).await?;
+    crate::domain::memory::erase::smith_memory(&txn, smith_id).await?;
     txn.commit().await?;
     caches.invalidate(db, Invalidation::Project(caller.project_id.clone())).await;
     caches.invalidate(db, Invalidation::Tokens).await;

@@ -22,7 +22,8 @@ use std::fmt::Write as _;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::Memory;
-use super::blocks::{self, Block, BlockDeclaration};
+use super::blocks::{self, Block};
+use super::declarations::{self, BlockDeclaration};
 use super::embeddings::RUN_EMBED_DEADLINE;
 use crate::domain::smiths::SmithWithAgent;
 use crate::error::Result;
@@ -54,7 +55,7 @@ impl Remembering {
         Ok(Self {
             project_id: smith.project_id.clone(),
             smith_id: smith.id.clone(),
-            declared: if agent.memory_blocks.is_some() { blocks::declared_by(agent)? } else { Vec::new() },
+            declared: if agent.memory_blocks.is_some() { declarations::declared_by(agent)? } else { Vec::new() },
             memory_count: smith.memory_count,
             block_count: smith.block_count,
         })
@@ -108,8 +109,11 @@ impl Memory {
         };
         let (stored, memories) = tokio::try_join!(stored, memories)?;
         // An agent that declares no blocks left `declared` empty: its smiths have the standard two.
-        let declared =
-            if remembering.declared.is_empty() { blocks::standard().to_vec() } else { remembering.declared.clone() };
+        let declared = if remembering.declared.is_empty() {
+            declarations::standard().to_vec()
+        } else {
+            remembering.declared.clone()
+        };
         let blocks: Vec<Block> =
             blocks::resolve(&declared, stored).into_iter().filter(|block| !block.value.trim().is_empty()).collect();
         Ok(render(&blocks, &memories))

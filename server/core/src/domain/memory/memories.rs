@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::ids::{MemoryId, ProjectId, SmithId};
 use crate::store::memory::{self, MemorySource};
 use crate::store::page::{Page, PageRequest};
-use crate::store::{memory_block, now, smith};
+use crate::store::{now, smith};
 use crate::types::Metadata;
 
 /// What became of a memory to store.
@@ -219,24 +219,6 @@ impl Memory {
         self.counts_changed(&caller.project_id, smith_id).await;
         Ok(())
     }
-}
-
-/// Erases everything a smith remembers, with the smith's deletion (personal data goes, not
-/// only out of sight).
-pub async fn erase_smith(db: &impl sea_orm::ConnectionTrait, smith_id: &SmithId) -> Result<()> {
-    memory::Entity::delete_many().filter(memory::Column::SmithId.eq(smith_id.as_str())).exec(db).await?;
-    memory_block::Entity::delete_many().filter(memory_block::Column::SmithId.eq(smith_id.as_str())).exec(db).await?;
-    Ok(())
-}
-
-/// Erases what every smith of a deleted project remembers.
-pub async fn erase_project(db: &impl sea_orm::ConnectionTrait, project_id: &ProjectId) -> Result<()> {
-    memory::Entity::delete_many().filter(memory::Column::ProjectId.eq(project_id.as_str())).exec(db).await?;
-    memory_block::Entity::delete_many()
-        .filter(memory_block::Column::ProjectId.eq(project_id.as_str()))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 impl Memory {

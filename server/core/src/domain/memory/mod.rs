@@ -5,7 +5,9 @@
 
 pub mod blocks;
 pub mod context;
+pub mod declarations;
 pub mod embeddings;
+pub mod erase;
 pub mod extract;
 pub mod memories;
 pub mod search;

@@ -87,13 +87,16 @@ async fn by_words(
     let backend = db.get_database_backend();
     let statement = match backend {
         DbBackend::Sqlite => {
-            // The owner column holds the smith's token; the text column any term.
+            // The owner column holds the smith's token; the text column any term. CROSS JOIN
+            // keeps the index as the outer loop: with a plain JOIN SQLite walks the smith's
+            // memories by index and runs the MATCH once per memory (1.2 ms at 30 memories,
+            // against 0.2 ms).
             let quoted: Vec<String> = terms.iter().map(|term| format!("\"{term}\"")).collect();
             let query = format!("owner : \"{}\" AND text : ({})", owner_token(smith_id), quoted.join(" OR "));
             Statement::from_sql_and_values(
                 backend,
                 format!(
-                    "SELECT {COLUMNS} FROM memories_fts JOIN memories m ON m.search_rowid = memories_fts.rowid
+                    "SELECT {COLUMNS} FROM memories_fts CROSS JOIN memories m ON m.search_rowid = memories_fts.rowid
                      WHERE memories_fts MATCH ? AND m.smith_id = ? AND m.project_id = ?
                      ORDER BY bm25(memories_fts, 1.0, 0.0), m.id DESC LIMIT ?"
                 ),

@@ -83,7 +83,7 @@ pub(super) async fn run(
         Err(err) => Outcome::Failed(err.envelope().error),
     };
     let remember = match &outcome {
-        Outcome::Completed { content, .. } => remember::Turn::of(&current, content),
+        Outcome::Completed { content, .. } => remember::CompletedTurn::of(&current, content),
         _ => None,
     };
     match record(engine, current, transcript, &mut emitter, outcome, clock.worked()).await {

@@ -27,7 +27,7 @@ pub(super) const CONCURRENT: usize = 8;
 pub const PURPOSE: &str = "memory_extraction";
 
 /// The completed turn an extraction reads.
-pub(super) struct Turn {
+pub(super) struct CompletedTurn {
     project_id: ProjectId,
     smith_id: SmithId,
     run_id: RunId,
@@ -36,7 +36,7 @@ pub(super) struct Turn {
     reply: String,
 }
 
-impl Turn {
+impl CompletedTurn {
     /// The turn of `run` when its config has auto_memory on; read without decoding the config.
     pub(super) fn of(run: &run::Model, reply: &str) -> Option<Self> {
         if run.config.get("auto_memory") != Some(&serde_json::Value::Bool(true)) {
@@ -54,7 +54,7 @@ impl Turn {
 }
 
 impl Engine {
-    pub(super) fn spawn_extraction(&self, turn: Turn) {
+    pub(super) fn spawn_extraction(&self, turn: CompletedTurn) {
         let engine = self.clone();
         tokio::spawn(async move {
             let Ok(_permit) = engine.inner.extractions.clone().acquire_owned().await else { return };
@@ -68,7 +68,7 @@ impl Engine {
     }
 
     /// Extracts and stores the turn's new facts; how many were stored.
-    async fn extract(&self, turn: Turn) -> Result<usize> {
+    async fn extract(&self, turn: CompletedTurn) -> Result<usize> {
         let input: Vec<InputMessage> = crate::store::decode_json(&turn.run_id, "input", &turn.input)?;
         let person = memory::person_text(&input);
         if person.trim().is_empty() {

@@ -12,6 +12,7 @@ pub mod projects;
 pub mod runs;
 pub mod smiths;
 pub mod tokens;
+pub mod tools;
 pub mod turn;
 
 use sea_orm::{DbErr, SqlErr};

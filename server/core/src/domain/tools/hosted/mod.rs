@@ -1,0 +1,3 @@
+//! Hosted tools: in-process, no server to run.
+
+pub mod calculator;

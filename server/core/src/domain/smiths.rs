@@ -171,6 +171,20 @@ pub async fn get_in_project(
     in_project(project_id, smith_id).one(db).await?.ok_or_else(|| smith_not_found(smith_id))
 }
 
+/// A live smith of the project with its agent, for work done as the smith itself (its tools).
+pub async fn with_agent_in_project(
+    db: &impl ConnectionTrait,
+    project_id: &ProjectId,
+    smith_id: &SmithId,
+) -> Result<(smith::Model, agent::Model)> {
+    let (smith, agent) = in_project(project_id, smith_id)
+        .find_also_related(agent::Entity)
+        .one(db)
+        .await?
+        .ok_or_else(|| smith_not_found(smith_id))?;
+    Ok((smith, agent.ok_or_else(missing_agent)?))
+}
+
 /// The smith with its agent, from the cache or in one query; the same 404 as [`get`].
 pub async fn get_with_agent(
     db: &impl ConnectionTrait,

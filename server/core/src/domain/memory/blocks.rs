@@ -13,7 +13,7 @@ use super::{Memory, bump, require_tenant};
 use crate::auth::Caller;
 use crate::domain::smiths;
 use crate::error::{Error, Result};
-use crate::ids::SmithId;
+use crate::ids::{ProjectId, SmithId};
 use crate::store::{memory_block, now, smith};
 
 /// Blocks a smith may have beyond the standard and declared ones.
@@ -93,6 +93,42 @@ impl Memory {
         validate_label(label)?;
         let smith = smiths::get_with_agent(&self.db, &self.caches, caller, smith_id).await?;
         let declared = declared_by(&smith.agent)?;
+        self.store_block(&caller.project_id, smith_id, &declared, label, value).await
+    }
+
+    /// Writes a block as the smith itself (its memory tools): a read-only block is refused.
+    pub(crate) async fn write_block_as_smith(
+        &self,
+        project_id: &ProjectId,
+        smith_id: &SmithId,
+        label: &str,
+        value: String,
+    ) -> Result<Block> {
+        validate_label(label)?;
+        let (_, agent) = smiths::with_agent_in_project(&self.db, project_id, smith_id).await?;
+        let declared = declared_by(&agent)?;
+        if declared.iter().any(|declaration| declaration.label == label && declaration.read_only == Some(true)) {
+            return Err(Error::forbidden("block_read_only", format!("The block '{label}' is read-only for the smith.")));
+        }
+        self.store_block(project_id, smith_id, &declared, label, value).await
+    }
+
+    /// A block's current value (its default while unwritten; empty for an unknown label).
+    pub(crate) async fn block_value(&self, project_id: &ProjectId, smith_id: &SmithId, label: &str) -> Result<String> {
+        let (_, agent) = smiths::with_agent_in_project(&self.db, project_id, smith_id).await?;
+        let rows = stored(&self.db, smith_id).await?;
+        let blocks = resolve(&declared_by(&agent)?, rows);
+        Ok(blocks.into_iter().find(|block| block.label == label).map(|block| block.value).unwrap_or_default())
+    }
+
+    async fn store_block(
+        &self,
+        project_id: &ProjectId,
+        smith_id: &SmithId,
+        declared: &[BlockDeclaration],
+        label: &str,
+        value: String,
+    ) -> Result<Block> {
         let declaration = declared.iter().find(|declaration| declaration.label == label);
         let limit = declaration.and_then(|declaration| declaration.limit).unwrap_or(BLOCK_LIMIT_DEFAULT);
         if chars(&value) > limit as usize {
@@ -123,7 +159,7 @@ impl Memory {
         memory_block::Entity::insert(memory_block::ActiveModel {
             smith_id: Set(smith_id.clone()),
             label: Set(label.to_owned()),
-            project_id: Set(caller.project_id.clone()),
+            project_id: Set(project_id.clone()),
             value: Set(value),
             updated_at: Set(updated_at),
         })
@@ -139,10 +175,10 @@ impl Memory {
         }
         txn.commit().await?;
         if is_new {
-            self.counts_changed(&caller.project_id, smith_id).await;
+            self.counts_changed(project_id, smith_id).await;
         }
         let rows = stored(&self.db, smith_id).await?;
-        resolve(&declared, rows)
+        resolve(declared, rows)
             .into_iter()
             .find(|block| block.label == label)
             .ok_or_else(|| Error::internal("A written block vanished."))

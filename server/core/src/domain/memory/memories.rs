@@ -69,14 +69,19 @@ impl Memory {
     /// Adds a fact to the smith's memory through the API.
     pub async fn add(&self, caller: &Caller, smith_id: &SmithId, new: NewMemory) -> Result<memory::Model> {
         require_tenant(caller, "add memories")?;
-        validate_text(&new.text)?;
-        limits::metadata(new.metadata.as_ref())?;
+        self.validate_new(&new)?;
         smiths::get_with_agent(&self.db, &self.caches, caller, smith_id).await?;
         match self.insert(&caller.project_id, smith_id, new, MemorySource::Api).await? {
             Inserted::Stored(stored) => Ok(*stored),
             Inserted::Full => Err(full()),
             Inserted::Known | Inserted::SmithGone => Err(Error::not_found("smith_not_found", "smith", smith_id)),
         }
+    }
+
+    /// A new memory's text and metadata within their limits.
+    pub(crate) fn validate_new(&self, new: &NewMemory) -> Result<()> {
+        validate_text(&new.text)?;
+        limits::metadata(new.metadata.as_ref())
     }
 
     /// Stores a memory of a smith found in the project. An `auto` memory whose words the smith

@@ -4,4 +4,6 @@
 //! as a function whose name fits OpenAI's `^[a-zA-Z0-9_-]{1,64}$` ([`reference::model_name`]).
 
 pub mod hosted;
+pub mod memory_tools;
 pub mod reference;
+pub mod resolve;

@@ -4565,6 +4565,30 @@ smith token they are added after them (a browser never removes the design).*/
             Default::default()
         }
     }
+    ///`HostedTool`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct HostedTool {
+        pub description: ::std::string::String,
+        ///The JSON Schema of its arguments.
+        pub input_schema: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///Enable it as `hosted/<name>`; the model sees it as `hosted__<name>`.
+        pub name: ::std::string::String,
+    }
+    impl HostedTool {
+        pub fn builder() -> builder::HostedTool {
+            Default::default()
+        }
+    }
+    ///`HostedToolList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct HostedToolList {
+        pub data: ::std::vec::Vec<HostedTool>,
+    }
+    impl HostedToolList {
+        pub fn builder() -> builder::HostedToolList {
+            Default::default()
+        }
+    }
     ///`ImageDetail`
     #[derive(
         ::serde::Deserialize,
@@ -4764,6 +4788,57 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for ListBlocksIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ListHostedToolsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListHostedToolsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListHostedToolsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListHostedToolsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListHostedToolsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListHostedToolsIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -7219,6 +7294,9 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     pub struct RunOutput {
         ///The assistant's reply text.
         pub content: ::std::string::String,
+        ///Every call of a server-side tool the run made, in order; absent when none.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub server_tool_calls: ::std::vec::Vec<ServerToolCall>,
         ///Client tool calls of the last model turn, when the run paused for them.
         pub tool_calls: ::std::vec::Vec<ToolCall>,
     }
@@ -7380,6 +7458,10 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         MemoryRead,
         #[serde(rename = "memory:write")]
         MemoryWrite,
+        #[serde(rename = "tools:read")]
+        ToolsRead,
+        #[serde(rename = "tools:write")]
+        ToolsWrite,
     }
     impl ::std::fmt::Display for Scope {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -7397,6 +7479,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 Self::FilesRead => f.write_str("files:read"),
                 Self::MemoryRead => f.write_str("memory:read"),
                 Self::MemoryWrite => f.write_str("memory:write"),
+                Self::ToolsRead => f.write_str("tools:read"),
+                Self::ToolsWrite => f.write_str("tools:write"),
             }
         }
     }
@@ -7419,6 +7503,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 "files:read" => Ok(Self::FilesRead),
                 "memory:read" => Ok(Self::MemoryRead),
                 "memory:write" => Ok(Self::MemoryWrite),
+                "tools:read" => Ok(Self::ToolsRead),
+                "tools:write" => Ok(Self::ToolsWrite),
                 _ => Err("invalid value".into()),
             }
         }
@@ -7635,6 +7721,26 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    ///One call of a server-side tool, as a run detail shows it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ServerToolCall {
+        ///The arguments the model sent (a JSON object as a string).
+        pub arguments: ::std::string::String,
+        pub duration_ms: i64,
+        ///The model's id for the call.
+        pub id: ::std::string::String,
+        pub is_error: bool,
+        ///The tool's output, or its error, cut to 4,000 characters.
+        pub output: ::std::string::String,
+        pub started_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The tool's reference (`hosted/calculator`).
+        pub tool: ::std::string::String,
+    }
+    impl ServerToolCall {
+        pub fn builder() -> builder::ServerToolCall {
+            Default::default()
         }
     }
     ///`Smith`
@@ -13479,6 +13585,129 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct HostedTool {
+            description: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            input_schema: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for HostedTool {
+            fn default() -> Self {
+                Self {
+                    description: Err("no value supplied for description".to_string()),
+                    input_schema: Err("no value supplied for input_schema".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl HostedTool {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn input_schema<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input_schema = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input_schema: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<HostedTool> for super::HostedTool {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: HostedTool,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    input_schema: value.input_schema?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::HostedTool> for HostedTool {
+            fn from(value: super::HostedTool) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    input_schema: Ok(value.input_schema),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct HostedToolList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::HostedTool>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for HostedToolList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                }
+            }
+        }
+        impl HostedToolList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::HostedTool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<HostedToolList> for super::HostedToolList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: HostedToolList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { data: value.data? })
+            }
+        }
+        impl ::std::convert::From<super::HostedToolList> for HostedToolList {
+            fn from(value: super::HostedToolList) -> Self {
+                Self { data: Ok(value.data) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct ImagePart {
             detail: ::std::result::Result<
                 ::std::option::Option<super::ImageDetail>,
@@ -16900,6 +17129,10 @@ and `null` removes it, so the agent's value applies again.*/
         #[derive(Clone, Debug)]
         pub struct RunOutput {
             content: ::std::result::Result<::std::string::String, ::std::string::String>,
+            server_tool_calls: ::std::result::Result<
+                ::std::vec::Vec<super::ServerToolCall>,
+                ::std::string::String,
+            >,
             tool_calls: ::std::result::Result<
                 ::std::vec::Vec<super::ToolCall>,
                 ::std::string::String,
@@ -16909,6 +17142,7 @@ and `null` removes it, so the agent's value applies again.*/
             fn default() -> Self {
                 Self {
                     content: Err("no value supplied for content".to_string()),
+                    server_tool_calls: Ok(Default::default()),
                     tool_calls: Err("no value supplied for tool_calls".to_string()),
                 }
             }
@@ -16923,6 +17157,20 @@ and `null` removes it, so the agent's value applies again.*/
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for content: {e}")
+                    });
+                self
+            }
+            pub fn server_tool_calls<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ServerToolCall>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.server_tool_calls = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for server_tool_calls: {e}"
+                        )
                     });
                 self
             }
@@ -16946,6 +17194,7 @@ and `null` removes it, so the agent's value applies again.*/
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     content: value.content?,
+                    server_tool_calls: value.server_tool_calls?,
                     tool_calls: value.tool_calls?,
                 })
             }
@@ -16954,6 +17203,7 @@ and `null` removes it, so the agent's value applies again.*/
             fn from(value: super::RunOutput) -> Self {
                 Self {
                     content: Ok(value.content),
+                    server_tool_calls: Ok(value.server_tool_calls),
                     tool_calls: Ok(value.tool_calls),
                 }
             }
@@ -17482,6 +17732,148 @@ and `null` removes it, so the agent's value applies again.*/
                 Self {
                     limit: Ok(value.limit),
                     query: Ok(value.query),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ServerToolCall {
+            arguments: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            duration_ms: ::std::result::Result<i64, ::std::string::String>,
+            id: ::std::result::Result<::std::string::String, ::std::string::String>,
+            is_error: ::std::result::Result<bool, ::std::string::String>,
+            output: ::std::result::Result<::std::string::String, ::std::string::String>,
+            started_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            tool: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for ServerToolCall {
+            fn default() -> Self {
+                Self {
+                    arguments: Err("no value supplied for arguments".to_string()),
+                    duration_ms: Err("no value supplied for duration_ms".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    is_error: Err("no value supplied for is_error".to_string()),
+                    output: Err("no value supplied for output".to_string()),
+                    started_at: Err("no value supplied for started_at".to_string()),
+                    tool: Err("no value supplied for tool".to_string()),
+                }
+            }
+        }
+        impl ServerToolCall {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn duration_ms<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.duration_ms = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for duration_ms: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn is_error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.is_error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for is_error: {e}")
+                    });
+                self
+            }
+            pub fn output<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.output = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for output: {e}")
+                    });
+                self
+            }
+            pub fn started_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.started_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for started_at: {e}")
+                    });
+                self
+            }
+            pub fn tool<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ServerToolCall> for super::ServerToolCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ServerToolCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    duration_ms: value.duration_ms?,
+                    id: value.id?,
+                    is_error: value.is_error?,
+                    output: value.output?,
+                    started_at: value.started_at?,
+                    tool: value.tool?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ServerToolCall> for ServerToolCall {
+            fn from(value: super::ServerToolCall) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    duration_ms: Ok(value.duration_ms),
+                    id: Ok(value.id),
+                    is_error: Ok(value.is_error),
+                    output: Ok(value.output),
+                    started_at: Ok(value.started_at),
+                    tool: Ok(value.tool),
                 }
             }
         }
@@ -20149,6 +20541,19 @@ let response = client.delete_embeddings()
 ```*/
     pub fn delete_embeddings(&self) -> builder::DeleteEmbeddings<'_> {
         builder::DeleteEmbeddings::new(self)
+    }
+    /**Sends a `GET` request to `/v1/tenant/hosted_tools`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_hosted_tools()
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_hosted_tools(&self) -> builder::ListHostedTools<'_> {
+        builder::ListHostedTools::new(self)
     }
     /**Sends a `GET` request to `/v1/tenant/model_keys`
 
@@ -25638,6 +26043,96 @@ pub mod builder {
                     .build()?;
                 let info = OperationInfo {
                     operation_id: "delete_embeddings",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::list_hosted_tools`]
+
+[`Client::list_hosted_tools`]: super::Client::list_hosted_tools*/
+    #[derive(Debug, Clone)]
+    pub struct ListHostedTools<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::ListHostedToolsIcApiVersion>, String>,
+    }
+    impl<'a> ListHostedTools<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListHostedToolsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListHostedToolsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/tenant/hosted_tools`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::HostedToolList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::HostedToolList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/hosted_tools", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_hosted_tools",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;

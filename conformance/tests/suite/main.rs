@@ -22,3 +22,4 @@ mod security;
 mod smiths_agents;
 mod spec;
 mod tenancy;
+mod tools;

@@ -138,12 +138,12 @@ async fn agents_crud_and_refuse_deletion_while_in_use() {
     let app = TestApp::start().await;
     let token = &app.admin_token;
     let created = app
-        .post("/v1/agents", token, json!({"name": "support", "instructions": "Help.", "model": "gemini-2.5-flash", "tools": ["calculator"], "auto_memory": true}))
+        .post("/v1/agents", token, json!({"name": "support", "instructions": "Help.", "model": "gemini-2.5-flash", "tools": ["hosted/calculator"], "auto_memory": true}))
         .await
         .expect(201);
     let aid = created.id();
     assert!(aid.starts_with("agt_"));
-    assert_eq!(created.body["tools"], json!(["calculator"]));
+    assert_eq!(created.body["tools"], json!(["hosted/calculator"]));
     let path = format!("/v1/agents/{aid}");
     let updated = app.patch(&path, token, json!({"instructions": null, "auto_memory": false})).await.expect(200);
     assert!(updated.body["instructions"].is_null());
@@ -161,7 +161,9 @@ async fn agents_crud_and_refuse_deletion_while_in_use() {
     app.delete(&format!("/v1/agents/{}", default["id"].as_str().unwrap()), token)
         .await
         .expect_error(409, "agent_is_default");
-    app.post("/v1/agents", token, json!({"name": "x", "tools": [""]})).await.expect_error(400, "invalid_parameter");
+    app.post("/v1/agents", token, json!({"name": "x", "tools": [""]}))
+        .await
+        .expect_error(400, "invalid_tool_reference");
 }
 
 #[tokio::test]

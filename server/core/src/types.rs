@@ -275,7 +275,29 @@ pub struct RunOutput {
     pub content: String,
     /// Client tool calls of the last model turn, when the run paused for them.
     pub tool_calls: Vec<ToolCall>,
+    /// Every call of a server-side tool the run made, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_tool_calls: Vec<ServerToolCall>,
 }
+
+/// One call of a server-side tool, as a run detail shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerToolCall {
+    /// The model's id for the call.
+    pub id: String,
+    /// The tool's reference (`hosted/calculator`).
+    pub tool: String,
+    /// The arguments the model sent, as it sent them (a JSON object as a string).
+    pub arguments: String,
+    /// The tool's output, or its error, cut to [`SERVER_TOOL_OUTPUT_RECORDED`] characters.
+    pub output: String,
+    pub is_error: bool,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration_ms: u64,
+}
+
+/// Characters of a server-side tool's output a run's record keeps.
+pub const SERVER_TOOL_OUTPUT_RECORDED: usize = 4_000;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunUsage {

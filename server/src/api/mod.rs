@@ -13,6 +13,7 @@ pub mod runs;
 pub mod schemas;
 pub mod smiths;
 pub mod tokens;
+pub mod tools;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
@@ -40,6 +41,7 @@ use crate::http::CURRENT_API_VERSION;
         (name = "runs", description = "One turn of a smith: synchronous, or streamed as SSE."),
         (name = "openai", description = "OpenAI-compatible surface: point an OpenAI SDK at /v1."),
         (name = "files", description = "Images and documents inlined into conversations."),
+        (name = "tools", description = "Server-side tools: hosted tools the server runs itself."),
         (name = "memory", description = "What each smith remembers about its person: blocks, memories, search."),
         (name = "models", description = "Provider keys (BYOK) and the models a project can use."),
         (name = "health", description = "Liveness."),
@@ -96,7 +98,8 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(openai::router())
         .merge(responses::router())
         .merge(files::router())
-        .merge(memory::router());
+        .merge(memory::router())
+        .merge(tools::router());
     (authenticated, health::router())
 }
 

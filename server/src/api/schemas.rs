@@ -308,6 +308,25 @@ pub struct RunOutput {
     pub content: String,
     /// Client tool calls of the last model turn, when the run paused for them.
     pub tool_calls: Vec<ToolCall>,
+    /// Every call of a server-side tool the run made, in order; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_tool_calls: Vec<ServerToolCall>,
+}
+
+/// One call of a server-side tool, as a run detail shows it.
+#[derive(Serialize, ToSchema)]
+pub struct ServerToolCall {
+    /// The model's id for the call.
+    pub id: String,
+    /// The tool's reference (`hosted/calculator`).
+    pub tool: String,
+    /// The arguments the model sent (a JSON object as a string).
+    pub arguments: String,
+    /// The tool's output, or its error, cut to 4,000 characters.
+    pub output: String,
+    pub is_error: bool,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -482,6 +501,10 @@ pub enum Scope {
     MemoryRead,
     #[serde(rename = "memory:write")]
     MemoryWrite,
+    #[serde(rename = "tools:read")]
+    ToolsRead,
+    #[serde(rename = "tools:write")]
+    ToolsWrite,
 }
 
 /// A memory block an agent declares for each of its smiths (or `human` and `persona`

@@ -139,6 +139,8 @@ pub mod scopes {
         RunsWrite,
         FilesRead,
         MemoryRead,
-        MemoryWrite
+        MemoryWrite,
+        ToolsRead,
+        ToolsWrite
     );
 }

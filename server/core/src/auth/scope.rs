@@ -30,6 +30,10 @@ pub enum Scope {
     MemoryRead,
     #[serde(rename = "memory:write")]
     MemoryWrite,
+    #[serde(rename = "tools:read")]
+    ToolsRead,
+    #[serde(rename = "tools:write")]
+    ToolsWrite,
 }
 
 impl Scope {
@@ -48,6 +52,8 @@ impl Scope {
             Self::FilesRead => "files:read",
             Self::MemoryRead => "memory:read",
             Self::MemoryWrite => "memory:write",
+            Self::ToolsRead => "tools:read",
+            Self::ToolsWrite => "tools:write",
         }
     }
 

@@ -289,9 +289,25 @@ pub mod validate {
         Ok(())
     }
 
+    /// At most 128 tool references, each one that reads (docs/tools.md) and, for hosted and
+    /// memory tools, names one that exists.
     pub fn tools(tools: &[String]) -> Result<()> {
-        if tools.len() > 128 || tools.iter().any(|tool| tool.trim().is_empty() || tool.len() > 128) {
-            return Err(Error::invalid_param("tools", "tools must be at most 128 names of 1 to 128 characters."));
+        use crate::domain::tools::catalog;
+        use crate::domain::tools::reference::ToolRef;
+        if tools.len() > 128 {
+            return Err(Error::limit_exceeded("tools", "tools holds at most 128 references."));
+        }
+        for text in tools {
+            let known = match ToolRef::parse("tools", text)? {
+                ToolRef::Hosted(name) => catalog::find_hosted(&name).is_some(),
+                ToolRef::Memory(name) => catalog::find_memory(&name).is_some(),
+                ToolRef::Mcp { .. } | ToolRef::McpAll { .. } => true,
+            };
+            if !known {
+                return Err(
+                    Error::bad_request("unknown_tool", format!("No tool is named '{text}'.")).with_param("tools")
+                );
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use super::events::{Emitter, LiveRun};
 use super::run_store::Ending;
 use super::{Engine, Known, remember};
 use crate::domain::memory::{self, context::Remembering};
+use crate::domain::tools::{self, reference::ToolRef};
 use crate::domain::{files, is_unique_violation};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
 use crate::ids::FileId;
@@ -27,7 +28,8 @@ use crate::store::{file, now, run};
 use crate::types::{
     EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
     RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
-    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, ToolChoiceMode, ToolChoiceOption,
+    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, SERVER_TOOL_OUTPUT_RECORDED, ServerToolCall,
+    ToolChoiceMode, ToolChoiceOption, ToolCompletedEvent, ToolExecutingEvent,
 };
 
 /// Earlier runs of a thread the model sees, at most.
@@ -37,18 +39,29 @@ const PROVIDER_ATTEMPTS: u32 = 3;
 /// on this replica wakes it at once.
 const ENQUEUE_POLL: Duration = Duration::from_secs(1);
 
-/// How an execution ended, before it is recorded.
+/// Server-side tool rounds one run may make; one more is `tool_rounds_exceeded`.
+const TOOL_ROUNDS_MAX: usize = 8;
+/// A server-side call's deadline.
+const SERVER_TOOL_DEADLINE: Duration = Duration::from_secs(30);
+/// Bytes of arguments a server-side call may carry.
+const SERVER_TOOL_ARGUMENTS_MAX: usize = 64 * 1024;
+/// Characters of a server-side tool's output the model reads.
+const SERVER_TOOL_OUTPUT_TO_MODEL: usize = 16_000;
+
+/// How an execution ended, before it is recorded. `steps` are the messages it adds to the
+/// run's transcript, its last assistant message included.
 enum Outcome {
-    /// `tool_calls` is non-empty only for a run whose mode ends (not pauses) on client tool calls.
+    /// `output.tool_calls` is non-empty only for a run whose mode ends (not pauses) on client
+    /// tool calls.
     Completed {
-        content: String,
-        tool_calls: Vec<ToolCall>,
+        output: RunOutput,
+        steps: Vec<Message>,
         stop_reason: StopReason,
         usage: RunUsage,
     },
     Paused {
-        content: String,
-        tool_calls: Vec<ToolCall>,
+        output: RunOutput,
+        steps: Vec<Message>,
         usage: RunUsage,
     },
     Failed(ErrorBody),
@@ -83,7 +96,7 @@ pub(super) async fn run(
         Err(err) => Outcome::Failed(err.envelope().error),
     };
     let remember = match &outcome {
-        Outcome::Completed { content, .. } => remember::CompletedTurn::of(&current, content),
+        Outcome::Completed { output, .. } => remember::CompletedTurn::of(&current, &output.content),
         _ => None,
     };
     match record(engine, current, transcript, &mut emitter, outcome, clock.worked()).await {
@@ -216,56 +229,198 @@ async fn work(
         Some(remembering) => Some(remembering),
         None => engine.memory().remembering(&current.project_id, &current.smith_id).await?,
     };
-    let request = model_request(engine, current, &config, &model, with_history, remembering.as_ref()).await?;
-    let previous_usage: RunUsage =
+    let server_tools = tools::resolve::resolve(&config.tools);
+    let mut usage: RunUsage =
         crate::store::decode_json_opt(run_id, "usage", current.usage.as_ref())?.unwrap_or_default();
     let endpoint = match known.endpoint {
         Some(endpoint) => endpoint,
         None => engine.endpoint(&current.project_id, model.provider).await?,
     };
-    let Some(mut stream) = open_with_retries(engine, &model, &endpoint, &request, cancel).await? else {
-        return Ok(Outcome::Cancelled);
-    };
-    let mut content = String::new();
-    let mut tool_calls = Vec::new();
-    let finished = loop {
-        let next = tokio::select! {
-            next = stream.next() => next,
-            _ = cancel.changed() => return Ok(Outcome::Cancelled),
+    let mut turn = TurnSoFar::default();
+    for round in 0..=TOOL_ROUNDS_MAX {
+        let context = TurnContext {
+            with_history,
+            remembering: remembering.as_ref(),
+            server_tools: &server_tools,
+            steps: &turn.steps,
         };
-        match next {
-            Some(Ok(ModelEvent::TextDelta(delta))) => {
-                content.push_str(&delta);
-                emitter.emit(RunEventData::MessageDelta(MessageDeltaEvent {
-                    v: EVENT_VERSION,
-                    run_id: run_id.clone(),
-                    delta,
-                }))?;
+        let request = model_request(engine, current, &config, &model, context).await?;
+        let Some(mut stream) = open_with_retries(engine, &model, &endpoint, &request, cancel).await? else {
+            return Ok(Outcome::Cancelled);
+        };
+        let mut reply = String::new();
+        let mut tool_calls = Vec::new();
+        let finished = loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = cancel.changed() => return Ok(Outcome::Cancelled),
+            };
+            match next {
+                Some(Ok(ModelEvent::TextDelta(delta))) => {
+                    reply.push_str(&delta);
+                    emitter.emit(RunEventData::MessageDelta(MessageDeltaEvent {
+                        v: EVENT_VERSION,
+                        run_id: run_id.clone(),
+                        delta,
+                    }))?;
+                }
+                Some(Ok(ModelEvent::ToolCall(call))) => tool_calls.push(call),
+                Some(Ok(ModelEvent::Finished { stop_reason, usage })) => break (stop_reason, usage),
+                Some(Err(err)) => return Ok(Outcome::Failed(provider_error(&err))),
+                None => {
+                    return Ok(Outcome::Failed(provider_error(&ProviderError::new(
+                        ProviderErrorKind::Upstream,
+                        "the provider's stream ended early",
+                    ))));
+                }
             }
-            Some(Ok(ModelEvent::ToolCall(call))) => tool_calls.push(call),
-            Some(Ok(ModelEvent::Finished { stop_reason, usage })) => break (stop_reason, usage),
-            Some(Err(err)) => return Ok(Outcome::Failed(provider_error(&err))),
-            None => {
-                return Ok(Outcome::Failed(provider_error(&ProviderError::new(
-                    ProviderErrorKind::Upstream,
-                    "the provider's stream ended early",
-                ))));
+        };
+        let (stop_reason, step_usage) = finished;
+        usage = add_usage(usage, &model, step_usage);
+        turn.content.push_str(&reply);
+        let (server_calls, client_calls): (Vec<ToolCall>, Vec<ToolCall>) =
+            tool_calls.iter().cloned().partition(|call| server_tools.iter().any(|tool| tool.name == call.name));
+        // Server-side calls never reach a client as calls of its own tools.
+        emitter.emit(RunEventData::MessageCompleted(MessageCompletedEvent {
+            v: EVENT_VERSION,
+            run_id: run_id.clone(),
+            content: reply.clone(),
+            tool_calls: client_calls.clone(),
+        }))?;
+        if server_calls.is_empty() {
+            return Ok(turn.ended(reply, tool_calls, client_calls, stop_reason, usage, config.mode.pauses_for_tools()));
+        }
+        if round == TOOL_ROUNDS_MAX {
+            return Ok(Outcome::Failed(
+                Error::new(
+                    ErrorKind::Invalid,
+                    "tool_rounds_exceeded",
+                    format!("The model called server-side tools in more than {TOOL_ROUNDS_MAX} rounds of one run."),
+                )
+                .envelope()
+                .error,
+            ));
+        }
+        turn.steps.push(Message::assistant(reply, tool_calls.clone()));
+        for call in &server_calls {
+            let Some(tool) = server_tools.iter().find(|tool| tool.name == call.name) else { continue };
+            emitter.emit(RunEventData::ToolExecuting(ToolExecutingEvent {
+                v: EVENT_VERSION,
+                run_id: run_id.clone(),
+                tool_call: call.clone(),
+            }))?;
+            let started_at = now();
+            let clock = std::time::Instant::now();
+            let called = tokio::select! {
+                called = call_server_tool(engine, current, tool, call) => called,
+                _ = cancel.changed() => return Ok(Outcome::Cancelled),
+            };
+            let (output, is_error) = match called {
+                Ok(output) => (output, false),
+                Err(why) => (format!("Error: {why}"), true),
+            };
+            let output: String = output.chars().take(SERVER_TOOL_OUTPUT_TO_MODEL).collect();
+            emitter.emit(RunEventData::ToolCompleted(ToolCompletedEvent {
+                v: EVENT_VERSION,
+                run_id: run_id.clone(),
+                tool_call_id: call.id.clone(),
+                output: output.clone(),
+            }))?;
+            turn.server_tool_calls.push(ServerToolCall {
+                id: call.id.clone(),
+                tool: tool.reference.to_string(),
+                arguments: call.arguments.clone(),
+                output: output.chars().take(SERVER_TOOL_OUTPUT_RECORDED).collect(),
+                is_error,
+                started_at,
+                duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+            turn.steps.push(Message::tool_result(call.id.clone(), output));
+        }
+        if !client_calls.is_empty() {
+            // One model turn asked for both: the server's ran first; the run now pauses (or,
+            // on the OpenAI surfaces, ends) for the client's.
+            return Ok(turn.ended_on_client_calls(client_calls, usage, config.mode.pauses_for_tools()));
+        }
+    }
+    Err(Error::internal("the tool loop ended without an outcome"))
+}
+
+/// What one execution of a run produced before its outcome: the reply text of every model
+/// round, the messages of rounds that called server-side tools, and those calls.
+#[derive(Default)]
+struct TurnSoFar {
+    content: String,
+    steps: Vec<Message>,
+    server_tool_calls: Vec<ServerToolCall>,
+}
+
+impl TurnSoFar {
+    /// The model answered without server-side calls: `reply` and `tool_calls` are its last
+    /// message; `client_calls` the calls a client answers.
+    fn ended(
+        self,
+        reply: String,
+        tool_calls: Vec<ToolCall>,
+        client_calls: Vec<ToolCall>,
+        stop_reason: StopReason,
+        usage: RunUsage,
+        pauses: bool,
+    ) -> Outcome {
+        let mut steps = self.steps;
+        steps.push(Message::assistant(reply, tool_calls));
+        let output =
+            RunOutput { content: self.content, tool_calls: client_calls, server_tool_calls: self.server_tool_calls };
+        if output.tool_calls.is_empty() || !pauses {
+            Outcome::Completed { output, steps, stop_reason, usage }
+        } else {
+            Outcome::Paused { output, steps, usage }
+        }
+    }
+
+    /// A round called server-side and client tools; the server's ran (their results are the
+    /// last steps).
+    fn ended_on_client_calls(self, client_calls: Vec<ToolCall>, usage: RunUsage, pauses: bool) -> Outcome {
+        let output =
+            RunOutput { content: self.content, tool_calls: client_calls, server_tool_calls: self.server_tool_calls };
+        if pauses {
+            Outcome::Paused { output, steps: self.steps, usage }
+        } else {
+            Outcome::Completed { output, steps: self.steps, stop_reason: StopReason::ToolUse, usage }
+        }
+    }
+}
+
+/// Runs one server-side call within its deadline; the text the model reads, or why it failed.
+async fn call_server_tool(
+    engine: &Engine,
+    current: &run::Model,
+    tool: &tools::resolve::ServerTool,
+    call: &ToolCall,
+) -> std::result::Result<String, String> {
+    if call.arguments.len() > SERVER_TOOL_ARGUMENTS_MAX {
+        return Err(format!("the arguments are longer than {SERVER_TOOL_ARGUMENTS_MAX} bytes"));
+    }
+    let arguments: serde_json::Value = match call.arguments.trim() {
+        "" => json!({}),
+        text => serde_json::from_str(text).map_err(|_| "the arguments are not a JSON object".to_owned())?,
+    };
+    if !arguments.is_object() {
+        return Err("the arguments are not a JSON object".into());
+    }
+    let work = async {
+        match &tool.reference {
+            ToolRef::Hosted(name) => {
+                tools::hosted::call(name, &arguments, &engine.inner.egress, SERVER_TOOL_DEADLINE).await
             }
+            ToolRef::Memory(name) => {
+                let memory = engine.memory();
+                tools::memory_tools::call(memory, &current.project_id, &current.smith_id, name, &arguments).await
+            }
+            ToolRef::Mcp { .. } | ToolRef::McpAll { .. } => Err("MCP tools are not available yet".into()),
         }
     };
-    let (stop_reason, usage) = finished;
-    let usage = add_usage(previous_usage, &model, usage);
-    emitter.emit(RunEventData::MessageCompleted(MessageCompletedEvent {
-        v: EVENT_VERSION,
-        run_id: run_id.clone(),
-        content: content.clone(),
-        tool_calls: tool_calls.clone(),
-    }))?;
-    Ok(if tool_calls.is_empty() || !config.mode.pauses_for_tools() {
-        Outcome::Completed { content, tool_calls, stop_reason, usage }
-    } else {
-        Outcome::Paused { content, tool_calls, usage }
-    })
+    tokio::time::timeout(SERVER_TOOL_DEADLINE, work).await.map_err(|_| "the tool timed out".to_owned())?
 }
 
 /// Takes the thread for an enqueued run; false while another run holds it.
@@ -294,16 +449,27 @@ fn add_usage(previous: RunUsage, model: &ResolvedModel, usage: Usage) -> RunUsag
     }
 }
 
+/// What a model request of this execution adds to the run's own record.
+struct TurnContext<'a> {
+    /// Earlier completed runs of the thread are part of the conversation.
+    with_history: bool,
+    remembering: Option<&'a Remembering>,
+    server_tools: &'a [tools::resolve::ServerTool],
+    /// Messages of this execution's earlier rounds (server-side calls and their results).
+    steps: &'a [Message],
+}
+
 /// The conversation the model sees: the agent's instructions and the smith's memory, earlier
-/// completed runs of the thread (`with_history`), then this run.
+/// completed runs of the thread, this run, and this execution's earlier rounds; the smith's
+/// server-side tools and the request's client tools.
 async fn model_request(
     engine: &Engine,
     current: &run::Model,
     config: &RunConfig,
     model: &ResolvedModel,
-    with_history: bool,
-    remembering: Option<&Remembering>,
+    context: TurnContext<'_>,
 ) -> Result<ModelRequest> {
+    let TurnContext { with_history, remembering, server_tools, steps } = context;
     let earlier = if with_history { thread_history(engine, current).await? } else { Vec::new() };
     let turns: Vec<(Vec<InputMessage>, Vec<Message>)> = earlier
         .iter()
@@ -328,14 +494,28 @@ async fn model_request(
         messages.extend(input.into_iter().map(|message| model_message(message, &stored)));
         messages.extend(transcript);
     }
-    let mut client_tools: Vec<FunctionTool> =
+    messages.extend(steps.iter().cloned());
+    let client_tools: Vec<FunctionTool> =
         crate::store::decode_json(&current.id, "client_tools", &current.client_tools)?;
+    let mut tools: Vec<ToolSpec> = server_tools
+        .iter()
+        .map(|tool| ToolSpec {
+            name: tool.name.clone(),
+            description: Some(tool.description.clone()),
+            parameters: tool.parameters.clone(),
+        })
+        .chain(client_tools.into_iter().map(|tool| ToolSpec {
+            name: tool.function.name,
+            description: tool.function.description,
+            parameters: tool.function.parameters.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        }))
+        .collect();
     let tool_choice = match &config.tool_choice {
         None | Some(ToolChoiceOption::Mode(ToolChoiceMode::Auto)) => ToolChoice::Auto,
         Some(ToolChoiceOption::Mode(ToolChoiceMode::Required)) => ToolChoice::Required,
         Some(ToolChoiceOption::Named(named)) => ToolChoice::Function(named.function.name.clone()),
         Some(ToolChoiceOption::Mode(ToolChoiceMode::None)) => {
-            client_tools.clear();
+            tools.clear();
             ToolChoice::Auto
         }
     };
@@ -343,14 +523,7 @@ async fn model_request(
         model: model.model.clone(),
         system,
         messages,
-        tools: client_tools
-            .into_iter()
-            .map(|tool| ToolSpec {
-                name: tool.function.name,
-                description: tool.function.description,
-                parameters: tool.function.parameters.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
-            .collect(),
+        tools,
         max_tokens: config.max_tokens,
         temperature: config.temperature,
         tool_choice,
@@ -461,20 +634,20 @@ async fn record(
         ..current
     };
     let event = match outcome {
-        Outcome::Completed { content, tool_calls, stop_reason, usage } => {
-            transcript.push(Message::assistant(content.clone(), tool_calls.clone()));
+        Outcome::Completed { output, steps, stop_reason, usage } => {
+            transcript.extend(steps);
             settled.status = RunStatus::Completed;
-            settled.output = Some(json!(RunOutput { content, tool_calls }));
+            settled.output = Some(json!(output));
             settled.usage = Some(json!(usage));
             settled.stop_reason = Some(stop_reason);
             RunEventData::Completed(RunCompletedEvent { v, run_id: run_id.clone(), stop_reason, usage })
         }
-        Outcome::Paused { content, tool_calls, usage } => {
-            transcript.push(Message::assistant(content.clone(), tool_calls.clone()));
+        Outcome::Paused { output, steps, usage } => {
+            transcript.extend(steps);
             let required_action =
-                RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: tool_calls.clone() };
+                RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: output.tool_calls.clone() };
             settled.status = RunStatus::RequiresAction;
-            settled.output = Some(json!(RunOutput { content, tool_calls }));
+            settled.output = Some(json!(output));
             settled.usage = Some(json!(usage));
             settled.required_action = Some(json!(required_action));
             settled.stop_reason = Some(StopReason::ToolUse);

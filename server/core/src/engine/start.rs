@@ -93,6 +93,7 @@ impl Engine {
             validate_thread_id(turn.thread_param, thread_id)?;
         }
         let design = turn::resolve(caller, &smith.effective, turn.model, turn.instructions)?;
+        check_tool_names(&smith.effective.tools, &turn.client_tools)?;
         let effective = &smith.effective;
         let spec = RunSpec {
             project_id: caller.project_id.clone(),
@@ -186,6 +187,27 @@ impl Engine {
         };
         Ok(Started { run, events })
     }
+}
+
+/// A client tool may not take the name a server-side tool of the smith has.
+fn check_tool_names(references: &[String], client_tools: &[FunctionTool]) -> Result<()> {
+    if client_tools.is_empty() {
+        return Ok(());
+    }
+    let server_tools = crate::domain::tools::resolve::resolve(references);
+    for tool in client_tools {
+        if server_tools.iter().any(|server| server.name == tool.function.name) {
+            return Err(Error::bad_request(
+                "tool_name_conflict",
+                format!(
+                    "The client tool '{}' has the name of one of the smith's server-side tools.",
+                    tool.function.name
+                ),
+            )
+            .with_param("tools"));
+        }
+    }
+    Ok(())
 }
 
 /// A smith is only ever found through the caller, so this holds by construction; checked

@@ -108,7 +108,10 @@ impl Memory {
         let (_, agent) = smiths::with_agent_in_project(&self.db, project_id, smith_id).await?;
         let declared = declared_by(&agent)?;
         if declared.iter().any(|declaration| declaration.label == label && declaration.read_only == Some(true)) {
-            return Err(Error::forbidden("block_read_only", format!("The block '{label}' is read-only for the smith.")));
+            return Err(Error::forbidden(
+                "block_read_only",
+                format!("The block '{label}' is read-only for the smith."),
+            ));
         }
         self.store_block(project_id, smith_id, &declared, label, value).await
     }

@@ -3,68 +3,12 @@
 
 use serde_json::{Value, json};
 
+use super::catalog;
 use crate::domain::memory::Memory;
 use crate::domain::memory::embeddings::EMBED_DEADLINE;
 use crate::domain::memory::memories::{Inserted, NewMemory};
 use crate::ids::{ProjectId, SmithId};
 use crate::store::memory::MemorySource;
-
-/// Results a `memory/search` call returns at most.
-const SEARCH_LIMIT_MAX: u64 = 10;
-
-pub struct MemoryTool {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub input_schema: Value,
-}
-
-pub fn catalog() -> Vec<MemoryTool> {
-    vec![
-        MemoryTool {
-            name: "search",
-            description: "Searches what you remember about the person (your memories), best match first.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {
-                    "query": {"type": "string", "maxLength": 1000},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT_MAX},
-                },
-                "required": ["query"],
-            }),
-        },
-        MemoryTool {
-            name: "add",
-            description: "Remembers a durable fact about the person, as one short sentence.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"text": {"type": "string", "maxLength": 2000}},
-                "required": ["text"],
-            }),
-        },
-        MemoryTool {
-            name: "update_block",
-            description: "Replaces the whole value of one of your memory blocks (such as human). Read-only blocks cannot be written.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"label": {"type": "string", "maxLength": 64}, "value": {"type": "string", "maxLength": 20000}},
-                "required": ["label", "value"],
-            }),
-        },
-        MemoryTool {
-            name: "append_block",
-            description: "Adds a line to one of your memory blocks (such as human). Read-only blocks cannot be written.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"label": {"type": "string", "maxLength": 64}, "text": {"type": "string", "maxLength": 20000}},
-                "required": ["label", "text"],
-            }),
-        },
-    ]
-}
-
-pub fn find(name: &str) -> Option<MemoryTool> {
-    catalog().into_iter().find(|tool| tool.name == name)
-}
 
 /// Runs memory tool `name` for the run's smith; an error text for the model when it fails.
 pub async fn call(
@@ -84,10 +28,12 @@ pub async fn call(
     let failed = |err: crate::error::Error| err.message;
     match name {
         "search" => {
-            let limit = arguments.get("limit").and_then(Value::as_u64).unwrap_or(5).clamp(1, SEARCH_LIMIT_MAX);
+            let limit =
+                arguments.get("limit").and_then(Value::as_u64).unwrap_or(5).clamp(1, catalog::MEMORY_SEARCH_LIMIT_MAX);
             let query = text("query")?;
             crate::domain::limits::text("query", Some(&query), crate::domain::memory::QUERY_MAX).map_err(failed)?;
-            let found = memory.search_smith(project_id, smith_id, &query, limit, EMBED_DEADLINE).await.map_err(failed)?;
+            let found =
+                memory.search_smith(project_id, smith_id, &query, limit, EMBED_DEADLINE).await.map_err(failed)?;
             Ok(json!(found.into_iter().map(|scored| scored.memory.text).collect::<Vec<_>>()).to_string())
         }
         "add" => {
@@ -101,16 +47,23 @@ pub async fn call(
             }
         }
         "update_block" => {
-            let block = memory.write_block_as_smith(project_id, smith_id, &text("label")?, text("value")?).await.map_err(failed)?;
-            Ok(format!("The block {} now holds {}/{} characters.", block.label, block.value.chars().count(), block.limit))
+            let block = memory
+                .write_block_as_smith(project_id, smith_id, &text("label")?, text("value")?)
+                .await
+                .map_err(failed)?;
+            Ok(block_written(&block))
         }
         "append_block" => {
             let label = text("label")?;
             let current = memory.block_value(project_id, smith_id, &label).await.map_err(failed)?;
             let value = if current.is_empty() { text("text")? } else { format!("{current}\n{}", text("text")?) };
             let block = memory.write_block_as_smith(project_id, smith_id, &label, value).await.map_err(failed)?;
-            Ok(format!("The block {} now holds {}/{} characters.", block.label, block.value.chars().count(), block.limit))
+            Ok(block_written(&block))
         }
         other => Err(format!("no memory tool is named {other}")),
     }
+}
+
+fn block_written(block: &crate::domain::memory::blocks::Block) -> String {
+    format!("The block {} now holds {}/{} characters.", block.label, block.value.chars().count(), block.limit)
 }

@@ -3,6 +3,7 @@
 //! `mcp/<server>/<tool>` and `mcp/<server>/*` (a project's MCP servers). The model sees each
 //! as a function whose name fits OpenAI's `^[a-zA-Z0-9_-]{1,64}$` ([`reference::model_name`]).
 
+pub mod catalog;
 pub mod hosted;
 pub mod memory_tools;
 pub mod reference;

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
+use super::catalog;
 use super::reference::{ToolRef, model_name};
-use super::{hosted, memory_tools};
 
 /// A tool the model may call, executed by the server.
 #[derive(Debug, Clone)]
@@ -24,8 +24,12 @@ pub fn resolve(references: &[String]) -> Vec<ServerTool> {
     for text in references {
         let Ok(reference) = ToolRef::parse("tools", text) else { continue };
         let found = match &reference {
-            ToolRef::Hosted(name) => hosted::find(name).map(|tool| (tool.description.to_owned(), tool.input_schema)),
-            ToolRef::Memory(name) => memory_tools::find(name).map(|tool| (tool.description.to_owned(), tool.input_schema)),
+            ToolRef::Hosted(name) => {
+                catalog::find_hosted(name).map(|tool| (tool.description.to_owned(), tool.input_schema))
+            }
+            ToolRef::Memory(name) => {
+                catalog::find_memory(name).map(|tool| (tool.description.to_owned(), tool.input_schema))
+            }
             ToolRef::Mcp { .. } | ToolRef::McpAll { .. } => None,
         };
         let Some((description, parameters)) = found else { continue };

@@ -12,59 +12,6 @@ use crate::egress::Egress;
 
 pub use fetch::{FETCH_BODY_MAX, FETCH_TEXT_MAX};
 
-/// A hosted tool as models and the API see it.
-#[derive(Debug, Clone)]
-pub struct HostedTool {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub input_schema: Value,
-}
-
-/// Every hosted tool, by name.
-pub fn catalog() -> Vec<HostedTool> {
-    vec![
-        HostedTool {
-            name: "calculator",
-            description: "Evaluates arithmetic exactly: + - * / % ^, parentheses, pi, e, sqrt, abs, floor, ceil, round, ln, log10, sin, cos, tan, min, max.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"expression": {"type": "string", "maxLength": calculator::EXPRESSION_MAX, "description": "For example (12.5 * 4) / 3"}},
-                "required": ["expression"],
-            }),
-        },
-        HostedTool {
-            name: "current_time",
-            description: "The current date and time in a time zone (IANA name such as Europe/Paris; UTC when absent).",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"time_zone": {"type": "string", "maxLength": 64}},
-            }),
-        },
-        HostedTool {
-            name: "think",
-            description: "A scratchpad: write down reasoning or a plan before acting. Nothing is done with it; it is kept in the run's record.",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"thought": {"type": "string", "maxLength": 8000}},
-                "required": ["thought"],
-            }),
-        },
-        HostedTool {
-            name: "http_fetch",
-            description: "Fetches a public web page or API over HTTP(S) with GET and returns its text (the start of it, for a long one).",
-            input_schema: json!({
-                "type": "object",
-                "properties": {"url": {"type": "string", "maxLength": 2048}},
-                "required": ["url"],
-            }),
-        },
-    ]
-}
-
-pub fn find(name: &str) -> Option<HostedTool> {
-    catalog().into_iter().find(|tool| tool.name == name)
-}
-
 /// Runs hosted tool `name` with the model's `arguments`: its output, or an error text the
 /// model reads (a tool's failure is the model's to handle, not the run's).
 pub async fn call(name: &str, arguments: &Value, egress: &Egress, deadline: Duration) -> Result<String, String> {
@@ -111,13 +58,17 @@ mod tests {
         };
         assert_eq!(answer("calculator", json!({"expression": "6 * 7"})).await.unwrap(), "42");
         assert!(answer("calculator", json!({})).await.unwrap_err().contains("expression"));
-        let paris: Value = serde_json::from_str(&answer("current_time", json!({"time_zone": "Europe/Paris"})).await.unwrap()).unwrap();
-        assert!(paris["local_time"].as_str().unwrap().ends_with("+01:00") || paris["local_time"].as_str().unwrap().ends_with("+02:00"));
+        let paris: Value =
+            serde_json::from_str(&answer("current_time", json!({"time_zone": "Europe/Paris"})).await.unwrap()).unwrap();
+        assert!(
+            paris["local_time"].as_str().unwrap().ends_with("+01:00")
+                || paris["local_time"].as_str().unwrap().ends_with("+02:00")
+        );
         assert!(answer("current_time", json!({"time_zone": "Mars/Olympus"})).await.unwrap_err().contains("IANA"));
         assert_eq!(answer("think", json!({"thought": "first, add"})).await.unwrap(), "Noted.");
         let refused = answer("http_fetch", json!({"url": "http://127.0.0.1:9/secret"})).await.unwrap_err();
         assert!(refused.contains("not allowed") || refused.contains("refused"), "{refused}");
         assert!(answer("nope", json!({})).await.is_err());
-        assert_eq!(catalog().len(), 4);
+        assert_eq!(crate::domain::tools::catalog::hosted().len(), 4);
     }
 }

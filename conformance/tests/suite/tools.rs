@@ -180,6 +180,25 @@ async fn on_openai_the_loop_sends_results_back_and_sums_usage_and_chat_completio
     let first: Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(first["tools"][0]["function"]["name"], "hosted__calculator");
 
+    // Responses, streamed: one message, opened once and closed once, after both rounds.
+    let stream = app
+        .request(reqwest::Method::POST, "/v1/responses")
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"model": "gpt-4o", "user": "gpt-calc", "input": "6*7?", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let frames = crate::harness::parse_frames(&stream.text().await.unwrap());
+    let kinds: Vec<&str> = frames.iter().map(|f| f.event.as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "response.output_item.done").count(), 1, "{kinds:?}");
+    assert!(!kinds.contains(&"response.function_call_arguments.delta"), "{kinds:?}");
+    let response = &frames.last().unwrap().data["response"];
+    assert_eq!(response["output"].as_array().unwrap().len(), 1, "{response}");
+    assert_eq!(response["output"][0]["content"][0]["text"], "It is 42.");
+    for frame in &frames {
+        crate::spec::assert_matches_schema("ResponseStreamEvent", &frame.data);
+    }
+
     let completion = app
         .post(
             "/v1/chat/completions",
@@ -243,6 +262,22 @@ async fn server_calls_run_before_a_pause_for_client_calls_and_rounds_are_bounded
         .collect();
     assert_eq!(waiting, ["weather"], "only the client's call waits");
     assert_eq!(paused.body["output"]["server_tool_calls"][0]["output"], "2");
+    // After the client's output the model answers; the record still has the server's call.
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_string_contains("21C"))
+        .respond_with(openai_turn("Two, and 21C in Paris.", &[], 1))
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    let submit = format!("/v1/smiths/{sid}/runs/{}/submit", paused.id());
+    let done = app
+        .post(&submit, &app.admin_token, json!({"tool_outputs": [{"tool_call_id": "call_c", "output": "21C"}]}))
+        .await
+        .expect(200);
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    assert_eq!(done.body["output"]["content"], "Two, and 21C in Paris.");
+    assert_eq!(done.body["output"]["server_tool_calls"][0]["tool"], "hosted/calculator", "kept across the pause");
 
     let looping = app.post(&format!("/v1/smiths/{sid}/runs"), &app.admin_token, say("Loop please")).await;
     assert_eq!(looping.body["status"], "failed", "{}", looping.body);

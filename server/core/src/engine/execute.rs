@@ -39,7 +39,8 @@ const PROVIDER_ATTEMPTS: u32 = 3;
 /// on this replica wakes it at once.
 const ENQUEUE_POLL: Duration = Duration::from_secs(1);
 
-/// Server-side tool rounds one run may make; one more is `tool_rounds_exceeded`.
+/// Rounds of server-side calls one execution of a run may make in a row (a resume after a
+/// pause for client tools starts over); one more is `tool_rounds_exceeded`.
 const TOOL_ROUNDS_MAX: usize = 8;
 /// A server-side call's deadline.
 const SERVER_TOOL_DEADLINE: Duration = Duration::from_secs(30);
@@ -47,6 +48,8 @@ const SERVER_TOOL_DEADLINE: Duration = Duration::from_secs(30);
 const SERVER_TOOL_ARGUMENTS_MAX: usize = 64 * 1024;
 /// Characters of a server-side tool's output the model reads.
 const SERVER_TOOL_OUTPUT_TO_MODEL: usize = 16_000;
+/// Server-side calls one model answer may make; the rest answer an error unrun.
+const SERVER_CALLS_PER_ROUND_MAX: usize = 16;
 
 /// How an execution ended, before it is recorded. `steps` are the messages it adds to the
 /// run's transcript, its last assistant message included.
@@ -64,7 +67,11 @@ enum Outcome {
         steps: Vec<Message>,
         usage: RunUsage,
     },
-    Failed(ErrorBody),
+    /// `usage` when model calls were made before the failure.
+    Failed {
+        error: ErrorBody,
+        usage: Option<RunUsage>,
+    },
     Cancelled,
 }
 
@@ -93,7 +100,7 @@ pub(super) async fn run(
         WorkClock { worked_before: Duration::from_millis(u64::try_from(current.worked_ms).unwrap_or(0)), since: None };
     let outcome = match execute(engine, &mut current, known, &mut emitter, &mut cancel, &mut slot, &mut clock).await {
         Ok(outcome) => outcome,
-        Err(err) => Outcome::Failed(err.envelope().error),
+        Err(err) => Outcome::Failed { error: err.envelope().error, usage: None },
     };
     let remember = match &outcome {
         Outcome::Completed { output, .. } => remember::CompletedTurn::of(&current, &output.content),
@@ -183,7 +190,7 @@ async fn execute(
     let remaining = deadline.saturating_sub(clock.worked_before);
     match tokio::time::timeout(remaining, work(engine, current, known, emitter, cancel)).await {
         Ok(outcome) => outcome,
-        Err(_) => Ok(Outcome::Failed(deadline_exceeded(deadline))),
+        Err(_) => Ok(Outcome::Failed { error: deadline_exceeded(deadline), usage: None }),
     }
 }
 
@@ -236,13 +243,19 @@ async fn work(
         Some(endpoint) => endpoint,
         None => engine.endpoint(&current.project_id, model.provider).await?,
     };
-    let mut turn = TurnSoFar::default();
+    // A run resuming after a pause keeps the record of the calls it made before it.
+    let earlier: Option<RunOutput> = crate::store::decode_json_opt(run_id, "output", current.output.as_ref())?;
+    let mut turn = TurnSoFar {
+        server_tool_calls: earlier.map(|output| output.server_tool_calls).unwrap_or_default(),
+        ..TurnSoFar::default()
+    };
     for round in 0..=TOOL_ROUNDS_MAX {
         let context = TurnContext {
             with_history,
             remembering: remembering.as_ref(),
             server_tools: &server_tools,
             steps: &turn.steps,
+            first_round: round == 0,
         };
         let request = model_request(engine, current, &config, &model, context).await?;
         let Some(mut stream) = open_with_retries(engine, &model, &endpoint, &request, cancel).await? else {
@@ -257,6 +270,9 @@ async fn work(
             };
             match next {
                 Some(Ok(ModelEvent::TextDelta(delta))) => {
+                    // A later round's text starts a paragraph of the reply, in the stream too.
+                    let delta =
+                        if reply.is_empty() && !turn.content.is_empty() { format!("\n\n{delta}") } else { delta };
                     reply.push_str(&delta);
                     emitter.emit(RunEventData::MessageDelta(MessageDeltaEvent {
                         v: EVENT_VERSION,
@@ -266,43 +282,44 @@ async fn work(
                 }
                 Some(Ok(ModelEvent::ToolCall(call))) => tool_calls.push(call),
                 Some(Ok(ModelEvent::Finished { stop_reason, usage })) => break (stop_reason, usage),
-                Some(Err(err)) => return Ok(Outcome::Failed(provider_error(&err))),
+                Some(Err(err)) => return Ok(Outcome::Failed { error: provider_error(&err), usage: Some(usage) }),
                 None => {
-                    return Ok(Outcome::Failed(provider_error(&ProviderError::new(
-                        ProviderErrorKind::Upstream,
-                        "the provider's stream ended early",
-                    ))));
+                    let ended = ProviderError::new(ProviderErrorKind::Upstream, "the provider's stream ended early");
+                    return Ok(Outcome::Failed { error: provider_error(&ended), usage: Some(usage) });
                 }
             }
         };
         let (stop_reason, step_usage) = finished;
         usage = add_usage(usage, &model, step_usage);
         turn.content.push_str(&reply);
+        let reply = reply.trim_start().to_owned();
         let (server_calls, client_calls): (Vec<ToolCall>, Vec<ToolCall>) =
             tool_calls.iter().cloned().partition(|call| server_tools.iter().any(|tool| tool.name == call.name));
-        // Server-side calls never reach a client as calls of its own tools.
-        emitter.emit(RunEventData::MessageCompleted(MessageCompletedEvent {
-            v: EVENT_VERSION,
-            run_id: run_id.clone(),
-            content: reply.clone(),
-            tool_calls: client_calls.clone(),
-        }))?;
+        // One message.completed per execution, when the reply is whole: the OpenAI surfaces
+        // close their message on it. It carries only client calls: server-side calls never
+        // reach a client as calls of its own tools.
+        let completed = |emitter: &mut Emitter, content: &str, client_calls: &[ToolCall]| {
+            emitter.emit(RunEventData::MessageCompleted(MessageCompletedEvent {
+                v: EVENT_VERSION,
+                run_id: run_id.clone(),
+                content: content.to_owned(),
+                tool_calls: client_calls.to_vec(),
+            }))
+        };
         if server_calls.is_empty() {
+            completed(emitter, &turn.content, &client_calls)?;
             return Ok(turn.ended(reply, tool_calls, client_calls, stop_reason, usage, config.mode.pauses_for_tools()));
         }
         if round == TOOL_ROUNDS_MAX {
-            return Ok(Outcome::Failed(
-                Error::new(
-                    ErrorKind::Invalid,
-                    "tool_rounds_exceeded",
-                    format!("The model called server-side tools in more than {TOOL_ROUNDS_MAX} rounds of one run."),
-                )
-                .envelope()
-                .error,
-            ));
+            let error = Error::new(
+                ErrorKind::Upstream,
+                "tool_rounds_exceeded",
+                format!("The model called server-side tools in more than {TOOL_ROUNDS_MAX} rounds in a row."),
+            );
+            return Ok(Outcome::Failed { error: error.envelope().error, usage: Some(usage) });
         }
         turn.steps.push(Message::assistant(reply, tool_calls.clone()));
-        for call in &server_calls {
+        for (index, call) in server_calls.iter().enumerate() {
             let Some(tool) = server_tools.iter().find(|tool| tool.name == call.name) else { continue };
             emitter.emit(RunEventData::ToolExecuting(ToolExecutingEvent {
                 v: EVENT_VERSION,
@@ -311,15 +328,21 @@ async fn work(
             }))?;
             let started_at = now();
             let clock = std::time::Instant::now();
-            let called = tokio::select! {
-                called = call_server_tool(engine, current, tool, call) => called,
-                _ = cancel.changed() => return Ok(Outcome::Cancelled),
+            let called = if index < SERVER_CALLS_PER_ROUND_MAX {
+                tokio::select! {
+                    called = call_server_tool(engine, current, tool, call) => called,
+                    _ = cancel.changed() => return Ok(Outcome::Cancelled),
+                }
+            } else {
+                Err(format!(
+                    "not run: one answer may call server-side tools at most {SERVER_CALLS_PER_ROUND_MAX} times"
+                ))
             };
             let (output, is_error) = match called {
                 Ok(output) => (output, false),
                 Err(why) => (format!("Error: {why}"), true),
             };
-            let output: String = output.chars().take(SERVER_TOOL_OUTPUT_TO_MODEL).collect();
+            let output = clip(&output, SERVER_TOOL_OUTPUT_TO_MODEL);
             emitter.emit(RunEventData::ToolCompleted(ToolCompletedEvent {
                 v: EVENT_VERSION,
                 run_id: run_id.clone(),
@@ -329,8 +352,8 @@ async fn work(
             turn.server_tool_calls.push(ServerToolCall {
                 id: call.id.clone(),
                 tool: tool.reference.to_string(),
-                arguments: call.arguments.clone(),
-                output: output.chars().take(SERVER_TOOL_OUTPUT_RECORDED).collect(),
+                arguments: clip(&call.arguments, SERVER_TOOL_OUTPUT_RECORDED),
+                output: clip(&output, SERVER_TOOL_OUTPUT_RECORDED),
                 is_error,
                 started_at,
                 duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -338,6 +361,7 @@ async fn work(
             turn.steps.push(Message::tool_result(call.id.clone(), output));
         }
         if !client_calls.is_empty() {
+            completed(emitter, &turn.content, &client_calls)?;
             // One model turn asked for both: the server's ran first; the run now pauses (or,
             // on the OpenAI surfaces, ends) for the client's.
             return Ok(turn.ended_on_client_calls(client_calls, usage, config.mode.pauses_for_tools()));
@@ -391,6 +415,16 @@ impl TurnSoFar {
     }
 }
 
+/// `text` cut to `max` characters, marked when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut clipped: String = text.chars().take(max).collect();
+    clipped.push_str(" [truncated]");
+    clipped
+}
+
 /// Runs one server-side call within its deadline; the text the model reads, or why it failed.
 async fn call_server_tool(
     engine: &Engine,
@@ -411,7 +445,7 @@ async fn call_server_tool(
     let work = async {
         match &tool.reference {
             ToolRef::Hosted(name) => {
-                tools::hosted::call(name, &arguments, &engine.inner.egress, SERVER_TOOL_DEADLINE).await
+                tools::hosted::call(name, &arguments, &engine.inner.fetch_egress, SERVER_TOOL_DEADLINE).await
             }
             ToolRef::Memory(name) => {
                 let memory = engine.memory();
@@ -457,6 +491,9 @@ struct TurnContext<'a> {
     server_tools: &'a [tools::resolve::ServerTool],
     /// Messages of this execution's earlier rounds (server-side calls and their results).
     steps: &'a [Message],
+    /// A forced `tool_choice` applies to the first round only: after a round of server-side
+    /// calls the model chooses freely, or it could never stop calling.
+    first_round: bool,
 }
 
 /// The conversation the model sees: the agent's instructions and the smith's memory, earlier
@@ -469,7 +506,7 @@ async fn model_request(
     model: &ResolvedModel,
     context: TurnContext<'_>,
 ) -> Result<ModelRequest> {
-    let TurnContext { with_history, remembering, server_tools, steps } = context;
+    let TurnContext { with_history, remembering, server_tools, steps, first_round } = context;
     let earlier = if with_history { thread_history(engine, current).await? } else { Vec::new() };
     let turns: Vec<(Vec<InputMessage>, Vec<Message>)> = earlier
         .iter()
@@ -497,27 +534,29 @@ async fn model_request(
     messages.extend(steps.iter().cloned());
     let client_tools: Vec<FunctionTool> =
         crate::store::decode_json(&current.id, "client_tools", &current.client_tools)?;
-    let mut tools: Vec<ToolSpec> = server_tools
-        .iter()
+    // Client tools first: a `required` choice on the offline model calls the first tool.
+    let mut tools: Vec<ToolSpec> = client_tools
+        .into_iter()
         .map(|tool| ToolSpec {
-            name: tool.name.clone(),
-            description: Some(tool.description.clone()),
-            parameters: tool.parameters.clone(),
-        })
-        .chain(client_tools.into_iter().map(|tool| ToolSpec {
             name: tool.function.name,
             description: tool.function.description,
             parameters: tool.function.parameters.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        })
+        .chain(server_tools.iter().map(|tool| ToolSpec {
+            name: tool.name.clone(),
+            description: Some(tool.description.clone()),
+            parameters: tool.parameters.clone(),
         }))
         .collect();
     let tool_choice = match &config.tool_choice {
-        None | Some(ToolChoiceOption::Mode(ToolChoiceMode::Auto)) => ToolChoice::Auto,
-        Some(ToolChoiceOption::Mode(ToolChoiceMode::Required)) => ToolChoice::Required,
-        Some(ToolChoiceOption::Named(named)) => ToolChoice::Function(named.function.name.clone()),
         Some(ToolChoiceOption::Mode(ToolChoiceMode::None)) => {
             tools.clear();
             ToolChoice::Auto
         }
+        _ if !first_round => ToolChoice::Auto,
+        None | Some(ToolChoiceOption::Mode(ToolChoiceMode::Auto)) => ToolChoice::Auto,
+        Some(ToolChoiceOption::Mode(ToolChoiceMode::Required)) => ToolChoice::Required,
+        Some(ToolChoiceOption::Named(named)) => ToolChoice::Function(named.function.name.clone()),
     };
     Ok(ModelRequest {
         model: model.model.clone(),
@@ -653,7 +692,10 @@ async fn record(
             settled.stop_reason = Some(StopReason::ToolUse);
             RunEventData::RequiresAction(RunRequiresActionEvent { v, run_id: run_id.clone(), required_action })
         }
-        Outcome::Failed(error) => {
+        Outcome::Failed { error, usage } => {
+            if let Some(usage) = usage {
+                settled.usage = Some(json!(usage));
+            }
             settled.status = RunStatus::Failed;
             settled.error = Some(json!(error));
             RunEventData::Failed(RunFailedEvent { v, run_id: run_id.clone(), error })

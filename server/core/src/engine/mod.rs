@@ -110,6 +110,9 @@ struct Inner {
     http: reqwest::Client,
     /// For every endpoint a tenant chose.
     egress: Egress,
+    /// For URLs a model chose (`hosted/http_fetch`): public addresses only, whatever the
+    /// operator allowed for endpoints it configured on purpose.
+    fetch_egress: Egress,
     offline: Offline,
     memory: Memory,
     /// auto_memory extractions running at once on this replica; the others wait their turn.
@@ -171,6 +174,7 @@ impl Engine {
                 settings,
                 http,
                 egress,
+                fetch_egress: Egress::new(crate::egress::EgressPolicy::strict()),
                 offline,
                 memory,
                 extractions: Arc::new(tokio::sync::Semaphore::new(remember::CONCURRENT)),

@@ -136,13 +136,17 @@ impl Engine {
         }
         let mut config: RunConfig = decode_json(&original.id, "config", &original.config)?;
         config.model = turn::model(&smith.effective, Some(config.model))?;
+        // The smith's server-side tools as they are now: one removed since does not run again.
+        config.tools.clone_from(&smith.effective.tools);
+        let client_tools: Vec<FunctionTool> = decode_json(&original.id, "client_tools", &original.client_tools)?;
+        check_tool_names(&config.tools, &client_tools)?;
         let spec = RunSpec {
             project_id: caller.project_id.clone(),
             smith_id: original.smith_id.clone(),
             thread_id: None,
             input: decode_json(&original.id, "input", &original.input)?,
             config,
-            client_tools: decode_json(&original.id, "client_tools", &original.client_tools)?,
+            client_tools,
             metadata: crate::store::decode_json_opt(&original.id, "metadata", original.metadata.as_ref())?,
             on_busy: OnBusy::Reject,
             replay_of: Some(original.id),

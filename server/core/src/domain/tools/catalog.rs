@@ -20,7 +20,7 @@ pub fn hosted() -> Vec<ToolDefinition> {
     vec![
         ToolDefinition {
             name: "calculator",
-            description: "Evaluates arithmetic exactly: + - * / % ^, parentheses, pi, e, sqrt, abs, floor, ceil, round, ln, log10, sin, cos, tan, min, max.",
+            description: "Evaluates arithmetic in double precision: + - * / % ^, parentheses, pi, e, sqrt, abs, floor, ceil, round, ln, log10, sin, cos, tan, min, max.",
             input_schema: json!({
                 "type": "object",
                 "properties": {"expression": {"type": "string", "maxLength": super::hosted::calculator::EXPRESSION_MAX, "description": "For example (12.5 * 4) / 3"}},

@@ -72,9 +72,10 @@ impl fmt::Display for ToolRef {
 }
 
 /// The function name a model sees for a resolved tool: its reference with `/` as `__` and any
-/// other character outside `[a-zA-Z0-9_-]` as `_`; a name longer than 64 keeps its first 55
-/// characters and ends in `_` and 8 hex digits of the reference's SHA-256, so the same
-/// reference always maps to the same name and two long ones do not collide.
+/// other character outside `[a-zA-Z0-9_-]` as `_`. When that loses information (a character
+/// replaced, a `__` inside a name) or the name would pass 64 characters, it keeps at most its
+/// first 55 characters and ends in `_` and 8 hex digits of the reference's SHA-256: the same
+/// reference always maps to the same name, and two references never to one.
 pub fn model_name(reference: &ToolRef) -> String {
     let full = reference.to_string();
     let mapped: String = full
@@ -82,11 +83,15 @@ pub fn model_name(reference: &ToolRef) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
         .collect();
-    if mapped.len() <= MODEL_NAME_MAX {
+    let lossy = full.split('/').any(|segment| {
+        segment.contains("__") || segment.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    }) && !matches!(reference, ToolRef::McpAll { .. });
+    if mapped.len() <= MODEL_NAME_MAX && !lossy {
         return mapped;
     }
     let digest = crate::digest::sha256_hex(&[full.as_bytes()]);
-    format!("{}_{}", &mapped[..MODEL_NAME_MAX - 9], &digest[..8])
+    let kept: String = mapped.chars().take(MODEL_NAME_MAX - 9).collect();
+    format!("{kept}_{}", &digest[..8])
 }
 
 #[cfg(test)]
@@ -113,7 +118,11 @@ mod tests {
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         };
         assert_eq!(model_name(&ToolRef::parse("t", "hosted/calculator").unwrap()), "hosted__calculator");
-        assert_eq!(model_name(&ToolRef::parse("t", "mcp/gh/list.repos").unwrap()), "mcp__gh__list_repos");
+        assert_eq!(model_name(&ToolRef::parse("t", "mcp/gh/list_repos").unwrap()), "mcp__gh__list_repos");
+        let dotted = model_name(&ToolRef::parse("t", "mcp/gh/list.repos").unwrap());
+        assert!(dotted.starts_with("mcp__gh__list_repos_") && valid(&dotted), "{dotted}");
+        let (a, b) = (ToolRef::parse("t", "mcp/a__b/c").unwrap(), ToolRef::parse("t", "mcp/a/b__c").unwrap());
+        assert_ne!(model_name(&a), model_name(&b));
         let long_a = ToolRef::parse("t", &format!("mcp/server/{}a", "x".repeat(80))).unwrap();
         let long_b = ToolRef::parse("t", &format!("mcp/server/{}b", "x".repeat(80))).unwrap();
         let (a, b) = (model_name(&long_a), model_name(&long_b));

@@ -23,7 +23,8 @@ pub fn evaluate(expression: &str) -> Result<f64, String> {
     Ok(value)
 }
 
-/// A result as text: integers without a fraction, others with up to 12 significant digits.
+/// A result as text: integers without a fraction, others with up to 12 decimal places (f64
+/// arithmetic: `0.1 + 0.2` answers `0.3`, `1e-13` answers `0`).
 pub fn format(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 {
         return format!("{}", value as i64);

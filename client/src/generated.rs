@@ -3694,6 +3694,8 @@ smith token they are added after them (a browser never removes the design).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub instructions: ::std::option::Option<::std::string::String>,
         pub model: ::std::string::String,
+        ///The server-side tools of `tools` a run offers, with the names its model sees (docs/tools.md).
+        pub resolved_tools: ::std::vec::Vec<ResolvedTool>,
         pub tools: ::std::vec::Vec<::std::string::String>,
     }
     impl EffectiveConfig {
@@ -6422,6 +6424,19 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    ///A tool reference a run resolves.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ResolvedTool {
+        ///The function name the model sees (`hosted__calculator`).
+        pub name: ::std::string::String,
+        ///As `tools` names it (`hosted/calculator`).
+        pub reference: ::std::string::String,
+    }
+    impl ResolvedTool {
+        pub fn builder() -> builder::ResolvedTool {
+            Default::default()
         }
     }
     ///`ResponseContent`
@@ -12781,6 +12796,10 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::string::String,
             >,
             model: ::std::result::Result<::std::string::String, ::std::string::String>,
+            resolved_tools: ::std::result::Result<
+                ::std::vec::Vec<super::ResolvedTool>,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
@@ -12793,6 +12812,9 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: Err("no value supplied for auto_memory".to_string()),
                     instructions: Ok(Default::default()),
                     model: Err("no value supplied for model".to_string()),
+                    resolved_tools: Err(
+                        "no value supplied for resolved_tools".to_string(),
+                    ),
                     tools: Err("no value supplied for tools".to_string()),
                 }
             }
@@ -12850,6 +12872,20 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn resolved_tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::ResolvedTool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.resolved_tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for resolved_tools: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tools<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
@@ -12873,6 +12909,7 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
                     model: value.model?,
+                    resolved_tools: value.resolved_tools?,
                     tools: value.tools?,
                 })
             }
@@ -12884,6 +12921,7 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
                     model: Ok(value.model),
+                    resolved_tools: Ok(value.resolved_tools),
                     tools: Ok(value.tools),
                 }
             }
@@ -15218,6 +15256,67 @@ and `null` removes it, so the agent's value applies again.*/
                 Self {
                     tool_calls: Ok(value.tool_calls),
                     type_: Ok(value.type_),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ResolvedTool {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            reference: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ResolvedTool {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                    reference: Err("no value supplied for reference".to_string()),
+                }
+            }
+        }
+        impl ResolvedTool {
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn reference<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reference = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for reference: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ResolvedTool> for super::ResolvedTool {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ResolvedTool,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    name: value.name?,
+                    reference: value.reference?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ResolvedTool> for ResolvedTool {
+            fn from(value: super::ResolvedTool) -> Self {
+                Self {
+                    name: Ok(value.name),
+                    reference: Ok(value.reference),
                 }
             }
         }

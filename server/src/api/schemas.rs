@@ -558,4 +558,15 @@ pub struct EffectiveConfig {
     pub auto_memory: bool,
     /// The models a run may ask for instead of `model`; null: any model the project can reach.
     pub allowed_models: Option<Vec<String>>,
+    /// The server-side tools of `tools` a run offers, with the names its model sees (docs/tools.md).
+    pub resolved_tools: Vec<ResolvedTool>,
+}
+
+/// A tool reference a run resolves.
+#[derive(Serialize, ToSchema)]
+pub struct ResolvedTool {
+    /// As `tools` names it (`hosted/calculator`).
+    pub reference: String,
+    /// The function name the model sees (`hosted__calculator`).
+    pub name: String,
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::agents::validate;
+use crate::domain::tools::resolve::{ResolvedTool, resolved_names};
 use crate::error::Result;
 use crate::store::{agent, decode_json as decode};
 
@@ -78,15 +79,19 @@ pub struct EffectiveConfig {
     pub auto_memory: bool,
     /// The models a run may ask for instead of `model`; `None`: any model the project can reach.
     pub allowed_models: Option<Vec<String>>,
+    /// The server-side tools of `tools` a run offers, with the names its model sees.
+    pub resolved_tools: Vec<ResolvedTool>,
 }
 
 impl EffectiveConfig {
     pub fn resolve(agent: &agent::Model, overrides: &SmithConfig) -> Result<Self> {
         let design = AgentDesign::decode(agent)?;
+        let tools = overrides.tools.clone().unwrap_or(design.tools);
         Ok(Self {
             instructions: overrides.instructions.clone().or_else(|| agent.instructions.clone()),
             model: overrides.model.clone().unwrap_or_else(|| agent.model.clone()),
-            tools: overrides.tools.clone().unwrap_or(design.tools),
+            resolved_tools: resolved_names(&tools),
+            tools,
             auto_memory: overrides.auto_memory.unwrap_or(agent.auto_memory),
             allowed_models: overrides.allowed_models.clone().or(design.allowed_models),
         })

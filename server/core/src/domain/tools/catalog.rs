@@ -12,6 +12,11 @@ pub struct ToolDefinition {
     pub input_schema: Value,
 }
 
+/// The hosted tools' names, as [`hosted`] defines them.
+pub const HOSTED_NAMES: &[&str] = &["calculator", "current_time", "think", "http_fetch"];
+/// The memory tools' names, as [`memory`] defines them.
+pub const MEMORY_NAMES: &[&str] = &["search", "add", "update_block", "append_block"];
+
 /// Results a `memory/search` call returns at most.
 pub const MEMORY_SEARCH_LIMIT_MAX: u64 = 10;
 
@@ -54,6 +59,13 @@ pub fn hosted() -> Vec<ToolDefinition> {
             }),
         },
     ]
+}
+
+#[cfg(test)]
+#[test]
+fn the_name_lists_match_the_definitions() {
+    assert_eq!(hosted().iter().map(|tool| tool.name).collect::<Vec<_>>(), HOSTED_NAMES);
+    assert_eq!(memory().iter().map(|tool| tool.name).collect::<Vec<_>>(), MEMORY_NAMES);
 }
 
 pub fn find_hosted(name: &str) -> Option<ToolDefinition> {

@@ -17,6 +17,31 @@ pub struct ServerTool {
     pub parameters: Value,
 }
 
+/// A reference a run resolves, and the function name its model sees.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResolvedTool {
+    pub reference: String,
+    pub name: String,
+}
+
+/// What [`resolve`] offers, named only (no schemas built): what the effective config lists.
+pub fn resolved_names(references: &[String]) -> Vec<ResolvedTool> {
+    let mut resolved: Vec<ResolvedTool> = Vec::new();
+    for text in references {
+        let Ok(reference) = ToolRef::parse("tools", text) else { continue };
+        let known = match &reference {
+            ToolRef::Hosted(name) => catalog::HOSTED_NAMES.contains(&name.as_str()),
+            ToolRef::Memory(name) => catalog::MEMORY_NAMES.contains(&name.as_str()),
+            ToolRef::Mcp { .. } | ToolRef::McpAll { .. } => false,
+        };
+        let name = model_name(&reference);
+        if known && resolved.iter().all(|tool| tool.name != name) {
+            resolved.push(ResolvedTool { reference: reference.to_string(), name });
+        }
+    }
+    resolved
+}
+
 /// The server-side tools of `references`, each once; references that name nothing known
 /// (or cannot be read, as config written before references existed) offer nothing.
 pub fn resolve(references: &[String]) -> Vec<ServerTool> {
@@ -57,5 +82,13 @@ mod tests {
         ]);
         let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
         assert_eq!(names, ["hosted__calculator", "memory__search"]);
+        let listed = resolved_names(&[
+            "hosted/calculator".into(),
+            "memory/search".into(),
+            "hosted/calculator".into(),
+            "calculator".into(),
+        ]);
+        let listed: Vec<&str> = listed.iter().map(|tool| tool.name.as_str()).collect();
+        assert_eq!(listed, names, "the effective config lists what a run offers");
     }
 }

@@ -71,9 +71,8 @@ async fn the_offline_model_calls_a_hosted_tool_and_the_run_records_it() {
 #[tokio::test]
 async fn memory_tools_act_on_the_runs_own_smith_and_respect_read_only_blocks() {
     let app = TestApp::start().await;
-    let sid =
-        smith_with_tools(&app, "self-memory", json!(["memory/add", "memory/search", "memory/update_block"]), None)
-            .await;
+    let tools = json!(["memory/add", "memory/search", "memory/update_block", "memory/append_block"]);
+    let sid = smith_with_tools(&app, "self-memory", tools, None).await;
     let other = smith_with_tools(&app, "bystander", json!(["memory/search"]), None).await;
     let added = app
         .post(
@@ -114,6 +113,22 @@ async fn memory_tools_act_on_the_runs_own_smith_and_respect_read_only_blocks() {
     assert_eq!(human.body["output"]["server_tool_calls"][0]["is_error"], false, "{}", human.body);
     let blocks = app.get(&format!("/v1/smiths/{sid}/blocks"), &app.admin_token).await.expect(200);
     assert_eq!(blocks.body["data"][0]["value"], "A cellist.");
+    // Two appends at once both land: each reads and writes under the smith's row lock.
+    let append = |text: &str, thread: &str| {
+        let call = format!("/tool memory__append_block {{\"label\": \"human\", \"text\": \"{text}\"}}");
+        json!({"input": [{"role": "user", "content": call}], "thread_id": thread})
+    };
+    let runs = format!("/v1/smiths/{sid}/runs");
+    let (a, b) = tokio::join!(
+        app.post(&runs, &app.admin_token, append("Lives in Vienna.", "one")),
+        app.post(&runs, &app.admin_token, append("Plays Bach.", "two")),
+    );
+    assert_eq!((a.status, b.status), (200, 200));
+    assert_eq!(a.body["output"]["server_tool_calls"][0]["is_error"], false, "{}", a.body);
+    let blocks = app.get(&format!("/v1/smiths/{sid}/blocks"), &app.admin_token).await.expect(200);
+    let value = blocks.body["data"][0]["value"].as_str().unwrap();
+    assert!(value.starts_with("A cellist.\n"), "{value}");
+    assert!(value.contains("Lives in Vienna.") && value.contains("Plays Bach."), "{value}");
 }
 
 /// An OpenAI stream answering with `calls` (name, arguments) or, when empty, with `text`.

@@ -16,6 +16,13 @@ use crate::error::{Error, Result};
 use crate::ids::{ProjectId, SmithId};
 use crate::store::{memory_block, now, smith};
 
+/// What a write does to a block's value.
+pub enum BlockWrite {
+    Replace(String),
+    /// Adds a line after the current value (its default while unwritten).
+    Append(String),
+}
+
 /// Blocks a smith may have beyond the standard and declared ones.
 pub const SMITH_BLOCKS_MAX: usize = 8;
 
@@ -93,7 +100,7 @@ impl Memory {
         validate_label(label)?;
         let smith = smiths::get_with_agent(&self.db, &self.caches, caller, smith_id).await?;
         let declared = declared_by(&smith.agent)?;
-        self.store_block(&caller.project_id, smith_id, &declared, label, value).await
+        self.store_block(&caller.project_id, smith_id, &declared, label, BlockWrite::Replace(value)).await
     }
 
     /// Writes a block as the smith itself (its memory tools): a read-only block is refused.
@@ -102,7 +109,7 @@ impl Memory {
         project_id: &ProjectId,
         smith_id: &SmithId,
         label: &str,
-        value: String,
+        write: BlockWrite,
     ) -> Result<Block> {
         validate_label(label)?;
         let (_, agent) = smiths::with_agent_in_project(&self.db, project_id, smith_id).await?;
@@ -113,15 +120,7 @@ impl Memory {
                 format!("The block '{label}' is read-only for the smith."),
             ));
         }
-        self.store_block(project_id, smith_id, &declared, label, value).await
-    }
-
-    /// A block's current value (its default while unwritten; empty for an unknown label).
-    pub(crate) async fn block_value(&self, project_id: &ProjectId, smith_id: &SmithId, label: &str) -> Result<String> {
-        let (_, agent) = smiths::with_agent_in_project(&self.db, project_id, smith_id).await?;
-        let rows = stored(&self.db, smith_id).await?;
-        let blocks = resolve(&declared_by(&agent)?, rows);
-        Ok(blocks.into_iter().find(|block| block.label == label).map(|block| block.value).unwrap_or_default())
+        self.store_block(project_id, smith_id, &declared, label, write).await
     }
 
     async fn store_block(
@@ -130,10 +129,29 @@ impl Memory {
         smith_id: &SmithId,
         declared: &[BlockDeclaration],
         label: &str,
-        value: String,
+        write: BlockWrite,
     ) -> Result<Block> {
         let declaration = declared.iter().find(|declaration| declaration.label == label);
         let limit = declaration.and_then(|declaration| declaration.limit).unwrap_or(BLOCK_LIMIT_DEFAULT);
+        let txn = self.db.begin().await?;
+        // The smith's row is locked first, so concurrent writers count blocks (and append to
+        // them) one at a time.
+        if !bump(&txn, smith_id, smith::Column::BlockCount, 0, None).await? {
+            return Err(Error::not_found("smith_not_found", "smith", smith_id));
+        }
+        let rows = stored(&txn, smith_id).await?;
+        let value = match write {
+            BlockWrite::Replace(value) => value,
+            BlockWrite::Append(text) => {
+                let current = rows
+                    .iter()
+                    .find(|row| row.label == label)
+                    .map(|row| row.value.clone())
+                    .or_else(|| declaration.and_then(|declaration| declaration.value.clone()))
+                    .unwrap_or_default();
+                if current.is_empty() { text } else { format!("{current}\n{text}") }
+            }
+        };
         if chars(&value) > limit as usize {
             return Err(Error::bad_request(
                 "block_limit_exceeded",
@@ -141,12 +159,6 @@ impl Memory {
             )
             .with_param("value"));
         }
-        let txn = self.db.begin().await?;
-        // The smith's row is locked first, so concurrent writers count blocks one at a time.
-        if !bump(&txn, smith_id, smith::Column::BlockCount, 0, None).await? {
-            return Err(Error::not_found("smith_not_found", "smith", smith_id));
-        }
-        let rows = stored(&txn, smith_id).await?;
         let is_new = rows.iter().all(|row| row.label != label);
         if is_new && declaration.is_none() {
             let smith_level = rows.iter().filter(|row| declared.iter().all(|d| d.label != row.label)).count();

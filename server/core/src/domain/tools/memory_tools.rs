@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::catalog;
 use crate::domain::memory::Memory;
+use crate::domain::memory::blocks::BlockWrite;
 use crate::domain::memory::embeddings::EMBED_DEADLINE;
 use crate::domain::memory::memories::{Inserted, NewMemory};
 use crate::ids::{ProjectId, SmithId};
@@ -46,24 +47,20 @@ pub async fn call(
                 Inserted::SmithGone => Err("this smith no longer exists".into()),
             }
         }
-        "update_block" => {
-            let block = memory
-                .write_block_as_smith(project_id, smith_id, &text("label")?, text("value")?)
-                .await
-                .map_err(failed)?;
-            Ok(block_written(&block))
-        }
-        "append_block" => {
-            let label = text("label")?;
-            let current = memory.block_value(project_id, smith_id, &label).await.map_err(failed)?;
-            let value = if current.is_empty() { text("text")? } else { format!("{current}\n{}", text("text")?) };
-            let block = memory.write_block_as_smith(project_id, smith_id, &label, value).await.map_err(failed)?;
-            Ok(block_written(&block))
+        "update_block" | "append_block" => {
+            let write = match name {
+                "update_block" => BlockWrite::Replace(text("value")?),
+                _ => BlockWrite::Append(text("text")?),
+            };
+            let block =
+                memory.write_block_as_smith(project_id, smith_id, &text("label")?, write).await.map_err(failed)?;
+            Ok(format!(
+                "The block {} now holds {}/{} characters.",
+                block.label,
+                block.value.chars().count(),
+                block.limit
+            ))
         }
         other => Err(format!("no memory tool is named {other}")),
     }
-}
-
-fn block_written(block: &crate::domain::memory::blocks::Block) -> String {
-    format!("The block {} now holds {}/{} characters.", block.label, block.value.chars().count(), block.limit)
 }

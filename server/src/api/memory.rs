@@ -16,7 +16,7 @@ use ingram_core::domain::memory::memories::{MemoryPatch, NewMemory};
 use ingram_core::domain::memory::search::Scored;
 use ingram_core::error::{Error, ErrorKind};
 use ingram_core::ids::{MemoryId, SmithId};
-use ingram_core::store::memory::{self, MemorySource as CoreSource};
+use ingram_core::store::memory::{self, MemorySource};
 use ingram_core::store::{decode_json_opt, embedding_setting};
 
 use crate::AppState;
@@ -78,44 +78,13 @@ pub struct UpdateBlockRequest {
     pub value: String,
 }
 
-/// Who wrote a memory.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MemorySource {
-    /// Through the API.
-    Api,
-    /// Extracted from a run by auto_memory.
-    Auto,
-    /// By the smith itself, with a memory tool.
-    Tool,
-}
-
-impl From<CoreSource> for MemorySource {
-    fn from(source: CoreSource) -> Self {
-        match source {
-            CoreSource::Api => Self::Api,
-            CoreSource::Auto => Self::Auto,
-            CoreSource::Tool => Self::Tool,
-        }
-    }
-}
-
-impl From<MemorySource> for CoreSource {
-    fn from(source: MemorySource) -> Self {
-        match source {
-            MemorySource::Api => Self::Api,
-            MemorySource::Auto => Self::Auto,
-            MemorySource::Tool => Self::Tool,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Memory {
     #[schema(value_type = schemas::MemoryId)]
     pub id: MemoryId,
     pub text: String,
     pub metadata: Option<BTreeMap<String, String>>,
+    #[schema(value_type = schemas::MemorySource)]
     pub source: MemorySource,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -129,7 +98,7 @@ impl TryFrom<memory::Model> for Memory {
             metadata: decode_json_opt(&model.id, "metadata", model.metadata.as_ref())?,
             id: model.id,
             text: model.text,
-            source: model.source.into(),
+            source: model.source,
             created_at: model.created_at,
             updated_at: model.updated_at,
         })
@@ -163,6 +132,7 @@ pub struct UpdateMemoryRequest {
 #[into_params(parameter_in = Query)]
 pub struct ListMemoriesParams {
     /// Only memories written this way.
+    #[param(value_type = Option<schemas::MemorySource>)]
     pub source: Option<MemorySource>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
@@ -248,7 +218,7 @@ async fn list_memories(
     Query(params): Query<ListMemoriesParams>,
 ) -> ApiResult<axum::Json<MemoryList>> {
     let page = PageParams { limit: params.limit, cursor: params.cursor }.validate()?;
-    let page = state.engine.memory().list(&caller, &sid, params.source.map(Into::into), &page).await?;
+    let page = state.engine.memory().list(&caller, &sid, params.source, &page).await?;
     let page = page.try_map(Memory::try_from)?;
     Ok(axum::Json(page.into()))
 }

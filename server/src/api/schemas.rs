@@ -507,6 +507,18 @@ pub enum Scope {
     ToolsWrite,
 }
 
+/// Who wrote a memory.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemorySource {
+    /// Through the API.
+    Api,
+    /// Extracted from a run by auto_memory.
+    Auto,
+    /// By the smith itself, with a memory tool.
+    Tool,
+}
+
 /// A memory block an agent declares for each of its smiths (or `human` and `persona`
 /// redeclared).
 #[derive(Serialize, ToSchema)]

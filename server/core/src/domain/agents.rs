@@ -299,8 +299,8 @@ pub mod validate {
         }
         for text in tools {
             let known = match ToolRef::parse("tools", text)? {
-                ToolRef::Hosted(name) => catalog::find_hosted(&name).is_some(),
-                ToolRef::Memory(name) => catalog::find_memory(&name).is_some(),
+                ToolRef::Hosted(name) => catalog::HOSTED_NAMES.contains(&name.as_str()),
+                ToolRef::Memory(name) => catalog::MEMORY_NAMES.contains(&name.as_str()),
                 ToolRef::Mcp { .. } | ToolRef::McpAll { .. } => true,
             };
             if !known {

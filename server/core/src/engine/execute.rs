@@ -15,7 +15,7 @@ use super::events::{Emitter, LiveRun};
 use super::run_store::Ending;
 use super::{Engine, Known, remember};
 use crate::domain::memory::{self, context::Remembering};
-use crate::domain::tools::{self, reference::ToolRef};
+use crate::domain::tools::{self, resolve::Runner};
 use crate::domain::{files, is_unique_violation};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
 use crate::ids::FileId;
@@ -249,15 +249,11 @@ async fn work(
         server_tool_calls: earlier.map(|output| output.server_tool_calls).unwrap_or_default(),
         ..TurnSoFar::default()
     };
+    // Built once: each later round appends its messages (history, files and the memory section
+    // are not read again).
+    let context = TurnContext { with_history, remembering: remembering.as_ref(), server_tools: &server_tools };
+    let mut request = model_request(engine, current, &config, &model, context).await?;
     for round in 0..=TOOL_ROUNDS_MAX {
-        let context = TurnContext {
-            with_history,
-            remembering: remembering.as_ref(),
-            server_tools: &server_tools,
-            steps: &turn.steps,
-            first_round: round == 0,
-        };
-        let request = model_request(engine, current, &config, &model, context).await?;
         let Some(mut stream) = open_with_retries(engine, &model, &endpoint, &request, cancel).await? else {
             return Ok(Outcome::Cancelled);
         };
@@ -318,6 +314,7 @@ async fn work(
             );
             return Ok(Outcome::Failed { error: error.envelope().error, usage: Some(usage) });
         }
+        let round_start = turn.steps.len();
         turn.steps.push(Message::assistant(reply, tool_calls.clone()));
         for (index, call) in server_calls.iter().enumerate() {
             let Some(tool) = server_tools.iter().find(|tool| tool.name == call.name) else { continue };
@@ -360,6 +357,10 @@ async fn work(
             });
             turn.steps.push(Message::tool_result(call.id.clone(), output));
         }
+        request.messages.extend(turn.steps[round_start..].iter().cloned());
+        // A forced choice applied to the first round: now the model chooses freely, or it
+        // could never stop calling.
+        request.tool_choice = ToolChoice::Auto;
         if !client_calls.is_empty() {
             completed(emitter, &turn.content, &client_calls)?;
             // One model turn asked for both: the server's ran first; the run now pauses (or,
@@ -443,15 +444,14 @@ async fn call_server_tool(
         return Err("the arguments are not a JSON object".into());
     }
     let work = async {
-        match &tool.reference {
-            ToolRef::Hosted(name) => {
+        match &tool.runner {
+            Runner::Hosted(name) => {
                 tools::hosted::call(name, &arguments, &engine.inner.fetch_egress, SERVER_TOOL_DEADLINE).await
             }
-            ToolRef::Memory(name) => {
+            Runner::Memory(name) => {
                 let memory = engine.memory();
                 tools::memory_tools::call(memory, &current.project_id, &current.smith_id, name, &arguments).await
             }
-            ToolRef::Mcp { .. } | ToolRef::McpAll { .. } => Err("MCP tools are not available yet".into()),
         }
     };
     tokio::time::timeout(SERVER_TOOL_DEADLINE, work).await.map_err(|_| "the tool timed out".to_owned())?
@@ -483,22 +483,17 @@ fn add_usage(previous: RunUsage, model: &ResolvedModel, usage: Usage) -> RunUsag
     }
 }
 
-/// What a model request of this execution adds to the run's own record.
+/// What an execution's first model request is built from, beyond the run's own record.
 struct TurnContext<'a> {
     /// Earlier completed runs of the thread are part of the conversation.
     with_history: bool,
     remembering: Option<&'a Remembering>,
     server_tools: &'a [tools::resolve::ServerTool],
-    /// Messages of this execution's earlier rounds (server-side calls and their results).
-    steps: &'a [Message],
-    /// A forced `tool_choice` applies to the first round only: after a round of server-side
-    /// calls the model chooses freely, or it could never stop calling.
-    first_round: bool,
 }
 
 /// The conversation the model sees: the agent's instructions and the smith's memory, earlier
-/// completed runs of the thread, this run, and this execution's earlier rounds; the smith's
-/// server-side tools and the request's client tools.
+/// completed runs of the thread, then this run; the request's client tools and the smith's
+/// server-side tools.
 async fn model_request(
     engine: &Engine,
     current: &run::Model,
@@ -506,7 +501,7 @@ async fn model_request(
     model: &ResolvedModel,
     context: TurnContext<'_>,
 ) -> Result<ModelRequest> {
-    let TurnContext { with_history, remembering, server_tools, steps, first_round } = context;
+    let TurnContext { with_history, remembering, server_tools } = context;
     let earlier = if with_history { thread_history(engine, current).await? } else { Vec::new() };
     let turns: Vec<(Vec<InputMessage>, Vec<Message>)> = earlier
         .iter()
@@ -531,7 +526,6 @@ async fn model_request(
         messages.extend(input.into_iter().map(|message| model_message(message, &stored)));
         messages.extend(transcript);
     }
-    messages.extend(steps.iter().cloned());
     let client_tools: Vec<FunctionTool> =
         crate::store::decode_json(&current.id, "client_tools", &current.client_tools)?;
     // Client tools first: a `required` choice on the offline model calls the first tool.
@@ -553,7 +547,6 @@ async fn model_request(
             tools.clear();
             ToolChoice::Auto
         }
-        _ if !first_round => ToolChoice::Auto,
         None | Some(ToolChoiceOption::Mode(ToolChoiceMode::Auto)) => ToolChoice::Auto,
         Some(ToolChoiceOption::Mode(ToolChoiceMode::Required)) => ToolChoice::Required,
         Some(ToolChoiceOption::Named(named)) => ToolChoice::Function(named.function.name.clone()),

@@ -70,8 +70,8 @@ struct RunSpec {
     pub metadata: Option<Metadata>,
     pub on_busy: OnBusy,
     pub replay_of: Option<RunId>,
-    /// What the smith remembers, as its starter found it.
-    pub remembering: Remembering,
+    /// What the smith remembers, as its starter found it (handed on to the run's task).
+    pub remembering: Option<Remembering>,
 }
 
 impl RunSpec {
@@ -226,7 +226,7 @@ impl Engine {
 
     /// Records and starts a run whose limits were checked ([`start`] is the way in).
     /// Refuses before anything streams when the model's provider has no key.
-    async fn create(&self, spec: RunSpec) -> Result<run::Model> {
+    async fn create(&self, mut spec: RunSpec) -> Result<run::Model> {
         let db = &self.inner.db;
         // The name reaches provider URLs: refused before any upstream call, whatever set it.
         crate::domain::agents::validate::model(&spec.config.model)?;
@@ -234,7 +234,7 @@ impl Engine {
         let slot = self.inner.capacity.acquire(&spec.project_id, kind)?;
         let endpoint = self.endpoint(&spec.project_id, resolve(&spec.config.model).provider).await?;
         let new_thread = spec.thread_id.is_none();
-        let remembering = Some(spec.remembering.clone());
+        let remembering = spec.remembering.take();
         let thread_id = spec.thread_id.clone().unwrap_or_else(|| new_id(IdKind::Thread));
         if spec.on_busy == OnBusy::Interrupt && !new_thread {
             self.interrupt_thread(&spec.smith_id, &thread_id).await?;
@@ -242,7 +242,6 @@ impl Engine {
         // Inlined files and the run that names them are written together, or not at all.
         let run = if files::has_attachments(&spec.input) {
             let txn = db.begin().await?;
-            let mut spec = spec;
             files::store_inline(&txn, &spec.project_id, &spec.smith_id, &mut spec.input).await?;
             let run = self.new_row(spec, thread_id);
             run_store::insert_run(&txn, run.clone()).await?;

@@ -10,6 +10,7 @@ use super::{Engine, OnBusy, RunSpec, ToolOutput};
 use crate::auth::Caller;
 use crate::domain::memory::context::Remembering;
 use crate::domain::smiths::SmithWithAgent;
+use crate::domain::tools::resolve::ResolvedTool;
 use crate::domain::turn::{self, TurnInstructions};
 use crate::error::{Error, Result};
 use crate::ids::RunId;
@@ -93,7 +94,7 @@ impl Engine {
             validate_thread_id(turn.thread_param, thread_id)?;
         }
         let design = turn::resolve(caller, &smith.effective, turn.model, turn.instructions)?;
-        check_tool_names(&smith.effective.tools, &turn.client_tools)?;
+        check_tool_names(&smith.effective.resolved_tools, &turn.client_tools)?;
         let effective = &smith.effective;
         let spec = RunSpec {
             project_id: caller.project_id.clone(),
@@ -116,7 +117,7 @@ impl Engine {
             metadata: turn.metadata,
             on_busy: turn.on_busy,
             replay_of: None,
-            remembering: Remembering::of_smith(smith)?,
+            remembering: Some(Remembering::of_smith(smith)?),
         };
         self.launch(spec, turn.stream).await
     }
@@ -139,7 +140,7 @@ impl Engine {
         // The smith's server-side tools as they are now: one removed since does not run again.
         config.tools.clone_from(&smith.effective.tools);
         let client_tools: Vec<FunctionTool> = decode_json(&original.id, "client_tools", &original.client_tools)?;
-        check_tool_names(&config.tools, &client_tools)?;
+        check_tool_names(&smith.effective.resolved_tools, &client_tools)?;
         let spec = RunSpec {
             project_id: caller.project_id.clone(),
             smith_id: original.smith_id.clone(),
@@ -150,7 +151,7 @@ impl Engine {
             metadata: crate::store::decode_json_opt(&original.id, "metadata", original.metadata.as_ref())?,
             on_busy: OnBusy::Reject,
             replay_of: Some(original.id),
-            remembering: Remembering::of_smith(smith)?,
+            remembering: Some(Remembering::of_smith(smith)?),
         };
         self.launch(spec, stream).await
     }
@@ -194,11 +195,7 @@ impl Engine {
 }
 
 /// A client tool may not take the name a server-side tool of the smith has.
-fn check_tool_names(references: &[String], client_tools: &[FunctionTool]) -> Result<()> {
-    if client_tools.is_empty() {
-        return Ok(());
-    }
-    let server_tools = crate::domain::tools::resolve::resolve(references);
+fn check_tool_names(server_tools: &[ResolvedTool], client_tools: &[FunctionTool]) -> Result<()> {
     for tool in client_tools {
         if server_tools.iter().any(|server| server.name == tool.function.name) {
             return Err(Error::bad_request(

@@ -25,7 +25,7 @@ use super::Memory;
 use super::blocks::{self, Block};
 use super::declarations::{self, BlockDeclaration};
 use super::embeddings::RUN_EMBED_DEADLINE;
-use crate::domain::smiths::SmithWithAgent;
+use crate::domain::smiths::{self, SmithWithAgent};
 use crate::error::Result;
 use crate::ids::{MemoryId, ProjectId, SmithId};
 use crate::store::{agent, memory, smith};
@@ -77,14 +77,11 @@ impl Memory {
     /// What the smith remembers, for a run; the smith's current row is read (used where the
     /// run's starter did not pass it along, as after a pause).
     pub async fn remembering(&self, project_id: &ProjectId, smith_id: &SmithId) -> Result<Option<Remembering>> {
-        let found = smith::Entity::find_by_id(smith_id)
-            .filter(smith::Column::ProjectId.eq(project_id))
-            .find_also_related(agent::Entity)
-            .one(&self.db)
-            .await?;
-        match found {
-            Some((smith, Some(agent))) => Ok(Some(Remembering::of(&smith, &agent)?)),
-            _ => Ok(None),
+        // A smith deleted while its run was paused remembers nothing (its memory is erased).
+        match smiths::with_agent_in_project(&self.db, project_id, smith_id).await {
+            Ok((smith, agent)) => Ok(Some(Remembering::of(&smith, &agent)?)),
+            Err(err) if err.code == "smith_not_found" => Ok(None),
+            Err(err) => Err(err),
         }
     }
 

@@ -7,10 +7,20 @@ use serde_json::Value;
 use super::catalog;
 use super::reference::{ToolRef, model_name};
 
+/// What executes a resolved tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runner {
+    /// A hosted tool, by name.
+    Hosted(String),
+    /// A memory tool, by name.
+    Memory(String),
+}
+
 /// A tool the model may call, executed by the server.
 #[derive(Debug, Clone)]
 pub struct ServerTool {
     pub reference: ToolRef,
+    pub runner: Runner,
     /// The function name the model sees.
     pub name: String,
     pub description: String,
@@ -24,46 +34,47 @@ pub struct ResolvedTool {
     pub name: String,
 }
 
-/// What [`resolve`] offers, named only (no schemas built): what the effective config lists.
-pub fn resolved_names(references: &[String]) -> Vec<ResolvedTool> {
-    let mut resolved: Vec<ResolvedTool> = Vec::new();
+/// The known references among `references`, each once (by the name its model sees), with
+/// what runs them. References that name nothing known (or cannot be read, as config written
+/// before references existed) are left out.
+fn known(references: &[String]) -> Vec<(ToolRef, Runner, String)> {
+    let mut known: Vec<(ToolRef, Runner, String)> = Vec::new();
     for text in references {
         let Ok(reference) = ToolRef::parse("tools", text) else { continue };
-        let known = match &reference {
-            ToolRef::Hosted(name) => catalog::HOSTED_NAMES.contains(&name.as_str()),
-            ToolRef::Memory(name) => catalog::MEMORY_NAMES.contains(&name.as_str()),
-            ToolRef::Mcp { .. } | ToolRef::McpAll { .. } => false,
+        let runner = match &reference {
+            ToolRef::Hosted(name) if catalog::HOSTED_NAMES.contains(&name.as_str()) => Runner::Hosted(name.clone()),
+            ToolRef::Memory(name) if catalog::MEMORY_NAMES.contains(&name.as_str()) => Runner::Memory(name.clone()),
+            _ => continue,
         };
         let name = model_name(&reference);
-        if known && resolved.iter().all(|tool| tool.name != name) {
-            resolved.push(ResolvedTool { reference: reference.to_string(), name });
+        if known.iter().all(|(_, _, seen)| *seen != name) {
+            known.push((reference, runner, name));
         }
     }
-    resolved
+    known
 }
 
-/// The server-side tools of `references`, each once; references that name nothing known
-/// (or cannot be read, as config written before references existed) offer nothing.
+/// What [`resolve`] offers, named only (no schemas built): what the effective config lists.
+pub fn resolved_names(references: &[String]) -> Vec<ResolvedTool> {
+    known(references)
+        .into_iter()
+        .map(|(reference, _, name)| ResolvedTool { reference: reference.to_string(), name })
+        .collect()
+}
+
+/// The server-side tools of `references` a run offers its model, each once.
 pub fn resolve(references: &[String]) -> Vec<ServerTool> {
-    let mut tools: Vec<ServerTool> = Vec::new();
-    for text in references {
-        let Ok(reference) = ToolRef::parse("tools", text) else { continue };
-        let found = match &reference {
-            ToolRef::Hosted(name) => {
-                catalog::find_hosted(name).map(|tool| (tool.description.to_owned(), tool.input_schema))
-            }
-            ToolRef::Memory(name) => {
-                catalog::find_memory(name).map(|tool| (tool.description.to_owned(), tool.input_schema))
-            }
-            ToolRef::Mcp { .. } | ToolRef::McpAll { .. } => None,
-        };
-        let Some((description, parameters)) = found else { continue };
-        let name = model_name(&reference);
-        if tools.iter().all(|tool| tool.name != name) {
-            tools.push(ServerTool { reference, name, description, parameters });
-        }
-    }
-    tools
+    known(references)
+        .into_iter()
+        .filter_map(|(reference, runner, name)| {
+            let definition = match &runner {
+                Runner::Hosted(tool) => catalog::find_hosted(tool),
+                Runner::Memory(tool) => catalog::find_memory(tool),
+            }?;
+            let (description, parameters) = (definition.description.to_owned(), definition.input_schema);
+            Some(ServerTool { reference, runner, name, description, parameters })
+        })
+        .collect()
 }
 
 #[cfg(test)]

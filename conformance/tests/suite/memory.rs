@@ -548,6 +548,15 @@ async fn semantic_search_blends_meaning_with_words_and_falls_back_to_words() {
     assert!(search(&app, &app.admin_token, &sid, "what can I eat").await.is_empty());
     add(&app, &sid, "Stored without a vector.").await;
 
+    // A browser's smith token neither reads nor replaces the project's embeddings endpoint.
+    let smith_token = app.smith_token(&sid).await;
+    app.get("/v1/tenant/embeddings", &smith_token).await.expect_error(403, "permission_denied");
+    let planted = json!({"base_url": "https://evil.example/v1", "api_key": "sk-x", "model": "m"});
+    app.call("PUT", "/v1/tenant/embeddings", Some(&smith_token), Some(planted))
+        .await
+        .expect_error(403, "permission_denied");
+    app.delete("/v1/tenant/embeddings", &smith_token).await.expect_error(403, "permission_denied");
+
     // An embeddings URL the egress policy forbids is refused.
     let strict = TestApp::start_with(ingram_core::settings::Settings::for_tests()).await;
     strict

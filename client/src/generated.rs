@@ -438,6 +438,119 @@ is read-only unless redeclared.*/
                 })
         }
     }
+    ///How the integration authenticates.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CatalogAuth {
+        #[serde(rename = "none")]
+        None,
+        #[serde(rename = "headers")]
+        Headers,
+        #[serde(rename = "oauth")]
+        Oauth,
+    }
+    impl ::std::fmt::Display for CatalogAuth {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::None => f.write_str("none"),
+                Self::Headers => f.write_str("headers"),
+                Self::Oauth => f.write_str("oauth"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CatalogAuth {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "none" => Ok(Self::None),
+                "headers" => Ok(Self::Headers),
+                "oauth" => Ok(Self::Oauth),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CatalogAuth {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CatalogAuth {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`CatalogEntry`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct CatalogEntry {
+        pub auth: CatalogAuth,
+        ///Whether it can be registered now (`false` for OAuth presets until connections exist).
+        pub available: bool,
+        pub description: ::std::string::String,
+        pub documentation_url: ::std::string::String,
+        pub headers: ::std::vec::Vec<CatalogHeader>,
+        pub name: ::std::string::String,
+        pub slug: ::std::string::String,
+        pub url_template: ::std::string::String,
+        pub variables: ::std::vec::Vec<CatalogVariable>,
+    }
+    impl CatalogEntry {
+        pub fn builder() -> builder::CatalogEntry {
+            Default::default()
+        }
+    }
+    ///`CatalogHeader`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct CatalogHeader {
+        pub description: ::std::string::String,
+        pub name: ::std::string::String,
+        ///Registration is refused without it.
+        pub required: bool,
+    }
+    impl CatalogHeader {
+        pub fn builder() -> builder::CatalogHeader {
+            Default::default()
+        }
+    }
+    ///`CatalogList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct CatalogList {
+        pub data: ::std::vec::Vec<CatalogEntry>,
+    }
+    impl CatalogList {
+        pub fn builder() -> builder::CatalogList {
+            Default::default()
+        }
+    }
+    ///`CatalogVariable`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct CatalogVariable {
+        pub description: ::std::string::String,
+        ///The `{name}` placeholder in `url_template`; registration gives its value in `variables`.
+        pub name: ::std::string::String,
+    }
+    impl CatalogVariable {
+        pub fn builder() -> builder::CatalogVariable {
+            Default::default()
+        }
+    }
     ///`ChatChoice`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ChatChoice {
@@ -3569,6 +3682,114 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`DeleteServerIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum DeleteServerIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for DeleteServerIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for DeleteServerIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DeleteServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`DeleteServerName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct DeleteServerName(::std::string::String);
+    impl ::std::ops::Deref for DeleteServerName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<DeleteServerName> for ::std::string::String {
+        fn from(value: DeleteServerName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for DeleteServerName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 48usize {
+                return Err("longer than 48 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DeleteServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for DeleteServerName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`DeleteSmithIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -4200,6 +4421,114 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`GetCatalogEntryIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetCatalogEntryIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetCatalogEntryIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetCatalogEntryIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetCatalogEntryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetCatalogEntryIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`GetCatalogEntrySlug`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct GetCatalogEntrySlug(::std::string::String);
+    impl ::std::ops::Deref for GetCatalogEntrySlug {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<GetCatalogEntrySlug> for ::std::string::String {
+        fn from(value: GetCatalogEntrySlug) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for GetCatalogEntrySlug {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetCatalogEntrySlug {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetCatalogEntrySlug {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for GetCatalogEntrySlug {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`GetEmbeddingsIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -4506,6 +4835,114 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`GetServerIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetServerIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetServerIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetServerIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`GetServerName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct GetServerName(::std::string::String);
+    impl ::std::ops::Deref for GetServerName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<GetServerName> for ::std::string::String {
+        fn from(value: GetServerName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for GetServerName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 48usize {
+                return Err("longer than 48 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for GetServerName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`GetSmithIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -4790,6 +5227,57 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for ListBlocksIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ListCatalogIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListCatalogIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListCatalogIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListCatalogIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListCatalogIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListCatalogIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -5154,6 +5642,57 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`ListServersIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListServersIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListServersIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListServersIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListServersIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListServersIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`ListSmithRunsIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -5305,6 +5844,79 @@ smith token they are added after them (a browser never removes the design).*/
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    ///A registered MCP server. Header values are never shown again.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct McpServer {
+        ///The catalog entry it was registered from.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub catalog: ::std::option::Option<::std::string::String>,
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error: ::std::option::Option<McpServerError>,
+        ///The headers sent with every request, their values masked.
+        pub headers: ::std::collections::HashMap<
+            ::std::string::String,
+            ::std::string::String,
+        >,
+        pub name: ::std::string::String,
+        ///The MCP protocol version agreed when it last listed its tools.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub protocol_version: ::std::option::Option<::std::string::String>,
+        ///When it was last asked for its tools.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refreshed_at: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///The tools it listed when last asked (kept when a refresh fails).
+        pub tools: ::std::vec::Vec<McpServerTool>,
+        pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        pub url: ::std::string::String,
+    }
+    impl McpServer {
+        pub fn builder() -> builder::McpServer {
+            Default::default()
+        }
+    }
+    ///Why the server could not be used when last asked.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct McpServerError {
+        /**`egress_denied`, `mcp_unauthorized`, `mcp_timeout`, `mcp_unreachable`, `mcp_http_error`,
+`mcp_answer_too_large` or `mcp_protocol_error`.*/
+        pub code: ::std::string::String,
+        pub message: ::std::string::String,
+    }
+    impl McpServerError {
+        pub fn builder() -> builder::McpServerError {
+            Default::default()
+        }
+    }
+    ///`McpServerList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct McpServerList {
+        ///Every server of the project, by name (at most 32).
+        pub data: ::std::vec::Vec<McpServer>,
+    }
+    impl McpServerList {
+        pub fn builder() -> builder::McpServerList {
+            Default::default()
+        }
+    }
+    ///`McpServerTool`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct McpServerTool {
+        pub description: ::std::string::String,
+        ///The JSON Schema of its arguments.
+        pub input_schema: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///The server's own name for the tool: enable it as `mcp/<server>/<name>`.
+        pub name: ::std::string::String,
+    }
+    impl McpServerTool {
+        pub fn builder() -> builder::McpServerTool {
+            Default::default()
         }
     }
     ///`Memory`
@@ -6065,6 +6677,315 @@ It must reach a public address unless the operator allows it (INGRAM_EGRESS_ALLO
             value.parse()
         }
     }
+    ///Registers a server by its URL, or from a catalog entry. No `Debug`: the headers are secrets.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct PutMcpServerRequest {
+        ///A catalog entry's slug (`GET /v1/catalog`), instead of `url`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub catalog: ::std::option::Option<PutMcpServerRequestCatalog>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<PutMcpServerRequestDescription>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub headers: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                PutMcpServerRequestHeadersValue,
+            >,
+        >,
+        /**The server's Streamable HTTP endpoint. It must reach a public address unless the
+operator allows it (INGRAM_EGRESS_ALLOW). Give this or `catalog`.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub url: ::std::option::Option<PutMcpServerRequestUrl>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub variables: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                PutMcpServerRequestVariablesValue,
+            >,
+        >,
+    }
+    impl PutMcpServerRequest {
+        pub fn builder() -> builder::PutMcpServerRequest {
+            Default::default()
+        }
+    }
+    ///A catalog entry's slug (`GET /v1/catalog`), instead of `url`.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutMcpServerRequestCatalog(::std::string::String);
+    impl ::std::ops::Deref for PutMcpServerRequestCatalog {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutMcpServerRequestCatalog> for ::std::string::String {
+        fn from(value: PutMcpServerRequestCatalog) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutMcpServerRequestCatalog {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutMcpServerRequestCatalog {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutMcpServerRequestCatalog {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutMcpServerRequestCatalog {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`PutMcpServerRequestDescription`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutMcpServerRequestDescription(::std::string::String);
+    impl ::std::ops::Deref for PutMcpServerRequestDescription {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutMcpServerRequestDescription> for ::std::string::String {
+        fn from(value: PutMcpServerRequestDescription) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutMcpServerRequestDescription {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1000usize {
+                return Err("longer than 1000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutMcpServerRequestDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for PutMcpServerRequestDescription {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutMcpServerRequestDescription {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`PutMcpServerRequestHeadersValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutMcpServerRequestHeadersValue(::std::string::String);
+    impl ::std::ops::Deref for PutMcpServerRequestHeadersValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutMcpServerRequestHeadersValue>
+    for ::std::string::String {
+        fn from(value: PutMcpServerRequestHeadersValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutMcpServerRequestHeadersValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 4096usize {
+                return Err("longer than 4096 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutMcpServerRequestHeadersValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for PutMcpServerRequestHeadersValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutMcpServerRequestHeadersValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**The server's Streamable HTTP endpoint. It must reach a public address unless the
+operator allows it (INGRAM_EGRESS_ALLOW). Give this or `catalog`.*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutMcpServerRequestUrl(::std::string::String);
+    impl ::std::ops::Deref for PutMcpServerRequestUrl {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutMcpServerRequestUrl> for ::std::string::String {
+        fn from(value: PutMcpServerRequestUrl) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutMcpServerRequestUrl {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 2048usize {
+                return Err("longer than 2048 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutMcpServerRequestUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutMcpServerRequestUrl {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutMcpServerRequestUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`PutMcpServerRequestVariablesValue`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutMcpServerRequestVariablesValue(::std::string::String);
+    impl ::std::ops::Deref for PutMcpServerRequestVariablesValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutMcpServerRequestVariablesValue>
+    for ::std::string::String {
+        fn from(value: PutMcpServerRequestVariablesValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutMcpServerRequestVariablesValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 63usize {
+                return Err("longer than 63 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutMcpServerRequestVariablesValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for PutMcpServerRequestVariablesValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutMcpServerRequestVariablesValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`PutModelKeyIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -6232,6 +7153,279 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         }
     }
     impl<'de> ::serde::Deserialize<'de> for PutModelKeyRequestBaseUrl {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`PutServerIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum PutServerIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for PutServerIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for PutServerIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`PutServerName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutServerName(::std::string::String);
+    impl ::std::ops::Deref for PutServerName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutServerName> for ::std::string::String {
+        fn from(value: PutServerName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutServerName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 48usize {
+                return Err("longer than 48 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutServerName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`RefreshServerIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RefreshServerIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for RefreshServerIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RefreshServerIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RefreshServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RefreshServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`RefreshServerIdempotencyKey`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct RefreshServerIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for RefreshServerIdempotencyKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<RefreshServerIdempotencyKey> for ::std::string::String {
+        fn from(value: RefreshServerIdempotencyKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for RefreshServerIdempotencyKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 255usize {
+                return Err("longer than 255 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RefreshServerIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RefreshServerIdempotencyKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for RefreshServerIdempotencyKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`RefreshServerName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct RefreshServerName(::std::string::String);
+    impl ::std::ops::Deref for RefreshServerName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<RefreshServerName> for ::std::string::String {
+        fn from(value: RefreshServerName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for RefreshServerName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 48usize {
+                return Err("longer than 48 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RefreshServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RefreshServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for RefreshServerName {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -10050,6 +11244,374 @@ and `null` removes it, so the agent's value applies again.*/
                     data: Ok(value.data),
                     has_more: Ok(value.has_more),
                     next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CatalogEntry {
+            auth: ::std::result::Result<super::CatalogAuth, ::std::string::String>,
+            available: ::std::result::Result<bool, ::std::string::String>,
+            description: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            documentation_url: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            headers: ::std::result::Result<
+                ::std::vec::Vec<super::CatalogHeader>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            slug: ::std::result::Result<::std::string::String, ::std::string::String>,
+            url_template: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            variables: ::std::result::Result<
+                ::std::vec::Vec<super::CatalogVariable>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CatalogEntry {
+            fn default() -> Self {
+                Self {
+                    auth: Err("no value supplied for auth".to_string()),
+                    available: Err("no value supplied for available".to_string()),
+                    description: Err("no value supplied for description".to_string()),
+                    documentation_url: Err(
+                        "no value supplied for documentation_url".to_string(),
+                    ),
+                    headers: Err("no value supplied for headers".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    slug: Err("no value supplied for slug".to_string()),
+                    url_template: Err("no value supplied for url_template".to_string()),
+                    variables: Err("no value supplied for variables".to_string()),
+                }
+            }
+        }
+        impl CatalogEntry {
+            pub fn auth<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::CatalogAuth>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.auth = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for auth: {e}")
+                    });
+                self
+            }
+            pub fn available<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.available = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for available: {e}")
+                    });
+                self
+            }
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn documentation_url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.documentation_url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for documentation_url: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn headers<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::CatalogHeader>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.headers = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for headers: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn slug<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.slug = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for slug: {e}")
+                    });
+                self
+            }
+            pub fn url_template<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url_template = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url_template: {e}")
+                    });
+                self
+            }
+            pub fn variables<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::CatalogVariable>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.variables = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for variables: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CatalogEntry> for super::CatalogEntry {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CatalogEntry,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    auth: value.auth?,
+                    available: value.available?,
+                    description: value.description?,
+                    documentation_url: value.documentation_url?,
+                    headers: value.headers?,
+                    name: value.name?,
+                    slug: value.slug?,
+                    url_template: value.url_template?,
+                    variables: value.variables?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CatalogEntry> for CatalogEntry {
+            fn from(value: super::CatalogEntry) -> Self {
+                Self {
+                    auth: Ok(value.auth),
+                    available: Ok(value.available),
+                    description: Ok(value.description),
+                    documentation_url: Ok(value.documentation_url),
+                    headers: Ok(value.headers),
+                    name: Ok(value.name),
+                    slug: Ok(value.slug),
+                    url_template: Ok(value.url_template),
+                    variables: Ok(value.variables),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CatalogHeader {
+            description: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            required: ::std::result::Result<bool, ::std::string::String>,
+        }
+        impl ::std::default::Default for CatalogHeader {
+            fn default() -> Self {
+                Self {
+                    description: Err("no value supplied for description".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    required: Err("no value supplied for required".to_string()),
+                }
+            }
+        }
+        impl CatalogHeader {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn required<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.required = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for required: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CatalogHeader> for super::CatalogHeader {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CatalogHeader,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    name: value.name?,
+                    required: value.required?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CatalogHeader> for CatalogHeader {
+            fn from(value: super::CatalogHeader) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    name: Ok(value.name),
+                    required: Ok(value.required),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CatalogList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::CatalogEntry>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for CatalogList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                }
+            }
+        }
+        impl CatalogList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::CatalogEntry>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CatalogList> for super::CatalogList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CatalogList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { data: value.data? })
+            }
+        }
+        impl ::std::convert::From<super::CatalogList> for CatalogList {
+            fn from(value: super::CatalogList) -> Self {
+                Self { data: Ok(value.data) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct CatalogVariable {
+            description: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for CatalogVariable {
+            fn default() -> Self {
+                Self {
+                    description: Err("no value supplied for description".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl CatalogVariable {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<CatalogVariable> for super::CatalogVariable {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: CatalogVariable,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::CatalogVariable> for CatalogVariable {
+            fn from(value: super::CatalogVariable) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    name: Ok(value.name),
                 }
             }
         }
@@ -13966,6 +15528,428 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct McpServer {
+            catalog: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            error: ::std::result::Result<
+                ::std::option::Option<super::McpServerError>,
+                ::std::string::String,
+            >,
+            headers: ::std::result::Result<
+                ::std::collections::HashMap<
+                    ::std::string::String,
+                    ::std::string::String,
+                >,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            protocol_version: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            refreshed_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            tools: ::std::result::Result<
+                ::std::vec::Vec<super::McpServerTool>,
+                ::std::string::String,
+            >,
+            updated_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            url: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for McpServer {
+            fn default() -> Self {
+                Self {
+                    catalog: Ok(Default::default()),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    description: Ok(Default::default()),
+                    error: Ok(Default::default()),
+                    headers: Err("no value supplied for headers".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                    protocol_version: Ok(Default::default()),
+                    refreshed_at: Ok(Default::default()),
+                    tools: Err("no value supplied for tools".to_string()),
+                    updated_at: Err("no value supplied for updated_at".to_string()),
+                    url: Err("no value supplied for url".to_string()),
+                }
+            }
+        }
+        impl McpServer {
+            pub fn catalog<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.catalog = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for catalog: {e}")
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::McpServerError>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn headers<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        ::std::string::String,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.headers = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for headers: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            pub fn protocol_version<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.protocol_version = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for protocol_version: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn refreshed_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.refreshed_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for refreshed_at: {e}")
+                    });
+                self
+            }
+            pub fn tools<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::McpServerTool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tools = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tools: {e}")
+                    });
+                self
+            }
+            pub fn updated_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.updated_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for updated_at: {e}")
+                    });
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<McpServer> for super::McpServer {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: McpServer,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    catalog: value.catalog?,
+                    created_at: value.created_at?,
+                    description: value.description?,
+                    error: value.error?,
+                    headers: value.headers?,
+                    name: value.name?,
+                    protocol_version: value.protocol_version?,
+                    refreshed_at: value.refreshed_at?,
+                    tools: value.tools?,
+                    updated_at: value.updated_at?,
+                    url: value.url?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::McpServer> for McpServer {
+            fn from(value: super::McpServer) -> Self {
+                Self {
+                    catalog: Ok(value.catalog),
+                    created_at: Ok(value.created_at),
+                    description: Ok(value.description),
+                    error: Ok(value.error),
+                    headers: Ok(value.headers),
+                    name: Ok(value.name),
+                    protocol_version: Ok(value.protocol_version),
+                    refreshed_at: Ok(value.refreshed_at),
+                    tools: Ok(value.tools),
+                    updated_at: Ok(value.updated_at),
+                    url: Ok(value.url),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct McpServerError {
+            code: ::std::result::Result<::std::string::String, ::std::string::String>,
+            message: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for McpServerError {
+            fn default() -> Self {
+                Self {
+                    code: Err("no value supplied for code".to_string()),
+                    message: Err("no value supplied for message".to_string()),
+                }
+            }
+        }
+        impl McpServerError {
+            pub fn code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.code = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for code: {e}")
+                    });
+                self
+            }
+            pub fn message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for message: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<McpServerError> for super::McpServerError {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: McpServerError,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    code: value.code?,
+                    message: value.message?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::McpServerError> for McpServerError {
+            fn from(value: super::McpServerError) -> Self {
+                Self {
+                    code: Ok(value.code),
+                    message: Ok(value.message),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct McpServerList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::McpServer>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for McpServerList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                }
+            }
+        }
+        impl McpServerList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::McpServer>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<McpServerList> for super::McpServerList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: McpServerList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { data: value.data? })
+            }
+        }
+        impl ::std::convert::From<super::McpServerList> for McpServerList {
+            fn from(value: super::McpServerList) -> Self {
+                Self { data: Ok(value.data) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct McpServerTool {
+            description: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            input_schema: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for McpServerTool {
+            fn default() -> Self {
+                Self {
+                    description: Err("no value supplied for description".to_string()),
+                    input_schema: Err("no value supplied for input_schema".to_string()),
+                    name: Err("no value supplied for name".to_string()),
+                }
+            }
+        }
+        impl McpServerTool {
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn input_schema<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.input_schema = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for input_schema: {e}")
+                    });
+                self
+            }
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<McpServerTool> for super::McpServerTool {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: McpServerTool,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    input_schema: value.input_schema?,
+                    name: value.name?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::McpServerTool> for McpServerTool {
+            fn from(value: super::McpServerTool) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    input_schema: Ok(value.input_schema),
+                    name: Ok(value.name),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Memory {
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
@@ -15085,6 +17069,158 @@ and `null` removes it, so the agent's value applies again.*/
                     base_url: Ok(value.base_url),
                     dimensions: Ok(value.dimensions),
                     model: Ok(value.model),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct PutMcpServerRequest {
+            catalog: ::std::result::Result<
+                ::std::option::Option<super::PutMcpServerRequestCatalog>,
+                ::std::string::String,
+            >,
+            description: ::std::result::Result<
+                ::std::option::Option<super::PutMcpServerRequestDescription>,
+                ::std::string::String,
+            >,
+            headers: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::PutMcpServerRequestHeadersValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+            url: ::std::result::Result<
+                ::std::option::Option<super::PutMcpServerRequestUrl>,
+                ::std::string::String,
+            >,
+            variables: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::PutMcpServerRequestVariablesValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for PutMcpServerRequest {
+            fn default() -> Self {
+                Self {
+                    catalog: Ok(Default::default()),
+                    description: Ok(Default::default()),
+                    headers: Ok(Default::default()),
+                    url: Ok(Default::default()),
+                    variables: Ok(Default::default()),
+                }
+            }
+        }
+        impl PutMcpServerRequest {
+            pub fn catalog<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::PutMcpServerRequestCatalog>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.catalog = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for catalog: {e}")
+                    });
+                self
+            }
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::PutMcpServerRequestDescription>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            pub fn headers<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::PutMcpServerRequestHeadersValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.headers = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for headers: {e}")
+                    });
+                self
+            }
+            pub fn url<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::PutMcpServerRequestUrl>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.url = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for url: {e}")
+                    });
+                self
+            }
+            pub fn variables<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::PutMcpServerRequestVariablesValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.variables = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for variables: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PutMcpServerRequest>
+        for super::PutMcpServerRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PutMcpServerRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    catalog: value.catalog?,
+                    description: value.description?,
+                    headers: value.headers?,
+                    url: value.url?,
+                    variables: value.variables?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PutMcpServerRequest> for PutMcpServerRequest {
+            fn from(value: super::PutMcpServerRequest) -> Self {
+                Self {
+                    catalog: Ok(value.catalog),
+                    description: Ok(value.description),
+                    headers: Ok(value.headers),
+                    url: Ok(value.url),
+                    variables: Ok(value.variables),
                 }
             }
         }
@@ -20013,6 +22149,34 @@ let response = client.update_agent()
     pub fn update_agent(&self) -> builder::UpdateAgent<'_> {
         builder::UpdateAgent::new(self)
     }
+    /**Sends a `GET` request to `/v1/catalog`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_catalog()
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_catalog(&self) -> builder::ListCatalog<'_> {
+        builder::ListCatalog::new(self)
+    }
+    /**Sends a `GET` request to `/v1/catalog/{slug}`
+
+Arguments:
+- `slug`: The entry's slug.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.get_catalog_entry()
+    .slug(slug)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn get_catalog_entry(&self) -> builder::GetCatalogEntry<'_> {
+        builder::GetCatalogEntry::new(self)
+    }
     /**Sends a `POST` request to `/v1/chat/completions`
 
 Arguments:
@@ -20653,6 +22817,83 @@ let response = client.list_hosted_tools()
 ```*/
     pub fn list_hosted_tools(&self) -> builder::ListHostedTools<'_> {
         builder::ListHostedTools::new(self)
+    }
+    /**Sends a `GET` request to `/v1/tenant/mcp`
+
+Arguments:
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_servers()
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_servers(&self) -> builder::ListServers<'_> {
+        builder::ListServers::new(self)
+    }
+    /**Sends a `GET` request to `/v1/tenant/mcp/{name}`
+
+Arguments:
+- `name`: The server's name: 1 to 48 of a-z, 0-9, _ and -, starting with a letter or digit.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.get_server()
+    .name(name)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn get_server(&self) -> builder::GetServer<'_> {
+        builder::GetServer::new(self)
+    }
+    /**Sends a `PUT` request to `/v1/tenant/mcp/{name}`
+
+Arguments:
+- `name`: The server's name: 1 to 48 of a-z, 0-9, _ and -, starting with a letter or digit.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `body`
+```ignore
+let response = client.put_server()
+    .name(name)
+    .ic_api_version(ic_api_version)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn put_server(&self) -> builder::PutServer<'_> {
+        builder::PutServer::new(self)
+    }
+    /**Sends a `DELETE` request to `/v1/tenant/mcp/{name}`
+
+Arguments:
+- `name`: The server's name: 1 to 48 of a-z, 0-9, _ and -, starting with a letter or digit.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.delete_server()
+    .name(name)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn delete_server(&self) -> builder::DeleteServer<'_> {
+        builder::DeleteServer::new(self)
+    }
+    /**Sends a `POST` request to `/v1/tenant/mcp/{name}/refresh`
+
+Arguments:
+- `name`: The server's name: 1 to 48 of a-z, 0-9, _ and -, starting with a letter or digit.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+- `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
+```ignore
+let response = client.refresh_server()
+    .name(name)
+    .ic_api_version(ic_api_version)
+    .idempotency_key(idempotency_key)
+    .send()
+    .await;
+```*/
+    pub fn refresh_server(&self) -> builder::RefreshServer<'_> {
+        builder::RefreshServer::new(self)
     }
     /**Sends a `GET` request to `/v1/tenant/model_keys`
 
@@ -21411,6 +23652,202 @@ pub mod builder {
                     .build()?;
                 let info = OperationInfo {
                     operation_id: "update_agent",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::list_catalog`]
+
+[`Client::list_catalog`]: super::Client::list_catalog*/
+    #[derive(Debug, Clone)]
+    pub struct ListCatalog<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::ListCatalogIcApiVersion>, String>,
+    }
+    impl<'a> ListCatalog<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListCatalogIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListCatalogIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/catalog`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::CatalogList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::CatalogList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/catalog", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_catalog",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::get_catalog_entry`]
+
+[`Client::get_catalog_entry`]: super::Client::get_catalog_entry*/
+    #[derive(Debug, Clone)]
+    pub struct GetCatalogEntry<'a> {
+        client: &'a super::Client,
+        slug: Result<types::GetCatalogEntrySlug, String>,
+        ic_api_version: Result<Option<types::GetCatalogEntryIcApiVersion>, String>,
+    }
+    impl<'a> GetCatalogEntry<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                slug: Err("slug was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn slug<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetCatalogEntrySlug>,
+        {
+            self.slug = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `GetCatalogEntrySlug` for slug failed".to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetCatalogEntryIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetCatalogEntryIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/catalog/{slug}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::CatalogEntry>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::CatalogEntry>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, slug, ic_api_version } = self;
+                let slug = slug.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/catalog/{}", client.baseurl, encode_path(& slug.to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_catalog_entry",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;
@@ -26232,6 +28669,575 @@ pub mod builder {
                     .build()?;
                 let info = OperationInfo {
                     operation_id: "list_hosted_tools",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::list_servers`]
+
+[`Client::list_servers`]: super::Client::list_servers*/
+    #[derive(Debug, Clone)]
+    pub struct ListServers<'a> {
+        client: &'a super::Client,
+        ic_api_version: Result<Option<types::ListServersIcApiVersion>, String>,
+    }
+    impl<'a> ListServers<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListServersIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListServersIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/tenant/mcp`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::McpServerList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::McpServerList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, ic_api_version } = self;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/tenant/mcp", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_servers",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::get_server`]
+
+[`Client::get_server`]: super::Client::get_server*/
+    #[derive(Debug, Clone)]
+    pub struct GetServer<'a> {
+        client: &'a super::Client,
+        name: Result<types::GetServerName, String>,
+        ic_api_version: Result<Option<types::GetServerIcApiVersion>, String>,
+    }
+    impl<'a> GetServer<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                name: Err("name was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn name<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetServerName>,
+        {
+            self.name = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `GetServerName` for name failed".to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetServerIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetServerIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/tenant/mcp/{name}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::McpServer>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::McpServer>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, name, ic_api_version } = self;
+                let name = name.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/tenant/mcp/{}", client.baseurl, encode_path(& name
+                    .to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_server",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::put_server`]
+
+[`Client::put_server`]: super::Client::put_server*/
+    #[derive(Debug, Clone)]
+    pub struct PutServer<'a> {
+        client: &'a super::Client,
+        name: Result<types::PutServerName, String>,
+        ic_api_version: Result<Option<types::PutServerIcApiVersion>, String>,
+        body: Result<types::builder::PutMcpServerRequest, String>,
+    }
+    impl<'a> PutServer<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                name: Err("name was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn name<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::PutServerName>,
+        {
+            self.name = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `PutServerName` for name failed".to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::PutServerIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `PutServerIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::PutMcpServerRequest>,
+            <V as std::convert::TryInto<
+                types::PutMcpServerRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `PutMcpServerRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::PutMcpServerRequest,
+            ) -> types::builder::PutMcpServerRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PUT` request to `/v1/tenant/mcp/{name}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::McpServer>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::McpServer>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, name, ic_api_version, body } = self;
+                let name = name.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let body = body
+                    .and_then(|v| {
+                        types::PutMcpServerRequest::try_from(v)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/tenant/mcp/{}", client.baseurl, encode_path(& name
+                    .to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .put(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .json(&body)
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "put_server",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    201u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::delete_server`]
+
+[`Client::delete_server`]: super::Client::delete_server*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteServer<'a> {
+        client: &'a super::Client,
+        name: Result<types::DeleteServerName, String>,
+        ic_api_version: Result<Option<types::DeleteServerIcApiVersion>, String>,
+    }
+    impl<'a> DeleteServer<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                name: Err("name was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn name<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::DeleteServerName>,
+        {
+            self.name = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `DeleteServerName` for name failed".to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::DeleteServerIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `DeleteServerIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/v1/tenant/mcp/{name}`
+        pub async fn send(self) -> Result<ResponseValue<types::Deleted>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Deleted>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, name, ic_api_version } = self;
+                let name = name.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/tenant/mcp/{}", client.baseurl, encode_path(& name
+                    .to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .delete(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "delete_server",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::refresh_server`]
+
+[`Client::refresh_server`]: super::Client::refresh_server*/
+    #[derive(Debug, Clone)]
+    pub struct RefreshServer<'a> {
+        client: &'a super::Client,
+        name: Result<types::RefreshServerName, String>,
+        ic_api_version: Result<Option<types::RefreshServerIcApiVersion>, String>,
+        idempotency_key: Result<Option<types::RefreshServerIdempotencyKey>, String>,
+    }
+    impl<'a> RefreshServer<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                name: Err("name was not initialized".to_string()),
+                ic_api_version: Ok(None),
+                idempotency_key: Ok(None),
+            }
+        }
+        pub fn name<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RefreshServerName>,
+        {
+            self.name = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `RefreshServerName` for name failed".to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RefreshServerIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `RefreshServerIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn idempotency_key<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RefreshServerIdempotencyKey>,
+        {
+            self.idempotency_key = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `RefreshServerIdempotencyKey` for idempotency_key failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `POST` request to `/v1/tenant/mcp/{name}/refresh`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::McpServer>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::McpServer>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, name, ic_api_version, idempotency_key } = self;
+                let name = name.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let idempotency_key = idempotency_key.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/tenant/mcp/{}/refresh", client.baseurl, encode_path(& name
+                    .to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                if let Some(value) = idempotency_key {
+                    header_map.append("Idempotency-Key", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .post(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "refresh_server",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;

@@ -7,6 +7,7 @@ mod m0002_runs;
 mod m0003_files;
 mod m0004_security;
 mod m0005_memory;
+mod m0006_mcp;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_files::Migration),
             Box::new(m0004_security::Migration),
             Box::new(m0005_memory::Migration),
+            Box::new(m0006_mcp::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ mod fixtures;
 mod harness;
 mod idempotency;
 mod limits_capacity;
+mod mcp;
 mod memory;
 mod openai_chat;
 mod openai_responses;

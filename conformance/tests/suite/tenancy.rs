@@ -13,9 +13,10 @@ use crate::harness::TestApp;
 use crate::spec::{Operation, operations};
 
 /// Path parameters that name a slot inside the caller's own project (its key for a
-/// provider), not a resource id: an intruder using them reaches its own slot, so the matrix
-/// only checks that nothing of the victim's leaks or changes.
-const CALLER_SCOPED_PARAMS: &[&str] = &["provider"];
+/// provider, its MCP server of that name) or what every project shares (a catalog entry),
+/// not a resource id: an intruder using them reaches its own slot, so the matrix only checks
+/// that nothing of the victim's leaks or changes.
+const CALLER_SCOPED_PARAMS: &[&str] = &["provider", "name", "slug"];
 
 fn targets_victim_resource(operation: &Operation) -> bool {
     operation.path_params().iter().any(|name| !CALLER_SCOPED_PARAMS.contains(&name.as_str()))
@@ -57,6 +58,9 @@ async fn victim(app: &TestApp) -> Victim {
     )
     .await
     .expect(200);
+    // Nothing listens there: registered with its error, and its header sealed.
+    let mcp = json!({"url": "http://127.0.0.1:9/victim-mcp-path", "headers": {"X-Secret": "victim-header-value"}});
+    app.call("PUT", "/v1/tenant/mcp/victim-mcp", Some(token), Some(mcp)).await.expect(201);
     let params = HashMap::from([
         ("sid", sid.clone()),
         ("aid", aid.clone()),
@@ -68,6 +72,8 @@ async fn victim(app: &TestApp) -> Victim {
         ("fid", fid.clone()),
         ("mid", mid.clone()),
         ("label", "human".to_owned()),
+        ("name", "victim-mcp".to_owned()),
+        ("slug", "github".to_owned()),
     ]);
     Victim {
         params,
@@ -84,6 +90,8 @@ async fn victim(app: &TestApp) -> Victim {
             mid,
             "secret memory".to_owned(),
             "secret block".to_owned(),
+            "victim-mcp-path".to_owned(),
+            "victim-header-value".to_owned(),
         ],
     }
 }
@@ -133,6 +141,9 @@ async fn assert_victim_intact(app: &TestApp, victim: &Victim) {
     assert_eq!(blocks.body["data"][0]["value"], "secret block", "the victim's block survived unchanged");
     let keys = app.get("/v1/tenant/model_keys", token).await.expect(200);
     assert_eq!(keys.body["data"].as_array().unwrap().len(), 1, "the victim's model key survived");
+    let mcp = app.get("/v1/tenant/mcp/victim-mcp", token).await.expect(200);
+    assert_eq!(mcp.body["url"], "http://127.0.0.1:9/victim-mcp-path", "the victim's MCP server survived unchanged");
+    assert_eq!(mcp.body["headers"], json!({"X-Secret": "********"}));
 }
 
 #[tokio::test]

@@ -10,15 +10,15 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 
 use crate::ids::{AgentId, ProjectId, SmithId};
 use crate::providers::routing::ProviderKind;
-use crate::store::{agent, embedding_setting, model_key, smith, token};
+use crate::store::{agent, embedding_setting, mcp_server, model_key, smith, token};
 
 /// How long an entry is trusted without a notification: the bound on a change reaching a
 /// replica whose listener missed it.
@@ -33,8 +33,8 @@ pub const CHANNEL: &str = "ingram_cache";
 pub enum Invalidation {
     /// A token was revoked (rare: every cached token is dropped).
     Tokens,
-    /// A smith or an agent of the project changed, its embeddings endpoint, or the project
-    /// was deleted.
+    /// A smith or an agent of the project changed, its embeddings endpoint, its MCP servers,
+    /// or the project was deleted.
     Project(ProjectId),
     /// The project's key for the provider was replaced or removed.
     ModelKey(ProjectId, ProviderKind),
@@ -97,6 +97,8 @@ pub struct Caches {
     model_keys: Ttl<(ProjectId, ProviderKind), Option<model_key::Model>>,
     /// A project's embeddings endpoint (or none), which every memory search asks for.
     embeddings: Ttl<ProjectId, Option<embedding_setting::Model>>,
+    /// A project's MCP servers, which runs and smiths naming `mcp/…` tools resolve against.
+    mcp_servers: Ttl<ProjectId, Arc<Vec<mcp_server::Model>>>,
 }
 
 impl Default for Caches {
@@ -107,7 +109,13 @@ impl Default for Caches {
 
 impl Caches {
     pub fn new() -> Self {
-        Self { tokens: Ttl::new(), smiths: Ttl::new(), model_keys: Ttl::new(), embeddings: Ttl::new() }
+        Self {
+            tokens: Ttl::new(),
+            smiths: Ttl::new(),
+            model_keys: Ttl::new(),
+            embeddings: Ttl::new(),
+            mcp_servers: Ttl::new(),
+        }
     }
 
     pub fn tokens(&self) -> &Ttl<String, token::Model> {
@@ -124,6 +132,10 @@ impl Caches {
 
     pub fn embeddings(&self) -> &Ttl<ProjectId, Option<embedding_setting::Model>> {
         &self.embeddings
+    }
+
+    pub fn mcp_servers(&self) -> &Ttl<ProjectId, Arc<Vec<mcp_server::Model>>> {
+        &self.mcp_servers
     }
 
     /// Drops what `what` makes stale here, then tells the other replicas. Called after the
@@ -151,6 +163,7 @@ impl Caches {
                 self.smiths.retain(|key, _| key.project_id() != project_id);
                 self.model_keys.retain(|(project, _), _| project != project_id);
                 self.embeddings.retain(|project, _| project != project_id);
+                self.mcp_servers.retain(|project, _| project != project_id);
             }
             Invalidation::ModelKey(project_id, provider) => {
                 self.model_keys.retain(|(project, kind), _| !(project == project_id && kind == provider));
@@ -168,6 +181,7 @@ impl Caches {
         self.smiths.retain(|_, _| false);
         self.model_keys.retain(|_, _| false);
         self.embeddings.retain(|_, _| false);
+        self.mcp_servers.retain(|_, _| false);
     }
 }
 

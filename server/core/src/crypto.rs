@@ -30,6 +30,7 @@ const KDF_SALT: &[u8] = b"ingram.master-key.v2";
 pub enum SealContext<'a> {
     ModelKey { project_id: &'a str, provider: &'a str },
     EmbeddingKey { project_id: &'a str },
+    McpHeaders { project_id: &'a str, server: &'a str },
     IdempotentAnswer { scope: &'a str, key: &'a str },
 }
 
@@ -38,6 +39,7 @@ impl SealContext<'_> {
         let parts: [&str; 3] = match self {
             Self::ModelKey { project_id, provider } => ["model_key", project_id, provider],
             Self::EmbeddingKey { project_id } => ["embedding_key", project_id, ""],
+            Self::McpHeaders { project_id, server } => ["mcp_headers", project_id, server],
             Self::IdempotentAnswer { scope, key } => ["idempotent_answer", scope, key],
         };
         // Length-prefixed, so no two contexts share bytes.

@@ -1,8 +1,10 @@
 //! The `/v1` HTTP surface: one module per resource family, and the OpenAPI document they make.
 
 pub mod agents;
+pub mod catalog;
 pub mod files;
 pub mod health;
+pub mod mcp;
 pub mod memory;
 pub mod model_keys;
 pub mod openai;
@@ -41,7 +43,7 @@ use crate::http::CURRENT_API_VERSION;
         (name = "runs", description = "One turn of a smith: synchronous, or streamed as SSE."),
         (name = "openai", description = "OpenAI-compatible surface: point an OpenAI SDK at /v1."),
         (name = "files", description = "Images and documents inlined into conversations."),
-        (name = "tools", description = "Server-side tools: hosted tools the server runs itself."),
+        (name = "tools", description = "Server-side tools: hosted tools the server runs itself, the project's MCP servers, and the catalog of MCP integrations."),
         (name = "memory", description = "What each smith remembers about its person: blocks, memories, search."),
         (name = "models", description = "Provider keys (BYOK) and the models a project can use."),
         (name = "health", description = "Liveness."),
@@ -66,17 +68,22 @@ impl Deleted {
 /// to 512 characters (as OpenAI), nullable like the optional fields around it.
 pub fn metadata_schema() -> utoipa::openapi::Object {
     use ingram_core::domain::limits::{METADATA_KEY_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_MAX};
-    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-    let string = |max: usize| ObjectBuilder::new().schema_type(Type::String).max_length(Some(max)).build();
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+    string_map_schema(METADATA_PAIRS_MAX, METADATA_KEY_MAX, METADATA_VALUE_MAX)
         .description(Some(format!(
             "Up to {METADATA_PAIRS_MAX} string pairs of your own: keys up to {METADATA_KEY_MAX} characters, values up to {METADATA_VALUE_MAX}."
         )))
-        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(METADATA_VALUE_MAX))))
-        .property_names(Some(string(METADATA_KEY_MAX)))
-        .max_properties(Some(METADATA_PAIRS_MAX))
         .build()
+}
+
+/// A nullable object of up to `pairs` string pairs, with keys and values bounded.
+pub fn string_map_schema(pairs: usize, key_max: usize, value_max: usize) -> utoipa::openapi::schema::ObjectBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let string = |max: usize| ObjectBuilder::new().schema_type(Type::String).max_length(Some(max));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(string(value_max)))
+        .property_names(Some(string(key_max).build()))
+        .max_properties(Some(pairs))
 }
 
 /// For PATCH fields where `null` (clear) differs from absent (keep).
@@ -99,7 +106,9 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(responses::router())
         .merge(files::router())
         .merge(memory::router())
-        .merge(tools::router());
+        .merge(tools::router())
+        .merge(mcp::router())
+        .merge(catalog::router());
     (authenticated, health::router())
 }
 

@@ -266,7 +266,7 @@ async fn list_smiths(
     Query(params): Query<ListSmithsParams>,
 ) -> ApiResult<axum::Json<SmithList>> {
     let page = PageParams { limit: params.limit, cursor: params.cursor.clone() }.validate()?;
-    let page = smiths::list(&state.db, &caller, &params.filter(), &page).await?;
+    let page = smiths::list(&state.db, &state.caches, &caller, &params.filter(), &page).await?;
     Ok(axum::Json(page.map(Smith::from).into()))
 }
 

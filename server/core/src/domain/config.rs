@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::agents::validate;
+use crate::domain::tools::mcp::Listing;
 use crate::domain::tools::resolve::{ResolvedTool, resolved_names};
 use crate::error::Result;
 use crate::store::{agent, decode_json as decode};
@@ -84,13 +85,22 @@ pub struct EffectiveConfig {
 }
 
 impl EffectiveConfig {
-    pub fn resolve(agent: &agent::Model, overrides: &SmithConfig) -> Result<Self> {
+    /// The tools a smith's config lists: its own, or else its agent's.
+    pub fn tools(agent: &agent::Model, overrides: &SmithConfig) -> Result<Vec<String>> {
+        match &overrides.tools {
+            Some(tools) => Ok(tools.clone()),
+            None => Ok(AgentDesign::decode(agent)?.tools),
+        }
+    }
+
+    /// `mcp` holds what the project's MCP servers listed, when [`Self::tools`] names any.
+    pub fn resolve(agent: &agent::Model, overrides: &SmithConfig, mcp: &Listing) -> Result<Self> {
         let design = AgentDesign::decode(agent)?;
         let tools = overrides.tools.clone().unwrap_or(design.tools);
         Ok(Self {
             instructions: overrides.instructions.clone().or_else(|| agent.instructions.clone()),
             model: overrides.model.clone().unwrap_or_else(|| agent.model.clone()),
-            resolved_tools: resolved_names(&tools),
+            resolved_tools: resolved_names(&tools, mcp),
             tools,
             auto_memory: overrides.auto_memory.unwrap_or(agent.auto_memory),
             allowed_models: overrides.allowed_models.clone().or(design.allowed_models),

@@ -66,8 +66,8 @@ pub async fn list(
     crate::store::fetch_page(db, query, project::Column::Id, |row| row.id.as_str(), page).await
 }
 
-/// Soft-deletes the project, revokes all its tokens and erases what its smiths remember, in
-/// one transaction.
+/// Soft-deletes the project, revokes all its tokens, erases what its smiths remember and
+/// removes its MCP servers (their sealed headers with them), in one transaction.
 pub async fn delete(
     db: &DatabaseConnection,
     caches: &Caches,
@@ -81,6 +81,10 @@ pub async fn delete(
     project.update(&txn).await?;
     token::revoke_all(&txn, token::Column::ProjectId, project_id.as_str()).await?;
     crate::domain::memory::erase::project_memory(&txn, project_id).await?;
+    crate::store::mcp_server::Entity::delete_many()
+        .filter(crate::store::mcp_server::Column::ProjectId.eq(project_id))
+        .exec(&txn)
+        .await?;
     txn.commit().await?;
     caches.invalidate(db, Invalidation::Project(project_id.clone())).await;
     caches.invalidate(db, Invalidation::Tokens).await;

@@ -11,6 +11,7 @@ use sea_orm::{
 use crate::auth::Caller;
 use crate::cache::{Caches, Invalidation, SmithKey};
 use crate::domain::config::{EffectiveConfig, SmithConfig, SmithConfigPatch};
+use crate::domain::tools::mcp;
 use crate::domain::{agents, is_unique_violation, limits};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ProjectId, SmithId};
@@ -61,9 +62,18 @@ pub struct SmithWithAgent {
 }
 
 impl SmithWithAgent {
-    pub fn new(smith: smith::Model, agent: agent::Model) -> Result<Self> {
+    /// Resolves the smith's config; its `mcp/…` tools against the project's MCP servers
+    /// (read, through the cache, only when it names any).
+    pub async fn new(
+        db: &impl ConnectionTrait,
+        caches: &Caches,
+        smith: smith::Model,
+        agent: agent::Model,
+    ) -> Result<Self> {
         let overrides = SmithConfig::decode(smith.id.as_str(), &smith.overrides)?;
-        let effective = EffectiveConfig::resolve(&agent, &overrides)?;
+        let tools = EffectiveConfig::tools(&agent, &overrides)?;
+        let mcp = mcp::listing_for(db, caches, &smith.project_id, &tools).await?;
+        let effective = EffectiveConfig::resolve(&agent, &overrides, &mcp)?;
         let metadata = crate::store::decode_json_opt(&smith.id, "metadata", smith.metadata.as_ref())?;
         Ok(Self { smith, agent, overrides, effective, metadata })
     }
@@ -84,7 +94,7 @@ pub async fn upsert(db: &DatabaseConnection, caches: &Caches, caller: &Caller, r
     // before opening a transaction; a concurrent create is caught by the unique index below.
     let key = SmithKey::External(caller.project_id.clone(), request.external_id.clone(), request.agent_id.clone());
     let generation = match caches.smiths().get(&key) {
-        Ok((smith, agent)) => return Ok(Upserted::Existing(SmithWithAgent::new(smith, agent)?)),
+        Ok((smith, agent)) => return Ok(Upserted::Existing(SmithWithAgent::new(db, caches, smith, agent).await?)),
         Err(generation) => generation,
     };
     let mut existing = smith::Entity::find()
@@ -98,7 +108,7 @@ pub async fn upsert(db: &DatabaseConnection, caches: &Caches, caller: &Caller, r
     };
     if let Some((smith, Some(agent))) = existing.limit(1).all(db).await?.pop() {
         caches.smiths().insert(generation, key, (smith.clone(), agent.clone()));
-        return Ok(Upserted::Existing(SmithWithAgent::new(smith, agent)?));
+        return Ok(Upserted::Existing(SmithWithAgent::new(db, caches, smith, agent).await?));
     }
     // Whatever surface asks (POST /v1/smiths, or `user` on the OpenAI surface), creating a
     // smith takes the scope creating a smith takes.
@@ -134,13 +144,13 @@ pub async fn upsert(db: &DatabaseConnection, caches: &Caches, caller: &Caller, r
             let existing = find_live(db, &caller.project_id, &agent.id, &request.external_id)
                 .await?
                 .ok_or_else(|| Error::internal("A smith vanished while being created."))?;
-            return Ok(Upserted::Existing(SmithWithAgent::new(existing, agent)?));
+            return Ok(Upserted::Existing(SmithWithAgent::new(db, caches, existing, agent).await?));
         }
         Err(err) => return Err(err.into()),
     };
     record_revision(&txn, &smith, None).await?;
     txn.commit().await?;
-    Ok(Upserted::Created(SmithWithAgent::new(smith, agent)?))
+    Ok(Upserted::Created(SmithWithAgent::new(db, caches, smith, agent).await?))
 }
 
 async fn find_live(
@@ -195,7 +205,7 @@ pub async fn get_with_agent(
     let query = visible(caller, smith_id)?;
     let key = SmithKey::Id(caller.project_id.clone(), smith_id.clone());
     let generation = match caches.smiths().get(&key) {
-        Ok((smith, agent)) => return SmithWithAgent::new(smith, agent),
+        Ok((smith, agent)) => return SmithWithAgent::new(db, caches, smith, agent).await,
         Err(generation) => generation,
     };
     // `all` with a literal limit: `one` binds its LIMIT, which makes SQLite prepare the
@@ -209,7 +219,7 @@ pub async fn get_with_agent(
         .ok_or_else(|| smith_not_found(smith_id))?;
     let agent = agent.ok_or_else(missing_agent)?;
     caches.smiths().insert(generation, key, (smith.clone(), agent.clone()));
-    SmithWithAgent::new(smith, agent)
+    SmithWithAgent::new(db, caches, smith, agent).await
 }
 
 /// The query for a live smith of the caller's project; refused at once for a smith token of
@@ -241,6 +251,7 @@ async fn agent_of(db: &impl ConnectionTrait, smith: &smith::Model) -> Result<age
 
 pub async fn list(
     db: &impl ConnectionTrait,
+    caches: &Caches,
     caller: &Caller,
     filters: &SmithFilter,
     page: &PageRequest,
@@ -272,10 +283,12 @@ pub async fn list(
         .into_iter()
         .map(|agent| (agent.id.clone(), agent))
         .collect();
-    page.try_map(|smith| {
+    let mut data = Vec::with_capacity(page.data.len());
+    for smith in page.data {
         let agent = agents.get(&smith.agent_id).cloned().ok_or_else(missing_agent)?;
-        SmithWithAgent::new(smith, agent)
-    })
+        data.push(SmithWithAgent::new(db, caches, smith, agent).await?);
+    }
+    Ok(Page { data, next_cursor: page.next_cursor, has_more: page.has_more })
 }
 
 pub async fn update(
@@ -320,7 +333,7 @@ pub async fn update(
     }
     txn.commit().await?;
     caches.invalidate(db, Invalidation::Project(caller.project_id.clone())).await;
-    SmithWithAgent::new(smith, agent)
+    SmithWithAgent::new(db, caches, smith, agent).await
 }
 
 /// Deletes the smith, frees its external_id and revokes its smith tokens.
@@ -409,7 +422,7 @@ pub async fn restore(
     record_revision(&txn, &smith, Some(number)).await?;
     txn.commit().await?;
     caches.invalidate(db, Invalidation::Project(caller.project_id.clone())).await;
-    SmithWithAgent::new(smith, agent)
+    SmithWithAgent::new(db, caches, smith, agent).await
 }
 
 fn validate_external_id(external_id: &str) -> Result<()> {

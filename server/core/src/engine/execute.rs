@@ -236,7 +236,8 @@ async fn work(
         Some(remembering) => Some(remembering),
         None => engine.memory().remembering(&current.project_id, &current.smith_id).await?,
     };
-    let server_tools = tools::resolve::resolve(&config.tools);
+    let mcp = engine.mcp().listing_for(&current.project_id, &config.tools).await?;
+    let server_tools = tools::resolve::resolve(&config.tools, &mcp);
     let mut usage: RunUsage =
         crate::store::decode_json_opt(run_id, "usage", current.usage.as_ref())?.unwrap_or_default();
     let endpoint = match known.endpoint {
@@ -452,6 +453,7 @@ async fn call_server_tool(
                 let memory = engine.memory();
                 tools::memory_tools::call(memory, &current.project_id, &current.smith_id, name, &arguments).await
             }
+            Runner::Mcp { server, tool } => engine.mcp().call(&current.project_id, server, tool, &arguments).await,
         }
     };
     tokio::time::timeout(SERVER_TOOL_DEADLINE, work).await.map_err(|_| "the tool timed out".to_owned())?

@@ -32,6 +32,7 @@ use self::wakeups::Wakeups;
 use crate::cache::Caches;
 use crate::domain::memory::Memory;
 use crate::domain::memory::context::Remembering;
+use crate::domain::tools::mcp::Mcp;
 use crate::domain::{files, limits, model_keys};
 use crate::egress::Egress;
 use crate::error::{Error, ErrorKind, Result};
@@ -115,6 +116,7 @@ struct Inner {
     fetch_egress: Egress,
     offline: Offline,
     memory: Memory,
+    mcp: Mcp,
     /// auto_memory extractions running at once on this replica; the others wait their turn.
     extractions: Arc<tokio::sync::Semaphore>,
     /// This replica's name in run leases.
@@ -165,6 +167,7 @@ impl Engine {
         let capacity = Capacity::new(settings.capacity);
         let runs = RunStore::open(&db)?;
         let memory = Memory::new(db.clone(), caches.clone(), settings.clone(), egress.clone());
+        let mcp = Mcp::new(db.clone(), caches.clone(), settings.clone(), egress.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -177,6 +180,7 @@ impl Engine {
                 fetch_egress: Egress::new(crate::egress::EgressPolicy::strict()),
                 offline,
                 memory,
+                mcp,
                 extractions: Arc::new(tokio::sync::Semaphore::new(remember::CONCURRENT)),
                 instance: format!("replica_{}", ulid::Ulid::new().to_string().to_lowercase()),
                 live: Mutex::new(HashMap::new()),
@@ -189,6 +193,11 @@ impl Engine {
     /// The memory service, with this engine's egress policy.
     pub fn memory(&self) -> &Memory {
         &self.inner.memory
+    }
+
+    /// The project MCP servers' registry, and the calls runs make to them.
+    pub fn mcp(&self) -> &Mcp {
+        &self.inner.mcp
     }
 
     fn live(&self, run_id: &RunId) -> Option<Arc<LiveRun>> {

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod embedding_setting;
 pub mod file;
 pub mod idempotency_key;
+pub mod mcp_server;
 pub mod memory;
 pub mod memory_block;
 pub mod model_key;

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod hosted;
+pub mod mcp;
 pub mod memory_tools;
 pub mod reference;
 pub mod resolve;

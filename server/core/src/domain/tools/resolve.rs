@@ -1,10 +1,11 @@
 //! The server-side tools a run offers its model, resolved from the effective config's
-//! `tools`. Hosted and memory tools resolve in-process; an MCP reference resolves once the
-//! project's MCP servers are in place (until then it offers nothing).
+//! `tools`: hosted and memory tools in-process, `mcp/…` against what the project's MCP
+//! servers listed when last asked (a server or tool that is not there offers nothing).
 
 use serde_json::Value;
 
 use super::catalog;
+use super::mcp::Listing;
 use super::reference::{ToolRef, model_name};
 
 /// What executes a resolved tool.
@@ -14,6 +15,8 @@ pub enum Runner {
     Hosted(String),
     /// A memory tool, by name.
     Memory(String),
+    /// A tool of one of the project's MCP servers, by the server's own name for it.
+    Mcp { server: String, tool: String },
 }
 
 /// A tool the model may call, executed by the server.
@@ -34,72 +37,100 @@ pub struct ResolvedTool {
     pub name: String,
 }
 
-/// The known references among `references`, each once (by the name its model sees), with
-/// what runs them. References that name nothing known (or cannot be read, as config written
-/// before references existed) are left out.
-fn known(references: &[String]) -> Vec<(ToolRef, Runner, String)> {
-    let mut known: Vec<(ToolRef, Runner, String)> = Vec::new();
+/// Every tool `references` resolve to, each once (by the name its model sees), in the order
+/// listed; `mcp/<server>/*` stands for every tool the server listed. References that name
+/// nothing known (or cannot be read, as config written before references existed) are left
+/// out.
+pub fn resolve(references: &[String], mcp: &Listing) -> Vec<ServerTool> {
+    let mut resolved: Vec<ServerTool> = Vec::new();
+    let mut offer = |reference: ToolRef, runner: Runner, description: &str, parameters: &Value| {
+        let name = model_name(&reference);
+        if resolved.iter().all(|tool| tool.name != name) {
+            let (description, parameters) = (description.to_owned(), parameters.clone());
+            resolved.push(ServerTool { reference, runner, name, description, parameters });
+        }
+    };
     for text in references {
         let Ok(reference) = ToolRef::parse("tools", text) else { continue };
-        let runner = match &reference {
-            ToolRef::Hosted(name) if catalog::HOSTED_NAMES.contains(&name.as_str()) => Runner::Hosted(name.clone()),
-            ToolRef::Memory(name) if catalog::MEMORY_NAMES.contains(&name.as_str()) => Runner::Memory(name.clone()),
-            _ => continue,
-        };
-        let name = model_name(&reference);
-        if known.iter().all(|(_, _, seen)| *seen != name) {
-            known.push((reference, runner, name));
+        match &reference {
+            ToolRef::Hosted(name) => {
+                if let Some(tool) = catalog::find_hosted(name) {
+                    offer(reference.clone(), Runner::Hosted(name.clone()), tool.description, &tool.input_schema);
+                }
+            }
+            ToolRef::Memory(name) => {
+                if let Some(tool) = catalog::find_memory(name) {
+                    offer(reference.clone(), Runner::Memory(name.clone()), tool.description, &tool.input_schema);
+                }
+            }
+            ToolRef::Mcp { server, tool } => {
+                let listed = mcp.tools(server).unwrap_or_default();
+                if let Some(found) = listed.iter().find(|listed| listed.name == *tool) {
+                    let runner = Runner::Mcp { server: server.clone(), tool: tool.clone() };
+                    offer(reference.clone(), runner, &found.description, &found.input_schema);
+                }
+            }
+            ToolRef::McpAll { server } => {
+                for found in mcp.tools(server).unwrap_or_default() {
+                    let reference = ToolRef::Mcp { server: server.clone(), tool: found.name.clone() };
+                    let runner = Runner::Mcp { server: server.clone(), tool: found.name.clone() };
+                    offer(reference, runner, &found.description, &found.input_schema);
+                }
+            }
         }
     }
-    known
+    resolved
 }
 
-/// What [`resolve`] offers, named only (no schemas built): what the effective config lists.
-pub fn resolved_names(references: &[String]) -> Vec<ResolvedTool> {
-    known(references)
+/// What [`resolve`] offers, by reference and model-visible name: what the effective config lists.
+pub fn resolved_names(references: &[String], mcp: &Listing) -> Vec<ResolvedTool> {
+    resolve(references, mcp)
         .into_iter()
-        .map(|(reference, _, name)| ResolvedTool { reference: reference.to_string(), name })
-        .collect()
-}
-
-/// The server-side tools of `references` a run offers its model, each once.
-pub fn resolve(references: &[String]) -> Vec<ServerTool> {
-    known(references)
-        .into_iter()
-        .filter_map(|(reference, runner, name)| {
-            let definition = match &runner {
-                Runner::Hosted(tool) => catalog::find_hosted(tool),
-                Runner::Memory(tool) => catalog::find_memory(tool),
-            }?;
-            let (description, parameters) = (definition.description.to_owned(), definition.input_schema);
-            Some(ServerTool { reference, runner, name, description, parameters })
-        })
+        .map(|tool| ResolvedTool { reference: tool.reference.to_string(), name: tool.name })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::tools::mcp::McpTool;
 
     #[test]
     fn known_references_resolve_once_and_others_offer_nothing() {
-        let tools = resolve(&[
-            "hosted/calculator".into(),
-            "memory/search".into(),
-            "hosted/calculator".into(),
-            "hosted/teleporter".into(),
-            "calculator".into(),
-            "mcp/weather/*".into(),
-        ]);
+        let tools = resolve(
+            &[
+                "hosted/calculator".into(),
+                "memory/search".into(),
+                "hosted/calculator".into(),
+                "hosted/teleporter".into(),
+                "calculator".into(),
+                "mcp/weather/*".into(),
+            ],
+            &Listing::default(),
+        );
         let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
         assert_eq!(names, ["hosted__calculator", "memory__search"]);
-        let listed = resolved_names(&[
-            "hosted/calculator".into(),
-            "memory/search".into(),
-            "hosted/calculator".into(),
-            "calculator".into(),
-        ]);
-        let listed: Vec<&str> = listed.iter().map(|tool| tool.name.as_str()).collect();
-        assert_eq!(listed, names, "the effective config lists what a run offers");
+    }
+
+    #[test]
+    fn mcp_references_resolve_against_what_servers_listed() {
+        let tool = |name: &str| McpTool {
+            name: name.into(),
+            description: format!("{name}!"),
+            input_schema: serde_json::json!({"type": "object"}),
+        };
+        let listing = Listing::from_servers(vec![("weather".into(), vec![tool("forecast"), tool("alerts.list")])]);
+        let references: Vec<String> =
+            ["mcp/weather/forecast", "mcp/weather/*", "mcp/weather/missing", "mcp/gone/*"].map(Into::into).to_vec();
+        let tools = resolve(&references, &listing);
+        let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names[0], "mcp__weather__forecast");
+        assert!(names[1].starts_with("mcp__weather__alerts_list_"), "a lossy name is hashed: {}", names[1]);
+        assert_eq!(tools[1].runner, Runner::Mcp { server: "weather".into(), tool: "alerts.list".into() });
+        assert_eq!(tools[1].reference.to_string(), "mcp/weather/alerts.list");
+        assert_eq!(tools[0].description, "forecast!");
+        let listed = resolved_names(&references, &listing);
+        assert_eq!(listed.iter().map(|tool| tool.name.as_str()).collect::<Vec<_>>(), names);
     }
 }

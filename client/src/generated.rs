@@ -3529,6 +3529,114 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`DeleteMcpServerIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum DeleteMcpServerIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for DeleteMcpServerIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for DeleteMcpServerIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteMcpServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DeleteMcpServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`DeleteMcpServerName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct DeleteMcpServerName(::std::string::String);
+    impl ::std::ops::Deref for DeleteMcpServerName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<DeleteMcpServerName> for ::std::string::String {
+        fn from(value: DeleteMcpServerName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for DeleteMcpServerName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 48usize {
+                return Err("longer than 48 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for DeleteMcpServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for DeleteMcpServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for DeleteMcpServerName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`DeleteMemoryIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -3680,114 +3788,6 @@ smith token they are added after them (a browser never removes the design).*/
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
-        }
-    }
-    ///`DeleteServerIcApiVersion`
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum DeleteServerIcApiVersion {
-        #[serde(rename = "2026-05-01")]
-        X20260501,
-    }
-    impl ::std::fmt::Display for DeleteServerIcApiVersion {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::X20260501 => f.write_str("2026-05-01"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for DeleteServerIcApiVersion {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "2026-05-01" => Ok(Self::X20260501),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for DeleteServerIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for DeleteServerIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///`DeleteServerName`
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct DeleteServerName(::std::string::String);
-    impl ::std::ops::Deref for DeleteServerName {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<DeleteServerName> for ::std::string::String {
-        fn from(value: DeleteServerName) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for DeleteServerName {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 48usize {
-                return Err("longer than 48 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for DeleteServerName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for DeleteServerName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for DeleteServerName {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
         }
     }
     ///`DeleteSmithIcApiVersion`
@@ -4682,6 +4682,114 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`GetMcpServerIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetMcpServerIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetMcpServerIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetMcpServerIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetMcpServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetMcpServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`GetMcpServerName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct GetMcpServerName(::std::string::String);
+    impl ::std::ops::Deref for GetMcpServerName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<GetMcpServerName> for ::std::string::String {
+        fn from(value: GetMcpServerName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for GetMcpServerName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 48usize {
+                return Err("longer than 48 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetMcpServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetMcpServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for GetMcpServerName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///`GetMemoryIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -4833,114 +4941,6 @@ smith token they are added after them (a browser never removes the design).*/
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
-        }
-    }
-    ///`GetServerIcApiVersion`
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum GetServerIcApiVersion {
-        #[serde(rename = "2026-05-01")]
-        X20260501,
-    }
-    impl ::std::fmt::Display for GetServerIcApiVersion {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::X20260501 => f.write_str("2026-05-01"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for GetServerIcApiVersion {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "2026-05-01" => Ok(Self::X20260501),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for GetServerIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for GetServerIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///`GetServerName`
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct GetServerName(::std::string::String);
-    impl ::std::ops::Deref for GetServerName {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<GetServerName> for ::std::string::String {
-        fn from(value: GetServerName) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for GetServerName {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 48usize {
-                return Err("longer than 48 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for GetServerName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for GetServerName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for GetServerName {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
         }
     }
     ///`GetSmithIcApiVersion`
@@ -5336,6 +5336,57 @@ smith token they are added after them (a browser never removes the design).*/
             value.parse()
         }
     }
+    ///`ListMcpServersIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListMcpServersIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListMcpServersIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListMcpServersIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListMcpServersIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListMcpServersIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`ListMemoriesIcApiVersion`
     #[derive(
         ::serde::Deserialize,
@@ -5635,57 +5686,6 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for ListRunsIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///`ListServersIcApiVersion`
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum ListServersIcApiVersion {
-        #[serde(rename = "2026-05-01")]
-        X20260501,
-    }
-    impl ::std::fmt::Display for ListServersIcApiVersion {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::X20260501 => f.write_str("2026-05-01"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for ListServersIcApiVersion {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "2026-05-01" => Ok(Self::X20260501),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ListServersIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ListServersIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -6677,6 +6677,114 @@ It must reach a public address unless the operator allows it (INGRAM_EGRESS_ALLO
             value.parse()
         }
     }
+    ///`PutMcpServerIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum PutMcpServerIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for PutMcpServerIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for PutMcpServerIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutMcpServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutMcpServerIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`PutMcpServerName`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PutMcpServerName(::std::string::String);
+    impl ::std::ops::Deref for PutMcpServerName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PutMcpServerName> for ::std::string::String {
+        fn from(value: PutMcpServerName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PutMcpServerName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 48usize {
+                return Err("longer than 48 characters".into());
+            }
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PutMcpServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PutMcpServerName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PutMcpServerName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///Registers a server by its URL, or from a catalog entry. No `Debug`: the headers are secrets.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[serde(deny_unknown_fields)]
@@ -7164,7 +7272,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 })
         }
     }
-    ///`PutServerIcApiVersion`
+    ///`RefreshMcpServerIcApiVersion`
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -7177,18 +7285,18 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         PartialEq,
         PartialOrd
     )]
-    pub enum PutServerIcApiVersion {
+    pub enum RefreshMcpServerIcApiVersion {
         #[serde(rename = "2026-05-01")]
         X20260501,
     }
-    impl ::std::fmt::Display for PutServerIcApiVersion {
+    impl ::std::fmt::Display for RefreshMcpServerIcApiVersion {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match *self {
                 Self::X20260501 => f.write_str("2026-05-01"),
             }
         }
     }
-    impl ::std::str::FromStr for PutServerIcApiVersion {
+    impl ::std::str::FromStr for RefreshMcpServerIcApiVersion {
         type Err = self::error::ConversionError;
         fn from_str(
             value: &str,
@@ -7199,7 +7307,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             }
         }
     }
-    impl ::std::convert::TryFrom<&str> for PutServerIcApiVersion {
+    impl ::std::convert::TryFrom<&str> for RefreshMcpServerIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: &str,
@@ -7207,7 +7315,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value.parse()
         }
     }
-    impl ::std::convert::TryFrom<::std::string::String> for PutServerIcApiVersion {
+    impl ::std::convert::TryFrom<::std::string::String>
+    for RefreshMcpServerIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -7215,130 +7324,22 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value.parse()
         }
     }
-    ///`PutServerName`
+    ///`RefreshMcpServerIdempotencyKey`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
-    pub struct PutServerName(::std::string::String);
-    impl ::std::ops::Deref for PutServerName {
+    pub struct RefreshMcpServerIdempotencyKey(::std::string::String);
+    impl ::std::ops::Deref for RefreshMcpServerIdempotencyKey {
         type Target = ::std::string::String;
         fn deref(&self) -> &::std::string::String {
             &self.0
         }
     }
-    impl ::std::convert::From<PutServerName> for ::std::string::String {
-        fn from(value: PutServerName) -> Self {
+    impl ::std::convert::From<RefreshMcpServerIdempotencyKey> for ::std::string::String {
+        fn from(value: RefreshMcpServerIdempotencyKey) -> Self {
             value.0
         }
     }
-    impl ::std::str::FromStr for PutServerName {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 48usize {
-                return Err("longer than 48 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for PutServerName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for PutServerName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for PutServerName {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///`RefreshServerIcApiVersion`
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum RefreshServerIcApiVersion {
-        #[serde(rename = "2026-05-01")]
-        X20260501,
-    }
-    impl ::std::fmt::Display for RefreshServerIcApiVersion {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::X20260501 => f.write_str("2026-05-01"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for RefreshServerIcApiVersion {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "2026-05-01" => Ok(Self::X20260501),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for RefreshServerIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for RefreshServerIcApiVersion {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///`RefreshServerIdempotencyKey`
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct RefreshServerIdempotencyKey(::std::string::String);
-    impl ::std::ops::Deref for RefreshServerIdempotencyKey {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<RefreshServerIdempotencyKey> for ::std::string::String {
-        fn from(value: RefreshServerIdempotencyKey) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for RefreshServerIdempotencyKey {
+    impl ::std::str::FromStr for RefreshMcpServerIdempotencyKey {
         type Err = self::error::ConversionError;
         fn from_str(
             value: &str,
@@ -7352,7 +7353,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             Ok(Self(value.to_string()))
         }
     }
-    impl ::std::convert::TryFrom<&str> for RefreshServerIdempotencyKey {
+    impl ::std::convert::TryFrom<&str> for RefreshMcpServerIdempotencyKey {
         type Error = self::error::ConversionError;
         fn try_from(
             value: &str,
@@ -7360,7 +7361,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value.parse()
         }
     }
-    impl ::std::convert::TryFrom<::std::string::String> for RefreshServerIdempotencyKey {
+    impl ::std::convert::TryFrom<::std::string::String>
+    for RefreshMcpServerIdempotencyKey {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -7368,7 +7370,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value.parse()
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for RefreshServerIdempotencyKey {
+    impl<'de> ::serde::Deserialize<'de> for RefreshMcpServerIdempotencyKey {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -7380,22 +7382,22 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 })
         }
     }
-    ///`RefreshServerName`
+    ///`RefreshMcpServerName`
     #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
-    pub struct RefreshServerName(::std::string::String);
-    impl ::std::ops::Deref for RefreshServerName {
+    pub struct RefreshMcpServerName(::std::string::String);
+    impl ::std::ops::Deref for RefreshMcpServerName {
         type Target = ::std::string::String;
         fn deref(&self) -> &::std::string::String {
             &self.0
         }
     }
-    impl ::std::convert::From<RefreshServerName> for ::std::string::String {
-        fn from(value: RefreshServerName) -> Self {
+    impl ::std::convert::From<RefreshMcpServerName> for ::std::string::String {
+        fn from(value: RefreshMcpServerName) -> Self {
             value.0
         }
     }
-    impl ::std::str::FromStr for RefreshServerName {
+    impl ::std::str::FromStr for RefreshMcpServerName {
         type Err = self::error::ConversionError;
         fn from_str(
             value: &str,
@@ -7409,7 +7411,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             Ok(Self(value.to_string()))
         }
     }
-    impl ::std::convert::TryFrom<&str> for RefreshServerName {
+    impl ::std::convert::TryFrom<&str> for RefreshMcpServerName {
         type Error = self::error::ConversionError;
         fn try_from(
             value: &str,
@@ -7417,7 +7419,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value.parse()
         }
     }
-    impl ::std::convert::TryFrom<::std::string::String> for RefreshServerName {
+    impl ::std::convert::TryFrom<::std::string::String> for RefreshMcpServerName {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -7425,7 +7427,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             value.parse()
         }
     }
-    impl<'de> ::serde::Deserialize<'de> for RefreshServerName {
+    impl<'de> ::serde::Deserialize<'de> for RefreshMcpServerName {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -22823,13 +22825,13 @@ let response = client.list_hosted_tools()
 Arguments:
 - `ic_api_version`: The API version; absent means the current one, 2026-05-01.
 ```ignore
-let response = client.list_servers()
+let response = client.list_mcp_servers()
     .ic_api_version(ic_api_version)
     .send()
     .await;
 ```*/
-    pub fn list_servers(&self) -> builder::ListServers<'_> {
-        builder::ListServers::new(self)
+    pub fn list_mcp_servers(&self) -> builder::ListMcpServers<'_> {
+        builder::ListMcpServers::new(self)
     }
     /**Sends a `GET` request to `/v1/tenant/mcp/{name}`
 
@@ -22837,14 +22839,14 @@ Arguments:
 - `name`: The server's name: 1 to 48 of a-z, 0-9, _ and -, starting with a letter or digit.
 - `ic_api_version`: The API version; absent means the current one, 2026-05-01.
 ```ignore
-let response = client.get_server()
+let response = client.get_mcp_server()
     .name(name)
     .ic_api_version(ic_api_version)
     .send()
     .await;
 ```*/
-    pub fn get_server(&self) -> builder::GetServer<'_> {
-        builder::GetServer::new(self)
+    pub fn get_mcp_server(&self) -> builder::GetMcpServer<'_> {
+        builder::GetMcpServer::new(self)
     }
     /**Sends a `PUT` request to `/v1/tenant/mcp/{name}`
 
@@ -22853,15 +22855,15 @@ Arguments:
 - `ic_api_version`: The API version; absent means the current one, 2026-05-01.
 - `body`
 ```ignore
-let response = client.put_server()
+let response = client.put_mcp_server()
     .name(name)
     .ic_api_version(ic_api_version)
     .body(body)
     .send()
     .await;
 ```*/
-    pub fn put_server(&self) -> builder::PutServer<'_> {
-        builder::PutServer::new(self)
+    pub fn put_mcp_server(&self) -> builder::PutMcpServer<'_> {
+        builder::PutMcpServer::new(self)
     }
     /**Sends a `DELETE` request to `/v1/tenant/mcp/{name}`
 
@@ -22869,14 +22871,14 @@ Arguments:
 - `name`: The server's name: 1 to 48 of a-z, 0-9, _ and -, starting with a letter or digit.
 - `ic_api_version`: The API version; absent means the current one, 2026-05-01.
 ```ignore
-let response = client.delete_server()
+let response = client.delete_mcp_server()
     .name(name)
     .ic_api_version(ic_api_version)
     .send()
     .await;
 ```*/
-    pub fn delete_server(&self) -> builder::DeleteServer<'_> {
-        builder::DeleteServer::new(self)
+    pub fn delete_mcp_server(&self) -> builder::DeleteMcpServer<'_> {
+        builder::DeleteMcpServer::new(self)
     }
     /**Sends a `POST` request to `/v1/tenant/mcp/{name}/refresh`
 
@@ -22885,15 +22887,15 @@ Arguments:
 - `ic_api_version`: The API version; absent means the current one, 2026-05-01.
 - `idempotency_key`: Replays the first response for the same key and body; the same key with another body is refused with 422 idempotency_key_reused. Kept 24 hours.
 ```ignore
-let response = client.refresh_server()
+let response = client.refresh_mcp_server()
     .name(name)
     .ic_api_version(ic_api_version)
     .idempotency_key(idempotency_key)
     .send()
     .await;
 ```*/
-    pub fn refresh_server(&self) -> builder::RefreshServer<'_> {
-        builder::RefreshServer::new(self)
+    pub fn refresh_mcp_server(&self) -> builder::RefreshMcpServer<'_> {
+        builder::RefreshMcpServer::new(self)
     }
     /**Sends a `GET` request to `/v1/tenant/model_keys`
 
@@ -28697,15 +28699,15 @@ pub mod builder {
             result.map_err(crate::Error::from)
         }
     }
-    /**Builder for [`Client::list_servers`]
+    /**Builder for [`Client::list_mcp_servers`]
 
-[`Client::list_servers`]: super::Client::list_servers*/
+[`Client::list_mcp_servers`]: super::Client::list_mcp_servers*/
     #[derive(Debug, Clone)]
-    pub struct ListServers<'a> {
+    pub struct ListMcpServers<'a> {
         client: &'a super::Client,
-        ic_api_version: Result<Option<types::ListServersIcApiVersion>, String>,
+        ic_api_version: Result<Option<types::ListMcpServersIcApiVersion>, String>,
     }
-    impl<'a> ListServers<'a> {
+    impl<'a> ListMcpServers<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -28714,13 +28716,13 @@ pub mod builder {
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::ListServersIcApiVersion>,
+            V: std::convert::TryInto<types::ListMcpServersIcApiVersion>,
         {
             self.ic_api_version = value
                 .try_into()
                 .map(Some)
                 .map_err(|_| {
-                    "conversion to `ListServersIcApiVersion` for ic_api_version failed"
+                    "conversion to `ListMcpServersIcApiVersion` for ic_api_version failed"
                         .to_string()
                 });
             self
@@ -28758,7 +28760,7 @@ pub mod builder {
                     .headers(header_map)
                     .build()?;
                 let info = OperationInfo {
-                    operation_id: "list_servers",
+                    operation_id: "list_mcp_servers",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;
@@ -28787,16 +28789,16 @@ pub mod builder {
             result.map_err(crate::Error::from)
         }
     }
-    /**Builder for [`Client::get_server`]
+    /**Builder for [`Client::get_mcp_server`]
 
-[`Client::get_server`]: super::Client::get_server*/
+[`Client::get_mcp_server`]: super::Client::get_mcp_server*/
     #[derive(Debug, Clone)]
-    pub struct GetServer<'a> {
+    pub struct GetMcpServer<'a> {
         client: &'a super::Client,
-        name: Result<types::GetServerName, String>,
-        ic_api_version: Result<Option<types::GetServerIcApiVersion>, String>,
+        name: Result<types::GetMcpServerName, String>,
+        ic_api_version: Result<Option<types::GetMcpServerIcApiVersion>, String>,
     }
-    impl<'a> GetServer<'a> {
+    impl<'a> GetMcpServer<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -28806,24 +28808,24 @@ pub mod builder {
         }
         pub fn name<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::GetServerName>,
+            V: std::convert::TryInto<types::GetMcpServerName>,
         {
             self.name = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `GetServerName` for name failed".to_string()
+                    "conversion to `GetMcpServerName` for name failed".to_string()
                 });
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::GetServerIcApiVersion>,
+            V: std::convert::TryInto<types::GetMcpServerIcApiVersion>,
         {
             self.ic_api_version = value
                 .try_into()
                 .map(Some)
                 .map_err(|_| {
-                    "conversion to `GetServerIcApiVersion` for ic_api_version failed"
+                    "conversion to `GetMcpServerIcApiVersion` for ic_api_version failed"
                         .to_string()
                 });
             self
@@ -28865,7 +28867,7 @@ pub mod builder {
                     .headers(header_map)
                     .build()?;
                 let info = OperationInfo {
-                    operation_id: "get_server",
+                    operation_id: "get_mcp_server",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;
@@ -28894,17 +28896,17 @@ pub mod builder {
             result.map_err(crate::Error::from)
         }
     }
-    /**Builder for [`Client::put_server`]
+    /**Builder for [`Client::put_mcp_server`]
 
-[`Client::put_server`]: super::Client::put_server*/
+[`Client::put_mcp_server`]: super::Client::put_mcp_server*/
     #[derive(Debug, Clone)]
-    pub struct PutServer<'a> {
+    pub struct PutMcpServer<'a> {
         client: &'a super::Client,
-        name: Result<types::PutServerName, String>,
-        ic_api_version: Result<Option<types::PutServerIcApiVersion>, String>,
+        name: Result<types::PutMcpServerName, String>,
+        ic_api_version: Result<Option<types::PutMcpServerIcApiVersion>, String>,
         body: Result<types::builder::PutMcpServerRequest, String>,
     }
-    impl<'a> PutServer<'a> {
+    impl<'a> PutMcpServer<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -28915,24 +28917,24 @@ pub mod builder {
         }
         pub fn name<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::PutServerName>,
+            V: std::convert::TryInto<types::PutMcpServerName>,
         {
             self.name = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `PutServerName` for name failed".to_string()
+                    "conversion to `PutMcpServerName` for name failed".to_string()
                 });
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::PutServerIcApiVersion>,
+            V: std::convert::TryInto<types::PutMcpServerIcApiVersion>,
         {
             self.ic_api_version = value
                 .try_into()
                 .map(Some)
                 .map_err(|_| {
-                    "conversion to `PutServerIcApiVersion` for ic_api_version failed"
+                    "conversion to `PutMcpServerIcApiVersion` for ic_api_version failed"
                         .to_string()
                 });
             self
@@ -29005,7 +29007,7 @@ pub mod builder {
                     .headers(header_map)
                     .build()?;
                 let info = OperationInfo {
-                    operation_id: "put_server",
+                    operation_id: "put_mcp_server",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;
@@ -29035,16 +29037,16 @@ pub mod builder {
             result.map_err(crate::Error::from)
         }
     }
-    /**Builder for [`Client::delete_server`]
+    /**Builder for [`Client::delete_mcp_server`]
 
-[`Client::delete_server`]: super::Client::delete_server*/
+[`Client::delete_mcp_server`]: super::Client::delete_mcp_server*/
     #[derive(Debug, Clone)]
-    pub struct DeleteServer<'a> {
+    pub struct DeleteMcpServer<'a> {
         client: &'a super::Client,
-        name: Result<types::DeleteServerName, String>,
-        ic_api_version: Result<Option<types::DeleteServerIcApiVersion>, String>,
+        name: Result<types::DeleteMcpServerName, String>,
+        ic_api_version: Result<Option<types::DeleteMcpServerIcApiVersion>, String>,
     }
-    impl<'a> DeleteServer<'a> {
+    impl<'a> DeleteMcpServer<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -29054,24 +29056,24 @@ pub mod builder {
         }
         pub fn name<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::DeleteServerName>,
+            V: std::convert::TryInto<types::DeleteMcpServerName>,
         {
             self.name = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `DeleteServerName` for name failed".to_string()
+                    "conversion to `DeleteMcpServerName` for name failed".to_string()
                 });
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::DeleteServerIcApiVersion>,
+            V: std::convert::TryInto<types::DeleteMcpServerIcApiVersion>,
         {
             self.ic_api_version = value
                 .try_into()
                 .map(Some)
                 .map_err(|_| {
-                    "conversion to `DeleteServerIcApiVersion` for ic_api_version failed"
+                    "conversion to `DeleteMcpServerIcApiVersion` for ic_api_version failed"
                         .to_string()
                 });
             self
@@ -29111,7 +29113,7 @@ pub mod builder {
                     .headers(header_map)
                     .build()?;
                 let info = OperationInfo {
-                    operation_id: "delete_server",
+                    operation_id: "delete_mcp_server",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;
@@ -29140,17 +29142,17 @@ pub mod builder {
             result.map_err(crate::Error::from)
         }
     }
-    /**Builder for [`Client::refresh_server`]
+    /**Builder for [`Client::refresh_mcp_server`]
 
-[`Client::refresh_server`]: super::Client::refresh_server*/
+[`Client::refresh_mcp_server`]: super::Client::refresh_mcp_server*/
     #[derive(Debug, Clone)]
-    pub struct RefreshServer<'a> {
+    pub struct RefreshMcpServer<'a> {
         client: &'a super::Client,
-        name: Result<types::RefreshServerName, String>,
-        ic_api_version: Result<Option<types::RefreshServerIcApiVersion>, String>,
-        idempotency_key: Result<Option<types::RefreshServerIdempotencyKey>, String>,
+        name: Result<types::RefreshMcpServerName, String>,
+        ic_api_version: Result<Option<types::RefreshMcpServerIcApiVersion>, String>,
+        idempotency_key: Result<Option<types::RefreshMcpServerIdempotencyKey>, String>,
     }
-    impl<'a> RefreshServer<'a> {
+    impl<'a> RefreshMcpServer<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -29161,37 +29163,37 @@ pub mod builder {
         }
         pub fn name<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::RefreshServerName>,
+            V: std::convert::TryInto<types::RefreshMcpServerName>,
         {
             self.name = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `RefreshServerName` for name failed".to_string()
+                    "conversion to `RefreshMcpServerName` for name failed".to_string()
                 });
             self
         }
         pub fn ic_api_version<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::RefreshServerIcApiVersion>,
+            V: std::convert::TryInto<types::RefreshMcpServerIcApiVersion>,
         {
             self.ic_api_version = value
                 .try_into()
                 .map(Some)
                 .map_err(|_| {
-                    "conversion to `RefreshServerIcApiVersion` for ic_api_version failed"
+                    "conversion to `RefreshMcpServerIcApiVersion` for ic_api_version failed"
                         .to_string()
                 });
             self
         }
         pub fn idempotency_key<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::RefreshServerIdempotencyKey>,
+            V: std::convert::TryInto<types::RefreshMcpServerIdempotencyKey>,
         {
             self.idempotency_key = value
                 .try_into()
                 .map(Some)
                 .map_err(|_| {
-                    "conversion to `RefreshServerIdempotencyKey` for idempotency_key failed"
+                    "conversion to `RefreshMcpServerIdempotencyKey` for idempotency_key failed"
                         .to_string()
                 });
             self
@@ -29237,7 +29239,7 @@ pub mod builder {
                     .headers(header_map)
                     .build()?;
                 let info = OperationInfo {
-                    operation_id: "refresh_server",
+                    operation_id: "refresh_mcp_server",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;

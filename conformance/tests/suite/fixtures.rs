@@ -68,7 +68,16 @@ pub fn redact(value: &Value) -> Value {
             map.iter()
                 .map(|(k, v)| {
                     let measured = matches!(k.as_str(), "score" | "duration_ms") && v.is_number();
-                    (k.clone(), if measured { json!(format!("[{k}]")) } else { redact(v) })
+                    // An error's code and type are the contract itself, never an id.
+                    let stable = matches!(k.as_str(), "code" | "type") && v.is_string();
+                    let value = if measured {
+                        json!(format!("[{k}]"))
+                    } else if stable {
+                        v.clone()
+                    } else {
+                        redact(v)
+                    };
+                    (k.clone(), value)
                 })
                 .collect(),
         ),
@@ -133,6 +142,11 @@ async fn memory_fixtures_replay_against_the_server_and_through_the_client() {
 #[tokio::test]
 async fn tools_fixtures_replay_against_the_server_and_through_the_client() {
     replay_and_decode("tools").await;
+}
+
+#[tokio::test]
+async fn mcp_fixtures_replay_against_the_server_and_through_the_client() {
+    replay_and_decode("mcp").await;
 }
 
 /// Replays `fixtures/{name}.json`, snapshots the transcript as `name`, then serves each
@@ -313,6 +327,15 @@ async fn call_client(
         }
         "delete_embeddings" => done!(client.delete_embeddings().send()),
         "list_hosted_tools" => done!(client.list_hosted_tools().send()),
+        "list_catalog" => done!(client.list_catalog().send()),
+        "get_catalog_entry" => done!(client.get_catalog_entry().slug(p("slug")).send()),
+        "list_mcp_servers" => done!(client.list_mcp_servers().send()),
+        "get_mcp_server" => done!(client.get_mcp_server().name(p("name")).send()),
+        "put_mcp_server" => {
+            done!(client.put_mcp_server().name(p("name")).body(body_of::<types::PutMcpServerRequest>(body)).send())
+        }
+        "refresh_mcp_server" => done!(client.refresh_mcp_server().name(p("name")).send()),
+        "delete_mcp_server" => done!(client.delete_mcp_server().name(p("name")).send()),
         "create_run" => {
             done!(client.create_run().sid(p("sid")).body(body_of::<types::CreateRunRequest>(body)).send())
         }

@@ -423,3 +423,28 @@ async fn the_catalog_lists_presets_the_same_for_every_project() {
     let theirs = app.get("/v1/catalog", &other).await.expect(200);
     assert_eq!(theirs.body, catalog.body);
 }
+
+#[tokio::test]
+async fn the_client_registers_refreshes_and_reads_a_server_with_typed_calls() {
+    use ingram_client::{Client, types};
+    let server = PythonMcp::start(Era::Both).await;
+    let app = TestApp::start().await;
+    let client = Client::with_token(&app.base_url, &app.admin_token).unwrap();
+    let request: types::PutMcpServerRequest =
+        serde_json::from_value(json!({"url": server.url, "headers": {"Authorization": format!("Bearer {TOKEN}")}}))
+            .unwrap();
+    let created = client.put_mcp_server().name("weather").body(request).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let created = created.into_inner();
+    assert!(created.error.is_none(), "{:?}", created.error);
+    assert_eq!(created.protocol_version.as_deref(), Some("2026-07-28"));
+    assert!(created.tools.iter().any(|tool| tool.name == "forecast"));
+    let refreshed = client.refresh_mcp_server().name("weather").send().await.unwrap().into_inner();
+    assert_eq!(refreshed.tools, created.tools);
+    let listed = client.list_mcp_servers().send().await.unwrap().into_inner();
+    assert_eq!(listed.data.len(), 1);
+    let missing = client.get_mcp_server().name("nope").send().await.unwrap_err();
+    assert_eq!(missing.code(), Some("mcp_server_not_found"));
+    let entry = client.get_catalog_entry().slug("github").send().await.unwrap().into_inner();
+    assert_eq!(entry.auth, types::CatalogAuth::Headers);
+}

@@ -139,14 +139,14 @@ pub struct McpServerPath {
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_servers))
-        .routes(routes!(get_server, put_server, delete_server))
-        .routes(routes!(refresh_server))
+        .routes(routes!(list_mcp_servers))
+        .routes(routes!(get_mcp_server, put_mcp_server, delete_mcp_server))
+        .routes(routes!(refresh_mcp_server))
 }
 
 #[utoipa::path(get, path = "/v1/tenant/mcp", tag = "tools",
     responses((status = 200, description = "The project's MCP servers, by name.", body = McpServerList)))]
-async fn list_servers(
+async fn list_mcp_servers(
     State(state): State<AppState>,
     caller: Authorized<scopes::ToolsRead>,
 ) -> ApiResult<axum::Json<McpServerList>> {
@@ -157,7 +157,7 @@ async fn list_servers(
 
 #[utoipa::path(get, path = "/v1/tenant/mcp/{name}", tag = "tools", params(McpServerPath),
     responses((status = 200, description = "The server, with the tools it listed when last asked.", body = McpServer)))]
-async fn get_server(
+async fn get_mcp_server(
     State(state): State<AppState>,
     caller: Authorized<scopes::ToolsRead>,
     Path(McpServerPath { name }): Path<McpServerPath>,
@@ -170,7 +170,7 @@ async fn get_server(
         (status = 201, description = "Registered. The server was asked for its tools before this answer; `error` says why when it refused.", body = McpServer),
         (status = 200, description = "Replaced (headers included), and asked for its tools again.", body = McpServer),
     ))]
-async fn put_server(
+async fn put_mcp_server(
     State(state): State<AppState>,
     caller: Authorized<scopes::ToolsWrite>,
     Path(McpServerPath { name }): Path<McpServerPath>,
@@ -191,7 +191,7 @@ async fn put_server(
 
 #[utoipa::path(post, path = "/v1/tenant/mcp/{name}/refresh", tag = "tools", params(McpServerPath),
     responses((status = 200, description = "Asked for its tools again; `error` says why when it refused.", body = McpServer)))]
-async fn refresh_server(
+async fn refresh_mcp_server(
     State(state): State<AppState>,
     caller: Authorized<scopes::ToolsWrite>,
     Path(McpServerPath { name }): Path<McpServerPath>,
@@ -201,7 +201,7 @@ async fn refresh_server(
 
 #[utoipa::path(delete, path = "/v1/tenant/mcp/{name}", tag = "tools", params(McpServerPath),
     responses((status = 200, description = "Removed: runs no longer offer its tools.", body = Deleted)))]
-async fn delete_server(
+async fn delete_mcp_server(
     State(state): State<AppState>,
     caller: Authorized<scopes::ToolsWrite>,
     Path(McpServerPath { name }): Path<McpServerPath>,

@@ -29,6 +29,11 @@ two redeclared); null: none.*/
         ///The model the agent thinks with; see docs/models.md for how a name picks a provider.
         pub model: ::std::string::String,
         pub name: ::std::string::String,
+        ///Up to 64 tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_approvals: ::std::option::Option<
+            ::std::collections::HashMap<::std::string::String, AgentToolApprovalsValue>,
+        >,
         ///Names of the tools the agent may use.
         pub tools: ::std::vec::Vec<::std::string::String>,
         pub updated_at: ::chrono::DateTime<::chrono::offset::Utc>,
@@ -93,17 +98,295 @@ two redeclared); null: none.*/
             Default::default()
         }
     }
-    ///`approval.required` (reserved for the approvals work).
+    ///`AgentToolApprovalsValue`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum AgentToolApprovalsValue {
+        #[serde(rename = "always")]
+        Always,
+        #[serde(rename = "never")]
+        Never,
+    }
+    impl ::std::fmt::Display for AgentToolApprovalsValue {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Always => f.write_str("always"),
+                Self::Never => f.write_str("never"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for AgentToolApprovalsValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "always" => Ok(Self::Always),
+                "never" => Ok(Self::Never),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for AgentToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for AgentToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`Approval`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct Approval {
+        ///The JSON object the model produced.
+        pub arguments: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///The SHA-256 of `arguments` as the model produced them (hex).
+        pub arguments_sha256: ::std::string::String,
+        pub created_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The arguments the call was approved with instead, when the decider edited them.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub decided_arguments: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub decided_at: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        pub id: ApprovalId,
+        ///Why it was rejected, as the decider said (the model reads it).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reason: ::std::option::Option<::std::string::String>,
+        pub run_id: RunId,
+        pub smith_id: SmithId,
+        pub status: ApprovalStatus,
+        ///The tool's reference, e.g. `mcp/weather/delete_everything`.
+        pub tool: ::std::string::String,
+    }
+    impl Approval {
+        pub fn builder() -> builder::Approval {
+            Default::default()
+        }
+    }
+    ///`ApprovalDecision`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct ApprovalDecision {
+        pub approval_id: ApprovalId,
+        /**Approve the call with these arguments instead of the model's: a JSON object of at most
+64 KiB (approve only).*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub arguments: ::std::option::Option<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        pub decision: Verdict,
+        ///Why; a rejection's reason is what the model reads.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub reason: ::std::option::Option<ApprovalDecisionReason>,
+    }
+    impl ApprovalDecision {
+        pub fn builder() -> builder::ApprovalDecision {
+            Default::default()
+        }
+    }
+    ///Why; a rejection's reason is what the model reads.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ApprovalDecisionReason(::std::string::String);
+    impl ::std::ops::Deref for ApprovalDecisionReason {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ApprovalDecisionReason> for ::std::string::String {
+        fn from(value: ApprovalDecisionReason) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ApprovalDecisionReason {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1000usize {
+                return Err("longer than 1000 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ApprovalDecisionReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ApprovalDecisionReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ApprovalDecisionReason {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///An approval's id (`apr_…`).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[serde(transparent)]
+    pub struct ApprovalId(pub ::std::string::String);
+    impl ::std::ops::Deref for ApprovalId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ApprovalId> for ::std::string::String {
+        fn from(value: ApprovalId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for ApprovalId {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for ApprovalId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+    impl ::std::str::FromStr for ApprovalId {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self(value.to_string()))
+        }
+    }
+    ///`ApprovalList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct ApprovalList {
+        pub data: ::std::vec::Vec<Approval>,
+        pub has_more: bool,
+        ///Pass back as `cursor` for the next page; null on the last page.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_cursor: ::std::option::Option<::std::string::String>,
+    }
+    impl ApprovalList {
+        pub fn builder() -> builder::ApprovalList {
+            Default::default()
+        }
+    }
+    ///`approval.required`: a gated call waits for a decision, given through `/submit`.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct ApprovalRequiredEvent {
-        pub approval_id: ::std::string::String,
+        pub approval: PendingApproval,
         pub run_id: RunId,
-        pub tool_call: ToolCall,
         pub v: i32,
     }
     impl ApprovalRequiredEvent {
         pub fn builder() -> builder::ApprovalRequiredEvent {
             Default::default()
+        }
+    }
+    ///Where an approval stands.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ApprovalStatus {
+        #[serde(rename = "pending")]
+        Pending,
+        #[serde(rename = "approved")]
+        Approved,
+        #[serde(rename = "rejected")]
+        Rejected,
+        #[serde(rename = "expired")]
+        Expired,
+    }
+    impl ::std::fmt::Display for ApprovalStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Pending => f.write_str("pending"),
+                Self::Approved => f.write_str("approved"),
+                Self::Rejected => f.write_str("rejected"),
+                Self::Expired => f.write_str("expired"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ApprovalStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "pending" => Ok(Self::Pending),
+                "approved" => Ok(Self::Approved),
+                "rejected" => Ok(Self::Rejected),
+                "expired" => Ok(Self::Expired),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ApprovalStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ApprovalStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`Block`
@@ -1141,6 +1424,14 @@ by `file_id` (`GET /v1/files/{fid}`).*/
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub model: ::std::option::Option<CreateAgentRequestModel>,
         pub name: CreateAgentRequestName,
+        ///Up to 64 tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_approvals: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                CreateAgentRequestToolApprovalsValue,
+            >,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
@@ -1313,6 +1604,62 @@ by `file_id` (`GET /v1/files/{fid}`).*/
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    ///`CreateAgentRequestToolApprovalsValue`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CreateAgentRequestToolApprovalsValue {
+        #[serde(rename = "always")]
+        Always,
+        #[serde(rename = "never")]
+        Never,
+    }
+    impl ::std::fmt::Display for CreateAgentRequestToolApprovalsValue {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Always => f.write_str("always"),
+                Self::Never => f.write_str("never"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CreateAgentRequestToolApprovalsValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "always" => Ok(Self::Always),
+                "never" => Ok(Self::Never),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateAgentRequestToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateAgentRequestToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`CreateChatCompletionIcApiVersion`
@@ -2904,6 +3251,14 @@ smith token they are added after them (a browser never removes the design).*/
         ///Overrides the agent's model for this smith.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub model: ::std::option::Option<CreateSmithRequestModel>,
+        ///Up to 64 tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_approvals: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                CreateSmithRequestToolApprovalsValue,
+            >,
+        >,
         ///Overrides the agent's tools for this smith.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
@@ -3244,6 +3599,62 @@ smith token they are added after them (a browser never removes the design).*/
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    ///`CreateSmithRequestToolApprovalsValue`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CreateSmithRequestToolApprovalsValue {
+        #[serde(rename = "always")]
+        Always,
+        #[serde(rename = "never")]
+        Never,
+    }
+    impl ::std::fmt::Display for CreateSmithRequestToolApprovalsValue {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Always => f.write_str("always"),
+                Self::Never => f.write_str("never"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CreateSmithRequestToolApprovalsValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "always" => Ok(Self::Always),
+                "never" => Ok(Self::Never),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CreateSmithRequestToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for CreateSmithRequestToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`CreateTokenIcApiVersion`
@@ -3917,11 +4328,72 @@ smith token they are added after them (a browser never removes the design).*/
         pub model: ::std::string::String,
         ///The server-side tools of `tools` a run offers, with the names its model sees (docs/tools.md).
         pub resolved_tools: ::std::vec::Vec<ResolvedTool>,
+        ///Up to 64 tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking.
+        pub tool_approvals: ::std::collections::HashMap<
+            ::std::string::String,
+            EffectiveConfigToolApprovalsValue,
+        >,
         pub tools: ::std::vec::Vec<::std::string::String>,
     }
     impl EffectiveConfig {
         pub fn builder() -> builder::EffectiveConfig {
             Default::default()
+        }
+    }
+    ///`EffectiveConfigToolApprovalsValue`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum EffectiveConfigToolApprovalsValue {
+        #[serde(rename = "always")]
+        Always,
+        #[serde(rename = "never")]
+        Never,
+    }
+    impl ::std::fmt::Display for EffectiveConfigToolApprovalsValue {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Always => f.write_str("always"),
+                Self::Never => f.write_str("never"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for EffectiveConfigToolApprovalsValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "always" => Ok(Self::Always),
+                "never" => Ok(Self::Never),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for EffectiveConfigToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for EffectiveConfigToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///A project's embeddings endpoint; the key is never returned.
@@ -4414,6 +4886,57 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for GetAgentIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`GetApprovalIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum GetApprovalIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for GetApprovalIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for GetApprovalIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for GetApprovalIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for GetApprovalIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -5176,6 +5699,57 @@ smith token they are added after them (a browser never removes the design).*/
         }
     }
     impl ::std::convert::TryFrom<::std::string::String> for ListAgentsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`ListApprovalsIcApiVersion`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ListApprovalsIcApiVersion {
+        #[serde(rename = "2026-05-01")]
+        X20260501,
+    }
+    impl ::std::fmt::Display for ListApprovalsIcApiVersion {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::X20260501 => f.write_str("2026-05-01"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ListApprovalsIcApiVersion {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "2026-05-01" => Ok(Self::X20260501),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListApprovalsIcApiVersion {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListApprovalsIcApiVersion {
         type Error = self::error::ConversionError;
         fn try_from(
             value: ::std::string::String,
@@ -6287,6 +6861,21 @@ smith token they are added after them (a browser never removes the design).*/
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    ///A gated call waiting for a decision.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    pub struct PendingApproval {
+        ///The JSON object the model produced.
+        pub arguments: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        pub expires_at: ::chrono::DateTime<::chrono::offset::Utc>,
+        pub id: ApprovalId,
+        ///The tool's reference, e.g. `mcp/weather/delete_everything`.
+        pub tool: ::std::string::String,
+    }
+    impl PendingApproval {
+        pub fn builder() -> builder::PendingApproval {
+            Default::default()
         }
     }
     ///`Project`
@@ -7559,9 +8148,14 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             Default::default()
         }
     }
-    ///`RequiredAction`
+    /**What a paused run waits for: `submit_tool_outputs` (the client calls in `tool_calls`) or
+`submit_approvals` (the calls in `approvals`, decided before any client call is asked).*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RequiredAction {
+        ///With `submit_approvals`: the calls waiting for a decision.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub approvals: ::std::vec::Vec<PendingApproval>,
+        ///The client calls to answer; empty while approvals are asked.
         pub tool_calls: ::std::vec::Vec<ToolCall>,
         #[serde(rename = "type")]
         pub type_: RequiredActionType,
@@ -7587,11 +8181,14 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     pub enum RequiredActionType {
         #[serde(rename = "submit_tool_outputs")]
         SubmitToolOutputs,
+        #[serde(rename = "submit_approvals")]
+        SubmitApprovals,
     }
     impl ::std::fmt::Display for RequiredActionType {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match *self {
                 Self::SubmitToolOutputs => f.write_str("submit_tool_outputs"),
+                Self::SubmitApprovals => f.write_str("submit_approvals"),
             }
         }
     }
@@ -7602,6 +8199,7 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "submit_tool_outputs" => Ok(Self::SubmitToolOutputs),
+                "submit_approvals" => Ok(Self::SubmitApprovals),
                 _ => Err("invalid value".into()),
             }
         }
@@ -8232,6 +8830,15 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         pub store: ::std::option::Option<bool>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub temperature: ::std::option::Option<f32>,
+        ///Up to 64 tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking.
+        #[serde(
+            default,
+            skip_serializing_if = ":: std :: collections :: HashMap::is_empty"
+        )]
+        pub tool_approvals: ::std::collections::HashMap<
+            ::std::string::String,
+            RunConfigToolApprovalsValue,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tool_choice: ::std::option::Option<ToolChoiceOption>,
         pub tools: ::std::vec::Vec<::std::string::String>,
@@ -8239,6 +8846,61 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
     impl RunConfig {
         pub fn builder() -> builder::RunConfig {
             Default::default()
+        }
+    }
+    ///`RunConfigToolApprovalsValue`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RunConfigToolApprovalsValue {
+        #[serde(rename = "always")]
+        Always,
+        #[serde(rename = "never")]
+        Never,
+    }
+    impl ::std::fmt::Display for RunConfigToolApprovalsValue {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Always => f.write_str("always"),
+                Self::Never => f.write_str("never"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RunConfigToolApprovalsValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "always" => Ok(Self::Always),
+                "never" => Ok(Self::Never),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RunConfigToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RunConfigToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`run.duplicate`: a retried Idempotency-Key met a streaming create; follow `run_id`'s events.
@@ -8673,6 +9335,10 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         ToolsRead,
         #[serde(rename = "tools:write")]
         ToolsWrite,
+        #[serde(rename = "approvals:read")]
+        ApprovalsRead,
+        #[serde(rename = "approvals:write")]
+        ApprovalsWrite,
     }
     impl ::std::fmt::Display for Scope {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -8692,6 +9358,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 Self::MemoryWrite => f.write_str("memory:write"),
                 Self::ToolsRead => f.write_str("tools:read"),
                 Self::ToolsWrite => f.write_str("tools:write"),
+                Self::ApprovalsRead => f.write_str("approvals:read"),
+                Self::ApprovalsWrite => f.write_str("approvals:write"),
             }
         }
     }
@@ -8716,6 +9384,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 "memory:write" => Ok(Self::MemoryWrite),
                 "tools:read" => Ok(Self::ToolsRead),
                 "tools:write" => Ok(Self::ToolsWrite),
+                "approvals:read" => Ok(Self::ApprovalsRead),
+                "approvals:write" => Ok(Self::ApprovalsWrite),
                 _ => Err("invalid value".into()),
             }
         }
@@ -8996,12 +9666,76 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         pub instructions: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub model: ::std::option::Option<::std::string::String>,
+        ///Up to 64 tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_approvals: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                SmithConfigToolApprovalsValue,
+            >,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
     impl SmithConfig {
         pub fn builder() -> builder::SmithConfig {
             Default::default()
+        }
+    }
+    ///`SmithConfigToolApprovalsValue`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum SmithConfigToolApprovalsValue {
+        #[serde(rename = "always")]
+        Always,
+        #[serde(rename = "never")]
+        Never,
+    }
+    impl ::std::fmt::Display for SmithConfigToolApprovalsValue {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Always => f.write_str("always"),
+                Self::Never => f.write_str("never"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for SmithConfigToolApprovalsValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "always" => Ok(Self::Always),
+                "never" => Ok(Self::Never),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SmithConfigToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for SmithConfigToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///A smith's id (`smt_…`).
@@ -9275,12 +10009,18 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         }
     }
     ///`SubmitToolOutputsRequest`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct SubmitToolOutputsRequest {
+        /**Decisions on approvals a run waits for (`submit_approvals`); needs `approvals:write`.
+Each names a pending approval of this run; the run resumes once none is pending.*/
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub approvals: ::std::option::Option<::std::vec::Vec<ApprovalDecision>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub stream: ::std::option::Option<bool>,
-        pub tool_outputs: ::std::vec::Vec<ToolOutput>,
+        ///The outputs of the client calls a run waits for (`submit_tool_outputs`).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_outputs: ::std::option::Option<::std::vec::Vec<ToolOutput>>,
     }
     impl SubmitToolOutputsRequest {
         pub fn builder() -> builder::SubmitToolOutputsRequest {
@@ -9621,6 +10361,14 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
         pub model: ::std::option::Option<UpdateAgentRequestModel>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub name: ::std::option::Option<UpdateAgentRequestName>,
+        ///Up to 64 tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_approvals: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                UpdateAgentRequestToolApprovalsValue,
+            >,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
@@ -9790,6 +10538,62 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    ///`UpdateAgentRequestToolApprovalsValue`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum UpdateAgentRequestToolApprovalsValue {
+        #[serde(rename = "always")]
+        Always,
+        #[serde(rename = "never")]
+        Never,
+    }
+    impl ::std::fmt::Display for UpdateAgentRequestToolApprovalsValue {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Always => f.write_str("always"),
+                Self::Never => f.write_str("never"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for UpdateAgentRequestToolApprovalsValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "always" => Ok(Self::Always),
+                "never" => Ok(Self::Never),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateAgentRequestToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateAgentRequestToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`UpdateBlockIcApiVersion`
@@ -10230,6 +11034,14 @@ and `null` removes it, so the agent's value applies again.*/
         >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub model: ::std::option::Option<UpdateSmithRequestModel>,
+        ///Up to 64 tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub tool_approvals: ::std::option::Option<
+            ::std::collections::HashMap<
+                ::std::string::String,
+                UpdateSmithRequestToolApprovalsValue,
+            >,
+        >,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub tools: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     }
@@ -10513,6 +11325,117 @@ and `null` removes it, so the agent's value applies again.*/
                 })
         }
     }
+    ///`UpdateSmithRequestToolApprovalsValue`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum UpdateSmithRequestToolApprovalsValue {
+        #[serde(rename = "always")]
+        Always,
+        #[serde(rename = "never")]
+        Never,
+    }
+    impl ::std::fmt::Display for UpdateSmithRequestToolApprovalsValue {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Always => f.write_str("always"),
+                Self::Never => f.write_str("never"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for UpdateSmithRequestToolApprovalsValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "always" => Ok(Self::Always),
+                "never" => Ok(Self::Never),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UpdateSmithRequestToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for UpdateSmithRequestToolApprovalsValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///`Verdict`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum Verdict {
+        #[serde(rename = "approve")]
+        Approve,
+        #[serde(rename = "reject")]
+        Reject,
+    }
+    impl ::std::fmt::Display for Verdict {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Approve => f.write_str("approve"),
+                Self::Reject => f.write_str("reject"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for Verdict {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "approve" => Ok(Self::Approve),
+                "reject" => Ok(Self::Reject),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for Verdict {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for Verdict {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     /// Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
@@ -10538,6 +11461,15 @@ and `null` removes it, so the agent's value applies again.*/
             >,
             model: ::std::result::Result<::std::string::String, ::std::string::String>,
             name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            tool_approvals: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::AgentToolApprovalsValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
@@ -10559,6 +11491,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: Ok(Default::default()),
                     model: Err("no value supplied for model".to_string()),
                     name: Err("no value supplied for name".to_string()),
+                    tool_approvals: Ok(Default::default()),
                     tools: Err("no value supplied for tools".to_string()),
                     updated_at: Err("no value supplied for updated_at".to_string()),
                 }
@@ -10677,6 +11610,27 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::AgentToolApprovalsValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for tool_approvals: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tools<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
@@ -10717,6 +11671,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: value.memory_blocks?,
                     model: value.model?,
                     name: value.name?,
+                    tool_approvals: value.tool_approvals?,
                     tools: value.tools?,
                     updated_at: value.updated_at?,
                 })
@@ -10734,6 +11689,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: Ok(value.memory_blocks),
                     model: Ok(value.model),
                     name: Ok(value.name),
+                    tool_approvals: Ok(value.tool_approvals),
                     tools: Ok(value.tools),
                     updated_at: Ok(value.updated_at),
                 }
@@ -10820,35 +11776,167 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
-        pub struct ApprovalRequiredEvent {
-            approval_id: ::std::result::Result<
+        pub struct Approval {
+            arguments: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            arguments_sha256: ::std::result::Result<
                 ::std::string::String,
                 ::std::string::String,
             >,
+            created_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            decided_arguments: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            decided_at: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            expires_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<super::ApprovalId, ::std::string::String>,
+            reason: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
             run_id: ::std::result::Result<super::RunId, ::std::string::String>,
-            tool_call: ::std::result::Result<super::ToolCall, ::std::string::String>,
-            v: ::std::result::Result<i32, ::std::string::String>,
+            smith_id: ::std::result::Result<super::SmithId, ::std::string::String>,
+            status: ::std::result::Result<super::ApprovalStatus, ::std::string::String>,
+            tool: ::std::result::Result<::std::string::String, ::std::string::String>,
         }
-        impl ::std::default::Default for ApprovalRequiredEvent {
+        impl ::std::default::Default for Approval {
             fn default() -> Self {
                 Self {
-                    approval_id: Err("no value supplied for approval_id".to_string()),
+                    arguments: Err("no value supplied for arguments".to_string()),
+                    arguments_sha256: Err(
+                        "no value supplied for arguments_sha256".to_string(),
+                    ),
+                    created_at: Err("no value supplied for created_at".to_string()),
+                    decided_arguments: Ok(Default::default()),
+                    decided_at: Ok(Default::default()),
+                    expires_at: Err("no value supplied for expires_at".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    reason: Ok(Default::default()),
                     run_id: Err("no value supplied for run_id".to_string()),
-                    tool_call: Err("no value supplied for tool_call".to_string()),
-                    v: Err("no value supplied for v".to_string()),
+                    smith_id: Err("no value supplied for smith_id".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                    tool: Err("no value supplied for tool".to_string()),
                 }
             }
         }
-        impl ApprovalRequiredEvent {
-            pub fn approval_id<T>(mut self, value: T) -> Self
+        impl Approval {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn arguments_sha256<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
                 T::Error: ::std::fmt::Display,
             {
-                self.approval_id = value
+                self.arguments_sha256 = value
                     .try_into()
                     .map_err(|e| {
-                        format!("error converting supplied value for approval_id: {e}")
+                        format!(
+                            "error converting supplied value for arguments_sha256: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn created_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_at: {e}")
+                    });
+                self
+            }
+            pub fn decided_arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.decided_arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for decided_arguments: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn decided_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.decided_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for decided_at: {e}")
+                    });
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_at: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ApprovalId>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for reason: {e}")
                     });
                 self
             }
@@ -10864,15 +11952,306 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
-            pub fn tool_call<T>(mut self, value: T) -> Self
+            pub fn smith_id<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<super::ToolCall>,
+                T: ::std::convert::TryInto<super::SmithId>,
                 T::Error: ::std::fmt::Display,
             {
-                self.tool_call = value
+                self.smith_id = value
                     .try_into()
                     .map_err(|e| {
-                        format!("error converting supplied value for tool_call: {e}")
+                        format!("error converting supplied value for smith_id: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ApprovalStatus>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn tool<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Approval> for super::Approval {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Approval,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    arguments_sha256: value.arguments_sha256?,
+                    created_at: value.created_at?,
+                    decided_arguments: value.decided_arguments?,
+                    decided_at: value.decided_at?,
+                    expires_at: value.expires_at?,
+                    id: value.id?,
+                    reason: value.reason?,
+                    run_id: value.run_id?,
+                    smith_id: value.smith_id?,
+                    status: value.status?,
+                    tool: value.tool?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Approval> for Approval {
+            fn from(value: super::Approval) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    arguments_sha256: Ok(value.arguments_sha256),
+                    created_at: Ok(value.created_at),
+                    decided_arguments: Ok(value.decided_arguments),
+                    decided_at: Ok(value.decided_at),
+                    expires_at: Ok(value.expires_at),
+                    id: Ok(value.id),
+                    reason: Ok(value.reason),
+                    run_id: Ok(value.run_id),
+                    smith_id: Ok(value.smith_id),
+                    status: Ok(value.status),
+                    tool: Ok(value.tool),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ApprovalDecision {
+            approval_id: ::std::result::Result<super::ApprovalId, ::std::string::String>,
+            arguments: ::std::result::Result<
+                ::std::option::Option<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            decision: ::std::result::Result<super::Verdict, ::std::string::String>,
+            reason: ::std::result::Result<
+                ::std::option::Option<super::ApprovalDecisionReason>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ApprovalDecision {
+            fn default() -> Self {
+                Self {
+                    approval_id: Err("no value supplied for approval_id".to_string()),
+                    arguments: Ok(Default::default()),
+                    decision: Err("no value supplied for decision".to_string()),
+                    reason: Ok(Default::default()),
+                }
+            }
+        }
+        impl ApprovalDecision {
+            pub fn approval_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ApprovalId>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.approval_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for approval_id: {e}")
+                    });
+                self
+            }
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn decision<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Verdict>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.decision = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for decision: {e}")
+                    });
+                self
+            }
+            pub fn reason<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ApprovalDecisionReason>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.reason = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for reason: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ApprovalDecision> for super::ApprovalDecision {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ApprovalDecision,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    approval_id: value.approval_id?,
+                    arguments: value.arguments?,
+                    decision: value.decision?,
+                    reason: value.reason?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ApprovalDecision> for ApprovalDecision {
+            fn from(value: super::ApprovalDecision) -> Self {
+                Self {
+                    approval_id: Ok(value.approval_id),
+                    arguments: Ok(value.arguments),
+                    decision: Ok(value.decision),
+                    reason: Ok(value.reason),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ApprovalList {
+            data: ::std::result::Result<
+                ::std::vec::Vec<super::Approval>,
+                ::std::string::String,
+            >,
+            has_more: ::std::result::Result<bool, ::std::string::String>,
+            next_cursor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ApprovalList {
+            fn default() -> Self {
+                Self {
+                    data: Err("no value supplied for data".to_string()),
+                    has_more: Err("no value supplied for has_more".to_string()),
+                    next_cursor: Ok(Default::default()),
+                }
+            }
+        }
+        impl ApprovalList {
+            pub fn data<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Approval>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.data = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for data: {e}")
+                    });
+                self
+            }
+            pub fn has_more<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.has_more = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for has_more: {e}")
+                    });
+                self
+            }
+            pub fn next_cursor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.next_cursor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for next_cursor: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ApprovalList> for super::ApprovalList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ApprovalList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    data: value.data?,
+                    has_more: value.has_more?,
+                    next_cursor: value.next_cursor?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ApprovalList> for ApprovalList {
+            fn from(value: super::ApprovalList) -> Self {
+                Self {
+                    data: Ok(value.data),
+                    has_more: Ok(value.has_more),
+                    next_cursor: Ok(value.next_cursor),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ApprovalRequiredEvent {
+            approval: ::std::result::Result<
+                super::PendingApproval,
+                ::std::string::String,
+            >,
+            run_id: ::std::result::Result<super::RunId, ::std::string::String>,
+            v: ::std::result::Result<i32, ::std::string::String>,
+        }
+        impl ::std::default::Default for ApprovalRequiredEvent {
+            fn default() -> Self {
+                Self {
+                    approval: Err("no value supplied for approval".to_string()),
+                    run_id: Err("no value supplied for run_id".to_string()),
+                    v: Err("no value supplied for v".to_string()),
+                }
+            }
+        }
+        impl ApprovalRequiredEvent {
+            pub fn approval<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::PendingApproval>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.approval = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for approval: {e}")
+                    });
+                self
+            }
+            pub fn run_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::RunId>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.run_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for run_id: {e}")
                     });
                 self
             }
@@ -10894,9 +12273,8 @@ and `null` removes it, so the agent's value applies again.*/
                 value: ApprovalRequiredEvent,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
-                    approval_id: value.approval_id?,
+                    approval: value.approval?,
                     run_id: value.run_id?,
-                    tool_call: value.tool_call?,
                     v: value.v?,
                 })
             }
@@ -10905,9 +12283,8 @@ and `null` removes it, so the agent's value applies again.*/
         for ApprovalRequiredEvent {
             fn from(value: super::ApprovalRequiredEvent) -> Self {
                 Self {
-                    approval_id: Ok(value.approval_id),
+                    approval: Ok(value.approval),
                     run_id: Ok(value.run_id),
-                    tool_call: Ok(value.tool_call),
                     v: Ok(value.v),
                 }
             }
@@ -13117,6 +14494,15 @@ and `null` removes it, so the agent's value applies again.*/
                 super::CreateAgentRequestName,
                 ::std::string::String,
             >,
+            tool_approvals: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::CreateAgentRequestToolApprovalsValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::option::Option<::std::vec::Vec<::std::string::String>>,
                 ::std::string::String,
@@ -13131,6 +14517,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: Ok(Default::default()),
                     model: Ok(Default::default()),
                     name: Err("no value supplied for name".to_string()),
+                    tool_approvals: Ok(Default::default()),
                     tools: Ok(Default::default()),
                 }
             }
@@ -13218,6 +14605,27 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::CreateAgentRequestToolApprovalsValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for tool_approvals: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tools<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -13245,6 +14653,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: value.memory_blocks?,
                     model: value.model?,
                     name: value.name?,
+                    tool_approvals: value.tool_approvals?,
                     tools: value.tools?,
                 })
             }
@@ -13258,6 +14667,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: Ok(value.memory_blocks),
                     model: Ok(value.model),
                     name: Ok(value.name),
+                    tool_approvals: Ok(value.tool_approvals),
                     tools: Ok(value.tools),
                 }
             }
@@ -13990,6 +15400,15 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<super::CreateSmithRequestModel>,
                 ::std::string::String,
             >,
+            tool_approvals: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::CreateSmithRequestToolApprovalsValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::option::Option<::std::vec::Vec<::std::string::String>>,
                 ::std::string::String,
@@ -14007,6 +15426,7 @@ and `null` removes it, so the agent's value applies again.*/
                     instructions: Ok(Default::default()),
                     metadata: Ok(Default::default()),
                     model: Ok(Default::default()),
+                    tool_approvals: Ok(Default::default()),
                     tools: Ok(Default::default()),
                 }
             }
@@ -14139,6 +15559,27 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::CreateSmithRequestToolApprovalsValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for tool_approvals: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tools<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -14169,6 +15610,7 @@ and `null` removes it, so the agent's value applies again.*/
                     instructions: value.instructions?,
                     metadata: value.metadata?,
                     model: value.model?,
+                    tool_approvals: value.tool_approvals?,
                     tools: value.tools?,
                 })
             }
@@ -14185,6 +15627,7 @@ and `null` removes it, so the agent's value applies again.*/
                     instructions: Ok(value.instructions),
                     metadata: Ok(value.metadata),
                     model: Ok(value.model),
+                    tool_approvals: Ok(value.tool_approvals),
                     tools: Ok(value.tools),
                 }
             }
@@ -14364,6 +15807,13 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::vec::Vec<super::ResolvedTool>,
                 ::std::string::String,
             >,
+            tool_approvals: ::std::result::Result<
+                ::std::collections::HashMap<
+                    ::std::string::String,
+                    super::EffectiveConfigToolApprovalsValue,
+                >,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
@@ -14378,6 +15828,9 @@ and `null` removes it, so the agent's value applies again.*/
                     model: Err("no value supplied for model".to_string()),
                     resolved_tools: Err(
                         "no value supplied for resolved_tools".to_string(),
+                    ),
+                    tool_approvals: Err(
+                        "no value supplied for tool_approvals".to_string(),
                     ),
                     tools: Err("no value supplied for tools".to_string()),
                 }
@@ -14450,6 +15903,25 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::EffectiveConfigToolApprovalsValue,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for tool_approvals: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tools<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
@@ -14474,6 +15946,7 @@ and `null` removes it, so the agent's value applies again.*/
                     instructions: value.instructions?,
                     model: value.model?,
                     resolved_tools: value.resolved_tools?,
+                    tool_approvals: value.tool_approvals?,
                     tools: value.tools?,
                 })
             }
@@ -14486,6 +15959,7 @@ and `null` removes it, so the agent's value applies again.*/
                     instructions: Ok(value.instructions),
                     model: Ok(value.model),
                     resolved_tools: Ok(value.resolved_tools),
+                    tool_approvals: Ok(value.tool_approvals),
                     tools: Ok(value.tools),
                 }
             }
@@ -16748,6 +18222,102 @@ and `null` removes it, so the agent's value applies again.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct PendingApproval {
+            arguments: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            expires_at: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<super::ApprovalId, ::std::string::String>,
+            tool: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for PendingApproval {
+            fn default() -> Self {
+                Self {
+                    arguments: Err("no value supplied for arguments".to_string()),
+                    expires_at: Err("no value supplied for expires_at".to_string()),
+                    id: Err("no value supplied for id".to_string()),
+                    tool: Err("no value supplied for tool".to_string()),
+                }
+            }
+        }
+        impl PendingApproval {
+            pub fn arguments<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.arguments = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for arguments: {e}")
+                    });
+                self
+            }
+            pub fn expires_at<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_at = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_at: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ApprovalId>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn tool<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for tool: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<PendingApproval> for super::PendingApproval {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: PendingApproval,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    arguments: value.arguments?,
+                    expires_at: value.expires_at?,
+                    id: value.id?,
+                    tool: value.tool?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::PendingApproval> for PendingApproval {
+            fn from(value: super::PendingApproval) -> Self {
+                Self {
+                    arguments: Ok(value.arguments),
+                    expires_at: Ok(value.expires_at),
+                    id: Ok(value.id),
+                    tool: Ok(value.tool),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Project {
             created_at: ::std::result::Result<
                 ::chrono::DateTime<::chrono::offset::Utc>,
@@ -17335,6 +18905,10 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct RequiredAction {
+            approvals: ::std::result::Result<
+                ::std::vec::Vec<super::PendingApproval>,
+                ::std::string::String,
+            >,
             tool_calls: ::std::result::Result<
                 ::std::vec::Vec<super::ToolCall>,
                 ::std::string::String,
@@ -17347,12 +18921,25 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::default::Default for RequiredAction {
             fn default() -> Self {
                 Self {
+                    approvals: Ok(Default::default()),
                     tool_calls: Err("no value supplied for tool_calls".to_string()),
                     type_: Err("no value supplied for type_".to_string()),
                 }
             }
         }
         impl RequiredAction {
+            pub fn approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::PendingApproval>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for approvals: {e}")
+                    });
+                self
+            }
             pub fn tool_calls<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::vec::Vec<super::ToolCall>>,
@@ -17384,6 +18971,7 @@ and `null` removes it, so the agent's value applies again.*/
                 value: RequiredAction,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    approvals: value.approvals?,
                     tool_calls: value.tool_calls?,
                     type_: value.type_?,
                 })
@@ -17392,6 +18980,7 @@ and `null` removes it, so the agent's value applies again.*/
         impl ::std::convert::From<super::RequiredAction> for RequiredAction {
             fn from(value: super::RequiredAction) -> Self {
                 Self {
+                    approvals: Ok(value.approvals),
                     tool_calls: Ok(value.tool_calls),
                     type_: Ok(value.type_),
                 }
@@ -18971,6 +20560,13 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<f32>,
                 ::std::string::String,
             >,
+            tool_approvals: ::std::result::Result<
+                ::std::collections::HashMap<
+                    ::std::string::String,
+                    super::RunConfigToolApprovalsValue,
+                >,
+                ::std::string::String,
+            >,
             tool_choice: ::std::result::Result<
                 ::std::option::Option<super::ToolChoiceOption>,
                 ::std::string::String,
@@ -18991,6 +20587,7 @@ and `null` removes it, so the agent's value applies again.*/
                     model: Err("no value supplied for model".to_string()),
                     store: Ok(Default::default()),
                     temperature: Ok(Default::default()),
+                    tool_approvals: Ok(Default::default()),
                     tool_choice: Ok(Default::default()),
                     tools: Err("no value supplied for tools".to_string()),
                 }
@@ -19093,6 +20690,25 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::RunConfigToolApprovalsValue,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for tool_approvals: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tool_choice<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -19134,6 +20750,7 @@ and `null` removes it, so the agent's value applies again.*/
                     model: value.model?,
                     store: value.store?,
                     temperature: value.temperature?,
+                    tool_approvals: value.tool_approvals?,
                     tool_choice: value.tool_choice?,
                     tools: value.tools?,
                 })
@@ -19150,6 +20767,7 @@ and `null` removes it, so the agent's value applies again.*/
                     model: Ok(value.model),
                     store: Ok(value.store),
                     temperature: Ok(value.temperature),
+                    tool_approvals: Ok(value.tool_approvals),
                     tool_choice: Ok(value.tool_choice),
                     tools: Ok(value.tools),
                 }
@@ -20390,6 +22008,15 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
+            tool_approvals: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::SmithConfigToolApprovalsValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::option::Option<::std::vec::Vec<::std::string::String>>,
                 ::std::string::String,
@@ -20402,6 +22029,7 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: Ok(Default::default()),
                     instructions: Ok(Default::default()),
                     model: Ok(Default::default()),
+                    tool_approvals: Ok(Default::default()),
                     tools: Ok(Default::default()),
                 }
             }
@@ -20459,6 +22087,27 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::SmithConfigToolApprovalsValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for tool_approvals: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tools<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -20484,6 +22133,7 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: value.auto_memory?,
                     instructions: value.instructions?,
                     model: value.model?,
+                    tool_approvals: value.tool_approvals?,
                     tools: value.tools?,
                 })
             }
@@ -20495,6 +22145,7 @@ and `null` removes it, so the agent's value applies again.*/
                     auto_memory: Ok(value.auto_memory),
                     instructions: Ok(value.instructions),
                     model: Ok(value.model),
+                    tool_approvals: Ok(value.tool_approvals),
                     tools: Ok(value.tools),
                 }
             }
@@ -20818,24 +22469,43 @@ and `null` removes it, so the agent's value applies again.*/
         }
         #[derive(Clone, Debug)]
         pub struct SubmitToolOutputsRequest {
+            approvals: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<super::ApprovalDecision>>,
+                ::std::string::String,
+            >,
             stream: ::std::result::Result<
                 ::std::option::Option<bool>,
                 ::std::string::String,
             >,
             tool_outputs: ::std::result::Result<
-                ::std::vec::Vec<super::ToolOutput>,
+                ::std::option::Option<::std::vec::Vec<super::ToolOutput>>,
                 ::std::string::String,
             >,
         }
         impl ::std::default::Default for SubmitToolOutputsRequest {
             fn default() -> Self {
                 Self {
+                    approvals: Ok(Default::default()),
                     stream: Ok(Default::default()),
-                    tool_outputs: Err("no value supplied for tool_outputs".to_string()),
+                    tool_outputs: Ok(Default::default()),
                 }
             }
         }
         impl SubmitToolOutputsRequest {
+            pub fn approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::ApprovalDecision>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for approvals: {e}")
+                    });
+                self
+            }
             pub fn stream<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<bool>>,
@@ -20850,7 +22520,9 @@ and `null` removes it, so the agent's value applies again.*/
             }
             pub fn tool_outputs<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::ToolOutput>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<super::ToolOutput>>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.tool_outputs = value
@@ -20868,6 +22540,7 @@ and `null` removes it, so the agent's value applies again.*/
                 value: SubmitToolOutputsRequest,
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
+                    approvals: value.approvals?,
                     stream: value.stream?,
                     tool_outputs: value.tool_outputs?,
                 })
@@ -20877,6 +22550,7 @@ and `null` removes it, so the agent's value applies again.*/
         for SubmitToolOutputsRequest {
             fn from(value: super::SubmitToolOutputsRequest) -> Self {
                 Self {
+                    approvals: Ok(value.approvals),
                     stream: Ok(value.stream),
                     tool_outputs: Ok(value.tool_outputs),
                 }
@@ -21475,6 +23149,15 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<super::UpdateAgentRequestName>,
                 ::std::string::String,
             >,
+            tool_approvals: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::UpdateAgentRequestToolApprovalsValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::option::Option<::std::vec::Vec<::std::string::String>>,
                 ::std::string::String,
@@ -21489,6 +23172,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: Ok(Default::default()),
                     model: Ok(Default::default()),
                     name: Ok(Default::default()),
+                    tool_approvals: Ok(Default::default()),
                     tools: Ok(Default::default()),
                 }
             }
@@ -21578,6 +23262,27 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::UpdateAgentRequestToolApprovalsValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for tool_approvals: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tools<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -21605,6 +23310,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: value.memory_blocks?,
                     model: value.model?,
                     name: value.name?,
+                    tool_approvals: value.tool_approvals?,
                     tools: value.tools?,
                 })
             }
@@ -21618,6 +23324,7 @@ and `null` removes it, so the agent's value applies again.*/
                     memory_blocks: Ok(value.memory_blocks),
                     model: Ok(value.model),
                     name: Ok(value.name),
+                    tool_approvals: Ok(value.tool_approvals),
                     tools: Ok(value.tools),
                 }
             }
@@ -21781,6 +23488,15 @@ and `null` removes it, so the agent's value applies again.*/
                 ::std::option::Option<super::UpdateSmithRequestModel>,
                 ::std::string::String,
             >,
+            tool_approvals: ::std::result::Result<
+                ::std::option::Option<
+                    ::std::collections::HashMap<
+                        ::std::string::String,
+                        super::UpdateSmithRequestToolApprovalsValue,
+                    >,
+                >,
+                ::std::string::String,
+            >,
             tools: ::std::result::Result<
                 ::std::option::Option<::std::vec::Vec<::std::string::String>>,
                 ::std::string::String,
@@ -21797,6 +23513,7 @@ and `null` removes it, so the agent's value applies again.*/
                     instructions: Ok(Default::default()),
                     metadata: Ok(Default::default()),
                     model: Ok(Default::default()),
+                    tool_approvals: Ok(Default::default()),
                     tools: Ok(Default::default()),
                 }
             }
@@ -21917,6 +23634,27 @@ and `null` removes it, so the agent's value applies again.*/
                     });
                 self
             }
+            pub fn tool_approvals<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::UpdateSmithRequestToolApprovalsValue,
+                        >,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.tool_approvals = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for tool_approvals: {e}"
+                        )
+                    });
+                self
+            }
             pub fn tools<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -21946,6 +23684,7 @@ and `null` removes it, so the agent's value applies again.*/
                     instructions: value.instructions?,
                     metadata: value.metadata?,
                     model: value.model?,
+                    tool_approvals: value.tool_approvals?,
                     tools: value.tools?,
                 })
             }
@@ -21961,6 +23700,7 @@ and `null` removes it, so the agent's value applies again.*/
                     instructions: Ok(value.instructions),
                     metadata: Ok(value.metadata),
                     model: Ok(value.model),
+                    tool_approvals: Ok(value.tool_approvals),
                     tools: Ok(value.tools),
                 }
             }
@@ -22150,6 +23890,44 @@ let response = client.update_agent()
 ```*/
     pub fn update_agent(&self) -> builder::UpdateAgent<'_> {
         builder::UpdateAgent::new(self)
+    }
+    /**Sends a `GET` request to `/v1/approvals`
+
+Arguments:
+- `cursor`
+- `limit`
+- `run_id`
+- `smith_id`
+- `status`: pending, approved, rejected or expired.
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.list_approvals()
+    .cursor(cursor)
+    .limit(limit)
+    .run_id(run_id)
+    .smith_id(smith_id)
+    .status(status)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn list_approvals(&self) -> builder::ListApprovals<'_> {
+        builder::ListApprovals::new(self)
+    }
+    /**Sends a `GET` request to `/v1/approvals/{id}`
+
+Arguments:
+- `id`: The approval's id (apr_…).
+- `ic_api_version`: The API version; absent means the current one, 2026-05-01.
+```ignore
+let response = client.get_approval()
+    .id(id)
+    .ic_api_version(ic_api_version)
+    .send()
+    .await;
+```*/
+    pub fn get_approval(&self) -> builder::GetApproval<'_> {
+        builder::GetApproval::new(self)
     }
     /**Sends a `GET` request to `/v1/catalog`
 
@@ -23654,6 +25432,284 @@ pub mod builder {
                     .build()?;
                 let info = OperationInfo {
                     operation_id: "update_agent",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::list_approvals`]
+
+[`Client::list_approvals`]: super::Client::list_approvals*/
+    #[derive(Debug, Clone)]
+    pub struct ListApprovals<'a> {
+        client: &'a super::Client,
+        cursor: Result<Option<::std::string::String>, String>,
+        limit: Result<Option<::std::num::NonZeroU64>, String>,
+        run_id: Result<Option<types::RunId>, String>,
+        smith_id: Result<Option<types::SmithId>, String>,
+        status: Result<Option<types::ApprovalStatus>, String>,
+        ic_api_version: Result<Option<types::ListApprovalsIcApiVersion>, String>,
+    }
+    impl<'a> ListApprovals<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                cursor: Ok(None),
+                limit: Ok(None),
+                run_id: Ok(None),
+                smith_id: Ok(None),
+                status: Ok(None),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn cursor<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.cursor = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for cursor failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::num::NonZeroU64>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: num :: NonZeroU64` for limit failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn run_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RunId>,
+        {
+            self.run_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `RunId` for run_id failed".to_string());
+            self
+        }
+        pub fn smith_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::SmithId>,
+        {
+            self.smith_id = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `SmithId` for smith_id failed".to_string());
+            self
+        }
+        pub fn status<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ApprovalStatus>,
+        {
+            self.status = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ApprovalStatus` for status failed".to_string()
+                });
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ListApprovalsIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ListApprovalsIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/approvals`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ApprovalList>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::ApprovalList>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self {
+                    client,
+                    cursor,
+                    limit,
+                    run_id,
+                    smith_id,
+                    status,
+                    ic_api_version,
+                } = self;
+                let cursor = cursor.map_err(Error::InvalidRequest)?;
+                let limit = limit.map_err(Error::InvalidRequest)?;
+                let run_id = run_id.map_err(Error::InvalidRequest)?;
+                let smith_id = smith_id.map_err(Error::InvalidRequest)?;
+                let status = status.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!("{}/v1/approvals", client.baseurl,);
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .query(&progenitor_client::QueryParam::new("cursor", &cursor))
+                    .query(&progenitor_client::QueryParam::new("limit", &limit))
+                    .query(&progenitor_client::QueryParam::new("run_id", &run_id))
+                    .query(&progenitor_client::QueryParam::new("smith_id", &smith_id))
+                    .query(&progenitor_client::QueryParam::new("status", &status))
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "list_approvals",
+                };
+                client.pre(&mut request, &info).await?;
+                let result = client.exec(request, &info).await;
+                client.post(&result, &info).await?;
+                let response = result?;
+                match response.status().as_u16() {
+                    200u16 => ResponseValue::from_response(response).await,
+                    400u16..=499u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    500u16..=599u16 => {
+                        Err(
+                            Error::ErrorResponse(
+                                ResponseValue::from_response(response).await?,
+                            ),
+                        )
+                    }
+                    _ => Err(Error::UnexpectedResponse(response)),
+                }
+            }
+                .await;
+            result.map_err(crate::Error::from)
+        }
+    }
+    /**Builder for [`Client::get_approval`]
+
+[`Client::get_approval`]: super::Client::get_approval*/
+    #[derive(Debug, Clone)]
+    pub struct GetApproval<'a> {
+        client: &'a super::Client,
+        id: Result<types::ApprovalId, String>,
+        ic_api_version: Result<Option<types::GetApprovalIcApiVersion>, String>,
+    }
+    impl<'a> GetApproval<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                ic_api_version: Ok(None),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ApprovalId>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| "conversion to `ApprovalId` for id failed".to_string());
+            self
+        }
+        pub fn ic_api_version<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::GetApprovalIcApiVersion>,
+        {
+            self.ic_api_version = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `GetApprovalIcApiVersion` for ic_api_version failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/v1/approvals/{id}`
+        pub async fn send(self) -> Result<ResponseValue<types::Approval>, crate::Error> {
+            let result: Result<
+                ResponseValue<types::Approval>,
+                Error<types::ErrorEnvelope>,
+            > = async move {
+                let Self { client, id, ic_api_version } = self;
+                let id = id.map_err(Error::InvalidRequest)?;
+                let ic_api_version = ic_api_version.map_err(Error::InvalidRequest)?;
+                let url = format!(
+                    "{}/v1/approvals/{}", client.baseurl, encode_path(& id.to_string()),
+                );
+                let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
+                header_map
+                    .append(
+                        ::reqwest::header::HeaderName::from_static("api-version"),
+                        ::reqwest::header::HeaderValue::from_static(
+                            super::Client::api_version(),
+                        ),
+                    );
+                if let Some(value) = ic_api_version {
+                    header_map.append("IC-Api-Version", value.to_string().try_into()?);
+                }
+                #[allow(unused_mut)]
+                let mut request = client
+                    .client
+                    .get(url)
+                    .header(
+                        ::reqwest::header::ACCEPT,
+                        ::reqwest::header::HeaderValue::from_static("application/json"),
+                    )
+                    .headers(header_map)
+                    .build()?;
+                let info = OperationInfo {
+                    operation_id: "get_approval",
                 };
                 client.pre(&mut request, &info).await?;
                 let result = client.exec(request, &info).await;
@@ -30077,6 +32133,14 @@ mod cursor_pages {
         }
     }
 
+    impl CursorPage for types::ApprovalList {
+        type Item = types::Approval;
+        fn into_parts(self) -> (Vec<types::Approval>, Option<String>) {
+            let next = if self.has_more { self.next_cursor } else { None };
+            (self.data, next)
+        }
+    }
+
     impl CursorPage for types::BlockList {
         type Item = types::Block;
         fn into_parts(self) -> (Vec<types::Block>, Option<String>) {
@@ -30152,6 +32216,24 @@ mod id_conversions {
 
     impl From<&types::AgentId> for types::AgentId {
         fn from(id: &types::AgentId) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&str> for types::ApprovalId {
+        fn from(id: &str) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&String> for types::ApprovalId {
+        fn from(id: &String) -> Self {
+            Self(id.to_string())
+        }
+    }
+
+    impl From<&types::ApprovalId> for types::ApprovalId {
+        fn from(id: &types::ApprovalId) -> Self {
             Self(id.to_string())
         }
     }

@@ -8,6 +8,7 @@ mod m0003_files;
 mod m0004_security;
 mod m0005_memory;
 mod m0006_mcp;
+mod m0007_approvals;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_security::Migration),
             Box::new(m0005_memory::Migration),
             Box::new(m0006_mcp::Migration),
+            Box::new(m0007_approvals::Migration),
         ]
     }
 }

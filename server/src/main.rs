@@ -137,6 +137,10 @@ fn settings_from_env() -> anyhow::Result<Settings> {
             ingram_core::settings::DEFAULT_RUN_DEADLINE.as_secs(),
         )),
         idempotency_lease: ingram_core::settings::DEFAULT_IDEMPOTENCY_LEASE,
+        approval_ttl: std::time::Duration::from_secs(millis(
+            "INGRAM_APPROVAL_TTL_SECS",
+            ingram_core::domain::approvals::DEFAULT_TTL.as_secs(),
+        )),
         capacity: {
             let defaults = CapacityLimits::default();
             let cap = |name: &str, default: u32| u32::try_from(millis(name, u64::from(default))).unwrap_or(default);

@@ -65,7 +65,7 @@ fn smith_json() -> serde_json::Value {
     serde_json::json!({
         "id": "smt_01", "external_id": "u", "agent_id": "agt_01", "customer_id": null, "display_name": null,
         "metadata": null, "config_source": "agent", "overrides": {},
-        "effective_config": {"instructions": null, "model": "ingram/offline", "tools": [], "auto_memory": false, "resolved_tools": []},
+        "effective_config": {"instructions": null, "model": "ingram/offline", "tools": [], "auto_memory": false, "resolved_tools": [], "tool_approvals": {}},
         "revision": 1, "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z"
     })
 }

@@ -51,8 +51,10 @@ async fn replay(app: &TestApp, file: &str) -> Vec<Recorded> {
         let path = fill(&exchange.path, &vars);
         let body = exchange.body.as_ref().map(|body| serde_json::from_str(&fill(&body.to_string(), &vars)).unwrap());
         let answer = app.call(&exchange.method, &path, token, body).await;
+        // A field of the answer, or a JSON pointer into it (`/required_action/approvals/0/id`).
         for (name, field) in &exchange.capture {
-            vars.insert(name.clone(), answer.body[field].as_str().unwrap().to_owned());
+            let value = if field.starts_with('/') { answer.body.pointer(field) } else { answer.body.get(field) };
+            vars.insert(name.clone(), value.and_then(Value::as_str).unwrap().to_owned());
         }
         let request_id = answer.headers["x-request-id"].to_str().unwrap().to_owned();
         recorded.push(Recorded { exchange, path, status: answer.status, request_id, body: answer.body });
@@ -142,6 +144,11 @@ async fn memory_fixtures_replay_against_the_server_and_through_the_client() {
 #[tokio::test]
 async fn tools_fixtures_replay_against_the_server_and_through_the_client() {
     replay_and_decode("tools").await;
+}
+
+#[tokio::test]
+async fn approvals_fixtures_replay_against_the_server_and_through_the_client() {
+    replay_and_decode("approvals").await;
 }
 
 #[tokio::test]
@@ -336,6 +343,25 @@ async fn call_client(
         }
         "refresh_mcp_server" => done!(client.refresh_mcp_server().name(p("name")).send()),
         "delete_mcp_server" => done!(client.delete_mcp_server().name(p("name")).send()),
+        "list_approvals" => {
+            let mut builder = with_limit!(client.list_approvals());
+            if let Some(status) = query.get("status") {
+                builder = builder.status(status.parse::<types::ApprovalStatus>().unwrap());
+            }
+            if let Some(run_id) = query.get("run_id") {
+                builder = builder.run_id(run_id.as_str());
+            }
+            done!(builder.send())
+        }
+        "get_approval" => done!(client.get_approval().id(p("id")).send()),
+        "submit_tool_outputs" => done!(
+            client
+                .submit_tool_outputs()
+                .sid(p("sid"))
+                .rid(p("rid"))
+                .body(body_of::<types::SubmitToolOutputsRequest>(body))
+                .send()
+        ),
         "create_run" => {
             done!(client.create_run().sid(p("sid")).body(body_of::<types::CreateRunRequest>(body)).send())
         }

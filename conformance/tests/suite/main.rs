@@ -1,6 +1,7 @@
 //! One test binary for the whole suite (one link, one build): the server over HTTP, the
 //! generated client, recorded fixtures, and the spec-derived tenancy matrix.
 
+mod approvals;
 mod client;
 mod conventions;
 mod engine_providers;

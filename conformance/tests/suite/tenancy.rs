@@ -58,6 +58,13 @@ async fn victim(app: &TestApp) -> Victim {
     )
     .await
     .expect(200);
+    // A run waiting for a person's approval of its calculator call.
+    let gated =
+        json!({"external_id": "victim-gated", "tools": ["hosted/calculator"], "tool_approvals": {"*": "always"}});
+    let gated = app.post("/v1/smiths", token, gated).await.expect(201).id();
+    let ask = json!({"input": [{"role": "user", "content": "/tool hosted__calculator {\"expression\": \"40+2\"}"}]});
+    let paused = app.post(&format!("/v1/smiths/{gated}/runs"), token, ask).await.expect(200);
+    let apr = paused.body["required_action"]["approvals"][0]["id"].as_str().unwrap().to_owned();
     // Nothing listens there: registered with its error, and its header sealed.
     let mcp = json!({"url": "http://127.0.0.1:9/victim-mcp-path", "headers": {"X-Secret": "victim-header-value"}});
     app.call("PUT", "/v1/tenant/mcp/victim-mcp", Some(token), Some(mcp)).await.expect(201);
@@ -74,6 +81,7 @@ async fn victim(app: &TestApp) -> Victim {
         ("label", "human".to_owned()),
         ("name", "victim-mcp".to_owned()),
         ("slug", "github".to_owned()),
+        ("id", apr.clone()),
     ]);
     Victim {
         params,
@@ -91,6 +99,8 @@ async fn victim(app: &TestApp) -> Victim {
             "secret memory".to_owned(),
             "secret block".to_owned(),
             "victim-mcp-path".to_owned(),
+            apr,
+            gated,
             "victim-header-value".to_owned(),
         ],
     }
@@ -144,6 +154,8 @@ async fn assert_victim_intact(app: &TestApp, victim: &Victim) {
     let mcp = app.get("/v1/tenant/mcp/victim-mcp", token).await.expect(200);
     assert_eq!(mcp.body["url"], "http://127.0.0.1:9/victim-mcp-path", "the victim's MCP server survived unchanged");
     assert_eq!(mcp.body["headers"], json!({"X-Secret": "********"}));
+    let approval = app.get(&format!("/v1/approvals/{}", victim.params["id"]), token).await.expect(200);
+    assert_eq!(approval.body["status"], "pending", "the victim's approval is still undecided");
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ pub enum IdKind {
     File,
     Memory,
     UsageRecord,
+    Approval,
 }
 
 impl IdKind {
@@ -42,6 +43,7 @@ impl IdKind {
             Self::File => "file_",
             Self::Memory => "mem_",
             Self::UsageRecord => "usg_",
+            Self::Approval => "apr_",
         }
     }
 }
@@ -161,6 +163,8 @@ typed_ids! {
     MemoryId => Memory;
     /// A usage record's id (`usg_…`).
     UsageRecordId => UsageRecord;
+    /// An approval's id (`apr_…`).
+    ApprovalId => Approval;
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub struct Settings {
     /// How long a request's claim on an Idempotency-Key holds without renewal; the request
     /// renews it while it runs, so only a request whose server died loses it.
     pub idempotency_lease: Duration,
+    /// How long an approval waits for a decision before it expires (read as a rejection).
+    pub approval_ttl: Duration,
 }
 
 impl Settings {
@@ -75,6 +77,7 @@ impl Settings {
             run_deadline: DEFAULT_RUN_DEADLINE,
             capacity: CapacityLimits::default(),
             idempotency_lease: DEFAULT_IDEMPOTENCY_LEASE,
+            approval_ttl: crate::domain::approvals::DEFAULT_TTL,
         }
     }
 }

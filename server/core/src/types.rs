@@ -9,7 +9,7 @@ use sea_orm::sea_query::StringLen;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorBody;
-use crate::ids::{AgentId, FileId, RunId, SmithId};
+use crate::ids::{AgentId, ApprovalId, FileId, RunId, SmithId};
 use crate::providers::{Role, StopReason, ToolCall};
 
 pub const EVENT_VERSION: u8 = 1;
@@ -213,7 +213,23 @@ pub struct RunConfig {
     /// For a Responses run: whether a later response may continue from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<bool>,
+    /// Which server-side calls wait for a person's decision (docs/approvals.md).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tool_approvals: ToolApprovals,
 }
+
+/// Whether calls of a tool wait for a person's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalPolicy {
+    /// Ask before every call.
+    Always,
+    /// Never ask.
+    Never,
+}
+
+/// Tool references or `*` patterns, and whether their calls wait for a decision.
+pub type ToolApprovals = BTreeMap<String, ApprovalPolicy>;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -298,6 +314,8 @@ pub struct ServerToolCall {
 
 /// Characters of a server-side tool's output a run's record keeps.
 pub const SERVER_TOOL_OUTPUT_RECORDED: usize = 4_000;
+/// Bytes of arguments a server-side call may carry.
+pub const SERVER_TOOL_ARGUMENTS_MAX: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunUsage {
@@ -308,18 +326,35 @@ pub struct RunUsage {
     pub cost_usd: Option<f64>,
 }
 
+/// What a paused run waits for: client tool outputs, or decisions on approvals (asked
+/// first when one answer needs both).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequiredAction {
-    /// Always `submit_tool_outputs`.
     #[serde(rename = "type")]
     pub kind: RequiredActionType,
+    /// The client calls to answer (`submit_tool_outputs`); empty while approvals are asked.
     pub tool_calls: Vec<ToolCall>,
+    /// The approvals to decide (`submit_approvals`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<PendingApproval>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequiredActionType {
     SubmitToolOutputs,
+    SubmitApprovals,
+}
+
+/// A gated call waiting for a decision, as a paused run and `approval.required` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub id: ApprovalId,
+    /// The tool's reference (`mcp/weather/delete_everything`).
+    pub tool: String,
+    /// The JSON object the model produced.
+    pub arguments: serde_json::Value,
+    pub expires_at: DateTime<Utc>,
 }
 
 pub type Metadata = BTreeMap<String, String>;
@@ -377,13 +412,12 @@ pub struct RunRequiresActionEvent {
     pub required_action: RequiredAction,
 }
 
-/// `approval.required` (reserved for the approvals work).
+/// `approval.required`: a gated call waits for a decision, given through `/submit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApprovalRequiredEvent {
     pub v: u8,
     pub run_id: RunId,
-    pub approval_id: String,
-    pub tool_call: ToolCall,
+    pub approval: PendingApproval,
 }
 
 /// `run.completed`
@@ -500,6 +534,12 @@ impl RunEventData {
     /// The run ended: completed, failed or cancelled.
     pub const fn is_terminal(&self) -> bool {
         matches!(self, Self::Completed(_) | Self::Failed(_) | Self::Cancelled(_))
+    }
+
+    /// Whether an execution ends with this event: the run ended, or paused (on the OpenAI
+    /// surfaces only approvals pause a run, and their answer ends there).
+    pub const fn ends_execution(&self) -> bool {
+        self.is_terminal() || matches!(self, Self::RequiresAction(_))
     }
 
     pub const fn kind(&self) -> EventKind {

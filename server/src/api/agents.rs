@@ -17,10 +17,11 @@ use ingram_core::store::{agent, decode_json_opt};
 use crate::AppState;
 use crate::api::pagination::{PageParams, list_type};
 use crate::api::schemas;
-use crate::api::{Deleted, double_option};
+use crate::api::{Deleted, double_option, tool_approvals_schema};
 use crate::http::ApiResult;
 use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::{Json, Path, Query};
+use ingram_core::types::ToolApprovals;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Agent {
@@ -39,6 +40,9 @@ pub struct Agent {
     /// two redeclared); null: none.
     #[schema(value_type = Option<Vec<schemas::BlockDeclaration>>)]
     pub memory_blocks: Option<Vec<BlockDeclaration>>,
+    /// Which server-side calls wait for a person's decision (docs/approvals.md); null: none.
+    #[schema(schema_with = tool_approvals_schema)]
+    pub tool_approvals: Option<ToolApprovals>,
     /// The project's default agent, which smiths naming no agent land on.
     pub is_default: bool,
     pub created_at: DateTime<Utc>,
@@ -51,7 +55,7 @@ impl TryFrom<agent::Model> for Agent {
     type Error = Error;
 
     fn try_from(model: agent::Model) -> Result<Self, Error> {
-        let AgentDesign { tools, allowed_models } = AgentDesign::decode(&model)?;
+        let AgentDesign { tools, allowed_models, tool_approvals } = AgentDesign::decode(&model)?;
         let memory_blocks = decode_json_opt(&model.id, "memory_blocks", model.memory_blocks.as_ref())?;
         Ok(Self {
             id: model.id,
@@ -62,6 +66,7 @@ impl TryFrom<agent::Model> for Agent {
             auto_memory: model.auto_memory,
             allowed_models,
             memory_blocks,
+            tool_approvals,
             is_default: model.is_default,
             created_at: model.created_at,
             updated_at: model.updated_at,
@@ -79,6 +84,7 @@ impl From<CreateAgentRequest> for NewAgent {
             auto_memory: request.auto_memory,
             allowed_models: request.allowed_models,
             memory_blocks: request.memory_blocks,
+            tool_approvals: request.tool_approvals,
         }
     }
 }
@@ -93,6 +99,7 @@ impl From<UpdateAgentRequest> for AgentPatch {
             auto_memory: patch.auto_memory,
             allowed_models: patch.allowed_models,
             memory_blocks: patch.memory_blocks,
+            tool_approvals: patch.tool_approvals,
         }
     }
 }
@@ -116,6 +123,10 @@ pub struct CreateAgentRequest {
     /// Memory blocks for each smith of the agent (docs/memory.md).
     #[schema(value_type = Option<Vec<schemas::BlockDeclaration>>, max_items = 16)]
     pub memory_blocks: Option<Vec<BlockDeclaration>>,
+    /// Tool references or `*` patterns (`mcp/weather/*`, `*`) to `always` (ask before every
+    /// call) or `never`; a call nothing matches runs without asking (docs/approvals.md).
+    #[schema(schema_with = tool_approvals_schema)]
+    pub tool_approvals: Option<ToolApprovals>,
 }
 
 /// Fields left out stay as they are; `instructions: null` clears them.
@@ -139,6 +150,10 @@ pub struct UpdateAgentRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Vec<schemas::BlockDeclaration>>, nullable, max_items = 16)]
     pub memory_blocks: Option<Option<Vec<BlockDeclaration>>>,
+    /// Replaces the agent's `tool_approvals`; `null` removes them.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = tool_approvals_schema)]
+    pub tool_approvals: Option<Option<ToolApprovals>>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

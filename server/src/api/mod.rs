@@ -1,6 +1,7 @@
 //! The `/v1` HTTP surface: one module per resource family, and the OpenAPI document they make.
 
 pub mod agents;
+pub mod approvals;
 pub mod catalog;
 pub mod files;
 pub mod health;
@@ -44,6 +45,7 @@ use crate::http::CURRENT_API_VERSION;
         (name = "openai", description = "OpenAI-compatible surface: point an OpenAI SDK at /v1."),
         (name = "files", description = "Images and documents inlined into conversations."),
         (name = "tools", description = "Server-side tools: hosted tools the server runs itself, the project's MCP servers, and the catalog of MCP integrations."),
+        (name = "approvals", description = "Human approval of gated tool calls: what runs wait on, decided through /submit."),
         (name = "memory", description = "What each smith remembers about its person: blocks, memories, search."),
         (name = "models", description = "Provider keys (BYOK) and the models a project can use."),
         (name = "health", description = "Liveness."),
@@ -72,6 +74,33 @@ pub fn metadata_schema() -> utoipa::openapi::Object {
         .description(Some(format!(
             "Up to {METADATA_PAIRS_MAX} string pairs of your own: keys up to {METADATA_KEY_MAX} characters, values up to {METADATA_VALUE_MAX}."
         )))
+        .build()
+}
+
+/// `tool_approvals`: tool references or `*` patterns to `always` or `never`, nullable.
+pub fn tool_approvals_schema() -> utoipa::openapi::Object {
+    tool_approvals_builder(true)
+}
+
+/// [`tool_approvals_schema`] where it is always present (an effective config's).
+pub fn tool_approvals_map_schema() -> utoipa::openapi::Object {
+    tool_approvals_builder(false)
+}
+
+fn tool_approvals_builder(nullable: bool) -> utoipa::openapi::Object {
+    use ingram_core::domain::approvals::policy::ENTRIES_MAX;
+    use ingram_core::domain::tools::reference::REFERENCE_MAX;
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    let policy = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["always", "never"]));
+    let kind = if nullable { SchemaType::from_iter([Type::Object, Type::Null]) } else { SchemaType::new(Type::Object) };
+    ObjectBuilder::new()
+        .schema_type(kind)
+        .description(Some(format!(
+            "Up to {ENTRIES_MAX} tool references or `*` patterns (`mcp/weather/*`, `mcp/*`, `hosted/*`, `memory/*`, `*`), each `always` (ask before every call) or `never`; the most specific match decides, and a call nothing matches runs without asking."
+        )))
+        .additional_properties(Some(policy))
+        .property_names(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(REFERENCE_MAX)).build()))
+        .max_properties(Some(ENTRIES_MAX))
         .build()
 }
 
@@ -108,7 +137,8 @@ pub fn routers() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .merge(memory::router())
         .merge(tools::router())
         .merge(mcp::router())
-        .merge(catalog::router());
+        .merge(catalog::router())
+        .merge(approvals::router());
     (authenticated, health::router())
 }
 

@@ -298,11 +298,16 @@ async fn create_chat_completion(
         return stream(events, Framing { id, created, model: model_requested, include_usage }).await;
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
-    if settled.status != RunStatus::Completed {
+    let waits_for_approvals = settled.status == RunStatus::RequiresAction;
+    if settled.status != RunStatus::Completed && !waits_for_approvals {
         return Err(runs::failure_of(&settled).into());
     }
-    let (output, usage) = runs::answer_of(&settled)?;
-    let stop_reason = settled.stop_reason;
+    let (mut output, usage) = runs::answer_of(&settled)?;
+    // Stopped for approvals: the reply says what waits; no call is the client's yet.
+    let stop_reason = if waits_for_approvals { Some(StopReason::EndTurn) } else { settled.stop_reason };
+    if waits_for_approvals {
+        output.tool_calls.clear();
+    }
     let has_tool_calls = !output.tool_calls.is_empty();
     let completion = ChatCompletion {
         id,
@@ -444,7 +449,7 @@ async fn stream(subscription: Subscription, framing: Framing) -> ApiResult<Respo
                     out.push(framing.chunk(delta, None));
                 }
                 out.extend(frames_for(&framing, &event));
-                if event.is_terminal() {
+                if event.ends_execution() {
                     out.push(Event::default().data("[DONE]"));
                     done = true;
                 }
@@ -492,6 +497,8 @@ fn frames_for(framing: &Framing, event: &RunEventData) -> Vec<Event> {
             }
             out
         }
+        // Stopped for approvals: the reply (which says what waits) is the whole answer.
+        RunEventData::RequiresAction(_) => vec![framing.chunk(ChatDelta::default(), Some(FinishReason::Stop))],
         RunEventData::Failed(failed) => {
             // Mid-stream failures: the SDKs raise on a chunk carrying `error`.
             vec![Event::default().data(json!({"error": failed.error}).to_string())]

@@ -418,10 +418,15 @@ async fn create_response(
         return stream(events, echo).await;
     }
     let settled = state.engine.wait_settled(&run.id, 0).await?;
-    if settled.status != RunStatus::Completed {
+    let waits_for_approvals = settled.status == RunStatus::RequiresAction;
+    if settled.status != RunStatus::Completed && !waits_for_approvals {
         return Err(runs::failure_of(&settled).into());
     }
-    let (output, usage) = runs::answer_of(&settled)?;
+    let (mut output, usage) = runs::answer_of(&settled)?;
+    if waits_for_approvals {
+        // The reply says what waits; no call is the client's yet.
+        output.tool_calls.clear();
+    }
     let usage = Some(usage);
     let status = if settled.stop_reason == Some(StopReason::MaxTokens) {
         ResponseStatus::Incomplete
@@ -681,6 +686,12 @@ impl Frames {
                     );
                 }
             }
+            // Stopped for approvals: the reply (which says what waits) is the whole answer.
+            RunEventData::RequiresAction(_) => {
+                let output = self.echo.output(&self.text, &[]);
+                let response = self.echo.object(ResponseStatus::Completed, output, None);
+                out.push(self.response_frame("response.completed", response));
+            }
             RunEventData::Completed(completed) => {
                 let usage = Some(completed.usage);
                 let (kind, status) = if completed.stop_reason == StopReason::MaxTokens {
@@ -722,7 +733,7 @@ async fn stream(subscription: Subscription, echo: Echo) -> ApiResult<Response> {
         }
         let event = events.next().await?;
         let out = frames.on_event(&event);
-        let done = event.is_terminal();
+        let done = event.ends_execution();
         Some((out, (events, frames, done)))
     });
     let frames = futures::stream::iter(opening)

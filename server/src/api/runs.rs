@@ -23,14 +23,16 @@ use crate::http::auth::{Authorized, scopes};
 use crate::http::extract::{Json, OptionalJson, Path, Query};
 use crate::http::headers;
 use ingram_core::auth::Caller;
+use ingram_core::auth::Scope;
+use ingram_core::domain::approvals::{Decision, Verdict as CoreVerdict};
 use ingram_core::domain::runs::{self, RunFilters};
 use ingram_core::domain::smiths;
 use ingram_core::domain::turn::TurnInstructions;
 use ingram_core::engine::events::Subscription;
-use ingram_core::engine::start::Turn;
+use ingram_core::engine::start::{Submission, Turn};
 use ingram_core::engine::{OnBusy, ToolOutput};
 use ingram_core::error::{Error, ErrorBody};
-use ingram_core::ids::{RunId, SmithId};
+use ingram_core::ids::{ApprovalId, RunId, SmithId};
 use ingram_core::providers::{Role, StopReason};
 use ingram_core::store::{decode_json, decode_json_opt, run};
 use ingram_core::types::{
@@ -55,7 +57,7 @@ pub struct Run {
     /// Set when the run failed.
     #[schema(value_type = Option<schemas::ErrorBody>)]
     pub error: Option<ErrorBody>,
-    /// Set while the run waits for client tool results.
+    /// Set while the run waits for client tool results or decisions on approvals.
     #[schema(value_type = Option<schemas::RequiredAction>)]
     pub required_action: Option<RequiredAction>,
     #[schema(value_type = Option<schemas::StopReason>)]
@@ -133,10 +135,54 @@ pub struct CreateRunRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitToolOutputsRequest {
-    #[schema(value_type = Vec<schemas::ToolOutput>, max_items = 128)]
+    /// The outputs of the client calls a run waits for (`submit_tool_outputs`).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<schemas::ToolOutput>>, max_items = 128)]
     pub tool_outputs: Vec<ToolOutput>,
+    /// Decisions on approvals a run waits for (`submit_approvals`); needs `approvals:write`.
+    /// Each names a pending approval of this run; the run resumes once none is pending.
+    #[schema(max_items = 16)]
+    pub approvals: Option<Vec<ApprovalDecision>>,
     #[serde(default)]
     pub stream: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecision {
+    #[schema(value_type = schemas::ApprovalId)]
+    pub approval_id: ApprovalId,
+    pub decision: Verdict,
+    /// Approve the call with these arguments instead of the model's: a JSON object of at most
+    /// 64 KiB (approve only).
+    #[schema(value_type = Option<Object>)]
+    pub arguments: Option<serde_json::Value>,
+    /// Why; a rejection's reason is what the model reads.
+    #[schema(max_length = 1000)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The call runs, once.
+    Approve,
+    /// The call does not run; the model reads that it was rejected, and why.
+    Reject,
+}
+
+impl From<ApprovalDecision> for Decision {
+    fn from(decision: ApprovalDecision) -> Self {
+        Self {
+            approval_id: decision.approval_id,
+            verdict: match decision.decision {
+                Verdict::Approve => CoreVerdict::Approve,
+                Verdict::Reject => CoreVerdict::Reject,
+            },
+            arguments: decision.arguments,
+            reason: decision.reason,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -332,8 +378,27 @@ async fn submit_tool_outputs(
     Json(request): Json<SubmitToolOutputsRequest>,
 ) -> ApiResult<Response> {
     let run = runs::get(&state.db, &caller, &sid, &rid).await?;
-    let events = state.engine.resume(&run, request.tool_outputs, request.stream).await?;
-    answer(&state, run.id, run.last_seq, events).await
+    let submission = match request.approvals {
+        Some(_) if !request.tool_outputs.is_empty() => {
+            return Err(Error::invalid_param(
+                "approvals",
+                "Submit approvals and tool outputs separately: a run asks for decisions first.",
+            )
+            .into());
+        }
+        Some(decisions) => {
+            caller.require(Scope::ApprovalsWrite)?;
+            Submission::Approvals(decisions.into_iter().map(Decision::from).collect())
+        }
+        None => Submission::ToolOutputs(request.tool_outputs),
+    };
+    let resumed = state.engine.resume(&run, submission, request.stream).await?;
+    if resumed.still_waiting && resumed.events.is_none() {
+        // Other approvals of the pause are undecided: the run, as it waits.
+        let waiting = runs::get(&state.db, &caller, &sid, &rid).await?;
+        return Ok(axum::Json(Run::try_from(waiting)?).into_response());
+    }
+    answer(&state, run.id, run.last_seq, resumed.events).await
 }
 
 #[utoipa::path(post, path = "/v1/smiths/{sid}/runs/{rid}/replay", tag = "runs",

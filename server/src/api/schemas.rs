@@ -35,6 +35,8 @@ id_schemas! {
     FileId;
     /// A memory's id (`mem_…`).
     MemoryId;
+    /// An approval's id (`apr_…`).
+    ApprovalId;
 }
 
 /// `{"error": {...}}`, the OpenAI error envelope, so OpenAI SDKs parse our failures unchanged.
@@ -259,6 +261,10 @@ pub struct RunConfig {
     /// For a Responses run: whether a later response may continue from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<bool>,
+    /// The approvals policy the run started with; absent when none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(schema_with = crate::api::tool_approvals_map_schema)]
+    pub tool_approvals: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -338,18 +344,46 @@ pub struct RunUsage {
     pub cost_usd: Option<f64>,
 }
 
+/// What a paused run waits for: `submit_tool_outputs` (the client calls in `tool_calls`) or
+/// `submit_approvals` (the calls in `approvals`, decided before any client call is asked).
 #[derive(Serialize, ToSchema)]
 pub struct RequiredAction {
-    /// Always `submit_tool_outputs`.
     #[serde(rename = "type")]
     pub kind: RequiredActionType,
+    /// The client calls to answer; empty while approvals are asked.
     pub tool_calls: Vec<ToolCall>,
+    /// With `submit_approvals`: the calls waiting for a decision.
+    #[serde(default)]
+    pub approvals: Vec<PendingApproval>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequiredActionType {
     SubmitToolOutputs,
+    SubmitApprovals,
+}
+
+/// Where an approval stands.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+/// A gated call waiting for a decision.
+#[derive(Serialize, ToSchema)]
+pub struct PendingApproval {
+    pub id: ApprovalId,
+    /// The tool's reference, e.g. `mcp/weather/delete_everything`.
+    pub tool: String,
+    /// The JSON object the model produced.
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Value,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// `run.started`
@@ -405,13 +439,12 @@ pub struct RunRequiresActionEvent {
     pub required_action: RequiredAction,
 }
 
-/// `approval.required` (reserved for the approvals work).
+/// `approval.required`: a gated call waits for a decision, given through `/submit`.
 #[derive(Serialize, ToSchema)]
 pub struct ApprovalRequiredEvent {
     pub v: u8,
     pub run_id: RunId,
-    pub approval_id: String,
-    pub tool_call: ToolCall,
+    pub approval: PendingApproval,
 }
 
 /// `run.completed`
@@ -505,6 +538,10 @@ pub enum Scope {
     ToolsRead,
     #[serde(rename = "tools:write")]
     ToolsWrite,
+    #[serde(rename = "approvals:read")]
+    ApprovalsRead,
+    #[serde(rename = "approvals:write")]
+    ApprovalsWrite,
 }
 
 /// Who wrote a memory.
@@ -559,6 +596,10 @@ pub struct SmithConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_items = 64)]
     pub allowed_models: Option<Vec<String>>,
+    /// Replaces the agent's tool_approvals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::api::tool_approvals_schema)]
+    pub tool_approvals: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The config a smith runs with: its agent's, with the smith's overrides on top.
@@ -572,6 +613,9 @@ pub struct EffectiveConfig {
     pub allowed_models: Option<Vec<String>>,
     /// The server-side tools of `tools` a run offers, with the names its model sees (docs/tools.md).
     pub resolved_tools: Vec<ResolvedTool>,
+    /// Which server-side calls wait for a person's decision; empty: none (docs/approvals.md).
+    #[schema(schema_with = crate::api::tool_approvals_map_schema)]
+    pub tool_approvals: std::collections::BTreeMap<String, String>,
 }
 
 /// A tool reference a run resolves.

@@ -15,6 +15,8 @@ use ingram_core::error::Error;
 use ingram_core::ids::{AgentId, SmithId};
 use ingram_core::store::smith_revision;
 
+use ingram_core::types::ToolApprovals;
+
 use crate::AppState;
 use crate::api::pagination::{PageParams, decode_cursor, encode_cursor, list_type};
 use crate::api::{Deleted, double_option, schemas};
@@ -104,6 +106,9 @@ pub struct CreateSmithRequest {
     /// Overrides the agent's allowed_models for this smith.
     #[schema(max_items = 64)]
     pub allowed_models: Option<Vec<String>>,
+    /// Overrides the agent's tool_approvals for this smith (docs/approvals.md).
+    #[schema(schema_with = crate::api::tool_approvals_schema)]
+    pub tool_approvals: Option<ToolApprovals>,
 }
 
 impl From<CreateSmithRequest> for NewSmith {
@@ -120,6 +125,7 @@ impl From<CreateSmithRequest> for NewSmith {
                 tools: request.tools,
                 auto_memory: request.auto_memory,
                 allowed_models: request.allowed_models,
+                tool_approvals: request.tool_approvals,
             },
         }
     }
@@ -157,6 +163,9 @@ pub struct UpdateSmithRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(nullable, max_items = 64)]
     pub allowed_models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = crate::api::tool_approvals_schema)]
+    pub tool_approvals: Option<Option<ToolApprovals>>,
 }
 
 impl From<UpdateSmithRequest> for SmithPatch {
@@ -172,6 +181,7 @@ impl From<UpdateSmithRequest> for SmithPatch {
                 tools: patch.tools,
                 auto_memory: patch.auto_memory,
                 allowed_models: patch.allowed_models,
+                tool_approvals: patch.tool_approvals,
             },
         }
     }

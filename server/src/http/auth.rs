@@ -141,6 +141,8 @@ pub mod scopes {
         MemoryRead,
         MemoryWrite,
         ToolsRead,
-        ToolsWrite
+        ToolsWrite,
+        ApprovalsRead,
+        ApprovalsWrite
     );
 }

@@ -34,6 +34,10 @@ pub enum Scope {
     ToolsRead,
     #[serde(rename = "tools:write")]
     ToolsWrite,
+    #[serde(rename = "approvals:read")]
+    ApprovalsRead,
+    #[serde(rename = "approvals:write")]
+    ApprovalsWrite,
 }
 
 impl Scope {
@@ -54,13 +58,16 @@ impl Scope {
             Self::MemoryWrite => "memory:write",
             Self::ToolsRead => "tools:read",
             Self::ToolsWrite => "tools:write",
+            Self::ApprovalsRead => "approvals:read",
+            Self::ApprovalsWrite => "approvals:write",
         }
     }
 
     /// Smith tokens are browser-safe: they read their own smith and drive its runs, read the
     /// files inlined into its conversations, and read its memory and correct or erase its
-    /// memories (the person sees what their assistant remembers); they never change its
-    /// design, write its blocks, or reach project-wide resources.
+    /// memories (the person sees what their assistant remembers), and see and decide the
+    /// approvals of its runs (the person approves actions taken on their behalf); they never
+    /// change its design, write its blocks, or reach project-wide resources.
     pub const fn allowed_for_smith_tokens(self) -> bool {
         matches!(
             self,
@@ -70,6 +77,8 @@ impl Scope {
                 | Self::FilesRead
                 | Self::MemoryRead
                 | Self::MemoryWrite
+                | Self::ApprovalsRead
+                | Self::ApprovalsWrite
         )
     }
 }

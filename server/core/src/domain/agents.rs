@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::ids::{AgentId, ProjectId};
 use crate::store::page::{Page, PageRequest};
 use crate::store::{agent, now, smith};
+use crate::types::ToolApprovals;
 
 /// The model of a project's default agent: the built-in offline model, so a fresh install
 /// answers with no provider keys.
@@ -29,6 +30,7 @@ pub struct NewAgent {
     pub auto_memory: Option<bool>,
     pub allowed_models: Option<Vec<String>>,
     pub memory_blocks: Option<Vec<BlockDeclaration>>,
+    pub tool_approvals: Option<ToolApprovals>,
 }
 
 /// A change to an agent: absent fields stay; `Some(None)` clears a nullable one.
@@ -41,6 +43,7 @@ pub struct AgentPatch {
     pub auto_memory: Option<bool>,
     pub allowed_models: Option<Option<Vec<String>>>,
     pub memory_blocks: Option<Option<Vec<BlockDeclaration>>>,
+    pub tool_approvals: Option<Option<ToolApprovals>>,
 }
 
 pub async fn create_default(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<agent::Model> {
@@ -73,6 +76,7 @@ async fn insert(
         request.model.as_deref(),
         request.tools.as_deref(),
         request.allowed_models.as_deref(),
+        request.tool_approvals.as_ref(),
     )?;
     if let Some(declarations) = &request.memory_blocks {
         declarations::validate_declarations(declarations)?;
@@ -88,6 +92,7 @@ async fn insert(
         auto_memory: Set(request.auto_memory.unwrap_or(false)),
         allowed_models: Set(request.allowed_models.map(|models| serde_json::json!(models))),
         memory_blocks: Set(request.memory_blocks.map(|declarations| serde_json::json!(declarations))),
+        tool_approvals: Set(request.tool_approvals.map(|approvals| serde_json::json!(approvals))),
         is_default: Set(is_default),
         created_at: Set(created_at),
         updated_at: Set(created_at),
@@ -178,6 +183,12 @@ pub async fn update(
         }
         agent.memory_blocks = Set(declarations.map(|declarations| serde_json::json!(declarations)));
     }
+    if let Some(approvals) = patch.tool_approvals {
+        if let Some(approvals) = &approvals {
+            crate::domain::approvals::policy::validate(approvals)?;
+        }
+        agent.tool_approvals = Set(approvals.map(|approvals| serde_json::json!(approvals)));
+    }
     agent.updated_at = Set(now());
     let agent = agent.update(db).await?;
     caches.invalidate(db, Invalidation::Project(project_id.clone())).await;
@@ -226,11 +237,13 @@ pub mod validate {
         model: Option<&str>,
         tools: Option<&[String]>,
         allowed_models: Option<&[String]>,
+        tool_approvals: Option<&crate::types::ToolApprovals>,
     ) -> Result<()> {
         instructions.map(self::instructions).transpose()?;
         model.map(self::model).transpose()?;
         tools.map(self::tools).transpose()?;
         allowed_models.map(self::allowed_models).transpose()?;
+        tool_approvals.map(crate::domain::approvals::policy::validate).transpose()?;
         Ok(())
     }
 

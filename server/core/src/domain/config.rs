@@ -8,6 +8,7 @@ use crate::domain::tools::mcp::Listing;
 use crate::domain::tools::resolve::{ResolvedTool, resolved_names};
 use crate::error::Result;
 use crate::store::{agent, decode_json as decode};
+use crate::types::ToolApprovals;
 
 /// A smith's own config: each field set here overrides its agent's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,8 @@ pub struct SmithConfig {
     pub auto_memory: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_models: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_approvals: Option<ToolApprovals>,
 }
 
 impl SmithConfig {
@@ -31,6 +34,7 @@ impl SmithConfig {
             self.model.as_deref(),
             self.tools.as_deref(),
             self.allowed_models.as_deref(),
+            self.tool_approvals.as_ref(),
         )?;
         Ok(self)
     }
@@ -54,6 +58,7 @@ pub struct SmithConfigPatch {
     pub tools: Option<Option<Vec<String>>>,
     pub auto_memory: Option<Option<bool>>,
     pub allowed_models: Option<Option<Vec<String>>>,
+    pub tool_approvals: Option<Option<ToolApprovals>>,
 }
 
 impl SmithConfigPatch {
@@ -68,6 +73,7 @@ impl SmithConfigPatch {
         apply(&mut overrides.tools, &self.tools);
         apply(&mut overrides.auto_memory, &self.auto_memory);
         apply(&mut overrides.allowed_models, &self.allowed_models);
+        apply(&mut overrides.tool_approvals, &self.tool_approvals);
     }
 }
 
@@ -82,6 +88,8 @@ pub struct EffectiveConfig {
     pub allowed_models: Option<Vec<String>>,
     /// The server-side tools of `tools` a run offers, with the names its model sees.
     pub resolved_tools: Vec<ResolvedTool>,
+    /// Which server-side calls wait for a person's decision (none when empty).
+    pub tool_approvals: ToolApprovals,
 }
 
 impl EffectiveConfig {
@@ -104,6 +112,7 @@ impl EffectiveConfig {
             tools,
             auto_memory: overrides.auto_memory.unwrap_or(agent.auto_memory),
             allowed_models: overrides.allowed_models.clone().or(design.allowed_models),
+            tool_approvals: overrides.tool_approvals.clone().or(design.tool_approvals).unwrap_or_default(),
         })
     }
 }
@@ -112,6 +121,7 @@ impl EffectiveConfig {
 pub struct AgentDesign {
     pub tools: Vec<String>,
     pub allowed_models: Option<Vec<String>>,
+    pub tool_approvals: Option<ToolApprovals>,
 }
 
 impl AgentDesign {
@@ -122,6 +132,11 @@ impl AgentDesign {
                 .allowed_models
                 .as_ref()
                 .map(|models| decode(&agent.id, "allowed_models", models))
+                .transpose()?,
+            tool_approvals: agent
+                .tool_approvals
+                .as_ref()
+                .map(|approvals| decode(&agent.id, "tool_approvals", approvals))
                 .transpose()?,
         })
     }

@@ -2,6 +2,7 @@
 //! scopes its queries by it.
 
 pub mod agents;
+pub mod approvals;
 pub mod config;
 pub mod files;
 pub mod idempotency;

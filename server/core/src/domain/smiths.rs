@@ -336,7 +336,8 @@ pub async fn update(
     SmithWithAgent::new(db, caches, smith, agent).await
 }
 
-/// Deletes the smith, frees its external_id and revokes its smith tokens.
+/// Deletes the smith, frees its external_id, revokes its smith tokens and expires the
+/// approvals its runs wait on.
 pub async fn delete(db: &DatabaseConnection, caches: &Caches, caller: &Caller, smith_id: &SmithId) -> Result<()> {
     let txn = db.begin().await?;
     let current = get(&txn, caller, smith_id).await?;
@@ -346,6 +347,8 @@ pub async fn delete(db: &DatabaseConnection, caches: &Caches, caller: &Caller, s
     smith.update(&txn).await?;
     token::revoke_all(&txn, token::Column::SmithId, smith_id.as_str()).await?;
     crate::domain::memory::erase::smith_memory(&txn, smith_id).await?;
+    // Nobody may approve what a deleted smith's runs asked for.
+    crate::domain::approvals::expire_for_smith(&txn, &caller.project_id, smith_id).await?;
     txn.commit().await?;
     caches.invalidate(db, Invalidation::Project(caller.project_id.clone())).await;
     caches.invalidate(db, Invalidation::Tokens).await;

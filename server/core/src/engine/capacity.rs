@@ -102,6 +102,14 @@ impl Capacity {
         *count += 1;
         Ok(Slot { capacity: self.clone(), project_id: project_id.to_owned(), kind })
     }
+
+    /// Takes a slot whatever the cap: for work admitted already, which must not be left
+    /// waiting (a run whose last approval expired resumes even on a busy replica).
+    pub fn take(self: &Arc<Self>, project_id: &ProjectId, kind: SlotKind) -> Slot {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry(project_id.to_owned()).or_default().of(kind) += 1;
+        Slot { capacity: self.clone(), project_id: project_id.to_owned(), kind }
+    }
 }
 
 #[cfg(test)]

@@ -14,22 +14,24 @@ use super::capacity::{Slot, SlotKind};
 use super::events::{Emitter, LiveRun};
 use super::run_store::Ending;
 use super::{Engine, Known, remember};
+use crate::domain::approvals;
 use crate::domain::memory::{self, context::Remembering};
 use crate::domain::tools::{self, resolve::Runner};
 use crate::domain::{files, is_unique_violation};
 use crate::error::{Error, ErrorBody, ErrorKind, Result};
-use crate::ids::FileId;
+use crate::ids::{FileId, RunId};
 use crate::providers::routing::{ResolvedModel, open_stream, resolve};
 use crate::providers::{
     Endpoint, Message, ModelEvent, ModelRequest, ModelStream, ProviderError, ProviderErrorKind, StopReason, ToolCall,
     ToolChoice, ToolSpec, Usage, pricing,
 };
-use crate::store::{file, now, run};
+use crate::store::{approval, file, now, run};
 use crate::types::{
-    EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent, RequiredAction,
-    RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData, RunFailedEvent, RunOutput,
-    RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage, SERVER_TOOL_OUTPUT_RECORDED, ServerToolCall,
-    ToolChoiceMode, ToolChoiceOption, ToolCompletedEvent, ToolExecutingEvent,
+    ApprovalRequiredEvent, EVENT_VERSION, FunctionTool, InputMessage, MessageCompletedEvent, MessageDeltaEvent,
+    PendingApproval, RequiredAction, RequiredActionType, RunCancelledEvent, RunCompletedEvent, RunConfig, RunEventData,
+    RunFailedEvent, RunMode, RunOutput, RunRequiresActionEvent, RunStartedEvent, RunStatus, RunUsage,
+    SERVER_TOOL_ARGUMENTS_MAX, SERVER_TOOL_OUTPUT_RECORDED, ServerToolCall, ToolChoiceMode, ToolChoiceOption,
+    ToolCompletedEvent, ToolExecutingEvent,
 };
 
 /// Earlier runs of a thread the model sees, at most.
@@ -44,8 +46,6 @@ const ENQUEUE_POLL: Duration = Duration::from_secs(1);
 const TOOL_ROUNDS_MAX: usize = 8;
 /// A server-side call's deadline.
 const SERVER_TOOL_DEADLINE: Duration = Duration::from_secs(30);
-/// Bytes of arguments a server-side call may carry.
-const SERVER_TOOL_ARGUMENTS_MAX: usize = 64 * 1024;
 /// Characters of a server-side tool's output the model reads.
 const SERVER_TOOL_OUTPUT_TO_MODEL: usize = 16_000;
 /// Server-side calls one model answer may make; the rest answer an error unrun.
@@ -62,10 +62,12 @@ enum Outcome {
         stop_reason: StopReason,
         usage: RunUsage,
     },
+    /// Waiting for client tool outputs or for decisions on approvals, as `action` says.
     Paused {
         output: RunOutput,
         steps: Vec<Message>,
         usage: RunUsage,
+        action: RequiredAction,
     },
     /// `usage` when model calls were made before the failure.
     Failed {
@@ -244,16 +246,34 @@ async fn work(
         Some(endpoint) => endpoint,
         None => engine.endpoint(&current.project_id, model.provider).await?,
     };
-    // A run resuming after a pause keeps the record of the calls it made before it.
-    let earlier: Option<RunOutput> = crate::store::decode_json_opt(run_id, "output", current.output.as_ref())?;
-    let mut turn = TurnSoFar {
-        server_tool_calls: earlier.map(|output| output.server_tool_calls).unwrap_or_default(),
-        ..TurnSoFar::default()
-    };
+    // A run resuming after a pause keeps the record of the calls it made before it (and, after
+    // approvals, the client calls of the answer that asked for them).
+    let earlier: RunOutput =
+        crate::store::decode_json_opt(run_id, "output", current.output.as_ref())?.unwrap_or_default();
+    let mut turn = TurnSoFar { server_tool_calls: earlier.server_tool_calls, ..TurnSoFar::default() };
     // Built once: each later round appends its messages (history, files and the memory section
     // are not read again).
     let context = TurnContext { with_history, remembering: remembering.as_ref(), server_tools: &server_tools };
     let mut request = model_request(engine, current, &config, &model, context).await?;
+    if known.approvals_decided {
+        // The answer that asked for approvals is the transcript's last message: its server-side
+        // calls run now, in the model's order and as decided; then its client calls are asked.
+        let asked = request.messages.last().map(|message| message.tool_calls.clone()).unwrap_or_default();
+        let client_calls = earlier.tool_calls;
+        let server_calls: Vec<ToolCall> =
+            asked.into_iter().filter(|call| client_calls.iter().all(|client| client.id != call.id)).collect();
+        let decisions = approvals::of_run(db, run_id).await?;
+        let calls = ServerCalls { tools: &server_tools, calls: &server_calls, decisions: &decisions };
+        if let Some(cancelled) = run_server_calls(engine, current, emitter, cancel, calls, &mut turn).await? {
+            return Ok(cancelled);
+        }
+        request.messages.extend(turn.steps.iter().cloned());
+        request.tool_choice = ToolChoice::Auto;
+        if !client_calls.is_empty() {
+            emit_completed(emitter, run_id, &turn.content, &client_calls)?;
+            return Ok(turn.ended_on_client_calls(client_calls, usage, config.mode.pauses_for_tools()));
+        }
+    }
     for round in 0..=TOOL_ROUNDS_MAX {
         let Some(mut stream) = open_with_retries(engine, &model, &endpoint, &request, cancel).await? else {
             return Ok(Outcome::Cancelled);
@@ -292,19 +312,8 @@ async fn work(
         let reply = reply.trim_start().to_owned();
         let (server_calls, client_calls): (Vec<ToolCall>, Vec<ToolCall>) =
             tool_calls.iter().cloned().partition(|call| server_tools.iter().any(|tool| tool.name == call.name));
-        // One message.completed per execution, when the reply is whole: the OpenAI surfaces
-        // close their message on it. It carries only client calls: server-side calls never
-        // reach a client as calls of its own tools.
-        let completed = |emitter: &mut Emitter, content: &str, client_calls: &[ToolCall]| {
-            emitter.emit(RunEventData::MessageCompleted(MessageCompletedEvent {
-                v: EVENT_VERSION,
-                run_id: run_id.clone(),
-                content: content.to_owned(),
-                tool_calls: client_calls.to_vec(),
-            }))
-        };
         if server_calls.is_empty() {
-            completed(emitter, &turn.content, &client_calls)?;
+            emit_completed(emitter, run_id, &turn.content, &client_calls)?;
             return Ok(turn.ended(reply, tool_calls, client_calls, stop_reason, usage, config.mode.pauses_for_tools()));
         }
         if round == TOOL_ROUNDS_MAX {
@@ -317,53 +326,22 @@ async fn work(
         }
         let round_start = turn.steps.len();
         turn.steps.push(Message::assistant(reply, tool_calls.clone()));
-        for (index, call) in server_calls.iter().enumerate() {
-            let Some(tool) = server_tools.iter().find(|tool| tool.name == call.name) else { continue };
-            emitter.emit(RunEventData::ToolExecuting(ToolExecutingEvent {
-                v: EVENT_VERSION,
-                run_id: run_id.clone(),
-                tool_call: call.clone(),
-            }))?;
-            let started_at = now();
-            let clock = std::time::Instant::now();
-            let called = if index < SERVER_CALLS_PER_ROUND_MAX {
-                tokio::select! {
-                    called = call_server_tool(engine, current, tool, call) => called,
-                    _ = cancel.changed() => return Ok(Outcome::Cancelled),
-                }
-            } else {
-                Err(format!(
-                    "not run: one answer may call server-side tools at most {SERVER_CALLS_PER_ROUND_MAX} times"
-                ))
-            };
-            let (output, is_error) = match called {
-                Ok(output) => (output, false),
-                Err(why) => (format!("Error: {why}"), true),
-            };
-            let output = clip(&output, SERVER_TOOL_OUTPUT_TO_MODEL);
-            emitter.emit(RunEventData::ToolCompleted(ToolCompletedEvent {
-                v: EVENT_VERSION,
-                run_id: run_id.clone(),
-                tool_call_id: call.id.clone(),
-                output: output.clone(),
-            }))?;
-            turn.server_tool_calls.push(ServerToolCall {
-                id: call.id.clone(),
-                tool: tool.reference.to_string(),
-                arguments: clip(&call.arguments, SERVER_TOOL_OUTPUT_RECORDED),
-                output: clip(&output, SERVER_TOOL_OUTPUT_RECORDED),
-                is_error,
-                started_at,
-                duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
-            });
-            turn.steps.push(Message::tool_result(call.id.clone(), output));
+        let gated = gated_calls(&config, &server_tools, &server_calls);
+        if !gated.is_empty() {
+            // No call of the answer runs before every gated one is decided (they run in order).
+            let pending = ask_for_approvals(engine, current, emitter, config.mode, gated, &mut turn.content).await?;
+            return Ok(turn.waiting_for_approvals(pending, client_calls, usage));
+        }
+        let calls = ServerCalls { tools: &server_tools, calls: &server_calls, decisions: &[] };
+        if let Some(cancelled) = run_server_calls(engine, current, emitter, cancel, calls, &mut turn).await? {
+            return Ok(cancelled);
         }
         request.messages.extend(turn.steps[round_start..].iter().cloned());
         // A forced choice applied to the first round: now the model chooses freely, or it
         // could never stop calling.
         request.tool_choice = ToolChoice::Auto;
         if !client_calls.is_empty() {
-            completed(emitter, &turn.content, &client_calls)?;
+            emit_completed(emitter, run_id, &turn.content, &client_calls)?;
             // One model turn asked for both: the server's ran first; the run now pauses (or,
             // on the OpenAI surfaces, ends) for the client's.
             return Ok(turn.ended_on_client_calls(client_calls, usage, config.mode.pauses_for_tools()));
@@ -400,8 +378,24 @@ impl TurnSoFar {
         if output.tool_calls.is_empty() || !pauses {
             Outcome::Completed { output, steps, stop_reason, usage }
         } else {
-            Outcome::Paused { output, steps, usage }
+            let action = waiting_for_outputs(&output.tool_calls);
+            Outcome::Paused { output, steps, usage, action }
         }
+    }
+
+    /// A round called gated tools: nothing of it ran; the run waits for decisions, and then
+    /// for its client calls.
+    fn waiting_for_approvals(
+        self,
+        pending: Vec<PendingApproval>,
+        client_calls: Vec<ToolCall>,
+        usage: RunUsage,
+    ) -> Outcome {
+        let action =
+            RequiredAction { kind: RequiredActionType::SubmitApprovals, tool_calls: Vec::new(), approvals: pending };
+        let output =
+            RunOutput { content: self.content, tool_calls: client_calls, server_tool_calls: self.server_tool_calls };
+        Outcome::Paused { output, steps: self.steps, usage, action }
     }
 
     /// A round called server-side and client tools; the server's ran (their results are the
@@ -410,11 +404,167 @@ impl TurnSoFar {
         let output =
             RunOutput { content: self.content, tool_calls: client_calls, server_tool_calls: self.server_tool_calls };
         if pauses {
-            Outcome::Paused { output, steps: self.steps, usage }
+            let action = waiting_for_outputs(&output.tool_calls);
+            Outcome::Paused { output, steps: self.steps, usage, action }
         } else {
             Outcome::Completed { output, steps: self.steps, stop_reason: StopReason::ToolUse, usage }
         }
     }
+}
+
+fn waiting_for_outputs(client_calls: &[ToolCall]) -> RequiredAction {
+    RequiredAction {
+        kind: RequiredActionType::SubmitToolOutputs,
+        tool_calls: client_calls.to_vec(),
+        approvals: Vec::new(),
+    }
+}
+
+/// One `message.completed` per execution, when its reply is whole: the OpenAI surfaces close
+/// their message on it. It carries only client calls: server-side calls never reach a client
+/// as calls of its own tools.
+fn emit_completed(emitter: &mut Emitter, run_id: &RunId, content: &str, client_calls: &[ToolCall]) -> Result<()> {
+    emitter.emit(RunEventData::MessageCompleted(MessageCompletedEvent {
+        v: EVENT_VERSION,
+        run_id: run_id.clone(),
+        content: content.to_owned(),
+        tool_calls: client_calls.to_vec(),
+    }))
+}
+
+/// The calls of one answer its config gates. A call whose arguments are not a JSON object
+/// of a bounded size is not gated: it cannot run, and answers its error without asking.
+fn gated_calls(config: &RunConfig, tools: &[tools::resolve::ServerTool], calls: &[ToolCall]) -> Vec<approvals::Gated> {
+    calls
+        .iter()
+        .filter_map(|call| {
+            let tool = tools.iter().find(|tool| tool.name == call.name)?;
+            let runnable = call.arguments.len() <= SERVER_TOOL_ARGUMENTS_MAX
+                && parse_arguments(&call.arguments).is_ok_and(|arguments| arguments.is_object());
+            (runnable && approvals::policy::requires_approval(&config.tool_approvals, &tool.reference)).then(|| {
+                approvals::Gated {
+                    tool_call_id: call.id.clone(),
+                    tool: tool.reference.to_string(),
+                    arguments: call.arguments.clone(),
+                }
+            })
+        })
+        .collect()
+}
+
+/// The model's arguments: `{}` when it sent none.
+fn parse_arguments(text: &str) -> serde_json::Result<serde_json::Value> {
+    match text.trim() {
+        "" => Ok(json!({})),
+        text => serde_json::from_str(text),
+    }
+}
+
+/// Asks for a decision on each gated call of an answer: an approval each, and an
+/// `approval.required` for each. On the OpenAI surfaces, whose clients end their answer here,
+/// the reply (`content`) says what waits. The answer's `message.completed` closes it.
+async fn ask_for_approvals(
+    engine: &Engine,
+    current: &run::Model,
+    emitter: &mut Emitter,
+    mode: RunMode,
+    gated: Vec<approvals::Gated>,
+    content: &mut String,
+) -> Result<Vec<PendingApproval>> {
+    let rows = approvals::create(engine.db(), current, gated, engine.inner.settings.approval_ttl).await?;
+    let pending: Vec<PendingApproval> = rows.iter().map(approvals::pending).collect();
+    for approval in &pending {
+        emitter.emit(RunEventData::ApprovalRequired(ApprovalRequiredEvent {
+            v: EVENT_VERSION,
+            run_id: current.id.clone(),
+            approval: approval.clone(),
+        }))?;
+    }
+    if !mode.is_native() {
+        let notice = approvals::notice(&pending);
+        let delta = if content.is_empty() { notice } else { format!("\n\n{notice}") };
+        emitter.emit(RunEventData::MessageDelta(MessageDeltaEvent {
+            v: EVENT_VERSION,
+            run_id: current.id.clone(),
+            delta: delta.clone(),
+        }))?;
+        content.push_str(&delta);
+    }
+    emit_completed(emitter, &current.id, content, &[])?;
+    Ok(pending)
+}
+
+/// One answer's server-side calls, the tools they name, and the decisions on the gated ones.
+struct ServerCalls<'a> {
+    tools: &'a [tools::resolve::ServerTool],
+    calls: &'a [ToolCall],
+    decisions: &'a [approval::Model],
+}
+
+/// Runs one answer's server-side calls one after the other, in the model's order: an approved
+/// call with the arguments decided, a rejected or expired one not at all (the model reads
+/// why). `Some(Cancelled)` when the run was cancelled meanwhile.
+async fn run_server_calls(
+    engine: &Engine,
+    current: &run::Model,
+    emitter: &mut Emitter,
+    cancel: &mut watch::Receiver<bool>,
+    round: ServerCalls<'_>,
+    turn: &mut TurnSoFar,
+) -> Result<Option<Outcome>> {
+    let run_id = &current.id;
+    for (index, asked) in round.calls.iter().enumerate() {
+        let Some(tool) = round.tools.iter().find(|tool| tool.name == asked.name) else {
+            // Its MCP server was removed while the run waited.
+            turn.steps.push(Message::tool_result(asked.id.clone(), "Error: the tool is no longer available"));
+            continue;
+        };
+        let decision = round.decisions.iter().find(|approval| approval.tool_call_id == asked.id);
+        let call = match decision.and_then(|approval| approval.decided_arguments.clone()) {
+            Some(edited) => ToolCall { arguments: edited, ..asked.clone() },
+            None => asked.clone(),
+        };
+        let refused = decision.and_then(approvals::refusal);
+        let started_at = now();
+        let clock = std::time::Instant::now();
+        let called = if let Some(refusal) = refused {
+            Err(refusal)
+        } else if index >= SERVER_CALLS_PER_ROUND_MAX {
+            Err(format!("not run: one answer may call server-side tools at most {SERVER_CALLS_PER_ROUND_MAX} times"))
+        } else {
+            emitter.emit(RunEventData::ToolExecuting(ToolExecutingEvent {
+                v: EVENT_VERSION,
+                run_id: run_id.clone(),
+                tool_call: call.clone(),
+            }))?;
+            tokio::select! {
+                called = call_server_tool(engine, current, tool, &call) => called,
+                _ = cancel.changed() => return Ok(Some(Outcome::Cancelled)),
+            }
+        };
+        let (output, is_error) = match called {
+            Ok(output) => (output, false),
+            Err(why) => (format!("Error: {why}"), true),
+        };
+        let output = clip(&output, SERVER_TOOL_OUTPUT_TO_MODEL);
+        emitter.emit(RunEventData::ToolCompleted(ToolCompletedEvent {
+            v: EVENT_VERSION,
+            run_id: run_id.clone(),
+            tool_call_id: call.id.clone(),
+            output: output.clone(),
+        }))?;
+        turn.server_tool_calls.push(ServerToolCall {
+            id: call.id.clone(),
+            tool: tool.reference.to_string(),
+            arguments: clip(&call.arguments, SERVER_TOOL_OUTPUT_RECORDED),
+            output: clip(&output, SERVER_TOOL_OUTPUT_RECORDED),
+            is_error,
+            started_at,
+            duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        turn.steps.push(Message::tool_result(call.id.clone(), output));
+    }
+    Ok(None)
 }
 
 /// `text` cut to `max` characters, marked when cut.
@@ -437,10 +587,7 @@ async fn call_server_tool(
     if call.arguments.len() > SERVER_TOOL_ARGUMENTS_MAX {
         return Err(format!("the arguments are longer than {SERVER_TOOL_ARGUMENTS_MAX} bytes"));
     }
-    let arguments: serde_json::Value = match call.arguments.trim() {
-        "" => json!({}),
-        text => serde_json::from_str(text).map_err(|_| "the arguments are not a JSON object".to_owned())?,
-    };
+    let arguments = parse_arguments(&call.arguments).map_err(|_| "the arguments are not a JSON object".to_owned())?;
     if !arguments.is_object() {
         return Err("the arguments are not a JSON object".into());
     }
@@ -676,10 +823,8 @@ async fn record(
             settled.stop_reason = Some(stop_reason);
             RunEventData::Completed(RunCompletedEvent { v, run_id: run_id.clone(), stop_reason, usage })
         }
-        Outcome::Paused { output, steps, usage } => {
+        Outcome::Paused { output, steps, usage, action: required_action } => {
             transcript.extend(steps);
-            let required_action =
-                RequiredAction { kind: RequiredActionType::SubmitToolOutputs, tool_calls: output.tool_calls.clone() };
             settled.status = RunStatus::RequiresAction;
             settled.output = Some(json!(output));
             settled.usage = Some(json!(usage));

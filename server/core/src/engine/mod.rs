@@ -28,8 +28,10 @@ use serde_json::json;
 use self::capacity::{Capacity, Slot, SlotKind};
 use self::events::{LiveRun, Subscription, append_stored};
 use self::run_store::RunStore;
+use self::start::Submission;
 use self::wakeups::Wakeups;
 use crate::cache::Caches;
+use crate::domain::approvals;
 use crate::domain::memory::Memory;
 use crate::domain::memory::context::Remembering;
 use crate::domain::tools::mcp::Mcp;
@@ -43,8 +45,8 @@ use crate::providers::{Endpoint, ProviderError};
 use crate::settings::Settings;
 use crate::store::{decode_json_opt, now, run};
 use crate::types::{
-    EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RunCancelledEvent, RunConfig, RunEventData,
-    RunFailedEvent, RunMode, RunStatus,
+    EVENT_VERSION, FunctionTool, InputMessage, Metadata, RequiredAction, RequiredActionType, RunCancelledEvent,
+    RunConfig, RunEventData, RunFailedEvent, RunMode, RunStatus,
 };
 
 /// What to do when the thread already has an active run.
@@ -136,6 +138,8 @@ struct Known {
     new_thread: bool,
     /// What the smith remembers; read again when absent.
     remembering: Option<Remembering>,
+    /// The run resumes after its approvals were decided: the calls of its last answer run first.
+    approvals_decided: bool,
 }
 
 /// A run's place in this replica's registry, released when its task ends however it ends.
@@ -261,7 +265,12 @@ impl Engine {
             self.inner.runs.insert(run.clone()).await?;
             run
         };
-        self.spawn_task(run.clone(), 1, Known { endpoint: Some(endpoint), new_thread, remembering }, slot);
+        self.spawn_task(
+            run.clone(),
+            1,
+            Known { endpoint: Some(endpoint), new_thread, remembering, approvals_decided: false },
+            slot,
+        );
         Ok(run)
     }
 
@@ -387,50 +396,67 @@ impl Engine {
         }
     }
 
-    /// Answers the tool calls a paused run waits for, and resumes it.
-    async fn submit(&self, current: &run::Model, outputs: Vec<ToolOutput>) -> Result<()> {
-        let not_waiting = || Error::conflict("run_not_waiting", "The run is not waiting for tool outputs.");
+    /// Answers what a paused run waits for; resumes it once nothing is left to answer. True
+    /// while approvals of its pause are still undecided.
+    async fn submit(&self, current: &run::Model, submission: Submission) -> Result<bool> {
+        let not_waiting =
+            || Error::conflict("run_not_waiting", "The run is not waiting for tool outputs or approvals.");
         if current.status != RunStatus::RequiresAction {
+            // A decision on an approval the run no longer waits on says why.
+            if let Submission::Approvals(decisions) = &submission {
+                approvals::check_decidable(&self.inner.db, current, decisions).await?;
+            }
             return Err(not_waiting());
         }
-        let slot = self.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)?;
         let action: RequiredAction = decode_json_opt(&current.id, "required_action", current.required_action.as_ref())?
             .ok_or_else(|| Error::internal("A paused run has no required action."))?;
-        let mut answered = std::collections::HashSet::new();
-        for output in &outputs {
-            if !action.tool_calls.iter().any(|call| call.id == output.tool_call_id) {
-                return Err(Error::bad_request(
-                    "unknown_tool_call",
-                    format!("The run did not ask for tool call '{}'.", output.tool_call_id),
-                )
-                .with_param("tool_outputs"));
+        // Taken first: a submit refused for capacity decides nothing.
+        let slot = self.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)?;
+        match (action.kind, submission) {
+            (RequiredActionType::SubmitToolOutputs, Submission::ToolOutputs(outputs)) => {
+                let transcript = answered_transcript(current, &action, &outputs)?;
+                if !self.reopen(current, Some(transcript), Known::default(), slot).await? {
+                    // Another submit or a cancel got there first.
+                    return Err(not_waiting());
+                }
+                Ok(false)
             }
-            if !answered.insert(output.tool_call_id.as_str()) {
-                return Err(Error::bad_request(
-                    "duplicate_tool_output",
-                    format!("Tool call '{}' is answered twice.", output.tool_call_id),
-                )
-                .with_param("tool_outputs"));
+            (RequiredActionType::SubmitApprovals, Submission::Approvals(decisions)) => {
+                if approvals::decide(&self.inner.db, current, &decisions).await? > 0 {
+                    return Ok(true);
+                }
+                // Whichever decision came last resumes the run; a concurrent one that also saw
+                // none pending finds it resumed, which is what it asked for.
+                let known = Known { approvals_decided: true, ..Known::default() };
+                self.reopen(current, None, known, slot).await?;
+                Ok(false)
             }
-        }
-        if let Some(missing) = action.tool_calls.iter().find(|call| !answered.contains(call.id.as_str())) {
-            return Err(Error::bad_request(
-                "tool_outputs_incomplete",
-                format!("Tool call '{}' has no output.", missing.id),
+            (RequiredActionType::SubmitApprovals, Submission::ToolOutputs(_)) => Err(Error::bad_request(
+                "approvals_required",
+                "The run waits for decisions on its approvals (they come before any client tool outputs); submit `approvals`.",
             )
-            .with_param("tool_outputs"));
+            .with_param("approvals")),
+            (RequiredActionType::SubmitToolOutputs, Submission::Approvals(_)) => Err(Error::bad_request(
+                "tool_outputs_required",
+                "The run waits for client tool outputs, not approvals; submit `tool_outputs`.",
+            )
+            .with_param("tool_outputs")),
         }
-        let mut transcript: Vec<crate::providers::Message> =
-            crate::store::decode_json(&current.id, "transcript", &current.transcript)?;
-        // Answers go in the order the model made the calls, whatever order they came in.
-        for call in &action.tool_calls {
-            let output = outputs.iter().find(|output| output.tool_call_id == call.id).expect("checked above");
-            transcript.push(crate::providers::Message::tool_result(&call.id, &output.output));
-        }
+    }
+
+    /// Sets a paused run running again (with `transcript` when the pause added to it) and
+    /// executes it; false when it was no longer paused (another submit or a cancel won).
+    async fn reopen(
+        &self,
+        current: &run::Model,
+        transcript: Option<Vec<crate::providers::Message>>,
+        known: Known,
+        slot: Slot,
+    ) -> Result<bool> {
         let resumed = run::Model {
             status: RunStatus::Running,
             required_action: None,
-            transcript: json!(transcript),
+            transcript: transcript.map_or_else(|| current.transcript.clone(), |transcript| json!(transcript)),
             lease_owner: Some(self.inner.instance.clone()),
             lease_until: Some(self.lease_until()),
             cancel_requested: false,
@@ -447,13 +473,35 @@ impl Engine {
             .col_expr(run::Column::UpdatedAt, Expr::value(resumed.updated_at))
             .filter(run::Column::Id.eq(current.id.as_str()))
             .filter(run::Column::Status.eq(RunStatus::RequiresAction.as_str()))
+            .filter(run::Column::LastSeq.eq(current.last_seq))
             .exec(&self.inner.db)
             .await?;
         if written.rows_affected == 0 {
-            // Another submit or a cancel got there first.
-            return Err(not_waiting());
+            return Ok(false);
         }
-        self.spawn_task(resumed, current.last_seq + 1, Known::default(), slot);
+        self.spawn_task(resumed, current.last_seq + 1, known, slot);
+        Ok(true)
+    }
+
+    /// Expires the approvals whose time is up and resumes the runs left with none pending
+    /// (an expired approval reads as a rejection). Every replica sweeps; each approval expires
+    /// once and each run resumes once, by conditional updates.
+    pub async fn expire_approvals(&self) -> Result<()> {
+        for run_id in approvals::expire_due(&self.inner.db).await? {
+            let current = self.reload(&run_id).await?;
+            if current.status != RunStatus::RequiresAction
+                || approvals::pending_count(&self.inner.db, &run_id).await? > 0
+            {
+                continue;
+            }
+            let action: Option<RequiredAction> =
+                decode_json_opt(&current.id, "required_action", current.required_action.as_ref())?;
+            if action.is_some_and(|action| action.kind == RequiredActionType::SubmitApprovals) {
+                let slot = self.inner.capacity.take(&current.project_id, SlotKind::ActiveRun);
+                let known = Known { approvals_decided: true, ..Known::default() };
+                self.reopen(&current, None, known, slot).await?;
+            }
+        }
         Ok(())
     }
 
@@ -539,7 +587,7 @@ impl Engine {
                 self.thread_released(&run.smith_id, &run.thread_id);
             }
         }
-        Ok(())
+        self.expire_approvals().await
     }
 
     /// True when this call failed the run (and so released its thread).
@@ -601,6 +649,7 @@ impl Engine {
         if cancelled.rows_affected == 0 {
             return Ok(false);
         }
+        approvals::expire_for_run(&txn, &current.id).await?;
         let event = RunEventData::Cancelled(RunCancelledEvent { v: EVENT_VERSION, run_id: current.id.clone() });
         let seq = append_stored(&txn, &current.id, current.last_seq, &event).await?;
         run::Entity::update_many()
@@ -664,4 +713,45 @@ impl Engine {
     pub fn caches(&self) -> &Arc<Caches> {
         &self.inner.caches
     }
+}
+
+/// The transcript of a run paused for client tools, with their outputs answered: every call
+/// the run asked for, once, in the order the model made them.
+fn answered_transcript(
+    current: &run::Model,
+    action: &RequiredAction,
+    outputs: &[ToolOutput],
+) -> Result<Vec<crate::providers::Message>> {
+    let mut answered = std::collections::HashSet::new();
+    for output in outputs {
+        if !action.tool_calls.iter().any(|call| call.id == output.tool_call_id) {
+            return Err(Error::bad_request(
+                "unknown_tool_call",
+                format!("The run did not ask for tool call '{}'.", output.tool_call_id),
+            )
+            .with_param("tool_outputs"));
+        }
+        if !answered.insert(output.tool_call_id.as_str()) {
+            return Err(Error::bad_request(
+                "duplicate_tool_output",
+                format!("Tool call '{}' is answered twice.", output.tool_call_id),
+            )
+            .with_param("tool_outputs"));
+        }
+    }
+    if let Some(missing) = action.tool_calls.iter().find(|call| !answered.contains(call.id.as_str())) {
+        return Err(Error::bad_request(
+            "tool_outputs_incomplete",
+            format!("Tool call '{}' has no output.", missing.id),
+        )
+        .with_param("tool_outputs"));
+    }
+    let mut transcript: Vec<crate::providers::Message> =
+        crate::store::decode_json(&current.id, "transcript", &current.transcript)?;
+    // Answers go in the order the model made the calls, whatever order they came in.
+    for call in &action.tool_calls {
+        let output = outputs.iter().find(|output| output.tool_call_id == call.id).expect("checked above");
+        transcript.push(crate::providers::Message::tool_result(&call.id, &output.output));
+    }
+    Ok(transcript)
 }

@@ -78,6 +78,20 @@ pub struct Started {
     pub events: Option<Subscription>,
 }
 
+/// What `/submit` answers a paused run with.
+pub enum Submission {
+    ToolOutputs(Vec<ToolOutput>),
+    Approvals(Vec<crate::domain::approvals::Decision>),
+}
+
+/// How a submit left the run.
+pub struct Resumed {
+    /// With `stream`: the run's events after the pause.
+    pub events: Option<Subscription>,
+    /// Approvals of the pause are still undecided: the run keeps waiting.
+    pub still_waiting: bool,
+}
+
 /// A caller-chosen thread id: 1 to 128 characters, none of them control characters.
 pub fn validate_thread_id(param: &str, thread_id: &str) -> Result<()> {
     if thread_id.is_empty() || thread_id.len() > 128 || thread_id.chars().any(char::is_control) {
@@ -112,6 +126,7 @@ impl Engine {
                 tool_choice: turn.sampling.tool_choice,
                 mode: turn.mode,
                 store: turn.store,
+                tool_approvals: effective.tool_approvals.clone(),
             },
             client_tools: turn.client_tools,
             metadata: turn.metadata,
@@ -139,6 +154,7 @@ impl Engine {
         config.model = turn::model(&smith.effective, Some(config.model))?;
         // The smith's server-side tools as they are now: one removed since does not run again.
         config.tools.clone_from(&smith.effective.tools);
+        config.tool_approvals.clone_from(&smith.effective.tool_approvals);
         let client_tools: Vec<FunctionTool> = decode_json(&original.id, "client_tools", &original.client_tools)?;
         check_tool_names(&smith.effective.resolved_tools, &client_tools)?;
         let spec = RunSpec {
@@ -156,20 +172,17 @@ impl Engine {
         self.launch(spec, stream).await
     }
 
-    /// Resumes a run paused for client tools with their outputs; with `stream`, hands back
-    /// its events after the pause.
-    pub async fn resume(
-        &self,
-        current: &run::Model,
-        outputs: Vec<ToolOutput>,
-        stream: bool,
-    ) -> Result<Option<Subscription>> {
+    /// Answers what a paused run waits for (client tool outputs, or decisions on approvals)
+    /// and resumes it once nothing is left to decide; with `stream`, hands back its events
+    /// after the pause (which start once the last approval is decided).
+    pub async fn resume(&self, current: &run::Model, submission: Submission, stream: bool) -> Result<Resumed> {
         let slot = stream.then(|| self.stream_slot(&current.project_id)).transpose()?;
-        self.submit(current, outputs).await?;
-        match slot {
-            Some(slot) => Ok(Some(self.follow_holding(&current.id, current.last_seq, slot).await?)),
-            None => Ok(None),
-        }
+        let still_waiting = self.submit(current, submission).await?;
+        let events = match slot {
+            Some(slot) => Some(self.follow_holding(&current.id, current.last_seq, slot).await?),
+            None => None,
+        };
+        Ok(Resumed { events, still_waiting })
     }
 
     /// The run's events after `after`, as one of its project's open streams.

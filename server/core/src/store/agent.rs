@@ -19,6 +19,8 @@ pub struct Model {
     pub allowed_models: Option<Json>,
     /// A JSON array of the memory blocks the agent declares (`BlockDeclaration`); NULL: none.
     pub memory_blocks: Option<Json>,
+    /// A JSON object of tool references or patterns to `always` or `never`; NULL: none.
+    pub tool_approvals: Option<Json>,
     pub is_default: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -1,6 +1,7 @@
 //! Entities and the queries shared across the domain layer.
 
 pub mod agent;
+pub mod approval;
 pub mod embedding_setting;
 pub mod file;
 pub mod idempotency_key;

@@ -13,6 +13,7 @@ over which era.
 
 import argparse
 import json
+import logging
 import socket
 import sys
 
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--era", choices=["dual", "legacy"], default="dual")
     args = parser.parse_args()
+    logging.getLogger("mcp").setLevel(logging.WARNING)
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app = guarded(mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=security), args.token, args.era)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

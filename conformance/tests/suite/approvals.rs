@@ -89,9 +89,18 @@ async fn approve_reject_and_edit_are_bound_to_the_exact_call_of_a_real_mcp_tool(
     assert_eq!(decided.body["status"], "approved");
     assert!(decided.body["decided_at"].is_string());
 
-    // Rejected, streamed: the model reads why; the server never sees the call.
-    let paused = app.post(&runs, &app.admin_token, forecast("Rome")).await.expect(200);
-    let (apr, _) = only_approval(&paused.body);
+    // Rejected, streamed: the model reads why; the server never sees the call. The pause,
+    // streamed too: `approval.required` carries what `required_action` shows.
+    let mut asking = forecast("Rome");
+    asking["stream"] = json!(true);
+    let asked = app.stream_post(&runs, &app.admin_token, asking).await;
+    let events = asked.events();
+    let required = events.iter().position(|e| *e == "approval.required").expect("approval.required");
+    assert_eq!(events[required + 1..], ["message.completed", "run.requires_action"], "{events:?}");
+    let rid = asked.frames[0].data["run_id"].as_str().unwrap().to_owned();
+    let paused = app.get(&format!("{runs}/{rid}"), &app.admin_token).await.expect(200);
+    let (apr, shown) = only_approval(&paused.body);
+    assert_eq!(asked.frames[required].data["approval"], shown);
     let body =
         json!({"approvals": [{"approval_id": apr, "decision": "reject", "reason": "Not today"}], "stream": true});
     let streamed = app.stream_post(&format!("{runs}/{}/submit", paused.id()), &app.admin_token, body).await;
@@ -196,6 +205,17 @@ async fn decisions_must_name_pending_approvals_of_this_run() {
         .expect_error(409, "approval_expired");
     let by_run = app.get(&format!("/v1/approvals?run_id={}", first.id()), &app.admin_token).await.expect(200);
     assert_eq!(by_run.body["data"][0]["id"], first_apr);
+
+    // Deleting a smith expires what its runs wait on.
+    let doomed = gated_smith(&app, "doomed").await;
+    let paused = app.post(&format!("/v1/smiths/{doomed}/runs"), &app.admin_token, forecast("Lima")).await.expect(200);
+    let (doomed_apr, _) = only_approval(&paused.body);
+    let of_smith = app.get(&format!("/v1/approvals?smith_id={doomed}"), &app.admin_token).await.expect(200);
+    assert_eq!(of_smith.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(of_smith.body["data"][0]["id"], doomed_apr);
+    app.delete(&format!("/v1/smiths/{doomed}"), &app.admin_token).await.expect(200);
+    let expired = app.get(&format!("/v1/approvals/{doomed_apr}"), &app.admin_token).await.expect(200);
+    assert_eq!(expired.body["status"], "expired");
     assert!(server.calls().await.is_empty(), "nothing was approved");
 }
 
@@ -350,6 +370,24 @@ async fn one_answer_asks_for_decisions_first_then_client_outputs_and_partial_dec
     let rid = completion.body["id"].as_str().unwrap().strip_prefix("chatcmpl-").unwrap().to_owned();
     let run = app.get(&format!("{runs}/{rid}"), &app.admin_token).await.expect(200);
     assert_eq!(run.body["status"], "requires_action");
+
+    // Responses, streamed: one completed response whose text says what waits.
+    let stream = app
+        .request(reqwest::Method::POST, "/v1/responses")
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"model": "gpt-4o", "user": "packer", "input": "Pack", "stream": true, "tools": [
+            {"type": "function", "name": "pack_bag", "parameters": {"type": "object"}}]}))
+        .send()
+        .await
+        .unwrap();
+    let frames = crate::harness::parse_frames(&stream.text().await.unwrap());
+    let last = frames.last().unwrap();
+    assert_eq!(last.event, "response.completed", "{frames:#?}");
+    let text = last.data["response"]["output"][0]["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("Waiting for approval: mcp/weather/forecast (approval apr_"), "{text}");
+    for frame in &frames {
+        crate::spec::assert_matches_schema("ResponseStreamEvent", &frame.data);
+    }
 }
 
 fn client_tool_chat() -> Value {

@@ -111,3 +111,38 @@ async fn a_run_queued_on_one_replica_starts_as_soon_as_the_other_releases_its_th
     let waited = answered.saturating_duration_since(released);
     assert!(waited < AT_ONCE, "the queued run started {waited:?} after the thread was released");
 }
+
+/// Both replicas sweep expired approvals at the same moment: the approval expires once and
+/// its run resumes once (docs/approvals.md).
+#[tokio::test]
+async fn an_expired_approval_resumes_its_run_once_whichever_replicas_sweep() {
+    let mut settings = ingram_core::settings::Settings::for_tests();
+    settings.approval_ttl = Duration::ZERO;
+    let Some((a, b)) = two_replicas(settings).await else { return };
+    let body = json!({"external_id": "swept", "tools": ["hosted/calculator"], "tool_approvals": {"*": "always"}});
+    let sid = a.post("/v1/smiths", &a.admin_token, body).await.expect(201).id();
+    let runs = format!("/v1/smiths/{sid}/runs");
+    let ask = json!({"input": [{"role": "user", "content": "/tool hosted__calculator {\"expression\": \"1+1\"}"}]});
+    let paused = a.post(&runs, &a.admin_token, ask).await.expect(200);
+    assert_eq!(paused.body["status"], "requires_action");
+    use sea_orm::EntityTrait;
+    let run_id: ingram_core::ids::RunId = paused.id().into();
+    let row = ingram_core::store::run::Entity::find_by_id(&run_id).one(&a.state.db).await.unwrap().unwrap();
+    let (swept_a, swept_b) = tokio::join!(a.state.engine.expire_approvals(), b.state.engine.expire_approvals());
+    swept_a.unwrap();
+    swept_b.unwrap();
+    // The events after the pause, once the run settled (on whichever replica resumed it).
+    let after_pause = a
+        .request(Method::GET, &format!("{runs}/{}/events", paused.id()))
+        .bearer_auth(&a.admin_token)
+        .header("Last-Event-ID", row.last_seq.to_string());
+    let text = after_pause.send().await.unwrap().text().await.unwrap();
+    let kinds: Vec<String> = parse_frames(&text).into_iter().map(|frame| frame.event).collect();
+    let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+    assert_eq!((count("tool.completed"), count("run.completed")), (1, 1), "{kinds:?}");
+    let run = a.get(&format!("{runs}/{}", paused.id()), &a.admin_token).await.expect(200);
+    assert_eq!(
+        run.body["output"]["content"],
+        "The tool hosted__calculator returned: Error: not run: nobody approved this call in time"
+    );
+}

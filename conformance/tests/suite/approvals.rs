@@ -213,6 +213,9 @@ async fn decisions_must_name_pending_approvals_of_this_run() {
     let of_smith = app.get(&format!("/v1/approvals?smith_id={doomed}"), &app.admin_token).await.expect(200);
     assert_eq!(of_smith.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(of_smith.body["data"][0]["id"], doomed_apr);
+    // Another smith's approval is not found through this smith's run, whoever names it.
+    let probe = submit(json!([{"approval_id": doomed_apr, "decision": "approve"}]));
+    app.post(&format!("{runs}/{}/submit", first.id()), &own_token, probe).await.expect_error(404, "approval_not_found");
     app.delete(&format!("/v1/smiths/{doomed}"), &app.admin_token).await.expect(200);
     let expired = app.get(&format!("/v1/approvals/{doomed_apr}"), &app.admin_token).await.expect(200);
     assert_eq!(expired.body["status"], "expired");
@@ -392,4 +395,72 @@ async fn one_answer_asks_for_decisions_first_then_client_outputs_and_partial_dec
 
 fn client_tool_chat() -> Value {
     json!({"type": "function", "function": {"name": "pack_bag", "parameters": {"type": "object"}}})
+}
+
+/// OpenAI calling the gated forecast twice in one run with the same call id: first for Paris,
+/// then (after that result) for Oslo; then answering.
+struct SameIdTwice;
+
+impl Respond for SameIdTwice {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let body = String::from_utf8_lossy(&request.body);
+        let results = body.matches("\"role\":\"tool\"").count();
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        let call = |city: &str| {
+            let arguments = format!("{{\"city\":\"{city}\"}}");
+            json!([{"index": 0, "id": "call_same", "type": "function",
+                    "function": {"name": "mcp__weather__forecast", "arguments": arguments}}])
+        };
+        let chunks = match results {
+            0 => vec![
+                chunk(json!({"role": "assistant", "tool_calls": call("Paris")}), Value::Null),
+                chunk(json!({}), json!("tool_calls")),
+            ],
+            1 => vec![
+                chunk(json!({"role": "assistant", "tool_calls": call("Oslo")}), Value::Null),
+                chunk(json!({}), json!("tool_calls")),
+            ],
+            _ => vec![
+                chunk(json!({"role": "assistant", "content": "Done."}), Value::Null),
+                chunk(json!({}), json!("stop")),
+            ],
+        };
+        let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
+        ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
+    }
+}
+
+#[tokio::test]
+async fn an_earlier_pauses_approval_never_applies_to_a_later_call_with_the_same_id() {
+    let server = PythonMcp::start(Era::Both).await;
+    let mock = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(SameIdTwice).mount(&mock).await;
+    let app = TestApp::start().await;
+    let key = json!({"api_key": "sk-test-1234", "base_url": format!("{}/v1", mock.uri())});
+    app.call("PUT", "/v1/tenant/model_keys/openai", Some(&app.admin_token), Some(key)).await.expect(200);
+    register(&app, "weather", &server).await;
+    let body = json!({"external_id": "twice", "model": "gpt-4o", "tools": ["mcp/weather/forecast"],
+                      "tool_approvals": {"mcp/*": "always"}});
+    let sid = app.post("/v1/smiths", &app.admin_token, body).await.expect(201).id();
+    let runs = format!("/v1/smiths/{sid}/runs");
+    let paused = app.post(&runs, &app.admin_token, say("Weather?")).await.expect(200);
+    let (first, shown) = only_approval(&paused.body);
+    assert_eq!(shown["arguments"], json!({"city": "Paris"}));
+    let submit_path = format!("{runs}/{}/submit", paused.id());
+    let approve = submit(json!([{"approval_id": first, "decision": "approve"}]));
+    let again = app.post(&submit_path, &app.admin_token, approve).await.expect(200);
+    // The same call id again, for Oslo: a new approval, and only its decision counts.
+    let (second, shown) = only_approval(&again.body);
+    assert_ne!(second, first);
+    assert_eq!(shown["arguments"], json!({"city": "Oslo"}));
+    let reject = submit(json!([{"approval_id": second, "decision": "reject"}]));
+    let done = app.post(&submit_path, &app.admin_token, reject).await.expect(200);
+    assert_eq!(done.body["status"], "completed", "{:#}", done.body);
+    assert_eq!(done.body["output"]["content"], "Done.");
+    let calls = server.calls().await;
+    assert_eq!(calls.len(), 1, "the rejected Oslo call never ran: {calls:#?}");
+    assert_eq!(calls[0]["arguments"], json!({"city": "Paris"}));
 }

@@ -262,17 +262,23 @@ async fn work(
         let client_calls = earlier.tool_calls;
         let server_calls: Vec<ToolCall> =
             asked.into_iter().filter(|call| client_calls.iter().all(|client| client.id != call.id)).collect();
-        let decisions = approvals::of_run(db, run_id).await?;
+        let decisions = approvals::of_latest_pause(db, run_id).await?;
         let calls = ServerCalls { tools: &server_tools, calls: &server_calls, decisions: &decisions };
         if let Some(cancelled) = run_server_calls(engine, current, emitter, cancel, calls, &mut turn).await? {
             return Ok(cancelled);
         }
+        if !client_calls.is_empty() && config.mode.pauses_for_tools() {
+            emit_completed(emitter, run_id, &turn.content, &client_calls)?;
+            return Ok(turn.ended_on_client_calls(client_calls, usage, true));
+        }
+        // On the OpenAI surfaces the client's answer ended at the pause, and nobody will answer
+        // its calls: the model reads that, and the thread's history stays whole.
+        for call in &client_calls {
+            let unanswered = "Error: not run: the client was not asked (the answer waited for approval)";
+            turn.steps.push(Message::tool_result(call.id.clone(), unanswered));
+        }
         request.messages.extend(turn.steps.iter().cloned());
         request.tool_choice = ToolChoice::Auto;
-        if !client_calls.is_empty() {
-            emit_completed(emitter, run_id, &turn.content, &client_calls)?;
-            return Ok(turn.ended_on_client_calls(client_calls, usage, config.mode.pauses_for_tools()));
-        }
     }
     for round in 0..=TOOL_ROUNDS_MAX {
         let Some(mut stream) = open_with_retries(engine, &model, &endpoint, &request, cancel).await? else {
@@ -435,8 +441,10 @@ fn emit_completed(emitter: &mut Emitter, run_id: &RunId, content: &str, client_c
 /// The calls of one answer its config gates. A call whose arguments are not a JSON object
 /// of a bounded size is not gated: it cannot run, and answers its error without asking.
 fn gated_calls(config: &RunConfig, tools: &[tools::resolve::ServerTool], calls: &[ToolCall]) -> Vec<approvals::Gated> {
+    // Calls past the per-answer cap never run, so nobody is asked about them.
     calls
         .iter()
+        .take(SERVER_CALLS_PER_ROUND_MAX)
         .filter_map(|call| {
             let tool = tools.iter().find(|tool| tool.name == call.name)?;
             let runnable = call.arguments.len() <= SERVER_TOOL_ARGUMENTS_MAX
@@ -519,12 +527,16 @@ async fn run_server_calls(
             turn.steps.push(Message::tool_result(asked.id.clone(), "Error: the tool is no longer available"));
             continue;
         };
-        let decision = round.decisions.iter().find(|approval| approval.tool_call_id == asked.id);
+        let reference = tool.reference.to_string();
+        let (decision, refused) =
+            match approvals::decision_for(round.decisions, &asked.id, &reference, &asked.arguments) {
+                Ok(decision) => (decision, decision.and_then(approvals::refusal)),
+                Err(mismatch) => (None, Some(mismatch)),
+            };
         let call = match decision.and_then(|approval| approval.decided_arguments.clone()) {
             Some(edited) => ToolCall { arguments: edited, ..asked.clone() },
             None => asked.clone(),
         };
-        let refused = decision.and_then(approvals::refusal);
         let started_at = now();
         let clock = std::time::Instant::now();
         let called = if let Some(refusal) = refused {

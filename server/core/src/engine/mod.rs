@@ -410,11 +410,10 @@ impl Engine {
         }
         let action: RequiredAction = decode_json_opt(&current.id, "required_action", current.required_action.as_ref())?
             .ok_or_else(|| Error::internal("A paused run has no required action."))?;
-        // Taken first: a submit refused for capacity decides nothing.
-        let slot = self.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)?;
         match (action.kind, submission) {
             (RequiredActionType::SubmitToolOutputs, Submission::ToolOutputs(outputs)) => {
                 let transcript = answered_transcript(current, &action, &outputs)?;
+                let slot = self.inner.capacity.acquire(&current.project_id, SlotKind::ActiveRun)?;
                 if !self.reopen(current, Some(transcript), Known::default(), slot).await? {
                     // Another submit or a cancel got there first.
                     return Err(not_waiting());
@@ -425,8 +424,9 @@ impl Engine {
                 if approvals::decide(&self.inner.db, current, &decisions).await? > 0 {
                     return Ok(true);
                 }
-                // Whichever decision came last resumes the run; a concurrent one that also saw
-                // none pending finds it resumed, which is what it asked for.
+                // The decisions are made: the run resumes whatever this replica's load (the
+                // sweeper finds it otherwise). Whichever decision came last resumes it.
+                let slot = self.inner.capacity.take(&current.project_id, SlotKind::ActiveRun);
                 let known = Known { approvals_decided: true, ..Known::default() };
                 self.reopen(current, None, known, slot).await?;
                 Ok(false)
@@ -487,20 +487,30 @@ impl Engine {
     /// (an expired approval reads as a rejection). Every replica sweeps; each approval expires
     /// once and each run resumes once, by conditional updates.
     pub async fn expire_approvals(&self) -> Result<()> {
-        for run_id in approvals::expire_due(&self.inner.db).await? {
-            let current = self.reload(&run_id).await?;
-            if current.status != RunStatus::RequiresAction
-                || approvals::pending_count(&self.inner.db, &run_id).await? > 0
-            {
-                continue;
+        let mut runs = approvals::expire_due(&self.inner.db).await?;
+        runs.extend(approvals::recently_settled_runs(&self.inner.db).await?);
+        runs.sort();
+        runs.dedup();
+        for run_id in runs {
+            if let Err(err) = self.resume_if_decided(&run_id).await {
+                tracing::warn!(%run_id, code = %err.code, "could not resume a run whose approvals are decided");
             }
-            let action: Option<RequiredAction> =
-                decode_json_opt(&current.id, "required_action", current.required_action.as_ref())?;
-            if action.is_some_and(|action| action.kind == RequiredActionType::SubmitApprovals) {
-                let slot = self.inner.capacity.take(&current.project_id, SlotKind::ActiveRun);
-                let known = Known { approvals_decided: true, ..Known::default() };
-                self.reopen(&current, None, known, slot).await?;
-            }
+        }
+        Ok(())
+    }
+
+    /// Resumes a run paused for approvals none of which is pending any more.
+    async fn resume_if_decided(&self, run_id: &RunId) -> Result<()> {
+        let current = self.reload(run_id).await?;
+        if current.status != RunStatus::RequiresAction || approvals::pending_count(&self.inner.db, run_id).await? > 0 {
+            return Ok(());
+        }
+        let action: Option<RequiredAction> =
+            decode_json_opt(&current.id, "required_action", current.required_action.as_ref())?;
+        if action.is_some_and(|action| action.kind == RequiredActionType::SubmitApprovals) {
+            let slot = self.inner.capacity.take(&current.project_id, SlotKind::ActiveRun);
+            let known = Known { approvals_decided: true, ..Known::default() };
+            self.reopen(&current, None, known, slot).await?;
         }
         Ok(())
     }

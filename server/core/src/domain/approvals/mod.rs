@@ -77,7 +77,10 @@ pub async fn create(
     ttl: Duration,
 ) -> Result<Vec<approval::Model>> {
     let created_at = now();
-    let expires_at = created_at + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    let expires_at = chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|ttl| created_at.checked_add_signed(ttl))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     let rows: Vec<approval::Model> = gated
         .into_iter()
         .map(|call| approval::Model {
@@ -142,6 +145,48 @@ pub async fn of_run(db: &impl ConnectionTrait, run_id: &RunId) -> Result<Vec<app
     Ok(rows)
 }
 
+/// The approvals of the run's latest pause (one pause's are made together, at one instant):
+/// the decisions its resumed execution applies. Earlier pauses' never apply to later calls.
+pub async fn of_latest_pause(db: &impl ConnectionTrait, run_id: &RunId) -> Result<Vec<approval::Model>> {
+    let rows = of_run(db, run_id).await?;
+    let latest = rows.iter().map(|row| row.created_at).max();
+    Ok(rows.into_iter().filter(|row| Some(row.created_at) == latest).collect())
+}
+
+/// The decision on the call `tool_call_id` of `tool` with `arguments`, among a pause's
+/// approvals: `Ok(None)` when it was not gated; an error text (for the model) when its
+/// approval does not bind exactly this call, or two calls share its id.
+pub fn decision_for<'a>(
+    pause: &'a [approval::Model],
+    tool_call_id: &str,
+    tool: &str,
+    arguments: &str,
+) -> std::result::Result<Option<&'a approval::Model>, String> {
+    let mut matching = pause.iter().filter(|approval| approval.tool_call_id == tool_call_id);
+    let Some(found) = matching.next() else { return Ok(None) };
+    if matching.next().is_some() {
+        return Err("not run: the model gave two calls the same id, so no approval can name one of them".into());
+    }
+    if found.tool != tool || found.arguments_sha256 != arguments_sha256(arguments) {
+        return Err("not run: its approval was given for another call".into());
+    }
+    Ok(Some(found))
+}
+
+/// Takes the run's row lock (an update that changes nothing), so that deciding and expiring
+/// the approvals of one run happen one after the other on every database; false when the
+/// run is not paused at `last_seq` any more.
+async fn lock_paused_run(db: &impl ConnectionTrait, run_id: &RunId, last_seq: Option<i32>) -> Result<bool> {
+    let mut lock = run::Entity::update_many()
+        .col_expr(run::Column::UpdatedAt, Expr::col(run::Column::UpdatedAt))
+        .filter(run::Column::Id.eq(run_id))
+        .filter(run::Column::Status.eq(crate::types::RunStatus::RequiresAction.as_str()));
+    if let Some(last_seq) = last_seq {
+        lock = lock.filter(run::Column::LastSeq.eq(last_seq));
+    }
+    Ok(lock.exec(db).await?.rows_affected == 1)
+}
+
 /// Applies `decisions` to approvals of `current` (a run waiting for them), all or none;
 /// answers how many of the run's approvals are still pending. Each decision must name a
 /// pending, unexpired approval of this run, once; a decision is applied only to the approval
@@ -165,6 +210,9 @@ pub async fn decide(db: &DatabaseConnection, current: &run::Model, decisions: &[
         validate_decision(decision)?;
     }
     let txn = db.begin().await?;
+    if !lock_paused_run(&txn, &current.id, Some(current.last_seq)).await? {
+        return Err(Error::conflict("run_not_waiting", "The run is not waiting for approvals any more."));
+    }
     let at = now();
     for decision in decisions {
         let found = decidable(&txn, current, &decision.approval_id, at).await?;
@@ -186,10 +234,13 @@ pub async fn decide(db: &DatabaseConnection, current: &run::Model, decisions: &[
             .exec(&txn)
             .await?;
         if updated.rows_affected == 0 {
-            return Err(Error::conflict(
-                "approval_already_decided",
-                format!("Approval '{}' was decided or expired meanwhile.", found.id),
-            ));
+            // Decided or expired meanwhile: say which.
+            return Err(match decidable(&txn, current, &found.id, at).await {
+                Err(why) => why,
+                Ok(_) => {
+                    Error::conflict("approval_already_decided", format!("Approval '{}' changed meanwhile.", found.id))
+                }
+            });
         }
     }
     let pending = pending_count(&txn, &current.id).await?;
@@ -204,8 +255,10 @@ async fn decidable(
     id: &ApprovalId,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<approval::Model> {
+    // Only the run's own smith's: another smith's approval is not found, whoever asks.
     let found = approval::Entity::find_by_id(id)
         .filter(approval::Column::ProjectId.eq(&current.project_id))
+        .filter(approval::Column::SmithId.eq(&current.smith_id))
         .one(db)
         .await?
         .ok_or_else(|| not_found(id))?;
@@ -261,29 +314,60 @@ pub async fn pending_count(db: &impl ConnectionTrait, run_id: &RunId) -> Result<
         .await?)
 }
 
-/// Expires the pending approvals whose time is up; answers the runs that were waiting on them
-/// (each run once, whichever replica expired them: the update is conditional).
-pub async fn expire_due(db: &impl ConnectionTrait) -> Result<Vec<RunId>> {
+/// Expires the pending approvals whose time is up, each run's under its row lock (so a
+/// concurrent decision and this expiry count what is left one after the other), and answers
+/// the runs left with nothing pending by this sweep. An approval expires once whichever
+/// replica sweeps: the update is conditional.
+pub async fn expire_due(db: &DatabaseConnection) -> Result<Vec<RunId>> {
     let at = now();
     let due = approval::Entity::find()
         .filter(approval::Column::Status.eq(ApprovalStatus::Pending.as_str()))
         .filter(approval::Column::ExpiresAt.lte(at))
         .all(db)
         .await?;
-    let mut runs = Vec::new();
-    for row in due {
+    let mut runs: Vec<RunId> = due.into_iter().map(|row| row.run_id).collect();
+    runs.sort();
+    runs.dedup();
+    let mut left_waiting_for_nothing = Vec::new();
+    for run_id in runs {
+        let txn = db.begin().await?;
+        lock_paused_run(&txn, &run_id, None).await?;
         let expired = approval::Entity::update_many()
             .col_expr(approval::Column::Status, Expr::value(ApprovalStatus::Expired.as_str()))
             .col_expr(approval::Column::DecidedAt, Expr::value(Some(at)))
-            .filter(approval::Column::Id.eq(&row.id))
+            .filter(approval::Column::RunId.eq(&run_id))
             .filter(approval::Column::Status.eq(ApprovalStatus::Pending.as_str()))
-            .exec(db)
+            .filter(approval::Column::ExpiresAt.lte(at))
+            .exec(&txn)
             .await?;
-        if expired.rows_affected == 1 && !runs.contains(&row.run_id) {
-            runs.push(row.run_id);
+        let pending = pending_count(&txn, &run_id).await?;
+        txn.commit().await?;
+        if expired.rows_affected > 0 && pending == 0 {
+            left_waiting_for_nothing.push(run_id);
         }
     }
-    Ok(runs)
+    Ok(left_waiting_for_nothing)
+}
+
+/// Runs whose approvals were all decided in the last ten minutes: the sweeper makes sure each
+/// was resumed (one whose resumer died between a decision and the resume would wait forever).
+pub async fn recently_settled_runs(db: &impl ConnectionTrait) -> Result<Vec<RunId>> {
+    let since = now() - chrono::Duration::minutes(10);
+    let decided = approval::Entity::find()
+        .filter(approval::Column::Status.ne(ApprovalStatus::Pending.as_str()))
+        .filter(approval::Column::DecidedAt.gt(since))
+        .all(db)
+        .await?;
+    let mut runs: Vec<RunId> = decided.into_iter().map(|row| row.run_id).collect();
+    runs.sort();
+    runs.dedup();
+    let mut settled = Vec::new();
+    for run_id in runs {
+        if pending_count(db, &run_id).await? == 0 {
+            settled.push(run_id);
+        }
+    }
+    Ok(settled)
 }
 
 /// Expires what `run_id` still waits on (the run was cancelled).

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, Implementation, InitializeRequestParams, JsonObject, ProtocolVersion,
+    CallToolRequestParams, ClientCapabilities, Implementation, InitializeRequestParams, JsonObject,
+    PaginatedRequestParams, ProtocolVersion, Tool,
 };
 use rmcp::service::{ClientInitializeError, RoleClient, RunningService};
 use rmcp::transport::DynamicTransportError;
@@ -32,6 +33,8 @@ const SCHEMA_MAX: usize = 32 * 1024;
 const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 /// Characters of an error's detail kept in what the tenant is shown.
 const DETAIL_MAX: usize = 300;
+/// Pages of `tools/list` read at most.
+const PAGES_MAX: usize = 16;
 
 /// Why a server could not be used, with a stable code (docs/tools.md lists them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +64,10 @@ pub async fn connect(egress: &Egress, url: &str, headers: &[(String, String)]) -
     let headers: HashMap<HeaderName, HeaderValue> = headers
         .iter()
         .filter_map(|(name, value)| {
-            Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
+            let mut value = HeaderValue::from_str(value).ok()?;
+            // Kept out of any Debug output of the transport's config.
+            value.set_sensitive(true);
+            Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value))
         })
         .collect();
     let config = StreamableHttpClientTransportConfig::with_uri(url)
@@ -92,22 +98,20 @@ impl Session {
     /// [`TOOLS_PER_SERVER_MAX`], descriptions clipped, tools with unusable names or oversized
     /// schemas left out.
     pub async fn list_tools(&self) -> Result<Vec<McpTool>, Refusal> {
-        let listed = self.service.list_all_tools().await.map_err(|err| classify_service(&err))?;
-        Ok(listed
-            .into_iter()
-            .filter_map(|tool| {
-                let name = tool.name.to_string();
-                let usable = !name.is_empty() && name.len() <= TOOL_NAME_MAX && !name.chars().any(char::is_control);
-                let input_schema = Value::Object((*tool.input_schema).clone());
-                let fits = serde_json::to_string(&input_schema).is_ok_and(|text| text.len() <= SCHEMA_MAX);
-                (usable && fits).then(|| McpTool {
-                    name,
-                    description: tool.description.map(|text| clip(&text, DESCRIPTION_MAX)).unwrap_or_default(),
-                    input_schema,
-                })
-            })
-            .take(TOOLS_PER_SERVER_MAX)
-            .collect())
+        let mut tools = Vec::new();
+        let mut cursor = None;
+        // Page by page, and no further than what is kept: a server cannot make us read forever.
+        for _ in 0..PAGES_MAX {
+            let params = PaginatedRequestParams::default().with_cursor(cursor);
+            let page = self.service.list_tools(Some(params)).await.map_err(|err| classify_service(&err))?;
+            tools.extend(page.tools.into_iter().filter_map(usable));
+            cursor = page.next_cursor;
+            if cursor.is_none() || tools.len() >= TOOLS_PER_SERVER_MAX {
+                break;
+            }
+        }
+        tools.truncate(TOOLS_PER_SERVER_MAX);
+        Ok(tools)
     }
 
     /// Calls `tool` with `arguments`: its content as text for the model, or an error text the
@@ -132,6 +136,20 @@ impl Session {
         let mut service = self.service;
         let _ = tokio::time::timeout(CLOSE_DEADLINE, service.close()).await;
     }
+}
+
+/// A listed tool as runs offer it: `None` for a name that is empty, too long or holds control
+/// characters, or an argument schema over [`SCHEMA_MAX`]; the description clipped.
+fn usable(tool: Tool) -> Option<McpTool> {
+    let name = tool.name.to_string();
+    let named = !name.is_empty() && name.len() <= TOOL_NAME_MAX && !name.chars().any(char::is_control);
+    let input_schema = Value::Object((*tool.input_schema).clone());
+    let fits = serde_json::to_string(&input_schema).is_ok_and(|text| text.len() <= SCHEMA_MAX);
+    (named && fits).then(|| McpTool {
+        name,
+        description: tool.description.map(|text| clip(&text, DESCRIPTION_MAX)).unwrap_or_default(),
+        input_schema,
+    })
 }
 
 /// What a tool's content blocks say, as text: text blocks as they are, others described.

@@ -14,6 +14,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Que
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::reference::ToolRef;
 use crate::cache::Caches;
 use crate::crypto::SealContext;
 use crate::egress::Egress;
@@ -57,9 +58,18 @@ impl Listing {
         Self { servers }
     }
 
-    fn of(rows: &[mcp_server::Model]) -> Result<Self> {
+    /// The listings of the servers `references` name (only those are decoded).
+    fn of(rows: &[mcp_server::Model], references: &[String]) -> Result<Self> {
+        let named: Vec<String> = references
+            .iter()
+            .filter_map(|text| match ToolRef::parse("tools", text).ok()? {
+                ToolRef::Mcp { server, .. } | ToolRef::McpAll { server } => Some(server),
+                _ => None,
+            })
+            .collect();
         let servers = rows
             .iter()
+            .filter(|row| named.contains(&row.name))
             .map(|row| Ok((row.name.clone(), crate::store::decode_json(&row.name, "tools", &row.tools)?)))
             .collect::<Result<_>>()?;
         Ok(Self { servers })
@@ -83,12 +93,12 @@ pub async fn listing_for(
         return Ok(Listing::default());
     }
     let generation = match caches.mcp_servers().get(project_id) {
-        Ok(rows) => return Listing::of(&rows),
+        Ok(rows) => return Listing::of(&rows, references),
         Err(generation) => generation,
     };
     let rows = Arc::new(servers_of(db, project_id).await?);
     caches.mcp_servers().insert(generation, project_id.clone(), rows.clone());
-    Listing::of(&rows)
+    Listing::of(&rows, references)
 }
 
 async fn servers_of(db: &impl ConnectionTrait, project_id: &ProjectId) -> Result<Vec<mcp_server::Model>> {

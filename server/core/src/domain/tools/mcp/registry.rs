@@ -162,15 +162,16 @@ impl Mcp {
                 .col_expr(mcp_server::Column::Tools, sea_orm::sea_query::Expr::value(serde_json::json!(tools)))
                 .col_expr(mcp_server::Column::ProtocolVersion, sea_orm::sea_query::Expr::value(asked.protocol_version));
         }
+        // Only over the registration that was asked: one replaced meanwhile keeps its own listing.
         let updated = update
             .filter(mcp_server::Column::ProjectId.eq(project_id))
             .filter(mcp_server::Column::Name.eq(name))
+            .filter(mcp_server::Column::UpdatedAt.eq(current.updated_at))
             .exec(&self.db)
             .await?;
-        if updated.rows_affected == 0 {
-            return Err(not_found(name));
+        if updated.rows_affected == 1 {
+            self.changed(project_id).await;
         }
-        self.changed(project_id).await;
         self.get(project_id, name).await
     }
 

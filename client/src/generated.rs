@@ -9178,7 +9178,8 @@ reach a public address unless the operator allows it (INGRAM_EGRESS_ALLOW).*/
             Default::default()
         }
     }
-    ///`run.requires_action`: the run paused for client tool results; answer through `/submit`.
+    /**`run.requires_action`: the run paused for client tool results or for decisions on approvals;
+answer through `/submit`.*/
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RunRequiresActionEvent {
         pub required_action: RequiredAction,

@@ -404,7 +404,8 @@ pub struct ToolCompletedEvent {
     pub output: String,
 }
 
-/// `run.requires_action`: the run paused for client tool results; answer through `/submit`.
+/// `run.requires_action`: the run paused for client tool results or for decisions on approvals;
+/// answer through `/submit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRequiresActionEvent {
     pub v: u8,

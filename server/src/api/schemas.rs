@@ -431,7 +431,8 @@ pub struct ToolCompletedEvent {
     pub output: String,
 }
 
-/// `run.requires_action`: the run paused for client tool results; answer through `/submit`.
+/// `run.requires_action`: the run paused for client tool results or for decisions on approvals;
+/// answer through `/submit`.
 #[derive(Serialize, ToSchema)]
 pub struct RunRequiresActionEvent {
     pub v: u8,

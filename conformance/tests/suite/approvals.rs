@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, openai_turn};
 use crate::mcp::{Era, PythonMcp, register};
 
 fn say(text: &str) -> Value {
@@ -264,27 +264,15 @@ struct TwoForecastsAndAClientCall;
 
 impl Respond for TwoForecastsAndAClientCall {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let body = String::from_utf8_lossy(&request.body);
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        };
-        let chunks = if body.contains("\"role\":\"tool\"") {
-            vec![chunk(json!({"role": "assistant", "content": "Done."}), Value::Null), chunk(json!({}), json!("stop"))]
-        } else {
-            let call = |index: u32, id: &str, name: &str, arguments: &str| json!({"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": arguments}});
-            let calls = json!([
-                call(0, "call_p", "mcp__weather__forecast", "{\"city\":\"Paris\"}"),
-                call(1, "call_o", "mcp__weather__forecast", "{\"city\":\"Oslo\"}"),
-                call(2, "call_c", "pack_bag", "{}"),
-            ]);
-            vec![
-                chunk(json!({"role": "assistant", "tool_calls": calls}), Value::Null),
-                chunk(json!({}), json!("tool_calls")),
-            ]
-        };
-        let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
-        ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
+        if String::from_utf8_lossy(&request.body).contains("\"role\":\"tool\"") {
+            return openai_turn("Done.", &[], 1);
+        }
+        let calls = [
+            ("call_p", "mcp__weather__forecast", "{\"city\":\"Paris\"}"),
+            ("call_o", "mcp__weather__forecast", "{\"city\":\"Oslo\"}"),
+            ("call_c", "pack_bag", "{}"),
+        ];
+        openai_turn("", &calls, 1)
     }
 }
 
@@ -403,33 +391,12 @@ struct SameIdTwice;
 
 impl Respond for SameIdTwice {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let body = String::from_utf8_lossy(&request.body);
-        let results = body.matches("\"role\":\"tool\"").count();
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        };
-        let call = |city: &str| {
-            let arguments = format!("{{\"city\":\"{city}\"}}");
-            json!([{"index": 0, "id": "call_same", "type": "function",
-                    "function": {"name": "mcp__weather__forecast", "arguments": arguments}}])
-        };
-        let chunks = match results {
-            0 => vec![
-                chunk(json!({"role": "assistant", "tool_calls": call("Paris")}), Value::Null),
-                chunk(json!({}), json!("tool_calls")),
-            ],
-            1 => vec![
-                chunk(json!({"role": "assistant", "tool_calls": call("Oslo")}), Value::Null),
-                chunk(json!({}), json!("tool_calls")),
-            ],
-            _ => vec![
-                chunk(json!({"role": "assistant", "content": "Done."}), Value::Null),
-                chunk(json!({}), json!("stop")),
-            ],
-        };
-        let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
-        ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
+        let results = String::from_utf8_lossy(&request.body).matches("\"role\":\"tool\"").count();
+        match results {
+            0 => openai_turn("", &[("call_same", "mcp__weather__forecast", "{\"city\":\"Paris\"}")], 1),
+            1 => openai_turn("", &[("call_same", "mcp__weather__forecast", "{\"city\":\"Oslo\"}")], 1),
+            _ => openai_turn("Done.", &[], 1),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use ingram_core::bootstrap::{self, Chosen};
 use ingram_core::db;
 use ingram_server::AppState;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::spec;
@@ -308,4 +308,32 @@ impl TestApp {
     pub async fn stream_post(&self, path: &str, token: &str, body: Value) -> Streamed {
         self.stream(self.request(Method::POST, path).bearer_auth(token).json(&body)).await
     }
+}
+
+/// An OpenAI stream answering with `calls` (name, arguments) or, when empty, with `text`.
+pub fn openai_turn(text: &str, calls: &[(&str, &str, &str)], prompt_tokens: u32) -> wiremock::ResponseTemplate {
+    let mut chunks = Vec::new();
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": null})
+    };
+    if calls.is_empty() {
+        chunks.push(chunk(json!({"role": "assistant", "content": text}), Value::Null));
+        chunks.push(chunk(json!({}), json!("stop")));
+    } else {
+        let tool_calls: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(index, (id, name, arguments))| {
+                json!({"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+            })
+            .collect();
+        chunks.push(chunk(json!({"role": "assistant", "content": null, "tool_calls": tool_calls}), Value::Null));
+        chunks.push(chunk(json!({}), json!("tool_calls")));
+    }
+    let usage = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+                       "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 3, "total_tokens": prompt_tokens + 3}});
+    chunks.push(usage);
+    let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
+    wiremock::ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
 }

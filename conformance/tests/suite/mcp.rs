@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, openai_turn};
 
 const TOKEN: &str = "mcp-secret-token-1234";
 
@@ -207,26 +207,11 @@ struct OpenAiCallsTheTool;
 
 impl Respond for OpenAiCallsTheTool {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let body = String::from_utf8_lossy(&request.body);
-        let chunk = |delta: Value, finish: Value| {
-            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        };
-        let chunks = if body.contains("\"role\":\"tool\"") {
-            vec![
-                chunk(json!({"role": "assistant", "content": "It will be sunny."}), Value::Null),
-                chunk(json!({}), json!("stop")),
-            ]
+        if String::from_utf8_lossy(&request.body).contains("\"role\":\"tool\"") {
+            openai_turn("It will be sunny.", &[], 1)
         } else {
-            let call = json!([{"index": 0, "id": "call_w", "type": "function",
-                               "function": {"name": "mcp__weather__forecast", "arguments": "{\"city\":\"Oslo\"}"}}]);
-            vec![
-                chunk(json!({"role": "assistant", "tool_calls": call}), Value::Null),
-                chunk(json!({}), json!("tool_calls")),
-            ]
-        };
-        let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
-        ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
+            openai_turn("", &[("call_w", "mcp__weather__forecast", "{\"city\":\"Oslo\"}")], 1)
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, openai_turn};
 
 async fn smith_with_tools(app: &TestApp, external_id: &str, tools: Value, model: Option<&str>) -> String {
     let mut body = json!({"external_id": external_id, "tools": tools});
@@ -129,34 +129,6 @@ async fn memory_tools_act_on_the_runs_own_smith_and_respect_read_only_blocks() {
     let value = blocks.body["data"][0]["value"].as_str().unwrap();
     assert!(value.starts_with("A cellist.\n"), "{value}");
     assert!(value.contains("Lives in Vienna.") && value.contains("Plays Bach."), "{value}");
-}
-
-/// An OpenAI stream answering with `calls` (name, arguments) or, when empty, with `text`.
-fn openai_turn(text: &str, calls: &[(&str, &str, &str)], prompt_tokens: u32) -> ResponseTemplate {
-    let mut chunks = Vec::new();
-    let chunk = |delta: Value, finish: Value| {
-        json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": null})
-    };
-    if calls.is_empty() {
-        chunks.push(chunk(json!({"role": "assistant", "content": text}), Value::Null));
-        chunks.push(chunk(json!({}), json!("stop")));
-    } else {
-        let tool_calls: Vec<Value> = calls
-            .iter()
-            .enumerate()
-            .map(|(index, (id, name, arguments))| {
-                json!({"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
-            })
-            .collect();
-        chunks.push(chunk(json!({"role": "assistant", "content": null, "tool_calls": tool_calls}), Value::Null));
-        chunks.push(chunk(json!({}), json!("tool_calls")));
-    }
-    let usage = json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
-                       "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 3, "total_tokens": prompt_tokens + 3}});
-    chunks.push(usage);
-    let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
-    ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
 }
 
 async fn openai_app(mock: &MockServer) -> TestApp {

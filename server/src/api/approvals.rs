@@ -49,10 +49,9 @@ list_type!(ApprovalList, Approval);
 
 impl From<approval::Model> for Approval {
     fn from(row: approval::Model) -> Self {
-        let json = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
         Self {
-            arguments: json(&row.arguments),
-            decided_arguments: row.decided_arguments.as_deref().map(json),
+            arguments: approvals::arguments_of(&row.arguments),
+            decided_arguments: row.decided_arguments.as_deref().map(approvals::arguments_of),
             id: row.id,
             run_id: row.run_id,
             smith_id: row.smith_id,

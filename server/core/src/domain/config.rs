@@ -93,19 +93,11 @@ pub struct EffectiveConfig {
 }
 
 impl EffectiveConfig {
-    /// The tools a smith's config lists: its own, or else its agent's.
-    pub fn tools(agent: &agent::Model, overrides: &SmithConfig) -> Result<Vec<String>> {
-        match &overrides.tools {
-            Some(tools) => Ok(tools.clone()),
-            None => Ok(AgentDesign::decode(agent)?.tools),
-        }
-    }
-
-    /// `mcp` holds what the project's MCP servers listed, when [`Self::tools`] names any.
-    pub fn resolve(agent: &agent::Model, overrides: &SmithConfig, mcp: &Listing) -> Result<Self> {
-        let design = AgentDesign::decode(agent)?;
+    /// `design` is `agent`'s, decoded; `mcp` holds what the project's MCP servers listed, when
+    /// the tools in force name any.
+    pub fn resolve(agent: &agent::Model, design: AgentDesign, overrides: &SmithConfig, mcp: &Listing) -> Self {
         let tools = overrides.tools.clone().unwrap_or(design.tools);
-        Ok(Self {
+        Self {
             instructions: overrides.instructions.clone().or_else(|| agent.instructions.clone()),
             model: overrides.model.clone().unwrap_or_else(|| agent.model.clone()),
             resolved_tools: resolved_names(&tools, mcp),
@@ -113,7 +105,7 @@ impl EffectiveConfig {
             auto_memory: overrides.auto_memory.unwrap_or(agent.auto_memory),
             allowed_models: overrides.allowed_models.clone().or(design.allowed_models),
             tool_approvals: overrides.tool_approvals.clone().or(design.tool_approvals).unwrap_or_default(),
-        })
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use crate::auth::Caller;
 use crate::cache::{Caches, Invalidation, SmithKey};
-use crate::domain::config::{EffectiveConfig, SmithConfig, SmithConfigPatch};
+use crate::domain::config::{AgentDesign, EffectiveConfig, SmithConfig, SmithConfigPatch};
 use crate::domain::tools::mcp;
 use crate::domain::{agents, is_unique_violation, limits};
 use crate::error::{Error, Result};
@@ -71,9 +71,10 @@ impl SmithWithAgent {
         agent: agent::Model,
     ) -> Result<Self> {
         let overrides = SmithConfig::decode(smith.id.as_str(), &smith.overrides)?;
-        let tools = EffectiveConfig::tools(&agent, &overrides)?;
-        let mcp = mcp::listing_for(db, caches, &smith.project_id, &tools).await?;
-        let effective = EffectiveConfig::resolve(&agent, &overrides, &mcp)?;
+        let design = AgentDesign::decode(&agent)?;
+        let tools = overrides.tools.as_deref().unwrap_or(&design.tools);
+        let mcp = mcp::listing_for(db, caches, &smith.project_id, tools).await?;
+        let effective = EffectiveConfig::resolve(&agent, design, &overrides, &mcp);
         let metadata = crate::store::decode_json_opt(&smith.id, "metadata", smith.metadata.as_ref())?;
         Ok(Self { smith, agent, overrides, effective, metadata })
     }

@@ -393,12 +393,17 @@ async fn expire_where(db: &impl ConnectionTrait, condition: Condition) -> Result
     Ok(())
 }
 
+/// Stored arguments as the JSON object they are (they were checked to be one when stored).
+pub fn arguments_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
 /// An approval as a paused run and `approval.required` show it.
 pub fn pending(row: &approval::Model) -> PendingApproval {
     PendingApproval {
         id: row.id.clone(),
         tool: row.tool.clone(),
-        arguments: serde_json::from_str(&row.arguments).unwrap_or(Value::Null),
+        arguments: arguments_of(&row.arguments),
         expires_at: row.expires_at,
     }
 }

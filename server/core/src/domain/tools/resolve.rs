@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::catalog;
-use super::mcp::Listing;
+use super::mcp::{Listing, McpTool};
 use super::reference::{ToolRef, model_name};
 
 /// What executes a resolved tool.
@@ -38,62 +38,78 @@ pub struct ResolvedTool {
 }
 
 /// Every tool `references` resolve to, each once (by the name its model sees), in the order
-/// listed; `mcp/<server>/*` stands for every tool the server listed. References that name
-/// nothing known (or cannot be read, as config written before references existed) are left
-/// out.
-pub fn resolve(references: &[String], mcp: &Listing) -> Vec<ServerTool> {
-    let mut resolved: Vec<ServerTool> = Vec::new();
-    let mut offer = |reference: ToolRef, runner: Runner, description: &str, parameters: &Value| {
+/// listed, with what runs it; `mcp/<server>/*` stands for every tool the server listed.
+/// References that name nothing known (or cannot be read, as config written before references
+/// existed) are left out. No definition is built: an effective config lists names only.
+fn known<'a>(references: &[String], mcp: &'a Listing) -> Vec<(ToolRef, Runner, String, Option<&'a McpTool>)> {
+    let mut known: Vec<(ToolRef, Runner, String, Option<&McpTool>)> = Vec::new();
+    let mut offer = |reference: ToolRef, runner: Runner, listed: Option<&'a McpTool>| {
         let name = model_name(&reference);
-        if resolved.iter().all(|tool| tool.name != name) {
-            let (description, parameters) = (description.to_owned(), parameters.clone());
-            resolved.push(ServerTool { reference, runner, name, description, parameters });
+        if known.iter().all(|(_, _, seen, _)| *seen != name) {
+            known.push((reference, runner, name, listed));
         }
     };
     for text in references {
         let Ok(reference) = ToolRef::parse("tools", text) else { continue };
         match &reference {
-            ToolRef::Hosted(name) => {
-                if let Some(tool) = catalog::find_hosted(name) {
-                    offer(reference.clone(), Runner::Hosted(name.clone()), tool.description, &tool.input_schema);
-                }
+            ToolRef::Hosted(name) if catalog::HOSTED_NAMES.contains(&name.as_str()) => {
+                offer(reference.clone(), Runner::Hosted(name.clone()), None);
             }
-            ToolRef::Memory(name) => {
-                if let Some(tool) = catalog::find_memory(name) {
-                    offer(reference.clone(), Runner::Memory(name.clone()), tool.description, &tool.input_schema);
-                }
+            ToolRef::Memory(name) if catalog::MEMORY_NAMES.contains(&name.as_str()) => {
+                offer(reference.clone(), Runner::Memory(name.clone()), None);
             }
+            ToolRef::Hosted(_) | ToolRef::Memory(_) => {}
             ToolRef::Mcp { server, tool } => {
                 let listed = mcp.tools(server).unwrap_or_default();
                 if let Some(found) = listed.iter().find(|listed| listed.name == *tool) {
-                    let runner = Runner::Mcp { server: server.clone(), tool: tool.clone() };
-                    offer(reference.clone(), runner, &found.description, &found.input_schema);
+                    offer(reference.clone(), Runner::Mcp { server: server.clone(), tool: tool.clone() }, Some(found));
                 }
             }
             ToolRef::McpAll { server } => {
                 for found in mcp.tools(server).unwrap_or_default() {
                     let reference = ToolRef::Mcp { server: server.clone(), tool: found.name.clone() };
                     let runner = Runner::Mcp { server: server.clone(), tool: found.name.clone() };
-                    offer(reference, runner, &found.description, &found.input_schema);
+                    offer(reference, runner, Some(found));
                 }
             }
         }
     }
-    resolved
+    known
+}
+
+/// The server-side tools of `references` a run offers its model, each once.
+pub fn resolve(references: &[String], mcp: &Listing) -> Vec<ServerTool> {
+    known(references, mcp)
+        .into_iter()
+        .filter_map(|(reference, runner, name, listed)| {
+            let (description, parameters) = match (&runner, listed) {
+                (Runner::Mcp { .. }, Some(tool)) => (tool.description.clone(), tool.input_schema.clone()),
+                (Runner::Hosted(tool), _) => {
+                    let definition = catalog::find_hosted(tool)?;
+                    (definition.description.to_owned(), definition.input_schema)
+                }
+                (Runner::Memory(tool), _) => {
+                    let definition = catalog::find_memory(tool)?;
+                    (definition.description.to_owned(), definition.input_schema)
+                }
+                (Runner::Mcp { .. }, None) => return None,
+            };
+            Some(ServerTool { reference, runner, name, description, parameters })
+        })
+        .collect()
 }
 
 /// What [`resolve`] offers, by reference and model-visible name: what the effective config lists.
 pub fn resolved_names(references: &[String], mcp: &Listing) -> Vec<ResolvedTool> {
-    resolve(references, mcp)
+    known(references, mcp)
         .into_iter()
-        .map(|tool| ResolvedTool { reference: tool.reference.to_string(), name: tool.name })
+        .map(|(reference, _, name, _)| ResolvedTool { reference: reference.to_string(), name })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::tools::mcp::McpTool;
 
     #[test]
     fn known_references_resolve_once_and_others_offer_nothing() {

@@ -54,6 +54,7 @@ impl Listing {
     }
 
     /// A listing of these servers' tools.
+    #[cfg(test)]
     pub fn from_servers(servers: Vec<(String, Vec<McpTool>)>) -> Self {
         Self { servers }
     }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use crate::harness::{TestApp, openai_turn};
+use crate::harness::{TestApp, openai_app, openai_turn};
 use crate::mcp::{Era, PythonMcp, register};
 
 fn say(text: &str) -> Value {
@@ -285,9 +285,7 @@ async fn one_answer_asks_for_decisions_first_then_client_outputs_and_partial_dec
         .respond_with(TwoForecastsAndAClientCall)
         .mount(&mock)
         .await;
-    let app = TestApp::start().await;
-    let key = json!({"api_key": "sk-test-1234", "base_url": format!("{}/v1", mock.uri())});
-    app.call("PUT", "/v1/tenant/model_keys/openai", Some(&app.admin_token), Some(key)).await.expect(200);
+    let app = openai_app(&mock).await;
     register(&app, "weather", &server).await;
     let body = json!({"external_id": "packer", "model": "gpt-4o", "tools": ["mcp/weather/forecast"],
                       "tool_approvals": {"*": "always"}});
@@ -405,9 +403,7 @@ async fn an_earlier_pauses_approval_never_applies_to_a_later_call_with_the_same_
     let server = PythonMcp::start(Era::Both).await;
     let mock = MockServer::start().await;
     Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(SameIdTwice).mount(&mock).await;
-    let app = TestApp::start().await;
-    let key = json!({"api_key": "sk-test-1234", "base_url": format!("{}/v1", mock.uri())});
-    app.call("PUT", "/v1/tenant/model_keys/openai", Some(&app.admin_token), Some(key)).await.expect(200);
+    let app = openai_app(&mock).await;
     register(&app, "weather", &server).await;
     let body = json!({"external_id": "twice", "model": "gpt-4o", "tools": ["mcp/weather/forecast"],
                       "tool_approvals": {"mcp/*": "always"}});

@@ -337,3 +337,11 @@ pub fn openai_turn(text: &str, calls: &[(&str, &str, &str)], prompt_tokens: u32)
     let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
     wiremock::ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
 }
+
+/// The server with a project key for OpenAI pointing at `mock`.
+pub async fn openai_app(mock: &wiremock::MockServer) -> TestApp {
+    let app = TestApp::start().await;
+    let key = json!({"api_key": "sk-test-1234", "base_url": format!("{}/v1", mock.uri())});
+    app.call("PUT", "/v1/tenant/model_keys/openai", Some(&app.admin_token), Some(key)).await.expect(200);
+    app
+}

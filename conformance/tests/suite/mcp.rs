@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
-use crate::harness::{TestApp, openai_turn};
+use crate::harness::{TestApp, openai_app, openai_turn};
 
 const TOKEN: &str = "mcp-secret-token-1234";
 
@@ -225,9 +225,7 @@ async fn on_a_wiremocked_openai_the_model_calls_the_mcp_tool_on_both_eras() {
             .respond_with(OpenAiCallsTheTool)
             .mount(&mock)
             .await;
-        let app = TestApp::start().await;
-        let key = json!({"api_key": "sk-test-1234", "base_url": format!("{}/v1", mock.uri())});
-        app.call("PUT", "/v1/tenant/model_keys/openai", Some(&app.admin_token), Some(key)).await.expect(200);
+        let app = openai_app(&mock).await;
         register(&app, "weather", &server).await;
         let body = json!({"external_id": "gpt-traveller", "model": "gpt-4o", "tools": ["mcp/weather/forecast"]});
         let sid = app.post("/v1/smiths", &app.admin_token, body).await.expect(201).id();

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer};
 
-use crate::harness::{TestApp, openai_turn};
+use crate::harness::{TestApp, openai_app, openai_turn};
 
 async fn smith_with_tools(app: &TestApp, external_id: &str, tools: Value, model: Option<&str>) -> String {
     let mut body = json!({"external_id": external_id, "tools": tools});
@@ -129,13 +129,6 @@ async fn memory_tools_act_on_the_runs_own_smith_and_respect_read_only_blocks() {
     let value = blocks.body["data"][0]["value"].as_str().unwrap();
     assert!(value.starts_with("A cellist.\n"), "{value}");
     assert!(value.contains("Lives in Vienna.") && value.contains("Plays Bach."), "{value}");
-}
-
-async fn openai_app(mock: &MockServer) -> TestApp {
-    let app = TestApp::start().await;
-    let key = json!({"api_key": "sk-test-1234", "base_url": format!("{}/v1", mock.uri())});
-    app.call("PUT", "/v1/tenant/model_keys/openai", Some(&app.admin_token), Some(key)).await.expect(200);
-    app
 }
 
 #[tokio::test]
